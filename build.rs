@@ -1,0 +1,226 @@
+//! Bakes the seller's product identity into the binary at compile time and refuses to build a bad one.
+//!
+//! Inputs (build-time environment only; nothing here can be changed after the build):
+//! - `MPGATE_PRODUCT_CODE`: the listing's product code (1–255 chars, `^[-a-zA-Z0-9/=:_.@]*$`).
+//! - `MPGATE_PRICING_MODEL`: `hourly` or `monthly` (both RegisterUsage).
+//! - `MPGATE_PRODUCT_TIER`: tier reported for `MPGATE_PRODUCT_CODE` (default `paid`).
+//! - `MPGATE_PUBLIC_KEYS`: comma-separated `[CODE#]VERSION=PATH` entries; PEM RSA public keys issued by
+//!   AWS Marketplace, one per key version (several for rotation). Without `CODE#` the key belongs to
+//!   `MPGATE_PRODUCT_CODE`. Relative paths are resolved against this crate's directory.
+//! - `MPGATE_TRUSTED_PRODUCT_CODES`: optional comma-separated `CODE=TIER` entries a run-time choice may pick.
+//!
+//! With no `MPGATE_PRODUCT_CODE` the build succeeds but bakes no identity: such a binary refuses every
+//! start (exit 83), so a forgotten build argument can never yield an admitting gate.
+//! The `insecure-test-endpoints` feature additionally requires `MPGATE_INSECURE_TEST_BUILD` to be set to
+//! the phrase below, so `cargo build --all-features` cannot produce the test flavour by accident.
+
+use rsa::pkcs1::DecodeRsaPublicKey;
+use rsa::pkcs8::{DecodePublicKey, EncodePublicKey};
+use rsa::traits::PublicKeyParts;
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+const TEST_BUILD_PHRASE: &str = "i-understand-this-binary-trusts-a-public-test-key";
+const VARS: &[&str] = &[
+    "MPGATE_PRODUCT_CODE",
+    "MPGATE_PRICING_MODEL",
+    "MPGATE_PRODUCT_TIER",
+    "MPGATE_PUBLIC_KEYS",
+    "MPGATE_TRUSTED_PRODUCT_CODES",
+    "MPGATE_INSECURE_TEST_BUILD",
+];
+
+struct Key {
+    version: u32,
+    der: Vec<u8>,
+    bits: usize,
+}
+
+struct Product {
+    code: String,
+    tier: String,
+    keys: Vec<Key>,
+}
+
+fn main() {
+    for var in VARS {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let test_flavour = std::env::var_os("CARGO_FEATURE_INSECURE_TEST_ENDPOINTS").is_some();
+    if test_flavour && std::env::var("MPGATE_INSECURE_TEST_BUILD").as_deref() != Ok(TEST_BUILD_PHRASE) {
+        fail(&format!(
+            "feature insecure-test-endpoints builds a gate that trusts a public test key and honours \
+             AWS_ENDPOINT_URL; set MPGATE_INSECURE_TEST_BUILD={TEST_BUILD_PHRASE} if that is really what you want \
+             (never ship it)"
+        ));
+    }
+    let code = var("MPGATE_PRODUCT_CODE");
+    let out = match code {
+        None => {
+            for v in ["MPGATE_PRICING_MODEL", "MPGATE_PUBLIC_KEYS", "MPGATE_TRUSTED_PRODUCT_CODES"] {
+                if var(v).is_some() {
+                    fail(&format!("{v} is set but MPGATE_PRODUCT_CODE is not: set the product code too"));
+                }
+            }
+            "pub(crate) const BAKED: Option<Baked> = None;\n".to_string()
+        }
+        Some(code) => render(&bake(&code, &manifest_dir)),
+    };
+    let mut generated = out;
+    if test_flavour {
+        let pem = read(&manifest_dir.join("testdata/keys/emulator.pub.pem"), "the emulator test key");
+        let key = parse_key("the emulator test key", &pem);
+        println!("cargo:rerun-if-changed=testdata/keys/emulator.pub.pem");
+        let _ = writeln!(generated, "pub(crate) const TEST_KEY_DER: &[u8] = &{:?};", key.der);
+    }
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default());
+    if let Err(e) = std::fs::write(out_dir.join("baked_identity.rs"), generated) {
+        fail(&format!("cannot write the generated identity: {e}"));
+    }
+}
+
+fn bake(code: &str, manifest_dir: &Path) -> (String, Vec<Product>) {
+    check_code("MPGATE_PRODUCT_CODE", code);
+    let model = match var("MPGATE_PRICING_MODEL").as_deref() {
+        Some("hourly") => "Hourly",
+        Some("monthly") => "Monthly",
+        Some(m @ ("custom-metering" | "contract")) => fail(&format!(
+            "MPGATE_PRICING_MODEL={m} is not supported by this version of mpgate yet (supported: hourly, monthly)"
+        )),
+        Some(other) => fail(&format!("MPGATE_PRICING_MODEL={other:?} is not one of: hourly, monthly")),
+        None => fail("MPGATE_PRICING_MODEL is required with MPGATE_PRODUCT_CODE: one of hourly, monthly"),
+    };
+    let tier = var("MPGATE_PRODUCT_TIER").unwrap_or_else(|| "paid".to_string());
+    check_tier("MPGATE_PRODUCT_TIER", &tier);
+    let mut products = vec![Product { code: code.to_string(), tier, keys: Vec::new() }];
+    for entry in entries(&var("MPGATE_TRUSTED_PRODUCT_CODES").unwrap_or_default()) {
+        let Some((c, t)) = entry.split_once('=') else {
+            fail(&format!("MPGATE_TRUSTED_PRODUCT_CODES entry {entry:?} is not CODE=TIER"))
+        };
+        check_code("MPGATE_TRUSTED_PRODUCT_CODES", c);
+        check_tier("MPGATE_TRUSTED_PRODUCT_CODES", t);
+        match products.iter().find(|p| p.code == c) {
+            Some(p) if p.tier == t => continue,
+            Some(p) => fail(&format!(
+                "MPGATE_TRUSTED_PRODUCT_CODES gives {c} tier {t:?} but it already has tier {:?}: one code, one tier",
+                p.tier
+            )),
+            None => products.push(Product { code: c.to_string(), tier: t.to_string(), keys: Vec::new() }),
+        }
+    }
+    let Some(keys) = var("MPGATE_PUBLIC_KEYS") else {
+        fail("MPGATE_PUBLIC_KEYS is required: comma-separated [CODE#]VERSION=PATH entries of the PEM public keys AWS Marketplace issued")
+    };
+    for entry in entries(&keys) {
+        let Some((left, path)) = entry.split_once('=') else {
+            fail(&format!("MPGATE_PUBLIC_KEYS entry {entry:?} is not [CODE#]VERSION=PATH"))
+        };
+        let (c, v) = left.split_once('#').unwrap_or((code, left));
+        let version: u32 = match v.parse() {
+            Ok(n) if n >= 1 && n <= i32::MAX as u32 => n,
+            _ => fail(&format!("MPGATE_PUBLIC_KEYS entry {entry:?}: key version {v:?} must be an integer >= 1")),
+        };
+        let Some(product) = products.iter_mut().find(|p| p.code == c) else {
+            fail(&format!(
+                "MPGATE_PUBLIC_KEYS entry {entry:?} names product code {c:?}, which is neither MPGATE_PRODUCT_CODE nor in MPGATE_TRUSTED_PRODUCT_CODES"
+            ))
+        };
+        if product.keys.iter().any(|k| k.version == version) {
+            fail(&format!("MPGATE_PUBLIC_KEYS gives {c} key version {version} twice"));
+        }
+        let path = manifest_dir.join(path);
+        println!("cargo:rerun-if-changed={}", path.display());
+        let what = format!("MPGATE_PUBLIC_KEYS entry {entry:?}");
+        let mut key = parse_key(&what, &read(&path, &what));
+        key.version = version;
+        product.keys.push(key);
+    }
+    for p in &mut products {
+        if p.keys.is_empty() {
+            fail(&format!("MPGATE_PUBLIC_KEYS has no key for product code {}: every baked code needs its AWS-issued key", p.code));
+        }
+        p.keys.sort_by_key(|k| k.version);
+    }
+    (model.to_string(), products)
+}
+
+fn render((model, products): &(String, Vec<Product>)) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "pub(crate) const BAKED: Option<Baked> = Some(Baked {{ pricing_model: PricingModel::{model}, products: &[");
+    for p in products {
+        let _ = writeln!(s, "  BakedProduct {{ code: {:?}, tier: {:?}, keys: &[", p.code, p.tier);
+        for k in &p.keys {
+            let fp = Sha256::digest(&k.der).iter().fold(String::new(), |mut acc, b| {
+                let _ = write!(acc, "{b:02x}");
+                acc
+            });
+            let _ = writeln!(
+                s,
+                "    BakedKey {{ version: {}, bits: {}, sha256: {fp:?}, der: &{:?} }},",
+                k.version, k.bits, k.der
+            );
+        }
+        let _ = writeln!(s, "  ] }},");
+    }
+    let _ = writeln!(s, "] }});");
+    s
+}
+
+fn parse_key(what: &str, pem: &str) -> Key {
+    let key = rsa::RsaPublicKey::from_public_key_pem(pem.trim())
+        .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem.trim()))
+        .unwrap_or_else(|e| fail(&format!("{what}: not a PEM RSA public key (BEGIN PUBLIC KEY or BEGIN RSA PUBLIC KEY): {e}")));
+    let bits = key.size() * 8;
+    if !(1024..=8192).contains(&bits) {
+        fail(&format!("{what}: RSA key of {bits} bits is outside 1024..=8192"));
+    }
+    let der = key
+        .to_public_key_der()
+        .unwrap_or_else(|e| fail(&format!("{what}: cannot re-encode the key: {e}")))
+        .as_bytes()
+        .to_vec();
+    Key { version: 0, der, bits }
+}
+
+fn check_code(var: &str, code: &str) {
+    let ok_chars = code.chars().all(|c| c.is_ascii_alphanumeric() || "-/=:_.@".contains(c));
+    if code.is_empty() || code.len() > 255 || !ok_chars {
+        fail(&format!(
+            "{var}: product code {code:?} must be 1-255 characters matching ^[-a-zA-Z0-9/=:_.@]*$ (the Marketplace Metering model's ProductCode)"
+        ));
+    }
+}
+
+fn check_tier(var: &str, tier: &str) {
+    let mut chars = tier.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && tier.len() <= 32;
+    if !ok {
+        fail(&format!("{var}: tier {tier:?} must match ^[a-z][a-z0-9-]{{0,31}}$ (e.g. paid, free)"));
+    }
+}
+
+fn entries(list: &str) -> impl Iterator<Item = &str> {
+    list.split(|c: char| c == ',' || c.is_whitespace()).filter(|e| !e.is_empty())
+}
+
+fn var(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+        Ok(_) | Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => fail(&format!("{name} is not valid UTF-8")),
+    }
+}
+
+fn read(path: &Path, what: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| fail(&format!("{what}: cannot read {}: {e}", path.display())))
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("error: mpgate product identity: {msg}");
+    std::process::exit(1);
+}

@@ -1,0 +1,91 @@
+//! Construction of everything that talks to AWS: the HTTP client with compiled-in trust roots, the
+//! provider configuration for credential sources, the IMDS client, and the Metering client with its
+//! endpoint locked.
+//!
+//! Release flavour: the Metering client is built by hand (never `From<&SdkConfig>`), so no environment
+//! variable or profile can change its endpoint; the SDK resolves the regional AWS endpoint. TLS trusts
+//! only the compiled-in webpki roots, so `SSL_CERT_FILE`/`SSL_CERT_DIR` have no effect. Test flavour:
+//! additionally honours `AWS_ENDPOINT_URL_MARKETPLACE_METERING` / `AWS_ENDPOINT_URL`.
+//! Must not: retry (the entitlement code owns the retry policy and its deadline) or decide anything.
+#![forbid(unsafe_code)]
+
+pub mod tls;
+
+use crate::platform::Env;
+use aws_config::provider_config::ProviderConfig;
+use aws_config::BehaviorVersion;
+use aws_credential_types::Credentials;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use aws_types::region::Region;
+use std::time::Duration;
+
+/// Connect timeout for every AWS connection (the endpoints answer in milliseconds when reachable).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// One RegisterUsage attempt, including TLS and reading the answer.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// IMDS is a local service; hop limit 1 makes it hang, so give up fast.
+const IMDS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Shared pieces every AWS client is built from.
+pub struct Clients {
+    http: SharedHttpClient,
+}
+
+impl Clients {
+    /// Build the HTTP client once per process.
+    pub fn new() -> Result<Self, crate::error::Error> {
+        Ok(Clients { http: tls::http_client()? })
+    }
+
+    /// Configuration for aws-config's credential providers (STS for IRSA, ECS, IMDS).
+    pub fn provider_config(&self, region: &str) -> ProviderConfig {
+        ProviderConfig::without_region()
+            .with_http_client(self.http.clone())
+            .with_region(Some(Region::new(region.to_string())))
+            .with_behavior_version(Some(BehaviorVersion::latest()))
+    }
+
+    /// An IMDS client with short timeouts and a single attempt.
+    pub fn imds(&self) -> aws_config::imds::Client {
+        aws_config::imds::Client::builder()
+            .configure(&ProviderConfig::without_region().with_http_client(self.http.clone()))
+            .max_attempts(1)
+            .connect_timeout(IMDS_TIMEOUT)
+            .read_timeout(IMDS_TIMEOUT)
+            .operation_timeout(IMDS_TIMEOUT * 2)
+            .build()
+    }
+
+    /// The Marketplace Metering client for `region`, signing with `credentials`, with SDK retries off.
+    pub fn metering(&self, env: &dyn Env, region: &str, credentials: Credentials) -> aws_sdk_marketplacemetering::Client {
+        let mut builder = aws_sdk_marketplacemetering::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .credentials_provider(credentials)
+            .http_client(self.http.clone())
+            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .build(),
+            );
+        builder.set_endpoint_url(endpoint_override(env));
+        aws_sdk_marketplacemetering::Client::from_conf(builder.build())
+    }
+}
+
+/// The release flavour never overrides the endpoint, whatever the environment says.
+#[cfg(not(feature = "insecure-test-endpoints"))]
+fn endpoint_override(_env: &dyn Env) -> Option<String> {
+    None
+}
+
+/// The test flavour honours the standard SDK variables, so it can be pointed at the emulator.
+#[cfg(feature = "insecure-test-endpoints")]
+fn endpoint_override(env: &dyn Env) -> Option<String> {
+    env.get("AWS_ENDPOINT_URL_MARKETPLACE_METERING").or_else(|| env.get("AWS_ENDPOINT_URL"))
+}

@@ -1,0 +1,92 @@
+//! Command-line definitions only (clap). Parsing helpers for values live here too; nothing runs.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// mpgate proves an AWS Marketplace entitlement, then becomes the workload.
+#[derive(Debug, Parser)]
+#[command(name = "mpgate", disable_version_flag = true, arg_required_else_help = true)]
+#[command(after_help = "Examples:\n  mpgate exec -- /app/server --port 8080\n  mpgate version --json\n\nExit codes: see docs/exit-codes.md (80 not entitled, 81 cannot verify, 82 misconfigured, 83 bad build).")]
+pub struct Cli {
+    /// Print the flavour, baked product codes, pricing model and key fingerprints.
+    #[arg(short = 'V', long = "version")]
+    pub version: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Prove entitlement, then replace mpgate with CMD (same PID, argv and environment).
+    #[command(after_help = "Examples:\n  mpgate exec -- /app/server --port 8080\n  MPGATE_PRODUCT_CODE=<a baked code> mpgate exec --deadline 2m -- app\n\nDockerfile:\n  ENTRYPOINT [\"/mpgate\", \"exec\", \"--\"]\n  CMD [\"/app/server\"]")]
+    Exec(ExecArgs),
+    /// Print what this binary was built with.
+    #[command(after_help = "Examples:\n  mpgate version\n  mpgate version --json")]
+    Version {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Arguments of `mpgate exec`.
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// Register this product code instead of the default; must be one baked into the image
+    /// [env: MPGATE_PRODUCT_CODE].
+    #[arg(long, value_name = "CODE")]
+    pub product_code: Option<String>,
+    /// Give up proving entitlement after this long (e.g. 90s, 5m) [env: MPGATE_DEADLINE] [default: 5m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub deadline: Option<Duration>,
+    /// Where to copy the refusal line for Kubernetes, if the file exists
+    /// [env: MPGATE_TERMINATION_LOG] [default: /dev/termination-log].
+    #[arg(long, value_name = "PATH")]
+    pub termination_log: Option<PathBuf>,
+    /// Do not print the admission line on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The workload and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// `90`, `90s`, `1500ms`, `5m`, `1h` → Duration (at least 1 s, at most 24 h).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a duration like 90s, 5m or 1500ms"))?;
+    let d = match unit {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(format!("{s:?} has unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    if d < Duration::from_secs(1) || d > Duration::from_secs(86_400) {
+        return Err(format!("{s:?} is outside 1s..24h"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

@@ -1,0 +1,211 @@
+//! Hourly and fixed-monthly pricing: one `RegisterUsage` at start, retried inside the deadline, and
+//! its signed answer verified.
+//!
+//! Retried (AWS: "terminate on any error except ThrottlingException"; the model marks
+//! InternalServiceError as retryable): `ThrottlingException`, `InternalServiceErrorException`, any 5xx,
+//! timeouts, connection and response errors — exponential backoff with full jitter, never past the
+//! deadline. Everything else is final at once. `InvalidPublicKeyVersionException` moves on to the next
+//! older baked key version, so an image can carry a key before AWS activates it.
+#![forbid(unsafe_code)]
+
+use super::{jwt, nonce, Deadline, Progress};
+use crate::error::{Class, Error};
+use crate::identity::{BakedKey, BakedProduct};
+use crate::platform::{CredentialSource, FoundRegion};
+use aws_sdk_marketplacemetering::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_marketplacemetering::operation::register_usage::{RegisterUsageError, RegisterUsageOutput};
+use aws_sdk_marketplacemetering::operation::RequestId;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use std::time::{Duration, SystemTime};
+
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+const BACKOFF_CAP: Duration = Duration::from_secs(15);
+
+/// A verified registration.
+#[derive(Debug)]
+pub struct Registered {
+    /// Key version the answer verified under.
+    pub key_version: u32,
+    /// Nonce sent and echoed.
+    pub nonce: String,
+    /// The verified JWT.
+    pub signature: String,
+    /// `iat` of the token.
+    pub issued_at: u64,
+    /// Set when AWS says the key version has expired.
+    pub rotation: Option<String>,
+}
+
+/// What the caller knows about where it runs, used to word refusals.
+pub struct Context<'a> {
+    /// Region the call is made in.
+    pub region: &'a FoundRegion,
+    /// Source of the signing credentials.
+    pub source: CredentialSource,
+    /// The container's hostname, bound into the nonce.
+    pub hostname: &'a str,
+}
+
+/// Register `product`, newest key version first.
+pub async fn register(
+    client: &aws_sdk_marketplacemetering::Client,
+    product: &'static BakedProduct,
+    ctx: &Context<'_>,
+    deadline: &Deadline,
+    progress: &Progress,
+) -> Result<Registered, Error> {
+    let mut keys: Vec<&BakedKey> = product.keys.iter().collect();
+    keys.reverse();
+    let mut rejected = Vec::new();
+    for key in keys {
+        match register_version(client, product, key, ctx, deadline, progress).await {
+            Err(Error::Aws { code, .. }) if code == "InvalidPublicKeyVersionException" && rejected.len() + 1 < product.keys.len() => {
+                rejected.push(key.version);
+            }
+            Err(Error::Aws { class, call, code, message, request_id, advice: _ }) if code == "InvalidPublicKeyVersionException" => {
+                rejected.push(key.version);
+                let advice = format!(
+                    "AWS rejects key version(s) {rejected:?} baked for {}; the seller must rebuild the image with the current public key and version",
+                    product.code
+                );
+                return Err(Error::Aws { class, call, code, message, request_id, advice });
+            }
+            other => return other,
+        }
+    }
+    Err(Error::Unbaked)
+}
+
+async fn register_version(
+    client: &aws_sdk_marketplacemetering::Client,
+    product: &'static BakedProduct,
+    key: &BakedKey,
+    ctx: &Context<'_>,
+    deadline: &Deadline,
+    progress: &Progress,
+) -> Result<Registered, Error> {
+    for attempt in 1u32.. {
+        let nonce = nonce::fresh(SystemTime::now(), ctx.hostname).map_err(Error::Internal)?;
+        progress.set(format!("RegisterUsage attempt {attempt} (key version {})", key.version));
+        let result = client
+            .register_usage()
+            .product_code(product.code)
+            .public_key_version(i32::try_from(key.version).unwrap_or(i32::MAX))
+            .nonce(&nonce)
+            .send()
+            .await;
+        let transient = match result {
+            Ok(out) => return verified(out, product, key, nonce),
+            Err(e) => match classify(e, product, ctx) {
+                Err(final_error) => return Err(final_error),
+                Ok(transient) => transient,
+            },
+        };
+        progress.set(format!("RegisterUsage attempt {attempt}: {transient}"));
+        let wait = full_jitter(attempt);
+        if deadline.remaining() <= wait {
+            return Err(Error::Deadline { secs: deadline.total().as_secs(), last: format!("RegisterUsage attempt {attempt}: {transient}") });
+        }
+        tokio::time::sleep(wait).await;
+    }
+    Err(Error::Internal("retry loop ended".into()))
+}
+
+fn verified(out: RegisterUsageOutput, product: &BakedProduct, key: &BakedKey, nonce: String) -> Result<Registered, Error> {
+    let signature = out.signature().ok_or_else(|| Error::BadSignature("the answer carries no Signature".into()))?.to_string();
+    let keys = trusted_keys(key);
+    let expected = jwt::Expected { product_code: product.code, key_version: key.version, nonce: &nonce, now: SystemTime::now() };
+    let claims = jwt::verify(&signature, &keys, &expected).map_err(Error::BadSignature)?;
+    let rotation = out.public_key_rotation_timestamp().map(|t| {
+        format!(
+            "AWS reports key version {} of {} expired (rotation timestamp {t}); the seller should ship an image with the next key version",
+            key.version, product.code
+        )
+    });
+    Ok(Registered { key_version: key.version, nonce, signature, issued_at: claims.issued_at, rotation })
+}
+
+/// The keys an answer for `key`'s version may be signed with: the baked key (release), plus the
+/// emulator's public test key in the test flavour.
+fn trusted_keys(key: &BakedKey) -> Vec<&'static [u8]> {
+    #[cfg(feature = "insecure-test-endpoints")]
+    return vec![key.der, crate::identity::test_key_der()];
+    #[cfg(not(feature = "insecure-test-endpoints"))]
+    vec![key.der]
+}
+
+/// `Ok(description)` for a transient failure worth retrying, `Err` for a final refusal.
+fn classify(e: SdkError<RegisterUsageError>, product: &BakedProduct, ctx: &Context<'_>) -> Result<String, Error> {
+    let service = match &e {
+        SdkError::ServiceError(s) => s,
+        SdkError::ConstructionFailure(_) => return Err(Error::Internal(DisplayErrorContext(&e).to_string())),
+        _ => return Ok(crate::error::one_line(&DisplayErrorContext(&e).to_string())),
+    };
+    let status = service.raw().status().as_u16();
+    let err = service.err();
+    let code = err.code().unwrap_or("UnknownError").to_string();
+    if matches!(code.as_str(), "ThrottlingException" | "InternalServiceErrorException") || status >= 500 {
+        return Ok(format!("{code} (HTTP {status})"));
+    }
+    let (class, advice) = match code.as_str() {
+        "CustomerNotEntitledException" => (
+            Class::NotEntitled,
+            format!("the AWS account running this task or pod must subscribe to product {} in AWS Marketplace", product.code),
+        ),
+        "PlatformNotSupportedException" => (Class::Misconfigured, format!("signed with {}: {}", ctx.source, ctx.source.advice())),
+        "InvalidRegionException" => (
+            Class::Misconfigured,
+            format!(
+                "the call was made in {} (from {}) but must be made in the region the task or pod runs in; fix or unset that setting",
+                ctx.region.name, ctx.region.source
+            ),
+        ),
+        "InvalidProductCodeException" => (
+            Class::Misconfigured,
+            format!("product code {} is not a published container product; the seller built this image with the wrong MPGATE_PRODUCT_CODE", product.code),
+        ),
+        "DisabledApiException" => (Class::Misconfigured, format!("RegisterUsage is disabled in {}; run in a supported region", ctx.region.name)),
+        "AccessDeniedException" | "AccessDenied" => (
+            Class::Misconfigured,
+            format!("grant aws-marketplace:RegisterUsage to the role behind {} (managed policy AWSMarketplaceMeteringRegisterUsage)", ctx.source),
+        ),
+        "UnrecognizedClientException" | "InvalidClientTokenId" | "InvalidSignatureException" | "SignatureDoesNotMatch" | "ExpiredTokenException" => (
+            Class::Misconfigured,
+            format!("AWS rejected the credentials from {}; check them and the clock (SigV4 allows 5 minutes of skew)", ctx.source),
+        ),
+        _ => (Class::Misconfigured, "this error is not retryable; see docs/exit-codes.md".to_string()),
+    };
+    Err(Error::Aws {
+        class,
+        call: "RegisterUsage",
+        code,
+        message: err.message().unwrap_or_default().to_string(),
+        request_id: err.request_id().map(str::to_string),
+        advice,
+    })
+}
+
+/// Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))].
+fn full_jitter(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_BASE.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(BACKOFF_CAP);
+    let mut r = [0u8; 8];
+    let fraction = match getrandom::getrandom(&mut r) {
+        Ok(()) => (u64::from_le_bytes(r) >> 11) as f64 / (1u64 << 53) as f64,
+        Err(_) => 0.5,
+    };
+    ceiling.mul_f64(fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::full_jitter;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 1..40 {
+            let ceiling = Duration::from_millis(200).saturating_mul(1 << (attempt - 1).min(16)).min(Duration::from_secs(15));
+            assert!(full_jitter(attempt) <= ceiling);
+        }
+    }
+}

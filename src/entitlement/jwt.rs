@@ -1,0 +1,131 @@
+//! Verification of the RegisterUsage `Signature`: a compact JWS signed PS256 by AWS Marketplace.
+//!
+//! Rules (aws-wire.md §3): exactly three base64url parts; header `alg` pinned to `PS256` (no `none`,
+//! HS*, RS*, other PS*); RSA-PSS SHA-256, MGF1-SHA-256, 32-byte salt (RFC 7518) under one of the given
+//! keys; `productCode`, `publicKeyVersion`, `nonce` equal what was sent; `iat` within a sane window.
+//! AWS's documents disagree on claim casing (`productCode` in the reference code, `ProductCode` in the
+//! illustrative payload), so each claim is accepted in either casing but never in both, which would
+//! make the token ambiguous. The crypto is the `rsa` crate's; only the JWS framing is here.
+#![forbid(unsafe_code)]
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rsa::pkcs8::DecodePublicKey;
+use rsa::signature::Verifier;
+use serde_json::{Map, Value};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Tokens above this size are refused before any parsing (real ones are well under 2 KiB).
+const MAX_TOKEN: usize = 16 * 1024;
+/// Accepted distance between `iat` and the local clock. SigV4 already fails beyond 5 minutes of
+/// skew, so a larger gap means a replayed or forged token rather than a slow clock.
+pub const IAT_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// What the caller sent, which the token must echo.
+#[derive(Debug)]
+pub struct Expected<'a> {
+    /// Product code sent.
+    pub product_code: &'a str,
+    /// Key version sent.
+    pub key_version: u32,
+    /// Nonce sent.
+    pub nonce: &'a str,
+    /// The local clock.
+    pub now: SystemTime,
+}
+
+/// The verified claims.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// `iat` in seconds since the epoch.
+    pub issued_at: u64,
+}
+
+/// Verify `token` against `keys` (SubjectPublicKeyInfo DER) and the expected claims.
+pub fn verify(token: &str, keys: &[&[u8]], expected: &Expected<'_>) -> Result<Verified, String> {
+    if token.len() > MAX_TOKEN {
+        return Err(format!("token is {} bytes, more than {MAX_TOKEN}", token.len()));
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    let [h64, p64, s64] = parts.as_slice() else {
+        return Err(format!("not a compact JWS: {} parts instead of 3", parts.len()));
+    };
+    let header = decode_json(h64, "header")?;
+    match header.get("alg") {
+        Some(Value::String(a)) if a == "PS256" => {}
+        Some(other) => return Err(format!("algorithm {other} is not PS256")),
+        None => return Err("header has no alg".into()),
+    }
+    if header.contains_key("crit") {
+        return Err("header has a crit parameter this verifier does not understand".into());
+    }
+    let signature = decode(s64, "signature")?;
+    let signing_input = &token.as_bytes()[..h64.len() + 1 + p64.len()];
+    if !keys.iter().any(|der| verifies(der, signing_input, &signature)) {
+        return Err("signature does not verify under the baked public key for this key version".into());
+    }
+    let claims = decode_json(p64, "payload")?;
+    let code = claim(&claims, "productCode", "ProductCode")?;
+    if code.as_str() != Some(expected.product_code) {
+        return Err(format!("productCode claim {code} is not the code sent ({})", expected.product_code));
+    }
+    let version = claim(&claims, "publicKeyVersion", "PublicKeyVersion")?;
+    if !same_version(version, expected.key_version) {
+        return Err(format!("publicKeyVersion claim {version} is not the version sent ({})", expected.key_version));
+    }
+    let nonce = claim(&claims, "nonce", "Nonce")?;
+    if nonce.as_str() != Some(expected.nonce) {
+        return Err("nonce claim is not the nonce sent: the answer belongs to another request".into());
+    }
+    let issued_at = issued_at(claim(&claims, "iat", "Iat")?)?;
+    let now = expected.now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if issued_at.abs_diff(now) > IAT_WINDOW.as_secs() {
+        return Err(format!("iat {issued_at} is more than {}s from the local clock {now}", IAT_WINDOW.as_secs()));
+    }
+    Ok(Verified { issued_at })
+}
+
+fn verifies(der: &[u8], input: &[u8], signature: &[u8]) -> bool {
+    let Ok(key) = rsa::RsaPublicKey::from_public_key_der(der) else { return false };
+    let Ok(sig) = rsa::pss::Signature::try_from(signature) else { return false };
+    rsa::pss::VerifyingKey::<sha2::Sha256>::new(key).verify(input, &sig).is_ok()
+}
+
+fn decode(part: &str, what: &str) -> Result<Vec<u8>, String> {
+    if part.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    URL_SAFE_NO_PAD.decode(part).map_err(|e| format!("{what} is not base64url: {e}"))
+}
+
+fn decode_json(part: &str, what: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_slice(&decode(part, what)?) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(format!("{what} is not a JSON object")),
+        Err(e) => Err(format!("{what} is not JSON: {e}")),
+    }
+}
+
+/// A claim in either casing, never both.
+fn claim<'a>(claims: &'a Map<String, Value>, camel: &str, pascal: &str) -> Result<&'a Value, String> {
+    match (claims.get(camel), claims.get(pascal)) {
+        (Some(v), None) | (None, Some(v)) => Ok(v),
+        (Some(_), Some(_)) => Err(format!("token carries both {camel} and {pascal}")),
+        (None, None) => Err(format!("token has no {camel} claim")),
+    }
+}
+
+/// AWS's reference verifier compares the version as text; accept a JSON number or a digit string.
+fn same_version(v: &Value, expected: u32) -> bool {
+    match v {
+        Value::Number(n) => n.as_u64() == Some(u64::from(expected)),
+        Value::String(s) => s.parse::<u32>().ok() == Some(expected) && !s.starts_with('0'),
+        _ => false,
+    }
+}
+
+/// `iat` in seconds; the unit is undocumented, so a value too large to be seconds is read as ms.
+fn issued_at(v: &Value) -> Result<u64, String> {
+    let n = v.as_u64().ok_or_else(|| format!("iat {v} is not a non-negative integer"))?;
+    Ok(if n > 100_000_000_000 { n / 1000 } else { n })
+}

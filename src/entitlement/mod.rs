@@ -1,0 +1,126 @@
+//! The verdict: the only code that can mint `Entitled`, which the exec step requires.
+//!
+//! Pipeline (read top to bottom): baked identity → product choice → region → credentials →
+//! the pricing model's AWS call → verified answer → `Entitled`. Every step that cannot prove
+//! entitlement returns an `Error`; there is no switch that skips one.
+#![forbid(unsafe_code)]
+
+pub mod hourly;
+pub mod jwt;
+pub mod nonce;
+
+use crate::aws::Clients;
+use crate::error::Error;
+use crate::identity::{self, PricingModel};
+use crate::platform::{self, CredentialSource, Env, FoundRegion};
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+/// Proof that this start is entitled. Fields are private and there is no public constructor:
+/// only `prove` makes one, and `exec::exec` consumes one.
+#[derive(Debug)]
+pub struct Entitled {
+    product_code: &'static str,
+    tier: &'static str,
+    pricing_model: PricingModel,
+    region: FoundRegion,
+    source: CredentialSource,
+    registered: hourly::Registered,
+}
+
+impl Entitled {
+    /// The verified product code.
+    pub fn product_code(&self) -> &'static str {
+        self.product_code
+    }
+    /// The tier baked for that code.
+    pub fn tier(&self) -> &'static str {
+        self.tier
+    }
+    /// The pricing model of this build.
+    pub fn pricing_model(&self) -> PricingModel {
+        self.pricing_model
+    }
+    /// Region of the call and its source.
+    pub fn region(&self) -> &FoundRegion {
+        &self.region
+    }
+    /// Source of the signing credentials.
+    pub fn credential_source(&self) -> CredentialSource {
+        self.source
+    }
+    /// The verified RegisterUsage answer.
+    pub fn registration(&self) -> &hourly::Registered {
+        &self.registered
+    }
+}
+
+/// The start-up deadline shared by every step.
+#[derive(Debug)]
+pub struct Deadline {
+    start: Instant,
+    total: Duration,
+}
+
+impl Deadline {
+    /// Starts now.
+    pub fn new(total: Duration) -> Self {
+        Deadline { start: Instant::now(), total }
+    }
+    /// Time left.
+    pub fn remaining(&self) -> Duration {
+        self.total.saturating_sub(self.start.elapsed())
+    }
+    /// The whole budget.
+    pub fn total(&self) -> Duration {
+        self.total
+    }
+}
+
+/// The step in progress, so a deadline refusal can say where it was stuck.
+#[derive(Debug, Default)]
+pub struct Progress(RefCell<String>);
+
+impl Progress {
+    /// Record the current step.
+    pub fn set(&self, step: String) {
+        *self.0.borrow_mut() = step;
+    }
+    fn get(&self) -> String {
+        self.0.borrow().clone()
+    }
+}
+
+/// Prove entitlement for the product chosen by `selection` (a baked code, or the default).
+pub async fn prove(env: &dyn Env, selection: Option<&str>, deadline: &Deadline) -> Result<Entitled, Error> {
+    let progress = Progress::default();
+    match tokio::time::timeout(deadline.remaining(), prove_steps(env, selection, deadline, &progress)).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Deadline { secs: deadline.total().as_secs(), last: format!("{} did not finish", progress.get()) }),
+    }
+}
+
+async fn prove_steps(env: &dyn Env, selection: Option<&str>, deadline: &Deadline, progress: &Progress) -> Result<Entitled, Error> {
+    let baked = identity::baked()?;
+    let product = baked.select(selection)?;
+    let clients = Clients::new()?;
+    let imds = clients.imds();
+    progress.set("finding the region".into());
+    let region = platform::region::find(env, Some(&imds)).await?;
+    progress.set("loading credentials".into());
+    let creds = platform::credentials::load(env, &clients.provider_config(&region.name), imds).await?;
+    let client = clients.metering(env, &region.name, creds.credentials.clone());
+    let hostname = nonce::hostname();
+    let ctx = hourly::Context { region: &region, source: creds.source, hostname: &hostname };
+    let registered = match baked.pricing_model {
+        PricingModel::Hourly | PricingModel::Monthly => hourly::register(&client, product, &ctx, deadline, progress).await?,
+    };
+    Ok(Entitled {
+        product_code: product.code,
+        tier: product.tier,
+        pricing_model: baked.pricing_model,
+        region,
+        source: creds.source,
+        registered,
+    })
+}

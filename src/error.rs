@@ -1,0 +1,143 @@
+//! The one error type of mpgate and the one table that maps each failure class to an exit status.
+//!
+//! Owns: how every refusal is worded (one line, `mpgate: ` prefix, lower case, what failed and what
+//! to do) and which exit status it gets. `docs/exit-codes.md` mirrors `EXIT_TABLE`; a test pins both.
+//! Must not: decide policy (that is `entitlement`), or print (that is `main`).
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+/// A class of failure; each has exactly one exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Bad command line.
+    Usage,
+    /// AWS said the buyer is not entitled.
+    NotEntitled,
+    /// Entitlement could not be proven in time (throttling, 5xx, network, deadline).
+    CannotVerify,
+    /// The environment cannot work as it is (region, credentials, platform, IAM, signature).
+    Misconfigured,
+    /// This binary was built without a valid product identity.
+    BadBuild,
+    /// A bug or resource exhaustion inside mpgate.
+    Internal,
+    /// The workload was found but could not be executed.
+    ExecNotExecutable,
+    /// The workload was not found.
+    ExecNotFound,
+}
+
+/// Exit status, name and meaning of each class: the single source for `docs/exit-codes.md`.
+pub const EXIT_TABLE: &[(Class, u8, &str, &str)] = &[
+    (Class::Usage, 2, "usage", "the command line is wrong; see `mpgate --help`"),
+    (Class::NotEntitled, 80, "not-entitled", "AWS Marketplace says this AWS account is not subscribed to the product"),
+    (Class::CannotVerify, 81, "cannot-verify", "entitlement could not be proven before the deadline (throttling, AWS errors, network); retrying later may succeed"),
+    (Class::Misconfigured, 82, "misconfigured", "the environment cannot work as it is: region, credentials, platform, IAM permission, product code or key version, or a response that failed verification"),
+    (Class::BadBuild, 83, "bad-build", "this mpgate binary carries no valid product identity; the seller must rebuild it"),
+    (Class::Internal, 84, "internal", "an internal error in mpgate (a bug or resource exhaustion)"),
+    (Class::ExecNotExecutable, 126, "exec-not-executable", "the workload was found but could not be executed (permission, format)"),
+    (Class::ExecNotFound, 127, "exec-not-found", "the workload program was not found (PATH lookup as execvp)"),
+];
+
+impl Class {
+    /// The process exit status for this class.
+    pub fn exit_code(self) -> u8 {
+        EXIT_TABLE.iter().find(|row| row.0 == self).map_or(84, |row| row.1)
+    }
+}
+
+/// Every way mpgate can refuse. `Display` is the one stderr line without the `mpgate: ` prefix.
+#[derive(Debug)]
+pub enum Error {
+    /// Bad command line or run-time setting.
+    Usage(String),
+    /// No identity was baked into this build.
+    Unbaked,
+    /// A run-time product code that is not in the baked list.
+    UntrustedProductCode(String),
+    /// No region from any source.
+    NoRegion(String),
+    /// No credentials from any source, or a source that cannot work.
+    Credentials { class: Class, detail: String },
+    /// An error answer from AWS.
+    Aws { class: Class, call: &'static str, code: String, message: String, request_id: Option<String>, advice: String },
+    /// The answer came back but did not verify.
+    BadSignature(String),
+    /// Transient failures until the start-up deadline ran out.
+    Deadline { secs: u64, last: String },
+    /// The workload could not be executed.
+    Exec { program: String, errno: nix::errno::Errno },
+    /// A bug or resource exhaustion.
+    Internal(String),
+}
+
+impl Error {
+    /// The class, hence the exit status.
+    pub fn class(&self) -> Class {
+        match self {
+            Error::Usage(_) => Class::Usage,
+            Error::Unbaked => Class::BadBuild,
+            Error::UntrustedProductCode(_) | Error::NoRegion(_) | Error::BadSignature(_) => Class::Misconfigured,
+            Error::Credentials { class, .. } | Error::Aws { class, .. } => *class,
+            Error::Deadline { .. } => Class::CannotVerify,
+            Error::Exec { errno, .. } => match errno {
+                nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR => Class::ExecNotFound,
+                _ => Class::ExecNotExecutable,
+            },
+            Error::Internal(_) => Class::Internal,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(m) => write!(f, "usage: {m}; see mpgate --help"),
+            Error::Unbaked => f.write_str(
+                "this binary has no product identity baked in; the seller must rebuild mpgate with MPGATE_PRODUCT_CODE, MPGATE_PRICING_MODEL and MPGATE_PUBLIC_KEYS",
+            ),
+            Error::UntrustedProductCode(c) => write!(
+                f,
+                "product code {c:?} was requested at run time but is not one this image trusts; unset MPGATE_PRODUCT_CODE / --product-code or pick a code listed by `mpgate version`"
+            ),
+            Error::NoRegion(tried) => write!(
+                f,
+                "no AWS region found (tried {tried}); set AWS_REGION to the region the task or pod runs in"
+            ),
+            Error::Credentials { detail, .. } => write!(f, "{detail}"),
+            Error::Aws { call, code, message, request_id, advice, .. } => {
+                write!(f, "{call} failed: {code}")?;
+                if !message.is_empty() {
+                    write!(f, ": {}", one_line(message))?;
+                }
+                if let Some(id) = request_id {
+                    write!(f, " (request id {id})")?;
+                }
+                write!(f, "; {advice}")
+            }
+            Error::BadSignature(why) => write!(
+                f,
+                "the RegisterUsage answer did not verify: {why}; refusing to start (this is not a network problem: the image's baked key or the endpoint it reached is wrong)"
+            ),
+            Error::Deadline { secs, last } => write!(
+                f,
+                "could not verify entitlement within the {secs}s start-up deadline (last error: {}); the container may be restarted to try again, or raise --deadline",
+                one_line(last)
+            ),
+            Error::Exec { program, errno } => write!(
+                f,
+                "cannot execute {program:?}: {}; check the image's CMD and PATH",
+                errno.desc().to_lowercase()
+            ),
+            Error::Internal(m) => write!(f, "internal error: {m}; please report it"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Collapse whitespace so an AWS message cannot break the one-line contract.
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,85 @@
+//! The only place the process image is replaced.
+//!
+//! Takes an `Entitled` (which only the verdict can mint), adds the documented `MPGATE_*` variables to
+//! the environment it was given, and `execvpe`s the workload: PATH lookup as execvp, same PID, argv
+//! passed byte for byte (non-UTF-8 included). Every descriptor mpgate opened is close-on-exec (Rust
+//! std and tokio open everything O_CLOEXEC, and the runtime is dropped before this runs); descriptors
+//! inherited from mpgate's parent belong to the workload and pass through.
+#![forbid(unsafe_code)]
+
+use crate::entitlement::Entitled;
+use crate::error::Error;
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStrExt;
+
+/// Variables mpgate sets for the workload; any incoming value of these is replaced or removed.
+pub const OUTPUT_VARS: &[&str] = &[
+    "MPGATE_PRODUCT_CODE",
+    "MPGATE_TIER",
+    "MPGATE_PRICING_MODEL",
+    "MPGATE_PUBLIC_KEY_VERSION",
+    "MPGATE_NONCE",
+    "MPGATE_SIGNATURE",
+    "MPGATE_REGION",
+    "MPGATE_VERIFIED_AT",
+];
+
+/// The variables describing what was verified, in `OUTPUT_VARS` order.
+pub fn verdict_env(e: &Entitled) -> Vec<(&'static str, String)> {
+    let r = e.registration();
+    let values = [
+        e.product_code().to_string(),
+        e.tier().to_string(),
+        e.pricing_model().as_str().to_string(),
+        r.key_version.to_string(),
+        r.nonce.clone(),
+        r.signature.clone(),
+        e.region().name.clone(),
+        r.issued_at.to_string(),
+    ];
+    OUTPUT_VARS.iter().copied().zip(values).collect()
+}
+
+/// Replace this process with `argv[0]`. Returns only if the exec failed.
+pub fn exec(entitled: Entitled, argv: &[OsString], base_env: Vec<(OsString, OsString)>) -> Error {
+    let Some(program) = argv.first() else {
+        return Error::Usage("no command given after --".into());
+    };
+    let ours = verdict_env(&entitled);
+    let mut env: Vec<CString> = Vec::with_capacity(base_env.len() + ours.len());
+    for (k, v) in base_env {
+        if OUTPUT_VARS.iter().any(|o| k.as_bytes() == o.as_bytes()) {
+            continue;
+        }
+        let mut kv = k.as_bytes().to_vec();
+        kv.push(b'=');
+        kv.extend_from_slice(v.as_bytes());
+        match CString::new(kv) {
+            Ok(c) => env.push(c),
+            Err(_) => continue, // cannot happen for a real environment entry (no NUL inside)
+        }
+    }
+    for (k, v) in ours {
+        match CString::new(format!("{k}={v}")) {
+            Ok(c) => env.push(c),
+            Err(_) => return Error::Internal(format!("{k} contains a NUL byte")),
+        }
+    }
+    let mut args = Vec::with_capacity(argv.len());
+    for a in argv {
+        match CString::new(a.as_bytes()) {
+            Ok(c) => args.push(c),
+            Err(_) => return Error::Usage(format!("argument {a:?} contains a NUL byte")),
+        }
+    }
+    let Some(file) = args.first().cloned() else {
+        return Error::Usage("no command given after --".into());
+    };
+    if file.as_bytes().is_empty() {
+        return Error::Exec { program: String::new(), errno: nix::errno::Errno::ENOENT };
+    }
+    match nix::unistd::execvpe(&file, &args, &env) {
+        Ok(never) => match never {},
+        Err(errno) => Error::Exec { program: program.to_string_lossy().into_owned(), errno },
+    }
+}

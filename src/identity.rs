@@ -1,0 +1,90 @@
+//! The product identity baked in at build time (see build.rs), and the one rule for choosing among it.
+//!
+//! Owns: the baked product codes with their tiers, the pricing model, the seller's public keys.
+//! Must not: read anything at run time that could change these values. A run-time selection (flag or
+//! `MPGATE_PRODUCT_CODE`) can only pick one of the baked codes; its tier always comes from the bake.
+#![forbid(unsafe_code)]
+
+use crate::error::Error;
+
+/// Pricing model of the listing; decides which AWS call proves entitlement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PricingModel {
+    /// Hourly pricing: RegisterUsage at start.
+    Hourly,
+    /// Fixed monthly pricing: also RegisterUsage at start.
+    Monthly,
+}
+
+impl PricingModel {
+    /// The name used in `MPGATE_PRICING_MODEL`, the CLI output and docs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PricingModel::Hourly => "hourly",
+            PricingModel::Monthly => "monthly",
+        }
+    }
+}
+
+/// One AWS-issued public key for one key version.
+#[derive(Debug)]
+pub struct BakedKey {
+    /// `PublicKeyVersion` this key belongs to.
+    pub version: u32,
+    /// Modulus size.
+    pub bits: u32,
+    /// Lower-case hex SHA-256 of the SubjectPublicKeyInfo DER.
+    pub sha256: &'static str,
+    /// SubjectPublicKeyInfo DER.
+    pub der: &'static [u8],
+}
+
+/// One product code the gate may register, with its tier and keys (sorted by version).
+#[derive(Debug)]
+pub struct BakedProduct {
+    /// Marketplace product code.
+    pub code: &'static str,
+    /// Tier the workload is told when this code is verified (`paid`, `free`, ...).
+    pub tier: &'static str,
+    /// Public keys, ascending by version.
+    pub keys: &'static [BakedKey],
+}
+
+/// The whole baked identity. The first product is the default.
+#[derive(Debug)]
+pub struct Baked {
+    /// Pricing model of every baked code.
+    pub pricing_model: PricingModel,
+    /// Products; `products[0]` is `MPGATE_PRODUCT_CODE` at build time.
+    pub products: &'static [BakedProduct],
+}
+
+include!(concat!(env!("OUT_DIR"), "/baked_identity.rs"));
+
+/// The identity of this build, or the refusal every start of an unbaked build gets.
+pub fn baked() -> Result<&'static Baked, Error> {
+    match &BAKED {
+        Some(b) => Ok(b),
+        None => Err(Error::Unbaked),
+    }
+}
+
+impl Baked {
+    /// Choose the product to register: the default, or a run-time choice that must be baked.
+    pub fn select(&'static self, requested: Option<&str>) -> Result<&'static BakedProduct, Error> {
+        match requested {
+            None => self.products.first().ok_or(Error::Unbaked),
+            Some(code) => self
+                .products
+                .iter()
+                .find(|p| p.code == code)
+                .ok_or_else(|| Error::UntrustedProductCode(code.to_string())),
+        }
+    }
+}
+
+/// The emulator's public key, trusted for every product and version by the test flavour only.
+#[cfg(feature = "insecure-test-endpoints")]
+pub fn test_key_der() -> &'static [u8] {
+    TEST_KEY_DER
+}

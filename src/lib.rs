@@ -1,0 +1,119 @@
+//! mpgate: an AWS Marketplace entitlement gate for container ENTRYPOINTs.
+//!
+//! `run` is the whole program: parse → prove entitlement → exec. `main.rs` only maps the result to
+//! an exit status and prints the one refusal line.
+#![forbid(unsafe_code)]
+
+pub mod aws;
+pub mod cli;
+pub mod entitlement;
+pub mod error;
+pub mod exec;
+pub mod identity;
+pub mod platform;
+pub mod version;
+
+use clap::Parser as _;
+use error::Error;
+use platform::Env;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default start-up deadline: long enough for a fleet start against the 5 requests/s quota.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(300);
+/// Kubernetes' default `terminationMessagePath`.
+pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
+
+/// A refusal and where to copy it for the orchestrator.
+#[derive(Debug)]
+pub struct Failure {
+    /// What went wrong.
+    pub error: Error,
+    /// The termination-log path to write the line to, if it exists.
+    pub termination_log: Option<PathBuf>,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure { error, termination_log: None }
+    }
+}
+
+/// Run mpgate. Returns `Ok` for commands that finish (version, help); `exec` only returns on failure.
+/// `base_env` is the environment handed to the workload.
+pub fn run(args: Vec<OsString>, env: &dyn Env, base_env: Vec<(OsString, OsString)>) -> Result<(), Failure> {
+    if cfg!(feature = "insecure-test-endpoints") {
+        eprintln!("mpgate: warning: test flavour (insecure-test-endpoints): honours AWS_ENDPOINT_URL and trusts the public emulator key; never ship this binary");
+    }
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) => {
+            print!("{e}");
+            return Ok(());
+        }
+        Err(e) => {
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            return Err(Error::Usage(first.to_string()).into());
+        }
+    };
+    if cli.version {
+        print!("{}", version::text());
+        return Ok(());
+    }
+    match cli.command {
+        Some(cli::Command::Version { json: true }) => println!("{}", version::json()),
+        Some(cli::Command::Version { json: false }) => print!("{}", version::text()),
+        Some(cli::Command::Exec(args)) => return Err(exec_command(args, env, base_env)),
+        None => return Err(Error::Usage("no command given".into()).into()),
+    }
+    Ok(())
+}
+
+/// `mpgate exec`: returns only on failure.
+fn exec_command(args: cli::ExecArgs, env: &dyn Env, base_env: Vec<(OsString, OsString)>) -> Failure {
+    let termination_log = args
+        .termination_log
+        .clone()
+        .or_else(|| env.get("MPGATE_TERMINATION_LOG").map(PathBuf::from))
+        .or_else(|| Some(PathBuf::from(DEFAULT_TERMINATION_LOG)));
+    let fail = |error: Error| Failure { error, termination_log: termination_log.clone() };
+    let deadline = match (args.deadline, env.get("MPGATE_DEADLINE")) {
+        (Some(d), _) => d,
+        (None, Some(v)) => match cli::parse_duration(&v) {
+            Ok(d) => d,
+            Err(why) => return fail(Error::Usage(format!("MPGATE_DEADLINE: {why}"))),
+        },
+        (None, None) => DEFAULT_DEADLINE,
+    };
+    let selection = args.product_code.clone().or_else(|| env.get("MPGATE_PRODUCT_CODE"));
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(Error::Internal(format!("cannot start the async runtime: {e}"))),
+    };
+    let deadline = entitlement::Deadline::new(deadline);
+    let verdict = runtime.block_on(entitlement::prove(env, selection.as_deref(), &deadline));
+    // Drop the runtime (threads, sockets) before the process image is replaced.
+    drop(runtime);
+    let entitled = match verdict {
+        Ok(e) => e,
+        Err(error) => return fail(error),
+    };
+    if let Some(warning) = &entitled.registration().rotation {
+        eprintln!("mpgate: warning: {warning}");
+    }
+    if !args.quiet {
+        eprintln!(
+            "mpgate: admitted: product {} (tier {}, {}) in {} (region from {}, credentials from {}), key version {}",
+            entitled.product_code(),
+            entitled.tier(),
+            entitled.pricing_model().as_str(),
+            entitled.region().name,
+            entitled.region().source,
+            entitled.credential_source(),
+            entitled.registration().key_version
+        );
+    }
+    fail(exec::exec(entitled, &args.command, base_env))
+}

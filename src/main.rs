@@ -1,0 +1,25 @@
+//! Thin entry point: run, then map the result to an exit status in one place. The only process exit.
+#![forbid(unsafe_code)]
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<_> = std::env::args_os().collect();
+    #[allow(clippy::disallowed_methods)] // the workload's environment, passed through untouched
+    let base_env: Vec<_> = std::env::vars_os().collect();
+    match mpgate::run(args, &mpgate::platform::ProcessEnv, base_env) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            let line = format!("mpgate: {}", failure.error);
+            eprintln!("{line}");
+            if let Some(path) = failure.termination_log {
+                // Kubernetes shows this file in `kubectl describe pod`; only write it if it exists.
+                if let Ok(mut f) = std::fs::OpenOptions::new().write(true).truncate(true).open(path) {
+                    let _ = writeln!(f, "{line}");
+                }
+            }
+            ExitCode::from(failure.error.class().exit_code())
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Credentials from the aws-config providers, tried in the default chain's order, remembering which
+//! source answered so a refusal can say "EKS Pod Identity is not supported, use IRSA" and the like.
+//!
+//! Sources, in precedence order (aws-config `DefaultCredentialsChain`, without `credentials-process`
+//! and `sso`, which run external programs or need a browser):
+//! 1. environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`)
+//! 2. shared profile files (`~/.aws/credentials`, `~/.aws/config`)
+//! 3. web identity token: EKS IRSA (`AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`)
+//! 4. container endpoint: ECS task role, EKS Pod Identity (`AWS_CONTAINER_CREDENTIALS_*`)
+//! 5. IMDSv2 instance role
+//!
+//! A source that has nothing configured passes to the next; the first source that is configured and
+//! fails ends the search, as in aws-config.
+#![forbid(unsafe_code)]
+
+use super::Env;
+use crate::error::{Class, Error};
+use aws_config::provider_config::ProviderConfig;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::Credentials;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use std::fmt;
+
+/// Which source produced the credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// Long-term access keys in the environment (no session token).
+    EnvStaticKeys,
+    /// Temporary credentials in the environment.
+    EnvSession,
+    /// A shared profile file.
+    Profile,
+    /// EKS IRSA (web identity token file + role ARN, via STS).
+    WebIdentity,
+    /// ECS task role from the container credentials endpoint.
+    EcsTaskRole,
+    /// EKS Pod Identity agent.
+    PodIdentity,
+    /// A container credentials endpoint that is neither of the above (`AWS_CONTAINER_CREDENTIALS_FULL_URI`).
+    ContainerEndpoint,
+    /// The EC2 instance (or EKS/ECS node) role through IMDS.
+    InstanceRole,
+}
+
+impl CredentialSource {
+    /// Whether AWS Marketplace Metering accepts this source for container products.
+    pub fn marketplace_accepts(self) -> bool {
+        matches!(self, CredentialSource::WebIdentity | CredentialSource::EcsTaskRole | CredentialSource::ContainerEndpoint)
+    }
+
+    /// What to do when Marketplace rejects the caller and this source signed the call.
+    pub fn advice(self) -> &'static str {
+        match self {
+            CredentialSource::EnvStaticKeys | CredentialSource::EnvSession | CredentialSource::Profile => {
+                "AWS Marketplace only accepts an ECS task role or EKS IRSA credentials; remove static keys and profiles and run the image on ECS (task role) or EKS (IRSA service account)"
+            }
+            CredentialSource::PodIdentity => {
+                "EKS Pod Identity is not supported by AWS Marketplace Metering; use IRSA: annotate the pod's service account with eks.amazonaws.com/role-arn"
+            }
+            CredentialSource::InstanceRole => {
+                "the node or instance role was used; AWS Marketplace needs the ECS task role (taskRoleArn) or EKS IRSA (service account annotated with eks.amazonaws.com/role-arn)"
+            }
+            CredentialSource::WebIdentity | CredentialSource::EcsTaskRole | CredentialSource::ContainerEndpoint => {
+                "run the image on ECS or EKS (Fargate included); AWS Marketplace container products cannot run elsewhere"
+            }
+        }
+    }
+}
+
+impl fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CredentialSource::EnvStaticKeys => "long-term access keys in the environment",
+            CredentialSource::EnvSession => "temporary credentials in the environment",
+            CredentialSource::Profile => "a shared AWS profile file",
+            CredentialSource::WebIdentity => "EKS IRSA (web identity token)",
+            CredentialSource::EcsTaskRole => "the ECS task role",
+            CredentialSource::PodIdentity => "EKS Pod Identity",
+            CredentialSource::ContainerEndpoint => "the container credentials endpoint",
+            CredentialSource::InstanceRole => "the instance role from IMDS",
+        })
+    }
+}
+
+/// Credentials and their source. `Debug` never shows the secret (aws-credential-types redacts it).
+#[derive(Clone, Debug)]
+pub struct LoadedCredentials {
+    /// The credentials, redacted in `Debug`.
+    pub credentials: Credentials,
+    /// Which source answered.
+    pub source: CredentialSource,
+}
+
+/// Try each source in order.
+pub async fn load(env: &dyn Env, config: &ProviderConfig, imds: aws_config::imds::Client) -> Result<LoadedCredentials, Error> {
+    use aws_config::{ecs, environment, imds as imds_mod, profile, web_identity_token};
+    let env_source = if env.get("AWS_SESSION_TOKEN").is_some() { CredentialSource::EnvSession } else { CredentialSource::EnvStaticKeys };
+    let chain: [(CredentialSource, Box<dyn ProvideCredentials>); 5] = [
+        (env_source, Box::new(environment::credentials::EnvironmentVariableCredentialsProvider::new())),
+        (CredentialSource::Profile, Box::new(profile::ProfileFileCredentialsProvider::builder().configure(config).build())),
+        (CredentialSource::WebIdentity, Box::new(web_identity_token::WebIdentityTokenCredentialsProvider::builder().configure(config).build())),
+        (container_source(env), Box::new(ecs::EcsCredentialsProvider::builder().configure(config).build())),
+        (
+            CredentialSource::InstanceRole,
+            Box::new(imds_mod::credentials::ImdsCredentialsProvider::builder().configure(config).imds_client(imds).build()),
+        ),
+    ];
+    for (source, provider) in chain {
+        match provider.provide_credentials().await {
+            Ok(credentials) => return Ok(LoadedCredentials { credentials, source }),
+            Err(CredentialsError::CredentialsNotLoaded(_)) => continue,
+            Err(e) => return Err(classify(source, &e)),
+        }
+    }
+    Err(Error::Credentials {
+        class: Class::Misconfigured,
+        detail: "no AWS credentials found (no environment keys, profile, IRSA token, container endpoint or instance role); run on ECS with a task role or on EKS with an IRSA service account".to_string(),
+    })
+}
+
+/// ECS sets the relative URI; EKS Pod Identity sets a full URI on 169.254.170.23 with a token file.
+fn container_source(env: &dyn Env) -> CredentialSource {
+    if env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some() {
+        return CredentialSource::EcsTaskRole;
+    }
+    let full = env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI").unwrap_or_default();
+    let token_file = env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE").unwrap_or_default();
+    if full.contains("169.254.170.23") || full.contains("fd00:ec2::23") || token_file.ends_with("/eks-pod-identity-token") {
+        CredentialSource::PodIdentity
+    } else if env.get("ECS_CONTAINER_METADATA_URI_V4").is_some() {
+        CredentialSource::EcsTaskRole
+    } else {
+        CredentialSource::ContainerEndpoint
+    }
+}
+
+/// Permanent answers (a rejected token, an unreadable file) are misconfiguration; the rest may pass.
+fn classify(source: CredentialSource, e: &CredentialsError) -> Error {
+    let text = crate::error::one_line(&DisplayErrorContext(e).to_string());
+    const PERMANENT: &[&str] = &[
+        "InvalidIdentityToken",
+        "AccessDenied",
+        "IDPRejectedClaim",
+        "ExpiredToken",
+        "RegionDisabled",
+        "Permission denied",
+        "No such file",
+        "403",
+        "401",
+    ];
+    let class = match e {
+        CredentialsError::InvalidConfiguration(_) => Class::Misconfigured,
+        CredentialsError::ProviderTimedOut(_) => Class::CannotVerify,
+        _ if source == CredentialSource::InstanceRole => Class::Misconfigured,
+        _ if PERMANENT.iter().any(|p| text.contains(p)) => Class::Misconfigured,
+        _ => Class::CannotVerify,
+    };
+    let fix = match source {
+        CredentialSource::WebIdentity => "check the IRSA role's trust policy, AWS_ROLE_ARN, and that AWS_WEB_IDENTITY_TOKEN_FILE is readable by this user (set fsGroup for non-root pods)",
+        CredentialSource::EcsTaskRole | CredentialSource::ContainerEndpoint | CredentialSource::PodIdentity => "check the task definition's taskRoleArn (or the pod's identity association) and the container credentials variables",
+        _ => "fix or remove that credential source",
+    };
+    Error::Credentials { class, detail: format!("cannot load credentials from {source}: {text}; {fix}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::env::MapEnv;
+
+    #[test]
+    fn pod_identity_is_recognised_by_address_or_token_file() {
+        let by_addr = MapEnv::from_pairs(&[("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.23/v1/credentials")]);
+        assert_eq!(container_source(&by_addr), CredentialSource::PodIdentity);
+        let by_file = MapEnv::from_pairs(&[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:9/x"),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token"),
+        ]);
+        assert_eq!(container_source(&by_file), CredentialSource::PodIdentity);
+        assert!(!CredentialSource::PodIdentity.marketplace_accepts());
+    }
+
+    #[test]
+    fn ecs_task_role_is_recognised() {
+        let rel = MapEnv::from_pairs(&[("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/x")]);
+        assert_eq!(container_source(&rel), CredentialSource::EcsTaskRole);
+        let full = MapEnv::from_pairs(&[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:9/x"),
+            ("ECS_CONTAINER_METADATA_URI_V4", "http://127.0.0.1:9/m"),
+        ]);
+        assert_eq!(container_source(&full), CredentialSource::EcsTaskRole);
+        assert!(CredentialSource::EcsTaskRole.marketplace_accepts());
+    }
+}

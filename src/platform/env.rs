@@ -1,0 +1,39 @@
+//! Read access to the process environment, injected so unit tests never read the real one.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+
+/// A source of environment variables.
+pub trait Env: Send + Sync {
+    /// The variable's value if it is set, valid UTF-8 and not blank (a blank value counts as unset,
+    /// as in aws-config).
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The real process environment. The only place mpgate's own logic reads it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        #[allow(clippy::disallowed_methods)] // this is the one sanctioned reader
+        std::env::var(key).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// A fixed set of variables, for tests.
+#[derive(Clone, Debug, Default)]
+pub struct MapEnv(pub HashMap<String, String>);
+
+impl MapEnv {
+    /// Build from pairs.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        MapEnv(pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect())
+    }
+}
+
+impl Env for MapEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        self.0.get(key).filter(|v| !v.trim().is_empty()).cloned()
+    }
+}

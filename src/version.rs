@@ -1,0 +1,56 @@
+//! `mpgate version`: what this binary was built with, for people and for machines.
+#![forbid(unsafe_code)]
+
+use crate::identity::BAKED;
+use serde_json::json;
+use std::fmt::Write as _;
+
+/// `release` or `test (insecure-test-endpoints)`.
+pub const FLAVOUR: &str = if cfg!(feature = "insecure-test-endpoints") { "test" } else { "release" };
+
+/// The human-readable report.
+pub fn text() -> String {
+    let mut s = format!("mpgate {} ({FLAVOUR} flavour)\n", env!("CARGO_PKG_VERSION"));
+    if cfg!(feature = "insecure-test-endpoints") {
+        s.push_str("WARNING: test flavour: honours AWS_ENDPOINT_URL and trusts the public emulator key; never ship it\n");
+    }
+    let Some(b) = &BAKED else {
+        s.push_str("identity: none baked; this binary refuses every start (exit 83)\n");
+        return s;
+    };
+    let _ = writeln!(s, "pricing model: {}", b.pricing_model.as_str());
+    s.push_str("product codes:\n");
+    for (i, p) in b.products.iter().enumerate() {
+        let _ = writeln!(s, "  {}  tier {}{}", p.code, p.tier, if i == 0 { "  (default)" } else { "" });
+        for k in p.keys {
+            let _ = writeln!(s, "    key version {}  rsa-{}  sha256:{}", k.version, k.bits, k.sha256);
+        }
+    }
+    s
+}
+
+/// The machine-readable report (schema documented in docs/configuration.md).
+pub fn json() -> String {
+    let products = BAKED.as_ref().map(|b| {
+        b.products
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                json!({
+                    "code": p.code,
+                    "tier": p.tier,
+                    "default": i == 0,
+                    "keys": p.keys.iter().map(|k| json!({"version": k.version, "bits": k.bits, "sha256": k.sha256})).collect::<Vec<_>>(),
+                })
+            })
+            .collect::<Vec<_>>()
+    });
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "flavour": FLAVOUR,
+        "baked": BAKED.is_some(),
+        "pricing_model": BAKED.as_ref().map(|b| b.pricing_model.as_str()),
+        "products": products.unwrap_or_default(),
+    })
+    .to_string()
+}
