@@ -129,3 +129,107 @@ fn issued_at(v: &Value) -> Result<u64, String> {
     let n = v.as_u64().ok_or_else(|| format!("iat {v} is not a non-negative integer"))?;
     Ok(if n > 100_000_000_000 { n / 1000 } else { n })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
+    use rsa::signature::{RandomizedSigner, SignatureEncoding};
+    use serde_json::json;
+
+    const PRIV: &str = include_str!("../../testdata/keys/paid-v1.key.pem");
+    const OTHER: &str = include_str!("../../testdata/keys/attacker.key.pem");
+    const NOW: u64 = 1_800_000_000;
+
+    fn key(pem: &str) -> rsa::RsaPrivateKey {
+        rsa::RsaPrivateKey::from_pkcs8_pem(pem).expect("test key")
+    }
+
+    fn der(pem: &str) -> Vec<u8> {
+        key(pem).to_public_key().to_public_key_der().expect("der").as_bytes().to_vec()
+    }
+
+    fn sign_with(pem: &str, header: &Value, payload: &Value) -> String {
+        let h = URL_SAFE_NO_PAD.encode(header.to_string());
+        let p = URL_SAFE_NO_PAD.encode(payload.to_string());
+        let input = format!("{h}.{p}");
+        let signer = rsa::pss::BlindedSigningKey::<sha2::Sha256>::new(key(pem));
+        let sig = signer.sign_with_rng(&mut rsa::rand_core::OsRng, input.as_bytes()).to_vec();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    fn good_claims() -> Value {
+        json!({"productCode": "prod1", "publicKeyVersion": 1, "nonce": "n-1", "iat": NOW})
+    }
+
+    fn check(token: &str) -> Result<Verified, String> {
+        let d = der(PRIV);
+        let expected = Expected { product_code: "prod1", key_version: 1, nonce: "n-1", now: UNIX_EPOCH + Duration::from_secs(NOW + 30) };
+        verify(token, &[d.as_slice()], &expected)
+    }
+
+    fn ps256() -> Value {
+        json!({"alg": "PS256", "typ": "JWT"})
+    }
+
+    #[test]
+    fn a_good_token_verifies() {
+        assert_eq!(check(&sign_with(PRIV, &ps256(), &good_claims())), Ok(Verified { issued_at: NOW }));
+    }
+
+    #[test]
+    fn pascal_case_string_version_and_millisecond_iat_verify() {
+        let claims = json!({"ProductCode": "prod1", "PublicKeyVersion": "1", "Nonce": "n-1", "iat": NOW * 1000});
+        assert_eq!(check(&sign_with(PRIV, &ps256(), &claims)), Ok(Verified { issued_at: NOW }));
+    }
+
+    #[test]
+    fn other_algorithms_are_refused_even_when_correctly_signed_as_pss() {
+        for alg in ["none", "HS256", "RS256", "PS384", "ps256"] {
+            let err = check(&sign_with(PRIV, &json!({"alg": alg}), &good_claims())).expect_err(alg);
+            assert!(err.contains("is not PS256"), "{alg}: {err}");
+        }
+        let err = check(&sign_with(PRIV, &json!({"typ": "JWT"}), &good_claims())).expect_err("no alg");
+        assert!(err.contains("no alg"), "{err}");
+    }
+
+    #[test]
+    fn another_key_or_an_edited_payload_is_refused() {
+        assert!(check(&sign_with(OTHER, &ps256(), &good_claims())).expect_err("foreign").contains("does not verify"));
+        let token = sign_with(PRIV, &ps256(), &good_claims());
+        let parts: Vec<&str> = token.split('.').collect();
+        let edited = URL_SAFE_NO_PAD.encode(json!({"productCode": "prod1", "publicKeyVersion": 1, "nonce": "n-2", "iat": NOW}).to_string());
+        let forged = format!("{}.{}.{}", parts[0], edited, parts[2]);
+        assert!(check(&forged).expect_err("edited").contains("does not verify"));
+    }
+
+    #[test]
+    fn claim_mismatches_are_refused() {
+        let cases = [
+            (json!({"productCode": "prod2", "publicKeyVersion": 1, "nonce": "n-1", "iat": NOW}), "productCode claim"),
+            (json!({"productCode": "prod1", "publicKeyVersion": 2, "nonce": "n-1", "iat": NOW}), "publicKeyVersion claim"),
+            (json!({"productCode": "prod1", "publicKeyVersion": "01", "nonce": "n-1", "iat": NOW}), "publicKeyVersion claim"),
+            (json!({"productCode": "prod1", "publicKeyVersion": 1, "nonce": "n-9", "iat": NOW}), "nonce claim"),
+            (json!({"productCode": "prod1", "publicKeyVersion": 1, "iat": NOW}), "no nonce claim"),
+            (json!({"productCode": "prod1", "publicKeyVersion": 1, "nonce": "n-1"}), "no iat claim"),
+            (json!({"productCode": "prod1", "publicKeyVersion": 1, "nonce": "n-1", "iat": NOW - 3600}), "from the local clock"),
+            (json!({"productCode": "prod1", "publicKeyVersion": 1, "nonce": "n-1", "iat": -5}), "not a non-negative integer"),
+            (json!({"productCode": "prod1", "ProductCode": "prod1", "publicKeyVersion": 1, "nonce": "n-1", "iat": NOW}), "both productCode and ProductCode"),
+            (json!(["not", "an", "object"]), "payload is not a JSON object"),
+        ];
+        for (claims, want) in cases {
+            let err = check(&sign_with(PRIV, &ps256(), &claims)).expect_err(want);
+            assert!(err.contains(want), "wanted {want:?}, got {err:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused_without_panicking() {
+        let good = sign_with(PRIV, &ps256(), &good_claims());
+        for bad in ["", "x", "a.b", "a.b.c.d", "..", "a..c", &format!("{good}="), &"A".repeat(MAX_TOKEN + 1), "e30.e30.", "!!.e30.AA"] {
+            assert!(check(bad).is_err(), "{bad:.40}");
+        }
+        let with_crit = sign_with(PRIV, &json!({"alg": "PS256", "crit": ["exp"]}), &good_claims());
+        assert!(check(&with_crit).expect_err("crit").contains("crit"));
+    }
+}

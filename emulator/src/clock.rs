@@ -1,0 +1,101 @@
+//! Date formatting and parsing the AWS wire formats need (RFC 3339 UTC, SigV4 `X-Amz-Date`),
+//! done by hand on Unix seconds because a date library would be the biggest dependency here.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub fn unix_secs(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+pub fn unix_millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn parts(t: SystemTime) -> (i64, u32, u32, i64, i64, i64) {
+    let s = unix_secs(t);
+    let (y, mo, d) = civil_from_days(s.div_euclid(86_400));
+    let sod = s.rem_euclid(86_400);
+    (y, mo, d, sod / 3600, (sod % 3600) / 60, sod % 60)
+}
+
+/// `2024-01-31T12:00:00Z`, the form STS, ECS and IMDS use for `Expiration`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let (y, mo, d, h, mi, s) = parts(t);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// `20150830T123600Z`, the SigV4 `X-Amz-Date` form.
+pub fn amz_date(t: SystemTime) -> String {
+    let (y, mo, d, h, mi, s) = parts(t);
+    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
+}
+
+/// Parses `YYYYMMDDTHHMMSSZ`; None on anything else.
+pub fn parse_amz_date(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = s.get(r)?;
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (h, mi, sec) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let days = days_from_civil(i64::from(y), mo, d);
+    let secs = days * 86_400 + i64::from(h * 3600 + mi * 60 + sec);
+    let secs = u64::try_from(secs).ok()?;
+    Some(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_known_dates() {
+        let t = parse_amz_date("20150830T123600Z").expect("valid");
+        assert_eq!(unix_secs(t), 1_440_938_160);
+        assert_eq!(amz_date(t), "20150830T123600Z");
+        assert_eq!(rfc3339(t), "2015-08-30T12:36:00Z");
+        let leap = parse_amz_date("20240229T235959Z").expect("valid");
+        assert_eq!(rfc3339(leap), "2024-02-29T23:59:59Z");
+        assert!(parse_amz_date("2015-08-30T12:36:00Z").is_none());
+        assert!(parse_amz_date("20151330T123600Z").is_none());
+    }
+}

@@ -1,0 +1,147 @@
+//! mpgate-emulator: all of AWS that mpgate touches (Marketplace Metering, STS, the ECS and EKS
+//! credential endpoints, ECS task metadata, IMDS) on loopback, for integration tests. It models a
+//! world of accounts, products and workloads, and derives every answer from that situation.
+//! Test-only: it trusts nothing but also protects nothing (keys are public test keys).
+
+#![forbid(unsafe_code)]
+
+mod auth;
+pub mod clock;
+mod container;
+mod control;
+mod demo;
+mod env;
+mod fault;
+mod imds;
+pub mod jwt;
+pub mod keys;
+mod ledger;
+mod metering;
+mod proto;
+mod sa_token;
+mod server;
+pub mod sigv4;
+mod state;
+mod sts;
+mod world;
+
+pub use demo::{ACCOUNT, FREE, IRSA_ROLE, PAID, UNSUBSCRIBED_ACCOUNT};
+pub use fault::{Fault, TokenMutation};
+pub use ledger::{Recorded, Registration};
+pub use world::{Account, ClaimStyle, CredentialKind, Platform, Product, Workload, World};
+
+use server::Site;
+use state::Shared;
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// A running emulator. Dropping it stops the server and every listener.
+pub struct Emulator {
+    shared: Arc<Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Binds 127.0.0.1:0, runs the server on its own thread with its own tokio runtime, returns once listening.
+    pub fn start(world: World) -> io::Result<Emulator> {
+        Self::start_on(world, SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// As `start`, on a chosen address for the main port (IMDS ports are always 127.0.0.1:0).
+    pub fn start_on(world: World, addr: SocketAddr) -> io::Result<Emulator> {
+        let main = TcpListener::bind(addr)?;
+        let url = format!("http://{}", main.local_addr()?);
+        let mut imds = Vec::new();
+        let mut ports = HashMap::new();
+        for w in world.workloads.iter().filter(|w| w.has_imds()) {
+            let l = TcpListener::bind(("127.0.0.1", 0))?;
+            ports.insert(w.id.clone(), l.local_addr()?.port());
+            imds.push((w.id.clone(), l));
+        }
+        let shared = Arc::new(Shared::new(world, url, &ports)?);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let mut listeners = vec![(Site::Main, main)];
+        listeners.extend(imds.into_iter().map(|(id, l)| (Site::Imds(id), l)));
+        let mut tokio_listeners = Vec::new();
+        for (site, l) in listeners {
+            l.set_nonblocking(true)?;
+            let _guard = rt.enter();
+            tokio_listeners.push((site, tokio::net::TcpListener::from_std(l)?));
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let for_thread = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("mpgate-emulator".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    for (site, l) in tokio_listeners {
+                        tokio::spawn(server::serve(l, for_thread.clone(), site));
+                    }
+                    // Either an explicit stop or the handle being dropped ends the server.
+                    let _ = stopped.await;
+                });
+                // Hung connections (Fault::Hang) would block an orderly shutdown; abandon them.
+                rt.shutdown_background();
+            })?;
+        Ok(Emulator {
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// "http://127.0.0.1:PORT"
+    pub fn url(&self) -> String {
+        self.shared.url.clone()
+    }
+
+    /// Writes the workload's token files into `dir` and returns the environment its container
+    /// would see (see `env.rs` for the variable names per credential kind).
+    pub fn workload_env(&self, workload_id: &str, dir: &Path) -> io::Result<Vec<(String, String)>> {
+        env::workload_env(&self.shared, workload_id, dir)
+    }
+
+    /// The request ledger, in arrival order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.lock().ledger.clone()
+    }
+
+    /// Queues `fault` for the next call of `op`; faults are consumed FIFO, one per call.
+    pub fn inject(&self, op: &str, fault: Fault) {
+        self.shared.lock().faults.push(op, fault);
+    }
+
+    /// Successful RegisterUsage calls (the billing ledger).
+    pub fn registrations(&self) -> Vec<Registration> {
+        self.shared.lock().registrations.clone()
+    }
+
+    /// The ids of every workload in the world (for writing env files).
+    pub fn workload_ids(&self) -> Vec<String> {
+        self.shared
+            .world
+            .workloads
+            .iter()
+            .map(|w| w.id.clone())
+            .collect()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The HTTP side: accept loops for the main port and each IMDS port, reading a request, naming
+//! its operation, applying a queued fault, dispatching, and recording the outcome in the ledger.
+
+use crate::fault::{Fault, TokenMutation};
+use crate::proto::{self, Outcome};
+use crate::sigv4::header;
+use crate::state::Shared;
+use crate::{container, control, imds, metering, sts};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming as Body;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// A request fully read off the wire.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+/// Which listener a request arrived on.
+#[derive(Debug, Clone)]
+pub enum Site {
+    Main,
+    /// The IMDS as seen from this workload.
+    Imds(String),
+}
+
+/// Returned by the service to make hyper drop the connection without answering.
+#[derive(Debug)]
+struct Dropped;
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by injected fault")
+    }
+}
+impl std::error::Error for Dropped {}
+
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, site: Site) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let (shared, site) = (shared.clone(), site.clone());
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| handle(shared.clone(), site.clone(), req));
+            // Errors here are client disconnects or our own Dropped; nothing to report.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+async fn read(req: Request<Body>) -> Incoming {
+    let (parts, body) = req.into_parts();
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    Incoming {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or_default().to_string(),
+        headers,
+        body: body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default(),
+    }
+}
+
+/// Names the operation a main-port request is for.
+fn main_op(req: &Incoming) -> String {
+    if let Some(target) = header(&req.headers, "x-amz-target") {
+        return match target.strip_prefix(metering::TARGET_PREFIX) {
+            Some(op) => op.to_string(),
+            None => "UnknownOperation".to_string(),
+        };
+    }
+    let p = req.path.as_str();
+    if req.method == "POST" && p == "/" {
+        if let Some(action) = sts::action(&req.body) {
+            return action;
+        }
+    }
+    if p.starts_with("/ecs/credentials/") {
+        "EcsCredentials".into()
+    } else if p.starts_with("/ecs/metadata/") {
+        "EcsTaskMetadata".into()
+    } else if p == "/pod-identity/credentials" {
+        "PodIdentityCredentials".into()
+    } else {
+        "NotFound".into()
+    }
+}
+
+fn dispatch(
+    shared: &Shared,
+    site: &Site,
+    op: &str,
+    req: &Incoming,
+    m: Option<TokenMutation>,
+) -> Outcome {
+    match site {
+        Site::Imds(id) => match shared.world.workload(id) {
+            Some(w) => imds::handle(shared, w, op, req),
+            None => proto::plain(404, ""),
+        },
+        Site::Main => match op {
+            "EcsCredentials" => container::ecs_credentials(
+                shared,
+                req.path.trim_start_matches("/ecs/credentials/"),
+                req,
+            ),
+            "PodIdentityCredentials" => container::pod_identity_credentials(shared, req),
+            "EcsTaskMetadata" => {
+                let rest = req.path.trim_start_matches("/ecs/metadata/");
+                let (w, tail) = rest.split_once('/').unwrap_or((rest, ""));
+                container::task_metadata(shared, w, tail)
+            }
+            "UnknownOperation" => proto::json_error(
+                400,
+                "UnknownOperationException",
+                "The operation is not known to this service.",
+            ),
+            "NotFound" => proto::plain(404, "not found"),
+            _ if header(&req.headers, "x-amz-target").is_some() => {
+                metering::handle(shared, op, req, m)
+            }
+            _ => sts::handle(shared, op, req),
+        },
+    }
+}
+
+fn respond(out: &Outcome) -> Response<Full<Bytes>> {
+    let mut builder = Response::builder().status(out.status);
+    for (k, v) in &out.headers {
+        builder = builder.header(k, v);
+    }
+    builder
+        .body(Full::new(Bytes::from(out.body.clone())))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    site: Site,
+    req: Request<Body>,
+) -> Result<Response<Full<Bytes>>, Dropped> {
+    let req = read(req).await;
+    if matches!(site, Site::Main) && req.path.starts_with("/_emulator/") {
+        return Ok(respond(&control::handle(&shared, &req)));
+    }
+    let op = match &site {
+        Site::Main => main_op(&req),
+        Site::Imds(_) => imds::op(&req.method, &req.path).to_string(),
+    };
+    let site_workload = match &site {
+        Site::Imds(id) => Some(id.as_str()),
+        Site::Main => None,
+    };
+    let mut mutation = None;
+    let out = match shared.next_fault(&op) {
+        Some(Fault::Hang) => Outcome {
+            hang: true,
+            ..Outcome::default()
+        }
+        .workload(site_workload),
+        Some(Fault::CloseConnection) => {
+            record(
+                &shared,
+                &op,
+                &req,
+                &Outcome::default().workload(site_workload),
+            );
+            return Err(Dropped);
+        }
+        Some(Fault::Throttle) => proto::throttle(&op).workload(site_workload),
+        Some(Fault::InternalError) => proto::internal(&op).workload(site_workload),
+        Some(Fault::Status(status, code)) => {
+            proto::fault_error(&op, status, &code).workload(site_workload)
+        }
+        other => {
+            if let Some(Fault::Delay(d)) = other {
+                tokio::time::sleep(d).await;
+            }
+            if let Some(Fault::Token(m)) = other {
+                mutation = Some(m);
+            }
+            dispatch(&shared, &site, &op, &req, mutation)
+        }
+    };
+    record(&shared, &op, &req, &out);
+    if out.hang {
+        std::future::pending::<()>().await;
+    }
+    Ok(respond(&out))
+}
+
+fn record(shared: &Shared, op: &str, req: &Incoming, out: &Outcome) {
+    let rec = crate::ledger::Recorded {
+        op: op.to_string(),
+        method: req.method.clone(),
+        path: req.path.clone(),
+        headers: req.headers.clone(),
+        body: String::from_utf8_lossy(&req.body).into_owned(),
+        status: if out.hang { 0 } else { out.status },
+        error_code: out.error_code.clone(),
+        workload: out.workload.clone(),
+        signing_region: out.signing_region.clone(),
+    };
+    shared.lock().ledger.push(rec);
+}

@@ -1,0 +1,202 @@
+//! Shared emulator state: the fixed world and its per-workload setup (tokens, static keys, task
+//! ids) decided at start, plus the mutable ledgers, fault queues and issued credentials.
+//! Locks are never held across an await.
+
+use crate::fault::{Fault, FaultQueue};
+use crate::ledger::{Recorded, Registration};
+use crate::world::{CredentialKind, World};
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use rsa::pkcs8::DecodePrivateKey;
+use rsa::RsaPrivateKey;
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::sync::{Mutex, MutexGuard};
+
+/// The credential source a principal authenticated with; decides RegisterUsage platform support.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    EcsTaskRole,
+    Irsa,
+    PodIdentity,
+    InstanceRole,
+    StaticKeys,
+}
+
+/// Who a credential belongs to; every credential handed out is bound to one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub account: String,
+    pub workload: String,
+    pub kind: PrincipalKind,
+    pub region: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuedCred {
+    pub access_key_id: String,
+    pub secret: String,
+    /// None for long-term (`AKIA…`) keys.
+    pub session_token: Option<String>,
+    pub principal: Principal,
+}
+
+/// Per-workload facts fixed at start so `workload_env` is stable and the binary can write them.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    pub ecs_token: Option<String>,
+    pub irsa_token: Option<String>,
+    pub pod_token: Option<String>,
+    pub static_key: Option<String>,
+    pub task_id: String,
+    pub imds_port: Option<u16>,
+}
+
+#[derive(Default)]
+pub struct Inner {
+    pub ledger: Vec<Recorded>,
+    pub faults: FaultQueue,
+    pub registrations: Vec<Registration>,
+    pub creds: HashMap<String, IssuedCred>,
+    /// (workload, product code) pairs whose entitlement was checked once already.
+    pub registered: HashSet<(String, String)>,
+    pub imds_tokens: HashSet<String>,
+}
+
+pub struct Keys {
+    pub emulator: RsaPrivateKey,
+    pub attacker: RsaPrivateKey,
+    pub products: HashMap<(String, i32), RsaPrivateKey>,
+}
+
+pub struct Shared {
+    pub world: World,
+    pub keys: Keys,
+    pub setup: HashMap<String, Setup>,
+    pub url: String,
+    inner: Mutex<Inner>,
+}
+
+pub fn random_string(len: usize) -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+pub fn random_upper(len: usize) -> String {
+    random_string(len * 2)
+        .to_ascii_uppercase()
+        .chars()
+        .take(len)
+        .collect()
+}
+
+pub fn request_id() -> String {
+    let b: [u8; 16] = rand::thread_rng().gen();
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+fn parse_key(pem: &str, what: &str) -> io::Result<RsaPrivateKey> {
+    RsaPrivateKey::from_pkcs8_pem(pem)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}")))
+}
+
+impl Keys {
+    pub fn load(world: &World) -> io::Result<Keys> {
+        let mut products = HashMap::new();
+        for p in &world.products {
+            for (v, pem) in &p.signing_keys {
+                products.insert(
+                    (p.code.clone(), *v),
+                    parse_key(pem, &format!("key {} v{v}", p.code))?,
+                );
+            }
+        }
+        Ok(Keys {
+            emulator: parse_key(crate::keys::EMULATOR, "emulator key")?,
+            attacker: parse_key(crate::keys::ATTACKER, "attacker key")?,
+            products,
+        })
+    }
+}
+
+impl Shared {
+    pub fn new(world: World, url: String, imds_ports: &HashMap<String, u16>) -> io::Result<Shared> {
+        let keys = Keys::load(&world)?;
+        let mut inner = Inner::default();
+        let mut setup = HashMap::new();
+        for w in &world.workloads {
+            let mut s = Setup {
+                task_id: hex::encode(rand::thread_rng().gen::<[u8; 16]>()),
+                imds_port: imds_ports.get(&w.id).copied(),
+                ..Setup::default()
+            };
+            match &w.credential {
+                CredentialKind::EcsTaskRole => s.ecs_token = Some(random_string(48)),
+                CredentialKind::Irsa { .. } => {
+                    s.irsa_token = Some(crate::sa_token::mint(&keys.emulator, w))
+                }
+                CredentialKind::PodIdentity => {
+                    s.pod_token = Some(crate::sa_token::mint(&keys.emulator, w))
+                }
+                CredentialKind::StaticKeys => {
+                    let cred = IssuedCred {
+                        access_key_id: format!("AKIA{}", random_upper(16)),
+                        secret: random_string(40),
+                        session_token: None,
+                        principal: Principal {
+                            account: w.account.clone(),
+                            workload: w.id.clone(),
+                            kind: PrincipalKind::StaticKeys,
+                            region: w.region.clone(),
+                        },
+                    };
+                    s.static_key = Some(cred.access_key_id.clone());
+                    inner.creds.insert(cred.access_key_id.clone(), cred);
+                }
+                CredentialKind::InstanceRole { .. } | CredentialKind::None => {}
+            }
+            setup.insert(w.id.clone(), s);
+        }
+        Ok(Shared {
+            world,
+            keys,
+            setup,
+            url,
+            inner: Mutex::new(inner),
+        })
+    }
+
+    /// A poisoned lock only means a handler panicked mid-update; the ledgers are still usable.
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn next_fault(&self, op: &str) -> Option<Fault> {
+        self.lock().faults.next(op)
+    }
+
+    /// Mints fresh session credentials (`ASIA…`) bound to `principal`.
+    pub fn issue(&self, principal: Principal) -> IssuedCred {
+        let cred = IssuedCred {
+            access_key_id: format!("ASIA{}", random_upper(16)),
+            secret: random_string(40),
+            session_token: Some(format!("IQoJb3JpZ2luX2VjE{}", random_string(180))),
+            principal,
+        };
+        self.lock()
+            .creds
+            .insert(cred.access_key_id.clone(), cred.clone());
+        cred
+    }
+}

@@ -1,0 +1,403 @@
+//! Raw-HTTP tests against a running emulator: what a client on the wire sees.
+
+use mpgate_emulator::{keys, sigv4, Emulator, Fault, TokenMutation, World};
+use rsa::pkcs8::DecodePublicKey;
+use rsa::signature::Verifier;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, SystemTime};
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).expect("json body")
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection; None if no answer arrives within `timeout`.
+fn send(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    timeout: Duration,
+) -> Option<Reply> {
+    let addr = base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(timeout)).expect("timeout");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).expect("write");
+    let mut raw = Vec::new();
+    if s.read_to_end(&mut raw).is_err() || raw.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let mut lines = head.lines();
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Some(Reply {
+        status,
+        headers,
+        body: body.to_string(),
+    })
+}
+
+fn get(base: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    send(base, "GET", path, headers, "", Duration::from_secs(5)).expect("answer")
+}
+
+fn env_of(
+    emu: &Emulator,
+    id: &str,
+    dir: &std::path::Path,
+) -> std::collections::HashMap<String, String> {
+    emu.workload_env(id, dir)
+        .expect("env")
+        .into_iter()
+        .collect()
+}
+
+struct Creds {
+    akid: String,
+    secret: String,
+    token: Option<String>,
+}
+
+fn ecs_creds(emu: &Emulator, id: &str) -> Creds {
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = env_of(emu, id, dir.path());
+    let full = &env["AWS_CONTAINER_CREDENTIALS_FULL_URI"];
+    let path = full.trim_start_matches(&emu.url());
+    let r = get(
+        &emu.url(),
+        path,
+        &[("authorization", &env["AWS_CONTAINER_AUTHORIZATION_TOKEN"])],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let j = r.json();
+    Creds {
+        akid: j["AccessKeyId"].as_str().expect("id").into(),
+        secret: j["SecretAccessKey"].as_str().expect("secret").into(),
+        token: j["Token"].as_str().map(str::to_string),
+    }
+}
+
+/// RegisterUsage signed for `region` (our own signer; the boto3 smoke test covers an independent one).
+fn register(emu: &Emulator, c: &Creds, region: &str, body: &str) -> Reply {
+    let host = emu.url().trim_start_matches("http://").to_string();
+    let now = SystemTime::now();
+    let date = mpgate_emulator::clock::amz_date(now);
+    let mut headers: Vec<(String, String)> = vec![
+        ("content-type".into(), "application/x-amz-json-1.1".into()),
+        ("host".into(), host),
+        ("x-amz-date".into(), date.clone()),
+        (
+            "x-amz-target".into(),
+            "AWSMPMeteringService.RegisterUsage".into(),
+        ),
+    ];
+    if let Some(t) = &c.token {
+        headers.push(("x-amz-security-token".into(), t.clone()));
+    }
+    let signed: Vec<String> = headers.iter().map(|(k, _)| k.clone()).collect();
+    let cred = sigv4::Credential {
+        access_key_id: c.akid.clone(),
+        date: date[..8].to_string(),
+        region: region.into(),
+        service: "aws-marketplace".into(),
+        signed_headers: signed.clone(),
+        signature: String::new(),
+    };
+    let req = sigv4::SignedRequest {
+        method: "POST",
+        path: "/",
+        query: "",
+        headers: &headers,
+        body: body.as_bytes(),
+    };
+    let sig = sigv4::signature(&req, &cred, &date, &c.secret);
+    let authz = format!(
+        "AWS4-HMAC-SHA256 Credential={}/{}/{region}/aws-marketplace/aws4_request, SignedHeaders={}, Signature={sig}",
+        c.akid, cred.date, signed.join(";")
+    );
+    let mut hs: Vec<(&str, &str)> = headers
+        .iter()
+        .filter(|(k, _)| k != "host")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    hs.push(("authorization", &authz));
+    send(&emu.url(), "POST", "/", &hs, body, Duration::from_secs(5)).expect("answer")
+}
+
+const PAID_V1: &str =
+    r#"{"ProductCode":"8f3kq2demopaid0mpgate01","PublicKeyVersion":1,"Nonce":"abc"}"#;
+
+#[test]
+fn unsigned_register_usage_is_rejected_and_recorded() {
+    let emu = Emulator::start(World::demo()).expect("start");
+    let r = send(
+        &emu.url(),
+        "POST",
+        "/",
+        &[
+            ("x-amz-target", "AWSMPMeteringService.RegisterUsage"),
+            ("content-type", "application/x-amz-json-1.1"),
+        ],
+        PAID_V1,
+        Duration::from_secs(5),
+    )
+    .expect("answer");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["__type"], "MissingAuthenticationTokenException");
+    assert!(r.header("x-amzn-RequestId").is_some());
+    let led = emu.requests();
+    assert_eq!(led.len(), 1);
+    assert_eq!(led[0].op, "RegisterUsage");
+    assert_eq!(
+        led[0].error_code.as_deref(),
+        Some("MissingAuthenticationTokenException")
+    );
+    assert!(emu.registrations().is_empty());
+}
+
+#[test]
+fn ecs_task_registers_and_gets_a_verifiable_signature() {
+    let emu = Emulator::start(World::demo()).expect("start");
+    let c = ecs_creds(&emu, "ecs-task");
+    assert!(c.akid.starts_with("ASIA"));
+    let r = register(&emu, &c, "us-east-1", PAID_V1);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sig = r.json()["Signature"].as_str().expect("sig").to_string();
+    let p: Vec<&str> = sig.split('.').collect();
+    let key = rsa::RsaPublicKey::from_public_key_pem(keys::PAID_V1_PUB).expect("key");
+    let vk = rsa::pss::VerifyingKey::<sha2::Sha256>::new(key);
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(p[2])
+        .expect("b64");
+    let s = rsa::pss::Signature::try_from(raw.as_slice()).expect("sig");
+    assert!(vk
+        .verify(format!("{}.{}", p[0], p[1]).as_bytes(), &s)
+        .is_ok());
+    assert_eq!(emu.registrations().len(), 1);
+    assert_eq!(emu.registrations()[0].nonce.as_deref(), Some("abc"));
+    let last = emu.requests().pop().expect("recorded");
+    assert_eq!(last.workload.as_deref(), Some("ecs-task"));
+    assert_eq!(last.signing_region.as_deref(), Some("us-east-1"));
+
+    // Wrong secret → InvalidSignatureException; missing session token → UnrecognizedClient.
+    let bad = Creds {
+        secret: "nope".into(),
+        ..ecs_creds(&emu, "ecs-task")
+    };
+    assert_eq!(
+        register(&emu, &bad, "us-east-1", PAID_V1).json()["__type"],
+        "InvalidSignatureException"
+    );
+    let no_token = Creds {
+        token: None,
+        ..ecs_creds(&emu, "ecs-task")
+    };
+    assert_eq!(
+        register(&emu, &no_token, "us-east-1", PAID_V1).json()["__type"],
+        "UnrecognizedClientException"
+    );
+    // Faults: throttle once, then a token mutation.
+    emu.inject("RegisterUsage", Fault::Throttle);
+    emu.inject("RegisterUsage", Fault::Token(TokenMutation::NotAJwt));
+    assert_eq!(
+        register(&emu, &c, "us-east-1", PAID_V1).json()["__type"],
+        "ThrottlingException"
+    );
+    assert_eq!(
+        register(&emu, &c, "us-east-1", PAID_V1).json()["Signature"],
+        "x"
+    );
+}
+
+#[test]
+fn the_situation_decides_the_error() {
+    let emu = Emulator::start(World::demo()).expect("start");
+    let code = |id: &str, region: &str, body: &str| {
+        register(&emu, &ecs_creds(&emu, id), region, body).json()["__type"].clone()
+    };
+    assert_eq!(
+        code("unsubscribed-task", "us-east-1", PAID_V1),
+        "CustomerNotEntitledException"
+    );
+    assert_eq!(
+        code("eu-task", "us-east-1", PAID_V1),
+        "InvalidRegionException"
+    );
+    assert_eq!(
+        code(
+            "ecs-task",
+            "us-east-1",
+            r#"{"ProductCode":"nope","PublicKeyVersion":1}"#
+        ),
+        "InvalidProductCodeException"
+    );
+    assert_eq!(
+        code(
+            "ecs-task",
+            "us-east-1",
+            r#"{"ProductCode":"8f3kq2demopaid0mpgate01","PublicKeyVersion":3}"#
+        ),
+        "InvalidPublicKeyVersionException"
+    );
+    assert_eq!(
+        code("ecs-task", "us-east-1", r#"{"PublicKeyVersion":1}"#),
+        "ValidationException"
+    );
+    assert_eq!(
+        code("ecs-task", "us-east-1", "not json"),
+        "SerializationException"
+    );
+    // Long-term keys on a laptop.
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = env_of(&emu, "laptop", dir.path());
+    let laptop = Creds {
+        akid: env["AWS_ACCESS_KEY_ID"].clone(),
+        secret: env["AWS_SECRET_ACCESS_KEY"].clone(),
+        token: None,
+    };
+    assert_eq!(
+        register(&emu, &laptop, "us-east-1", PAID_V1).json()["__type"],
+        "PlatformNotSupportedException"
+    );
+}
+
+#[test]
+fn imds_token_put_carries_the_ttl_header() {
+    let emu = Emulator::start(World::demo()).expect("start");
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = env_of(&emu, "ec2-instance", dir.path());
+    let imds = env["AWS_EC2_METADATA_SERVICE_ENDPOINT"].clone();
+    assert!(!env.contains_key("AWS_REGION"));
+    let r = send(
+        &imds,
+        "PUT",
+        "/latest/api/token",
+        &[("x-aws-ec2-metadata-token-ttl-seconds", "21600")],
+        "",
+        Duration::from_secs(5),
+    )
+    .expect("answer");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("x-aws-ec2-metadata-token-ttl-seconds"),
+        Some("21600")
+    );
+    let token = r.body.clone();
+    assert_eq!(
+        get(&imds, "/latest/meta-data/placement/region", &[]).status,
+        401
+    );
+    let t = [("x-aws-ec2-metadata-token", token.as_str())];
+    assert_eq!(
+        get(&imds, "/latest/meta-data/placement/region", &t).body,
+        "us-east-1"
+    );
+    assert_eq!(
+        get(&imds, "/latest/meta-data/iam/security-credentials/", &t).body,
+        "ec2-role"
+    );
+    let c = get(
+        &imds,
+        "/latest/meta-data/iam/security-credentials/ec2-role",
+        &t,
+    )
+    .json();
+    assert_eq!(c["Code"], "Success");
+    assert!(c["AccessKeyId"].as_str().expect("id").starts_with("ASIA"));
+
+    // Hop limit 1: the PUT never answers.
+    let env = env_of(&emu, "eks-irsa", dir.path());
+    let hop1 = &env["AWS_EC2_METADATA_SERVICE_ENDPOINT"];
+    assert!(send(
+        hop1,
+        "PUT",
+        "/latest/api/token",
+        &[("x-aws-ec2-metadata-token-ttl-seconds", "21600")],
+        "",
+        Duration::from_millis(300)
+    )
+    .is_none());
+}
+
+#[test]
+fn sts_assume_role_with_web_identity() {
+    let emu = Emulator::start(World::demo()).expect("start");
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = env_of(&emu, "eks-irsa", dir.path());
+    let token = std::fs::read_to_string(&env["AWS_WEB_IDENTITY_TOKEN_FILE"]).expect("token file");
+    assert!(!token.ends_with('\n') && token.split('.').count() == 3);
+    let form = |role: &str, tok: &str| {
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("Action", "AssumeRoleWithWebIdentity")
+            .append_pair("Version", "2011-06-15")
+            .append_pair("RoleArn", role)
+            .append_pair("RoleSessionName", "s1")
+            .append_pair("WebIdentityToken", tok)
+            .finish()
+    };
+    let ct = [("content-type", "application/x-www-form-urlencoded")];
+    let ok = send(
+        &emu.url(),
+        "POST",
+        "/",
+        &ct,
+        &form(&env["AWS_ROLE_ARN"], &token),
+        Duration::from_secs(5),
+    )
+    .expect("answer");
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert!(ok.body.starts_with("<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIA"));
+    assert!(ok.body.contains("<SubjectFromWebIdentityToken>system:serviceaccount:default:eks-irsa</SubjectFromWebIdentityToken>"));
+    let denied = send(
+        &emu.url(),
+        "POST",
+        "/",
+        &ct,
+        &form("arn:aws:iam::111122223333:role/other", &token),
+        Duration::from_secs(5),
+    )
+    .expect("answer");
+    assert_eq!(denied.status, 403);
+    assert!(denied.body.contains("<Code>AccessDenied</Code>"));
+    let forged = send(
+        &emu.url(),
+        "POST",
+        "/",
+        &ct,
+        &form(&env["AWS_ROLE_ARN"], "a.b.c"),
+        Duration::from_secs(5),
+    )
+    .expect("answer");
+    assert_eq!(forged.status, 400);
+    assert!(forged.body.contains("<Code>InvalidIdentityToken</Code>"));
+}

@@ -1,0 +1,12 @@
+//! The one integration test binary. Every test runs the real `mpgate` binary against the emulator over
+//! real HTTP on 127.0.0.1 and asserts exit status, the stderr line, what the emulator received and
+//! what the workload received.
+
+mod support;
+
+mod docs;
+mod exec_identity;
+mod hourly;
+mod release;
+mod rootfs;
+mod tokens;

@@ -1,0 +1,230 @@
+//! Test support: a fluent builder that runs the real `mpgate` binary from an emptied environment and
+//! reports every mismatch at once, plus helpers to read what the test workload received.
+
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// The test-flavour gate built by cargo for this test run.
+pub fn gate_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mpgate"))
+}
+
+/// Directory with the static musl builds made by `scripts/test` (release gate, test gate, workload).
+pub fn dist_dir() -> PathBuf {
+    let dir = std::env::var_os("MPGATE_DIST").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/dist")
+    });
+    assert!(
+        dir.join("mpgate-test-workload").is_file(),
+        "{} has no static builds: run the suite with scripts/test (README), which builds them first",
+        dir.display()
+    );
+    dir
+}
+
+/// The static test workload.
+pub fn workload_bin() -> PathBuf {
+    dist_dir().join("mpgate-test-workload")
+}
+
+/// A scratch directory that lives as long as the value.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+/// One run of a binary, built fluently.
+pub struct Run {
+    bin: PathBuf,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    timeout: Duration,
+}
+
+impl Run {
+    /// The test-flavour gate.
+    pub fn gate() -> Self {
+        Self::bin(gate_bin())
+    }
+
+    /// Any binary, started with an empty environment.
+    pub fn bin(bin: PathBuf) -> Self {
+        Run { bin, args: Vec::new(), env: Vec::new(), timeout: Duration::from_secs(60) }
+    }
+
+    pub fn arg(mut self, a: impl Into<OsString>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(mut self, it: I) -> Self {
+        self.args.extend(it.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, k: impl Into<OsString>, v: impl Into<OsString>) -> Self {
+        let k = k.into();
+        self.env.retain(|(old, _)| *old != k);
+        self.env.push((k, v.into()));
+        self
+    }
+
+    pub fn envs(mut self, pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        for (k, v) in pairs {
+            self = self.env(k, v);
+        }
+        self
+    }
+
+    pub fn without_env(mut self, k: &str) -> Self {
+        self.env.retain(|(old, _)| old != k);
+        self
+    }
+
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// Run to completion (bounded by the timeout, after which the child is killed and the test fails).
+    pub fn run(self) -> Outcome {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(&self.args).env_clear().envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let started = Instant::now();
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
+        let pid = child.id();
+        loop {
+            match child.try_wait().expect("wait") {
+                Some(_) => break,
+                None if started.elapsed() > self.timeout => {
+                    let _ = child.kill();
+                    panic!("{} did not finish within {:?}", self.bin.display(), self.timeout);
+                }
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        let output: Output = child.wait_with_output().expect("output");
+        Outcome { output, pid, elapsed: started.elapsed(), problems: Vec::new() }
+    }
+}
+
+/// What a run did; `expect_*` calls collect mismatches, `check` reports them all.
+pub struct Outcome {
+    pub output: Output,
+    pub pid: u32,
+    pub elapsed: Duration,
+    problems: Vec<String>,
+}
+
+impl Outcome {
+    pub fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    /// The last stderr line (the refusal line).
+    pub fn last_line(&self) -> String {
+        self.stderr().lines().last().unwrap_or("").to_string()
+    }
+
+    pub fn expect_status(mut self, code: i32) -> Self {
+        if self.code() != Some(code) {
+            self.problems.push(format!("exit status {:?}, expected {code}", self.output.status));
+        }
+        self
+    }
+
+    pub fn expect_stderr_contains(mut self, needle: &str) -> Self {
+        if !self.stderr().contains(needle) {
+            self.problems.push(format!("stderr lacks {needle:?}"));
+        }
+        self
+    }
+
+    pub fn expect_stderr_lacks(mut self, needle: &str) -> Self {
+        if self.stderr().contains(needle) {
+            self.problems.push(format!("stderr unexpectedly contains {needle:?}"));
+        }
+        self
+    }
+
+    /// A refusal is exactly one `mpgate: ` line after the optional test-flavour warning, lower case.
+    pub fn expect_one_refusal_line(mut self) -> Self {
+        let lines: Vec<String> = self
+            .stderr()
+            .lines()
+            .filter(|l| !l.starts_with("mpgate: warning: test flavour"))
+            .map(str::to_string)
+            .collect();
+        if lines.len() != 1 || !lines[0].starts_with("mpgate: ") {
+            self.problems.push(format!("expected one `mpgate: ` line on stderr, got {lines:?}"));
+        } else if lines[0]["mpgate: ".len()..].starts_with(|c: char| c.is_ascii_uppercase()) {
+            self.problems.push(format!("refusal line does not start lower case: {:?}", lines[0]));
+        }
+        self
+    }
+
+    pub fn expect_stdout_empty(mut self) -> Self {
+        if !self.output.stdout.is_empty() {
+            self.problems.push(format!("stdout not empty: {:?}", self.stdout()));
+        }
+        self
+    }
+
+    /// Panic with every mismatch and the full output.
+    pub fn check(self) -> Self {
+        if !self.problems.is_empty() {
+            panic!(
+                "{} problem(s):\n  - {}\n--- stderr ---\n{}--- stdout ---\n{}",
+                self.problems.len(),
+                self.problems.join("\n  - "),
+                self.stderr(),
+                self.stdout()
+            );
+        }
+        self
+    }
+}
+
+/// What the test workload reported about itself.
+#[derive(Debug)]
+pub struct Report {
+    pub pid: u32,
+    pub ppid: u32,
+    pub argv: Vec<Vec<u8>>,
+    pub env: Vec<(Vec<u8>, Vec<u8>)>,
+    pub fds: Vec<u32>,
+}
+
+impl Report {
+    pub fn read(path: &Path) -> Report {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("workload report {}: {e}", path.display()));
+        let v: serde_json::Value = serde_json::from_str(&text).expect("report json");
+        let unhex = |s: &serde_json::Value| -> Vec<u8> {
+            let s = s.as_str().expect("hex string");
+            (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+        };
+        Report {
+            pid: v["pid"].as_u64().expect("pid") as u32,
+            ppid: v["ppid"].as_u64().expect("ppid") as u32,
+            argv: v["argv_hex"].as_array().expect("argv").iter().map(unhex).collect(),
+            env: v["env_hex"].as_array().expect("env").iter().map(|p| (unhex(&p[0]), unhex(&p[1]))).collect(),
+            fds: v["fds"].as_array().expect("fds").iter().map(|f| f.as_u64().expect("fd") as u32).collect(),
+        }
+    }
+
+    pub fn var(&self, key: &str) -> Option<String> {
+        self.env.iter().find(|(k, _)| k == key.as_bytes()).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+}
