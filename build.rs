@@ -140,7 +140,10 @@ fn bake(code: &str, manifest_dir: &Path) -> (String, Vec<Product>) {
     }
     for p in &mut products {
         if p.keys.is_empty() {
-            fail(&format!("MPGATE_PUBLIC_KEYS has no key for product code {}: every baked code needs its AWS-issued key", p.code));
+            fail(&format!(
+                "MPGATE_PUBLIC_KEYS has no key for product code {}: every baked code needs its AWS-issued key",
+                p.code
+            ));
         }
         p.keys.sort_by_key(|k| k.version);
     }
@@ -149,7 +152,10 @@ fn bake(code: &str, manifest_dir: &Path) -> (String, Vec<Product>) {
 
 fn render((model, products): &(String, Vec<Product>)) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "pub(crate) const BAKED: Option<Baked> = Some(Baked {{ pricing_model: PricingModel::{model}, products: &[");
+    let _ = writeln!(
+        s,
+        "pub(crate) const BAKED: Option<Baked> = Some(Baked {{ pricing_model: PricingModel::{model}, products: &["
+    );
     for p in products {
         let _ = writeln!(s, "  BakedProduct {{ code: {:?}, tier: {:?}, keys: &[", p.code, p.tier);
         for k in &p.keys {
@@ -172,7 +178,9 @@ fn render((model, products): &(String, Vec<Product>)) -> String {
 fn parse_key(what: &str, pem: &str) -> Key {
     let key = rsa::RsaPublicKey::from_public_key_pem(pem.trim())
         .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem.trim()))
-        .unwrap_or_else(|e| fail(&format!("{what}: not a PEM RSA public key (BEGIN PUBLIC KEY or BEGIN RSA PUBLIC KEY): {e}")));
+        .unwrap_or_else(|e| {
+            fail(&format!("{what}: not a PEM RSA public key (BEGIN PUBLIC KEY or BEGIN RSA PUBLIC KEY): {e}"))
+        });
     let bits = key.size() * 8;
     if !(1024..=8192).contains(&bits) {
         fail(&format!("{what}: RSA key of {bits} bits is outside 1024..=8192"));

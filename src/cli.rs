@@ -9,7 +9,9 @@ use std::time::Duration;
 /// mpgate proves an AWS Marketplace entitlement, then becomes the workload.
 #[derive(Debug, Parser)]
 #[command(name = "mpgate", disable_version_flag = true, arg_required_else_help = true)]
-#[command(after_help = "Examples:\n  mpgate exec -- /app/server --port 8080\n  mpgate version --json\n\nExit codes: see docs/exit-codes.md (80 not entitled, 81 cannot verify, 82 misconfigured, 83 bad build).")]
+#[command(
+    after_help = "Examples:\n  mpgate exec -- /app/server --port 8080\n  mpgate version --json\n\nExit codes: see docs/exit-codes.md (80 not entitled, 81 cannot verify, 82 misconfigured, 83 bad build)."
+)]
 pub struct Cli {
     /// Print the flavour, baked product codes, pricing model and key fingerprints.
     #[arg(short = 'V', long = "version")]
@@ -23,7 +25,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Prove entitlement, then replace mpgate with CMD (same PID, argv and environment).
-    #[command(after_help = "Examples:\n  mpgate exec -- /app/server --port 8080\n  MPGATE_PRODUCT_CODE=<a baked code> mpgate exec --deadline 2m -- app\n\nDockerfile:\n  ENTRYPOINT [\"/mpgate\", \"exec\", \"--\"]\n  CMD [\"/app/server\"]")]
+    #[command(
+        after_help = "Examples:\n  mpgate exec -- /app/server --port 8080\n  MPGATE_PRODUCT_CODE=<a baked code> mpgate exec --deadline 2m -- app\n\nDockerfile:\n  ENTRYPOINT [\"/mpgate\", \"exec\", \"--\"]\n  CMD [\"/app/server\"]"
+    )]
     Exec(ExecArgs),
     /// Print what this binary was built with.
     #[command(after_help = "Examples:\n  mpgate version\n  mpgate version --json")]

@@ -41,6 +41,11 @@ pub const EXIT_TABLE: &[(Class, u8, &str, &str)] = &[
 ];
 
 impl Class {
+    /// The class's name as in `docs/exit-codes.md`, e.g. `not-entitled`.
+    pub fn name(self) -> &'static str {
+        EXIT_TABLE.iter().find(|row| row.0 == self).map_or("internal", |row| row.2)
+    }
+
     /// The process exit status for this class.
     pub fn exit_code(self) -> u8 {
         EXIT_TABLE.iter().find(|row| row.0 == self).map_or(84, |row| row.1)
@@ -106,8 +111,8 @@ impl fmt::Display for Error {
                 "no AWS region found (tried {tried}); set AWS_REGION to the region the task or pod runs in"
             ),
             Error::Credentials { detail, .. } => write!(f, "{detail}"),
-            Error::Aws { call, code, message, request_id, advice, .. } => {
-                write!(f, "{call} failed: {code}")?;
+            Error::Aws { class, call, code, message, request_id, advice } => {
+                write!(f, "{}: {call} answered {code}", class.name())?;
                 if !message.is_empty() {
                     write!(f, ": {}", one_line(message))?;
                 }

@@ -28,15 +28,15 @@ pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
 /// A refusal and where to copy it for the orchestrator.
 #[derive(Debug)]
 pub struct Failure {
-    /// What went wrong.
-    pub error: Error,
+    /// What went wrong (boxed: the error carries AWS's answer and is large).
+    pub error: Box<Error>,
     /// The termination-log path to write the line to, if it exists.
     pub termination_log: Option<PathBuf>,
 }
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
-        Failure { error, termination_log: None }
+        Failure { error: Box::new(error), termination_log: None }
     }
 }
 
@@ -48,7 +48,12 @@ pub fn run(args: Vec<OsString>, env: &dyn Env, base_env: Vec<(OsString, OsString
     }
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
             print!("{e}");
             return Ok(());
         }
@@ -78,7 +83,7 @@ fn exec_command(args: cli::ExecArgs, env: &dyn Env, base_env: Vec<(OsString, OsS
         .clone()
         .or_else(|| env.get("MPGATE_TERMINATION_LOG").map(PathBuf::from))
         .or_else(|| Some(PathBuf::from(DEFAULT_TERMINATION_LOG)));
-    let fail = |error: Error| Failure { error, termination_log: termination_log.clone() };
+    let fail = |error: Error| Failure { error: Box::new(error), termination_log: termination_log.clone() };
     let deadline = match (args.deadline, env.get("MPGATE_DEADLINE")) {
         (Some(d), _) => d,
         (None, Some(v)) => match cli::parse_duration(&v) {

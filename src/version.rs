@@ -12,7 +12,9 @@ pub const FLAVOUR: &str = if cfg!(feature = "insecure-test-endpoints") { "test" 
 pub fn text() -> String {
     let mut s = format!("mpgate {} ({FLAVOUR} flavour)\n", env!("CARGO_PKG_VERSION"));
     if cfg!(feature = "insecure-test-endpoints") {
-        s.push_str("WARNING: test flavour: honours AWS_ENDPOINT_URL and trusts the public emulator key; never ship it\n");
+        s.push_str(
+            "WARNING: test flavour: honours AWS_ENDPOINT_URL and trusts the public emulator key; never ship it\n",
+        );
     }
     let Some(b) = &BAKED else {
         s.push_str("identity: none baked; this binary refuses every start (exit 83)\n");

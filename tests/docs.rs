@@ -4,7 +4,8 @@ use mpgate::error::EXIT_TABLE;
 
 #[test]
 fn exit_code_table_matches_docs() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/exit-codes.md")).expect("docs/exit-codes.md");
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/exit-codes.md"))
+        .expect("docs/exit-codes.md");
     let rows: Vec<(u8, String)> = doc
         .lines()
         .filter_map(|l| {

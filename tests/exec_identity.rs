@@ -13,7 +13,9 @@ fn workload_keeps_the_pid_argv_and_environment() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
     let odd = OsString::from_vec(vec![b'a', 0xff, 0xfe, b'z']);
-    let run = gate_as(&emu, "ecs-task", dir.path()).env("WORKLOAD_SETTING", "kept").env(OsString::from("ODD_BYTES"), odd.clone());
+    let run = gate_as(&emu, "ecs-task", dir.path())
+        .env("WORKLOAD_SETTING", "kept")
+        .env(OsString::from("ODD_BYTES"), odd.clone());
     let out = run
         .arg("--")
         .arg(workload_bin())
@@ -54,7 +56,7 @@ fn workload_keeps_the_pid_argv_and_environment() {
         .env
         .iter()
         .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
-        .filter(|k| k.starts_with("MPGATE_") && k != "MPGATE_TERMINATION_LOG")
+        .filter(|k| k.starts_with("MPGATE_") && !["MPGATE_TERMINATION_LOG", "MPGATE_DEADLINE"].contains(&k.as_str()))
         .collect();
     let mut added_sorted = added.clone();
     added_sorted.sort();
@@ -134,7 +136,10 @@ fn sigterm_sent_to_the_pid_reaches_the_workload() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
     let ready = dir.path().join("ready");
-    let script = format!("trap 'echo got-term > {r}.term; exit 42' TERM; echo $$ > {r}; while :; do sleep 0.05; done", r = ready.display());
+    let script = format!(
+        "trap 'echo got-term > {r}.term; exit 42' TERM; echo $$ > {r}; while :; do sleep 0.05; done",
+        r = ready.display()
+    );
     let env = emu.workload_env("ecs-task", dir.path()).expect("env");
     let mut child = std::process::Command::new(crate::support::gate_bin())
         .env_clear()

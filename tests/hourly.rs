@@ -14,9 +14,8 @@ pub fn gate_as(emu: &Emulator, workload: &str, dir: &Path) -> Run {
     Run::gate()
         .envs(env)
         .env("MPGATE_TERMINATION_LOG", dir.join("termination-log"))
+        .env("MPGATE_DEADLINE", "20s")
         .arg("exec")
-        .arg("--deadline")
-        .arg("20s")
 }
 
 pub fn with_workload(run: Run, dir: &Path) -> Run {
@@ -65,7 +64,10 @@ fn admitted(workload: &str, stderr_needles: &[&str]) {
 
 #[test]
 fn ecs_task_role_is_admitted() {
-    admitted("ecs-task", &["admitted: product 8f3kq2demopaid0mpgate01", "credentials from the ECS task role", "region from AWS_REGION"]);
+    admitted(
+        "ecs-task",
+        &["admitted: product 8f3kq2demopaid0mpgate01", "credentials from the ECS task role", "region from AWS_REGION"],
+    );
 }
 
 #[test]
@@ -93,7 +95,11 @@ fn eks_irsa_without_region_variables_uses_imds_region() {
 
 fn refused(emu: &Emulator, workload: &str, status: i32, needles: &[&str]) -> Outcome {
     let dir = scratch();
-    let mut out = with_workload(gate_as(emu, workload, dir.path()), dir.path()).run().expect_status(status).expect_one_refusal_line().expect_stdout_empty();
+    let mut out = with_workload(gate_as(emu, workload, dir.path()), dir.path())
+        .run()
+        .expect_status(status)
+        .expect_one_refusal_line()
+        .expect_stdout_empty();
     for n in needles {
         out = out.expect_stderr_contains(n);
     }
@@ -117,7 +123,12 @@ fn eks_node_role_is_refused_with_the_irsa_fix() {
 #[test]
 fn eks_pod_identity_is_refused_with_the_irsa_fix() {
     let emu = Emulator::start(World::demo()).expect("emulator");
-    refused(&emu, "eks-pod-identity", 82, &["EKS Pod Identity is not supported", "use IRSA"]);
+    refused(
+        &emu,
+        "eks-pod-identity",
+        82,
+        &["signed with EKS Pod Identity; AWS Marketplace Metering does not accept it", "use IRSA"],
+    );
 }
 
 #[test]
@@ -208,7 +219,8 @@ fn newer_key_version_not_yet_active_falls_back_to_the_older_one() {
     let dir = scratch();
     let out = with_workload(gate_as(&emu, "ecs-task", dir.path()), dir.path()).run().check();
     assert_admitted(&emu, &out, dir.path(), PAID, "paid", 1);
-    let versions: Vec<i64> = register_calls(&emu).iter().map(|c| c["PublicKeyVersion"].as_i64().expect("version")).collect();
+    let versions: Vec<i64> =
+        register_calls(&emu).iter().map(|c| c["PublicKeyVersion"].as_i64().expect("version")).collect();
     assert_eq!(versions, [2, 1]);
 }
 
@@ -293,7 +305,8 @@ fn a_hanging_endpoint_ends_at_the_deadline() {
 fn run_time_choice_of_a_trusted_free_code_yields_the_free_tier() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
-    let out = with_workload(gate_as(&emu, "ecs-task", dir.path()).env("MPGATE_PRODUCT_CODE", FREE), dir.path()).run().check();
+    let out =
+        with_workload(gate_as(&emu, "ecs-task", dir.path()).env("MPGATE_PRODUCT_CODE", FREE), dir.path()).run().check();
     assert_admitted(&emu, &out, dir.path(), FREE, "free", 1);
 }
 

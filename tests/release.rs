@@ -5,7 +5,12 @@ use crate::support::Run;
 
 #[test]
 fn test_flavour_warns_on_every_run_and_version_says_so() {
-    let out = Run::gate().arg("version").run().expect_status(0).expect_stderr_contains("mpgate: warning: test flavour").check();
+    let out = Run::gate()
+        .arg("version")
+        .run()
+        .expect_status(0)
+        .expect_stderr_contains("mpgate: warning: test flavour")
+        .check();
     assert!(out.stdout().starts_with("mpgate 0.1.0 (test flavour)"), "{}", out.stdout());
     let json = Run::gate().args(["version", "--json"]).run().expect_status(0).check();
     let v: serde_json::Value = serde_json::from_str(&json.stdout()).expect("json");
@@ -19,8 +24,19 @@ fn test_flavour_warns_on_every_run_and_version_says_so() {
 
 #[test]
 fn usage_errors_are_one_line_and_exit_2() {
-    Run::gate().args(["exec"]).run().expect_status(2).expect_one_refusal_line().expect_stderr_contains("mpgate: usage:").check();
-    Run::gate().args(["exec", "--deadline", "soon", "--", "true"]).run().expect_status(2).expect_one_refusal_line().check();
+    Run::gate()
+        .args(["exec"])
+        .run()
+        .expect_status(2)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("mpgate: usage:")
+        .check();
+    Run::gate()
+        .args(["exec", "--deadline", "soon", "--", "true"])
+        .run()
+        .expect_status(2)
+        .expect_one_refusal_line()
+        .check();
     Run::gate().args(["frobnicate"]).run().expect_status(2).expect_one_refusal_line().check();
     Run::gate()
         .env("MPGATE_DEADLINE", "forever")

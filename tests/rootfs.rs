@@ -54,10 +54,14 @@ fn refusal_in_the_rootfs_reaches_the_termination_log() {
     let root = rootfs("mpgate-test");
     let env_dir = scratch();
     let env = emu.workload_env("unsubscribed-task", env_dir.path()).expect("env");
-    let out = in_chroot(root.path(), env).args(["exec", "--", "/workload", "report", "/report.json"]).run().expect_status(80).check();
+    let out = in_chroot(root.path(), env)
+        .args(["exec", "--", "/workload", "report", "/report.json"])
+        .run()
+        .expect_status(80)
+        .check();
     let log = std::fs::read_to_string(root.path().join("dev/termination-log")).expect("log");
     assert_eq!(log.trim_end(), out.last_line());
-    assert!(log.starts_with("mpgate: RegisterUsage failed: CustomerNotEntitledException"), "{log}");
+    assert!(log.starts_with("mpgate: not-entitled: RegisterUsage answered CustomerNotEntitledException"), "{log}");
     assert!(!root.path().join("report.json").exists());
 }
 
@@ -69,7 +73,10 @@ fn release_flavour_ignores_every_endpoint_override() {
     // A profile file with endpoint_url and a services section, inside the root.
     std::fs::write(
         root.path().join("config"),
-        format!("[default]\nendpoint_url = {u}\n[services s]\nmarketplace_metering =\n  endpoint_url = {u}\n", u = emu.url()),
+        format!(
+            "[default]\nendpoint_url = {u}\n[services s]\nmarketplace_metering =\n  endpoint_url = {u}\n",
+            u = emu.url()
+        ),
     )
     .expect("profile");
     let env_dir = scratch();
@@ -93,7 +100,12 @@ fn release_flavour_ignores_every_endpoint_override() {
 
 #[test]
 fn release_flavour_version_names_the_flavour_and_the_keys() {
-    let out = Run::bin(dist_dir().join("mpgate")).arg("version").run().expect_status(0).expect_stderr_lacks("warning").check();
+    let out = Run::bin(dist_dir().join("mpgate"))
+        .arg("version")
+        .run()
+        .expect_status(0)
+        .expect_stderr_lacks("warning")
+        .check();
     let text = out.stdout();
     assert!(text.starts_with("mpgate 0.1.0 (release flavour)"), "{text}");
     assert!(text.contains("8f3kq2demopaid0mpgate01  tier paid  (default)"), "{text}");

@@ -15,32 +15,17 @@ pub struct Caller {
 
 /// `Err` carries the complete error answer (with the signing region if one was
 /// parsed), boxed because it is large.
-pub fn authenticate(
-    shared: &Shared,
-    req: &Incoming,
-    service: &str,
-) -> Result<Caller, Box<Outcome>> {
+pub fn authenticate(shared: &Shared, req: &Incoming, service: &str) -> Result<Caller, Box<Outcome>> {
     let Some(authz) = sigv4::header(&req.headers, "authorization") else {
-        return Err(Box::new(json_error(
-            400,
-            "MissingAuthenticationTokenException",
-            "Missing Authentication Token",
-        )));
+        return Err(Box::new(json_error(400, "MissingAuthenticationTokenException", "Missing Authentication Token")));
     };
     let cred = sigv4::parse_authorization(authz).map_err(|e| {
         Box::new(match e {
             SigError::Malformed(m) => json_error(400, "IncompleteSignatureException", &m),
-            _ => json_error(
-                400,
-                "IncompleteSignatureException",
-                "Malformed Authorization header.",
-            ),
+            _ => json_error(400, "IncompleteSignatureException", "Malformed Authorization header."),
         })
     })?;
-    let with_region = |o: Outcome| Outcome {
-        signing_region: Some(cred.region.clone()),
-        ..o
-    };
+    let with_region = |o: Outcome| Outcome { signing_region: Some(cred.region.clone()), ..o };
     if cred.service != service {
         return Err(Box::new(with_region(json_error(
             403,
@@ -71,8 +56,7 @@ pub fn authenticate(
         body: &req.body,
     };
     let verdict = sigv4::verify(&signed, &cred, &issued.secret, SystemTime::now());
-    let err =
-        |code: &str, status: u16, m: &str| Err(Box::new(with_region(json_error(status, code, m))));
+    let err = |code: &str, status: u16, m: &str| Err(Box::new(with_region(json_error(status, code, m))));
     match verdict {
         Ok(()) => Ok(Caller {
             cred: issued,

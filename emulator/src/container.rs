@@ -24,36 +24,21 @@ fn creds_json(cred: &IssuedCred, role_arn: &str) -> Outcome {
 }
 
 fn principal(w: &Workload, kind: PrincipalKind) -> Principal {
-    Principal {
-        account: w.account.clone(),
-        workload: w.id.clone(),
-        kind,
-        region: w.region.clone(),
-    }
+    Principal { account: w.account.clone(), workload: w.id.clone(), kind, region: w.region.clone() }
 }
 
 /// `GET /ecs/credentials/<workload>` with `Authorization: <issued token>`.
 pub fn ecs_credentials(shared: &Shared, workload: &str, req: &Incoming) -> Outcome {
-    let expected = shared
-        .setup
-        .get(workload)
-        .and_then(|s| s.ecs_token.as_deref());
+    let expected = shared.setup.get(workload).and_then(|s| s.ecs_token.as_deref());
     let (Some(w), Some(expected)) = (shared.world.workload(workload), expected) else {
         return container_error(404, "NotFound", "no task credentials for this path");
     };
     match header(&req.headers, "authorization") {
         None => container_error(401, "AccessDeniedException", "Authorization header missing"),
-        Some(t) if t != expected => container_error(
-            403,
-            "AccessDeniedException",
-            "Authorization token is invalid",
-        ),
+        Some(t) if t != expected => container_error(403, "AccessDeniedException", "Authorization token is invalid"),
         Some(_) => {
             let role = format!("arn:aws:iam::{}:role/{}-task-role", w.account, w.id);
-            creds_json(
-                &shared.issue(principal(w, PrincipalKind::EcsTaskRole)),
-                &role,
-            )
+            creds_json(&shared.issue(principal(w, PrincipalKind::EcsTaskRole)), &role)
         }
     }
 }
@@ -69,17 +54,10 @@ pub fn pod_identity_credentials(shared: &Shared, req: &Incoming) -> Outcome {
         .iter()
         .find(|w| shared.setup.get(&w.id).and_then(|s| s.pod_token.as_deref()) == Some(token));
     let Some(w) = owner else {
-        return container_error(
-            401,
-            "InvalidTokenException",
-            "Service account token cannot be empty or invalid",
-        );
+        return container_error(401, "InvalidTokenException", "Service account token cannot be empty or invalid");
     };
     let role = format!("arn:aws:iam::{}:role/{}-pod-role", w.account, w.id);
-    creds_json(
-        &shared.issue(principal(w, PrincipalKind::PodIdentity)),
-        &role,
-    )
+    creds_json(&shared.issue(principal(w, PrincipalKind::PodIdentity)), &role)
 }
 
 /// `GET /ecs/metadata/<workload>[/task]`: TMDE v4, the only place an old-agent ECS-on-EC2 task
@@ -89,15 +67,8 @@ pub fn task_metadata(shared: &Shared, workload: &str, rest: &str) -> Outcome {
         return container_error(404, "NotFound", "no such task");
     };
     let cluster = "mpgate-demo";
-    let task_arn = format!(
-        "arn:aws:ecs:{}:{}:task/{cluster}/{}",
-        w.region, w.account, s.task_id
-    );
-    let launch = if w.platform == Platform::EcsEc2 {
-        "EC2"
-    } else {
-        "FARGATE"
-    };
+    let task_arn = format!("arn:aws:ecs:{}:{}:task/{cluster}/{}", w.region, w.account, s.task_id);
+    let launch = if w.platform == Platform::EcsEc2 { "EC2" } else { "FARGATE" };
     let az = format!("{}a", w.region);
     let container = json!({
         "DockerId": format!("{}-0000000000", s.task_id),

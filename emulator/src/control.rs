@@ -27,9 +27,7 @@ fn json(v: String) -> Outcome {
 
 pub fn handle(shared: &Shared, req: &Incoming) -> Outcome {
     match (req.method.as_str(), req.path.as_str()) {
-        ("GET", "/_emulator/requests") => {
-            json(serde_json::to_string(&shared.lock().ledger).unwrap_or_default())
-        }
+        ("GET", "/_emulator/requests") => json(serde_json::to_string(&shared.lock().ledger).unwrap_or_default()),
         ("GET", "/_emulator/registrations") => {
             json(serde_json::to_string(&shared.lock().registrations).unwrap_or_default())
         }

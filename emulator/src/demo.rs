@@ -26,24 +26,14 @@ fn workload(id: &str, platform: Platform, credential: CredentialKind) -> Workloa
 
 impl World {
     pub fn demo() -> World {
-        let irsa = || CredentialKind::Irsa {
-            role_arn: IRSA_ROLE.to_string(),
-        };
+        let irsa = || CredentialKind::Irsa { role_arn: IRSA_ROLE.to_string() };
         let node1 = Some("node-1".to_string());
         let workloads = vec![
-            workload(
-                "ecs-task",
-                Platform::EcsFargate,
-                CredentialKind::EcsTaskRole,
-            ),
+            workload("ecs-task", Platform::EcsFargate, CredentialKind::EcsTaskRole),
             Workload {
                 // Old ECS agents on EC2 inject no region variables (aws-wire.md §6.1).
                 inject_region_env: false,
-                ..workload(
-                    "ecs-ec2-old-agent",
-                    Platform::EcsEc2,
-                    CredentialKind::EcsTaskRole,
-                )
+                ..workload("ecs-ec2-old-agent", Platform::EcsEc2, CredentialKind::EcsTaskRole)
             },
             Workload {
                 // Hop limit 1: the pod cannot reach the node's IMDS.
@@ -56,39 +46,23 @@ impl World {
                 node: node1.clone(),
                 ..workload("eks-irsa-no-region", Platform::Eks, irsa())
             },
-            workload(
-                "eks-pod-identity",
-                Platform::Eks,
-                CredentialKind::PodIdentity,
-            ),
+            workload("eks-pod-identity", Platform::Eks, CredentialKind::PodIdentity),
             Workload {
                 node: node1,
                 ..workload(
                     "eks-node-role",
                     Platform::Eks,
-                    CredentialKind::InstanceRole {
-                        role: "eks-node-role".to_string(),
-                    },
+                    CredentialKind::InstanceRole { role: "eks-node-role".to_string() },
                 )
             },
             Workload {
                 inject_region_env: false,
-                ..workload(
-                    "ec2-instance",
-                    Platform::Ec2,
-                    CredentialKind::InstanceRole {
-                        role: "ec2-role".to_string(),
-                    },
-                )
+                ..workload("ec2-instance", Platform::Ec2, CredentialKind::InstanceRole { role: "ec2-role".to_string() })
             },
             workload("laptop", Platform::Local, CredentialKind::StaticKeys),
             Workload {
                 account: UNSUBSCRIBED_ACCOUNT.to_string(),
-                ..workload(
-                    "unsubscribed-task",
-                    Platform::EcsFargate,
-                    CredentialKind::EcsTaskRole,
-                )
+                ..workload("unsubscribed-task", Platform::EcsFargate, CredentialKind::EcsTaskRole)
             },
             Workload {
                 region: "eu-west-1".to_string(),
@@ -97,24 +71,15 @@ impl World {
         ];
         World {
             accounts: vec![
-                Account {
-                    id: ACCOUNT.to_string(),
-                    subscriptions: vec![PAID.to_string(), FREE.to_string()],
-                },
-                Account {
-                    id: UNSUBSCRIBED_ACCOUNT.to_string(),
-                    subscriptions: vec![],
-                },
+                Account { id: ACCOUNT.to_string(), subscriptions: vec![PAID.to_string(), FREE.to_string()] },
+                Account { id: UNSUBSCRIBED_ACCOUNT.to_string(), subscriptions: vec![] },
             ],
             products: vec![
                 Product {
                     code: PAID.to_string(),
                     key_versions: vec![1, 2],
                     expired_versions: vec![],
-                    signing_keys: BTreeMap::from([
-                        (1, keys::PAID_V1.to_string()),
-                        (2, keys::PAID_V2.to_string()),
-                    ]),
+                    signing_keys: BTreeMap::from([(1, keys::PAID_V1.to_string()), (2, keys::PAID_V2.to_string())]),
                     claim_style: ClaimStyle::CamelCase,
                     iat_millis: false,
                 },

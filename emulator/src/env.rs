@@ -13,10 +13,7 @@ use std::path::Path;
 
 pub fn workload_env(shared: &Shared, id: &str, dir: &Path) -> io::Result<Vec<(String, String)>> {
     let (Some(w), Some(setup)) = (shared.world.workload(id), shared.setup.get(id)) else {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("no workload {id:?} in this world"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::NotFound, format!("no workload {id:?} in this world")));
     };
     let url = &shared.url;
     let mut env: Vec<(String, String)> = vec![("AWS_ENDPOINT_URL".into(), url.clone())];
@@ -26,31 +23,15 @@ pub fn workload_env(shared: &Shared, id: &str, dir: &Path) -> io::Result<Vec<(St
         set("AWS_DEFAULT_REGION", w.region.clone());
     }
     match setup.imds_port {
-        Some(port) => set(
-            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
-            format!("http://127.0.0.1:{port}"),
-        ),
+        Some(port) => set("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("http://127.0.0.1:{port}")),
         None => set("AWS_EC2_METADATA_DISABLED", "true".into()),
     }
     match &w.credential {
         CredentialKind::EcsTaskRole => {
-            set(
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                format!("{url}/ecs/credentials/{id}"),
-            );
-            set(
-                "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-                setup.ecs_token.clone().unwrap_or_default(),
-            );
-            set(
-                "ECS_CONTAINER_METADATA_URI_V4",
-                format!("{url}/ecs/metadata/{id}"),
-            );
-            let exec = if w.platform == Platform::EcsEc2 {
-                "AWS_ECS_EC2"
-            } else {
-                "AWS_ECS_FARGATE"
-            };
+            set("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("{url}/ecs/credentials/{id}"));
+            set("AWS_CONTAINER_AUTHORIZATION_TOKEN", setup.ecs_token.clone().unwrap_or_default());
+            set("ECS_CONTAINER_METADATA_URI_V4", format!("{url}/ecs/metadata/{id}"));
+            let exec = if w.platform == Platform::EcsEc2 { "AWS_ECS_EC2" } else { "AWS_ECS_FARGATE" };
             set("AWS_EXECUTION_ENV", exec.into());
         }
         CredentialKind::Irsa { role_arn } => {
@@ -64,23 +45,12 @@ pub fn workload_env(shared: &Shared, id: &str, dir: &Path) -> io::Result<Vec<(St
             let path = dir.join("eks-pod-identity-token");
             // A trailing newline would make aws-config's container provider reject the header value.
             std::fs::write(&path, setup.pod_token.clone().unwrap_or_default())?;
-            set(
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                format!("{url}/pod-identity/credentials"),
-            );
-            set(
-                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-                path.display().to_string(),
-            );
+            set("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("{url}/pod-identity/credentials"));
+            set("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", path.display().to_string());
         }
         CredentialKind::StaticKeys => {
             let key = setup.static_key.clone().unwrap_or_default();
-            let secret = shared
-                .lock()
-                .creds
-                .get(&key)
-                .map(|c| c.secret.clone())
-                .unwrap_or_default();
+            let secret = shared.lock().creds.get(&key).map(|c| c.secret.clone()).unwrap_or_default();
             set("AWS_ACCESS_KEY_ID", key);
             set("AWS_SECRET_ACCESS_KEY", secret);
         }

@@ -47,10 +47,7 @@ pub struct FaultQueue {
 
 impl FaultQueue {
     pub fn push(&mut self, op: &str, fault: Fault) {
-        self.queues
-            .entry(op.to_string())
-            .or_default()
-            .push_back(fault);
+        self.queues.entry(op.to_string()).or_default().push_back(fault);
     }
 
     pub fn next(&mut self, op: &str) -> Option<Fault> {

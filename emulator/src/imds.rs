@@ -37,11 +37,7 @@ pub fn handle(shared: &Shared, w: &Workload, op: &str, req: &Incoming) -> Outcom
     if op == "ImdsToken" {
         if !w.imds_reachable {
             // Hop limit 1: the PUT response dies one hop short of the container; the client times out.
-            return Outcome {
-                hang: true,
-                ..Outcome::default()
-            }
-            .workload(id);
+            return Outcome { hang: true, ..Outcome::default() }.workload(id);
         }
         let Some(ttl) = header(&req.headers, TTL).and_then(|t| t.trim().parse::<u32>().ok()) else {
             return plain(400, "").workload(id);
@@ -52,12 +48,10 @@ pub fn handle(shared: &Shared, w: &Workload, op: &str, req: &Incoming) -> Outcom
         let token = format!("AQAEA{}", crate::state::random_string(51));
         shared.lock().imds_tokens.insert(token.clone());
         // aws-config reads the TTL back from this response header and fails without it.
-        return plain(200, &token)
-            .header(TTL, &ttl.to_string())
-            .workload(id);
+        return plain(200, &token).header(TTL, &ttl.to_string()).workload(id);
     }
-    let token_ok = header(&req.headers, "x-aws-ec2-metadata-token")
-        .is_some_and(|t| shared.lock().imds_tokens.contains(t));
+    let token_ok =
+        header(&req.headers, "x-aws-ec2-metadata-token").is_some_and(|t| shared.lock().imds_tokens.contains(t));
     if !token_ok {
         // IMDSv2 required: requests without a session token are refused.
         return plain(401, "").workload(id);

@@ -52,9 +52,7 @@ fn encode_part(v: &Value) -> String {
 fn ps256(key: &RsaPrivateKey, input: &str) -> Vec<u8> {
     // BlindedSigningKey: RSASSA-PSS, MGF1-SHA-256, salt length = digest length (32), as RFC 7518 PS256.
     let signer = rsa::pss::BlindedSigningKey::<Sha256>::new(key.clone());
-    signer
-        .sign_with_rng(&mut rand::thread_rng(), input.as_bytes())
-        .to_vec()
+    signer.sign_with_rng(&mut rand::thread_rng(), input.as_bytes()).to_vec()
 }
 
 /// Signs `claims` with `key`, then applies `mutation` (if any). `attacker` is used only by
@@ -90,16 +88,11 @@ pub fn issue(
         Some(M::AlgRs256) => "RS256",
         _ => "PS256",
     };
-    let input = format!(
-        "{}.{payload}",
-        encode_part(&json!({"alg": alg, "typ": "JWT"}))
-    );
+    let input = format!("{}.{payload}", encode_part(&json!({"alg": alg, "typ": "JWT"})));
     let sig = match mutation {
         Some(M::AlgNone) => Vec::new(),
         Some(M::AlgHs256WithPublicKey) => hs256_with_public_pem(key, &input),
-        Some(M::AlgRs256) => rsa::pkcs1v15::SigningKey::<Sha256>::new(key.clone())
-            .sign(input.as_bytes())
-            .to_vec(),
+        Some(M::AlgRs256) => rsa::pkcs1v15::SigningKey::<Sha256>::new(key.clone()).sign(input.as_bytes()).to_vec(),
         Some(M::SignWithAttackerKey) => ps256(attacker, &input),
         Some(M::FlipSignatureByte) => {
             let mut s = ps256(key, &input);
@@ -115,10 +108,7 @@ pub fn issue(
 
 /// The classic algorithm-confusion attack: HMAC keyed with the verifier's own public key PEM.
 fn hs256_with_public_pem(key: &RsaPrivateKey, input: &str) -> Vec<u8> {
-    let pem = key
-        .to_public_key()
-        .to_public_key_pem(LineEnding::LF)
-        .unwrap_or_default();
+    let pem = key.to_public_key().to_public_key_pem(LineEnding::LF).unwrap_or_default();
     match Hmac::<Sha256>::new_from_slice(pem.as_bytes()) {
         Ok(mut mac) => {
             mac.update(input.as_bytes());

@@ -64,10 +64,7 @@ impl Emulator {
             imds.push((w.id.clone(), l));
         }
         let shared = Arc::new(Shared::new(world, url, &ports)?);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let mut listeners = vec![(Site::Main, main)];
         listeners.extend(imds.into_iter().map(|(id, l)| (Site::Imds(id), l)));
         let mut tokio_listeners = Vec::new();
@@ -78,24 +75,18 @@ impl Emulator {
         }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let for_thread = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("mpgate-emulator".into())
-            .spawn(move || {
-                rt.block_on(async move {
-                    for (site, l) in tokio_listeners {
-                        tokio::spawn(server::serve(l, for_thread.clone(), site));
-                    }
-                    // Either an explicit stop or the handle being dropped ends the server.
-                    let _ = stopped.await;
-                });
-                // Hung connections (Fault::Hang) would block an orderly shutdown; abandon them.
-                rt.shutdown_background();
-            })?;
-        Ok(Emulator {
-            shared,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        let thread = std::thread::Builder::new().name("mpgate-emulator".into()).spawn(move || {
+            rt.block_on(async move {
+                for (site, l) in tokio_listeners {
+                    tokio::spawn(server::serve(l, for_thread.clone(), site));
+                }
+                // Either an explicit stop or the handle being dropped ends the server.
+                let _ = stopped.await;
+            });
+            // Hung connections (Fault::Hang) would block an orderly shutdown; abandon them.
+            rt.shutdown_background();
+        })?;
+        Ok(Emulator { shared, stop: Some(stop), thread: Some(thread) })
     }
 
     /// "http://127.0.0.1:PORT"
@@ -126,12 +117,7 @@ impl Emulator {
 
     /// The ids of every workload in the world (for writing env files).
     pub fn workload_ids(&self) -> Vec<String> {
-        self.shared
-            .world
-            .workloads
-            .iter()
-            .map(|w| w.id.clone())
-            .collect()
+        self.shared.world.workloads.iter().map(|w| w.id.clone()).collect()
     }
 }
 

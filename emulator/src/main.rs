@@ -15,21 +15,13 @@ struct Args {
     env_dir: Option<PathBuf>,
 }
 
-const USAGE: &str =
-    "usage: mpgate-emulator [--listen 127.0.0.1:0] [--world FILE.json] [--env-dir DIR]";
+const USAGE: &str = "usage: mpgate-emulator [--listen 127.0.0.1:0] [--world FILE.json] [--env-dir DIR]";
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        world: None,
-        env_dir: None,
-    };
+    let mut args = Args { listen: SocketAddr::from(([127, 0, 0, 1], 0)), world: None, env_dir: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
-        };
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"));
         match flag.as_str() {
             "--listen" => args.listen = value()?.parse().map_err(|e| format!("--listen: {e}"))?,
             "--world" => args.world = Some(PathBuf::from(value()?)),
@@ -56,8 +48,7 @@ fn run() -> Result<(), String> {
     let args = parse_args()?;
     let world = match &args.world {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
         }
         None => World::demo(),
@@ -70,13 +61,10 @@ fn run() -> Result<(), String> {
     // Launchers wait for this exact line, so flush it before serving.
     let _ = writeln!(out, "mpgate-emulator listening on {}", emu.url());
     let _ = out.flush();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| e.to_string())?;
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

@@ -14,12 +14,7 @@ use std::time::{Duration, SystemTime};
 
 pub const TARGET_PREFIX: &str = "AWSMPMeteringService.";
 
-pub fn handle(
-    shared: &Shared,
-    op: &str,
-    req: &Incoming,
-    mutation: Option<TokenMutation>,
-) -> Outcome {
+pub fn handle(shared: &Shared, op: &str, req: &Incoming, mutation: Option<TokenMutation>) -> Outcome {
     if op != "RegisterUsage" {
         // MeterUsage & co. are real operations but outside what the gate needs; say so plainly.
         let m = format!("operation {op} is not implemented by mpgate-emulator");
@@ -51,11 +46,9 @@ fn validation(n: usize, what: String) -> Outcome {
 /// `Err` is the complete ValidationException/SerializationException answer (boxed: it is large).
 fn parse_input(body: &[u8]) -> Result<Input, Box<Outcome>> {
     let ser = |m: &str| Box::new(json_error(400, "SerializationException", m));
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|_| ser("Start of structure or map found where not expected."))?;
-    let obj: &Map<String, Value> = v
-        .as_object()
-        .ok_or_else(|| ser("Expected a JSON object."))?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|_| ser("Start of structure or map found where not expected."))?;
+    let obj: &Map<String, Value> = v.as_object().ok_or_else(|| ser("Expected a JSON object."))?;
     let code = match obj.get("ProductCode") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -63,10 +56,7 @@ fn parse_input(body: &[u8]) -> Result<Input, Box<Outcome>> {
     };
     let version = match obj.get("PublicKeyVersion") {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(
-            n.as_i64()
-                .ok_or_else(|| ser("PublicKeyVersion must be an integer."))?,
-        ),
+        Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| ser("PublicKeyVersion must be an integer."))?),
         Some(_) => return Err(ser("PublicKeyVersion must be an integer.")),
     };
     let nonce = match obj.get("Nonce") {
@@ -89,7 +79,10 @@ fn parse_input(body: &[u8]) -> Result<Input, Box<Outcome>> {
     }
     if let Some(n) = &nonce {
         if n.chars().count() > 255 {
-            errors.push("Value at 'nonce' failed to satisfy constraint: Member must have length less than or equal to 255".to_string());
+            errors.push(
+                "Value at 'nonce' failed to satisfy constraint: Member must have length less than or equal to 255"
+                    .to_string(),
+            );
         }
     }
     if !errors.is_empty() {
@@ -102,12 +95,7 @@ fn parse_input(body: &[u8]) -> Result<Input, Box<Outcome>> {
     })
 }
 
-fn register(
-    shared: &Shared,
-    caller: &Caller,
-    req: &Incoming,
-    mutation: Option<TokenMutation>,
-) -> Outcome {
+fn register(shared: &Shared, caller: &Caller, req: &Incoming, mutation: Option<TokenMutation>) -> Outcome {
     let input = match parse_input(&req.body) {
         Ok(i) => i,
         Err(o) => return *o,
@@ -124,39 +112,21 @@ fn register(
         return json_error(400, "PlatformNotSupportedException", &m);
     }
     if caller.signing_region != p.region {
-        let m = format!(
-            "RegisterUsage was called in {} but the workload runs in {}.",
-            caller.signing_region, p.region
-        );
+        let m = format!("RegisterUsage was called in {} but the workload runs in {}.", caller.signing_region, p.region);
         return json_error(400, "InvalidRegionException", &m);
     }
     let Some(product) = shared.world.product(&input.product_code) else {
-        return json_error(
-            400,
-            "InvalidProductCodeException",
-            "Product code is invalid.",
-        );
+        return json_error(400, "InvalidProductCodeException", "Product code is invalid.");
     };
     let expired = product.expired_versions.contains(&input.version);
     if !expired && !product.key_versions.contains(&input.version) {
-        return json_error(
-            400,
-            "InvalidPublicKeyVersionException",
-            "Public key version is invalid.",
-        );
+        return json_error(400, "InvalidPublicKeyVersionException", "Public key version is invalid.");
     }
     let key = (p.workload.clone(), product.code.clone());
     if !shared.lock().registered.contains(&key) {
-        let subscribed = shared
-            .world
-            .account(&p.account)
-            .is_some_and(|a| a.subscriptions.contains(&product.code));
+        let subscribed = shared.world.account(&p.account).is_some_and(|a| a.subscriptions.contains(&product.code));
         if !subscribed {
-            return json_error(
-                400,
-                "CustomerNotEntitledException",
-                "Customer is not subscribed to the product.",
-            );
+            return json_error(400, "CustomerNotEntitledException", "Customer is not subscribed to the product.");
         }
     }
     let now = SystemTime::now();
@@ -173,11 +143,7 @@ fn register(
         day,
         style: product.claim_style,
     };
-    let signing_key = shared
-        .keys
-        .products
-        .get(&(product.code.clone(), input.version))
-        .unwrap_or(&shared.keys.emulator);
+    let signing_key = shared.keys.products.get(&(product.code.clone(), input.version)).unwrap_or(&shared.keys.emulator);
     let token = jwt::issue(signing_key, &shared.keys.attacker, &claims, mutation);
     {
         let mut inner = shared.lock();

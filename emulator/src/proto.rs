@@ -19,12 +19,7 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn new(status: u16, content_type: &str, body: String) -> Outcome {
-        Outcome {
-            status,
-            headers: vec![("content-type".into(), content_type.into())],
-            body,
-            ..Outcome::default()
-        }
+        Outcome { status, headers: vec![("content-type".into(), content_type.into())], body, ..Outcome::default() }
     }
     pub fn header(mut self, k: &str, v: &str) -> Outcome {
         self.headers.push((k.into(), v.into()));
@@ -49,16 +44,11 @@ pub fn json_ok(body: serde_json::Value) -> Outcome {
 /// awsJson error: metering shapes name the member `message` in lower case (aws-wire.md §1.2).
 pub fn json_error(status: u16, code: &str, message: &str) -> Outcome {
     let body = serde_json::json!({"__type": code, "message": message});
-    Outcome::new(status, AWS_JSON, body.to_string())
-        .header("x-amzn-RequestId", &request_id())
-        .code(code)
+    Outcome::new(status, AWS_JSON, body.to_string()).header("x-amzn-RequestId", &request_id()).code(code)
 }
 
 pub fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 pub fn sts_ok(body: String) -> Outcome {
@@ -73,9 +63,7 @@ pub fn sts_error(status: u16, code: &str, message: &str) -> Outcome {
         xml_escape(code),
         xml_escape(message)
     );
-    Outcome::new(status, "text/xml", body)
-        .header("x-amzn-RequestId", &id)
-        .code(code)
+    Outcome::new(status, "text/xml", body).header("x-amzn-RequestId", &id).code(code)
 }
 
 /// ECS agent / EKS Pod Identity agent error shape: `{"code","message"}` (aws-config ecs.rs reads both).
@@ -97,12 +85,8 @@ pub fn plain(status: u16, body: &str) -> Outcome {
 pub fn fault_error(op: &str, status: u16, code: &str) -> Outcome {
     let message = format!("injected fault: {code}");
     match op {
-        "AssumeRoleWithWebIdentity" | "GetCallerIdentity" | "Sts" => {
-            sts_error(status, code, &message)
-        }
-        "EcsCredentials" | "PodIdentityCredentials" | "EcsTaskMetadata" => {
-            container_error(status, code, &message)
-        }
+        "AssumeRoleWithWebIdentity" | "GetCallerIdentity" | "Sts" => sts_error(status, code, &message),
+        "EcsCredentials" | "PodIdentityCredentials" | "EcsTaskMetadata" => container_error(status, code, &message),
         o if o.starts_with("Imds") => plain(status, ""),
         _ => json_error(status, code, &message),
     }
@@ -112,9 +96,7 @@ pub fn fault_error(op: &str, status: u16, code: &str) -> Outcome {
 pub fn throttle(op: &str) -> Outcome {
     match op {
         "AssumeRoleWithWebIdentity" | "GetCallerIdentity" => fault_error(op, 400, "Throttling"),
-        "EcsCredentials" | "PodIdentityCredentials" | "EcsTaskMetadata" => {
-            fault_error(op, 429, "TooManyRequests")
-        }
+        "EcsCredentials" | "PodIdentityCredentials" | "EcsTaskMetadata" => fault_error(op, 429, "TooManyRequests"),
         o if o.starts_with("Imds") => plain(429, ""),
         _ => fault_error(op, 400, "ThrottlingException"),
     }
@@ -122,12 +104,8 @@ pub fn throttle(op: &str) -> Outcome {
 
 pub fn internal(op: &str) -> Outcome {
     match op {
-        "AssumeRoleWithWebIdentity" | "GetCallerIdentity" => {
-            fault_error(op, 500, "InternalFailure")
-        }
-        "EcsCredentials" | "PodIdentityCredentials" | "EcsTaskMetadata" => {
-            fault_error(op, 500, "InternalServerError")
-        }
+        "AssumeRoleWithWebIdentity" | "GetCallerIdentity" => fault_error(op, 500, "InternalFailure"),
+        "EcsCredentials" | "PodIdentityCredentials" | "EcsTaskMetadata" => fault_error(op, 500, "InternalServerError"),
         o if o.starts_with("Imds") => plain(500, ""),
         _ => fault_error(op, 500, "InternalServiceErrorException"),
     }

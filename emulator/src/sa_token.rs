@@ -31,11 +31,8 @@ pub fn mint(key: &RsaPrivateKey, w: &Workload) -> String {
         "sub": format!("system:serviceaccount:{NAMESPACE}:{}", w.id),
         "kubernetes.io": {"namespace": NAMESPACE, "serviceaccount": {"name": w.id}},
     });
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(payload.to_string())
-    );
+    let input =
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(payload.to_string()));
     let sig = rsa::pkcs1v15::SigningKey::<Sha256>::new(key.clone()).sign(input.as_bytes());
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_vec()))
 }

@@ -52,9 +52,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, site: Site) {
         tokio::spawn(async move {
             let svc = service_fn(move |req| handle(shared.clone(), site.clone(), req));
             // Errors here are client disconnects or our own Dropped; nothing to report.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
         });
     }
 }
@@ -64,23 +62,14 @@ async fn read(req: Request<Body>) -> Incoming {
     let headers = parts
         .headers
         .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     Incoming {
         method: parts.method.as_str().to_string(),
         path: parts.uri.path().to_string(),
         query: parts.uri.query().unwrap_or_default().to_string(),
         headers,
-        body: body
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default(),
+        body: body.collect().await.map(|c| c.to_bytes()).unwrap_or_default(),
     }
 }
 
@@ -109,39 +98,27 @@ fn main_op(req: &Incoming) -> String {
     }
 }
 
-fn dispatch(
-    shared: &Shared,
-    site: &Site,
-    op: &str,
-    req: &Incoming,
-    m: Option<TokenMutation>,
-) -> Outcome {
+fn dispatch(shared: &Shared, site: &Site, op: &str, req: &Incoming, m: Option<TokenMutation>) -> Outcome {
     match site {
         Site::Imds(id) => match shared.world.workload(id) {
             Some(w) => imds::handle(shared, w, op, req),
             None => proto::plain(404, ""),
         },
         Site::Main => match op {
-            "EcsCredentials" => container::ecs_credentials(
-                shared,
-                req.path.trim_start_matches("/ecs/credentials/"),
-                req,
-            ),
+            "EcsCredentials" => {
+                container::ecs_credentials(shared, req.path.trim_start_matches("/ecs/credentials/"), req)
+            }
             "PodIdentityCredentials" => container::pod_identity_credentials(shared, req),
             "EcsTaskMetadata" => {
                 let rest = req.path.trim_start_matches("/ecs/metadata/");
                 let (w, tail) = rest.split_once('/').unwrap_or((rest, ""));
                 container::task_metadata(shared, w, tail)
             }
-            "UnknownOperation" => proto::json_error(
-                400,
-                "UnknownOperationException",
-                "The operation is not known to this service.",
-            ),
-            "NotFound" => proto::plain(404, "not found"),
-            _ if header(&req.headers, "x-amz-target").is_some() => {
-                metering::handle(shared, op, req, m)
+            "UnknownOperation" => {
+                proto::json_error(400, "UnknownOperationException", "The operation is not known to this service.")
             }
+            "NotFound" => proto::plain(404, "not found"),
+            _ if header(&req.headers, "x-amz-target").is_some() => metering::handle(shared, op, req, m),
             _ => sts::handle(shared, op, req),
         },
     }
@@ -152,16 +129,10 @@ fn respond(out: &Outcome) -> Response<Full<Bytes>> {
     for (k, v) in &out.headers {
         builder = builder.header(k, v);
     }
-    builder
-        .body(Full::new(Bytes::from(out.body.clone())))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    builder.body(Full::new(Bytes::from(out.body.clone()))).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
-async fn handle(
-    shared: Arc<Shared>,
-    site: Site,
-    req: Request<Body>,
-) -> Result<Response<Full<Bytes>>, Dropped> {
+async fn handle(shared: Arc<Shared>, site: Site, req: Request<Body>) -> Result<Response<Full<Bytes>>, Dropped> {
     let req = read(req).await;
     if matches!(site, Site::Main) && req.path.starts_with("/_emulator/") {
         return Ok(respond(&control::handle(&shared, &req)));
@@ -176,25 +147,14 @@ async fn handle(
     };
     let mut mutation = None;
     let out = match shared.next_fault(&op) {
-        Some(Fault::Hang) => Outcome {
-            hang: true,
-            ..Outcome::default()
-        }
-        .workload(site_workload),
+        Some(Fault::Hang) => Outcome { hang: true, ..Outcome::default() }.workload(site_workload),
         Some(Fault::CloseConnection) => {
-            record(
-                &shared,
-                &op,
-                &req,
-                &Outcome::default().workload(site_workload),
-            );
+            record(&shared, &op, &req, &Outcome::default().workload(site_workload));
             return Err(Dropped);
         }
         Some(Fault::Throttle) => proto::throttle(&op).workload(site_workload),
         Some(Fault::InternalError) => proto::internal(&op).workload(site_workload),
-        Some(Fault::Status(status, code)) => {
-            proto::fault_error(&op, status, &code).workload(site_workload)
-        }
+        Some(Fault::Status(status, code)) => proto::fault_error(&op, status, &code).workload(site_workload),
         other => {
             if let Some(Fault::Delay(d)) = other {
                 tokio::time::sleep(d).await;

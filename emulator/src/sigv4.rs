@@ -43,10 +43,7 @@ pub enum SigError {
 }
 
 pub fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 /// Parses `AWS4-HMAC-SHA256 Credential=AKID/date/region/service/aws4_request, SignedHeaders=…, Signature=…`.
@@ -57,10 +54,7 @@ pub fn parse_authorization(value: &str) -> Result<Credential, SigError> {
         .ok_or_else(|| bad("Authorization header requires the AWS4-HMAC-SHA256 algorithm."))?;
     let (mut cred, mut signed, mut sig) = (None, None, None);
     for part in rest.split(',') {
-        let (k, v) = part
-            .trim()
-            .split_once('=')
-            .ok_or_else(|| bad("Malformed Authorization header."))?;
+        let (k, v) = part.trim().split_once('=').ok_or_else(|| bad("Malformed Authorization header."))?;
         match k {
             "Credential" => cred = Some(v),
             "SignedHeaders" => signed = Some(v),
@@ -70,17 +64,11 @@ pub fn parse_authorization(value: &str) -> Result<Credential, SigError> {
     }
     let (cred, signed, sig) = match (cred, signed, sig) {
         (Some(c), Some(s), Some(g)) => (c, s, g),
-        _ => {
-            return Err(bad(
-                "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature'.",
-            ))
-        }
+        _ => return Err(bad("Authorization header requires 'Credential', 'SignedHeaders' and 'Signature'.")),
     };
     let scope: Vec<&str> = cred.split('/').collect();
     if scope.len() != 5 || scope[4] != "aws4_request" || scope.iter().any(|s| s.is_empty()) {
-        return Err(bad(
-            "Credential should be of the form AKID/date/region/service/aws4_request.",
-        ));
+        return Err(bad("Credential should be of the form AKID/date/region/service/aws4_request."));
     }
     Ok(Credential {
         access_key_id: scope[0].to_string(),
@@ -107,9 +95,8 @@ pub fn uri_encode(s: &str, keep_slash: bool) -> String {
 }
 
 fn canonical_query(query: &str) -> String {
-    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-        .map(|(k, v)| (uri_encode(&k, false), uri_encode(&v, false)))
-        .collect();
+    let mut pairs: Vec<(String, String)> =
+        form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (uri_encode(&k, false), uri_encode(&v, false))).collect();
     pairs.sort();
     let joined: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     joined.join("&")
@@ -123,10 +110,7 @@ fn canonical_header_value(v: &str) -> String {
 pub fn canonical_request(req: &SignedRequest<'_>, signed_headers: &[String]) -> String {
     let path = if req.path.is_empty() { "/" } else { req.path };
     let mut headers = String::new();
-    let mut names: Vec<String> = signed_headers
-        .iter()
-        .map(|h| h.to_ascii_lowercase())
-        .collect();
+    let mut names: Vec<String> = signed_headers.iter().map(|h| h.to_ascii_lowercase()).collect();
     names.sort();
     for name in &names {
         let values: Vec<String> = req
@@ -163,21 +147,10 @@ fn hmac(key: &[u8], data: &str) -> Vec<u8> {
 }
 
 /// The expected signature for `req` under `secret`.
-pub fn signature(
-    req: &SignedRequest<'_>,
-    cred: &Credential,
-    amz_date: &str,
-    secret: &str,
-) -> String {
+pub fn signature(req: &SignedRequest<'_>, cred: &Credential, amz_date: &str, secret: &str) -> String {
     let creq = canonical_request(req, &cred.signed_headers);
-    let scope = format!(
-        "{}/{}/{}/aws4_request",
-        cred.date, cred.region, cred.service
-    );
-    let sts = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex::encode(Sha256::digest(creq.as_bytes()))
-    );
+    let scope = format!("{}/{}/{}/aws4_request", cred.date, cred.region, cred.service);
+    let sts = format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", hex::encode(Sha256::digest(creq.as_bytes())));
     let k_date = hmac(format!("AWS4{secret}").as_bytes(), &cred.date);
     let k_region = hmac(&k_date, &cred.region);
     let k_service = hmac(&k_region, &cred.service);
@@ -186,16 +159,10 @@ pub fn signature(
 }
 
 /// Verifies `req` was signed by `cred` with `secret`, at a time within `MAX_SKEW` of `now`.
-pub fn verify(
-    req: &SignedRequest<'_>,
-    cred: &Credential,
-    secret: &str,
-    now: SystemTime,
-) -> Result<(), SigError> {
+pub fn verify(req: &SignedRequest<'_>, cred: &Credential, secret: &str, now: SystemTime) -> Result<(), SigError> {
     let amz_date = header(req.headers, "x-amz-date").ok_or_else(|| {
         SigError::Malformed(
-            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
-                .into(),
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".into(),
         )
     })?;
     let when = crate::clock::parse_amz_date(amz_date)
@@ -204,9 +171,7 @@ pub fn verify(
         return Err(SigError::Mismatch);
     }
     if !cred.signed_headers.iter().any(|h| h == "host") {
-        return Err(SigError::Malformed(
-            "'Host' must be a signed header.".into(),
-        ));
+        return Err(SigError::Malformed("'Host' must be a signed header.".into()));
     }
     let expected = signature(req, cred, amz_date, secret);
     // A plain comparison: timing side channels are irrelevant in a loopback test emulator.

@@ -78,37 +78,21 @@ pub struct Shared {
 }
 
 pub fn random_string(len: usize) -> String {
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
+    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
 pub fn random_upper(len: usize) -> String {
-    random_string(len * 2)
-        .to_ascii_uppercase()
-        .chars()
-        .take(len)
-        .collect()
+    random_string(len * 2).to_ascii_uppercase().chars().take(len).collect()
 }
 
 pub fn request_id() -> String {
     let b: [u8; 16] = rand::thread_rng().gen();
     let h = hex::encode(b);
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[13..16],
-        &h[17..20],
-        &h[20..32]
-    )
+    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
 }
 
 fn parse_key(pem: &str, what: &str) -> io::Result<RsaPrivateKey> {
-    RsaPrivateKey::from_pkcs8_pem(pem)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}")))
+    RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}")))
 }
 
 impl Keys {
@@ -116,10 +100,7 @@ impl Keys {
         let mut products = HashMap::new();
         for p in &world.products {
             for (v, pem) in &p.signing_keys {
-                products.insert(
-                    (p.code.clone(), *v),
-                    parse_key(pem, &format!("key {} v{v}", p.code))?,
-                );
+                products.insert((p.code.clone(), *v), parse_key(pem, &format!("key {} v{v}", p.code))?);
             }
         }
         Ok(Keys {
@@ -143,12 +124,8 @@ impl Shared {
             };
             match &w.credential {
                 CredentialKind::EcsTaskRole => s.ecs_token = Some(random_string(48)),
-                CredentialKind::Irsa { .. } => {
-                    s.irsa_token = Some(crate::sa_token::mint(&keys.emulator, w))
-                }
-                CredentialKind::PodIdentity => {
-                    s.pod_token = Some(crate::sa_token::mint(&keys.emulator, w))
-                }
+                CredentialKind::Irsa { .. } => s.irsa_token = Some(crate::sa_token::mint(&keys.emulator, w)),
+                CredentialKind::PodIdentity => s.pod_token = Some(crate::sa_token::mint(&keys.emulator, w)),
                 CredentialKind::StaticKeys => {
                     let cred = IssuedCred {
                         access_key_id: format!("AKIA{}", random_upper(16)),
@@ -168,13 +145,7 @@ impl Shared {
             }
             setup.insert(w.id.clone(), s);
         }
-        Ok(Shared {
-            world,
-            keys,
-            setup,
-            url,
-            inner: Mutex::new(inner),
-        })
+        Ok(Shared { world, keys, setup, url, inner: Mutex::new(inner) })
     }
 
     /// A poisoned lock only means a handler panicked mid-update; the ledgers are still usable.
@@ -194,9 +165,7 @@ impl Shared {
             session_token: Some(format!("IQoJb3JpZ2luX2VjE{}", random_string(180))),
             principal,
         };
-        self.lock()
-            .creds
-            .insert(cred.access_key_id.clone(), cred.clone());
+        self.lock().creds.insert(cred.access_key_id.clone(), cred.clone());
         cred
     }
 }

@@ -15,10 +15,7 @@ struct Reply {
 
 impl Reply {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
     fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).expect("json body")
@@ -37,10 +34,8 @@ fn send(
     let addr = base.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(timeout)).expect("timeout");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -55,30 +50,16 @@ fn send(
     let (head, body) = text.split_once("\r\n\r\n")?;
     let mut lines = head.lines();
     let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let headers = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Some(Reply {
-        status,
-        headers,
-        body: body.to_string(),
-    })
+    let headers = lines.filter_map(|l| l.split_once(": ")).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Some(Reply { status, headers, body: body.to_string() })
 }
 
 fn get(base: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
     send(base, "GET", path, headers, "", Duration::from_secs(5)).expect("answer")
 }
 
-fn env_of(
-    emu: &Emulator,
-    id: &str,
-    dir: &std::path::Path,
-) -> std::collections::HashMap<String, String> {
-    emu.workload_env(id, dir)
-        .expect("env")
-        .into_iter()
-        .collect()
+fn env_of(emu: &Emulator, id: &str, dir: &std::path::Path) -> std::collections::HashMap<String, String> {
+    emu.workload_env(id, dir).expect("env").into_iter().collect()
 }
 
 struct Creds {
@@ -92,11 +73,7 @@ fn ecs_creds(emu: &Emulator, id: &str) -> Creds {
     let env = env_of(emu, id, dir.path());
     let full = &env["AWS_CONTAINER_CREDENTIALS_FULL_URI"];
     let path = full.trim_start_matches(&emu.url());
-    let r = get(
-        &emu.url(),
-        path,
-        &[("authorization", &env["AWS_CONTAINER_AUTHORIZATION_TOKEN"])],
-    );
+    let r = get(&emu.url(), path, &[("authorization", &env["AWS_CONTAINER_AUTHORIZATION_TOKEN"])]);
     assert_eq!(r.status, 200, "{}", r.body);
     let j = r.json();
     Creds {
@@ -115,10 +92,7 @@ fn register(emu: &Emulator, c: &Creds, region: &str, body: &str) -> Reply {
         ("content-type".into(), "application/x-amz-json-1.1".into()),
         ("host".into(), host),
         ("x-amz-date".into(), date.clone()),
-        (
-            "x-amz-target".into(),
-            "AWSMPMeteringService.RegisterUsage".into(),
-        ),
+        ("x-amz-target".into(), "AWSMPMeteringService.RegisterUsage".into()),
     ];
     if let Some(t) = &c.token {
         headers.push(("x-amz-security-token".into(), t.clone()));
@@ -132,29 +106,20 @@ fn register(emu: &Emulator, c: &Creds, region: &str, body: &str) -> Reply {
         signed_headers: signed.clone(),
         signature: String::new(),
     };
-    let req = sigv4::SignedRequest {
-        method: "POST",
-        path: "/",
-        query: "",
-        headers: &headers,
-        body: body.as_bytes(),
-    };
+    let req = sigv4::SignedRequest { method: "POST", path: "/", query: "", headers: &headers, body: body.as_bytes() };
     let sig = sigv4::signature(&req, &cred, &date, &c.secret);
-    let authz = format!(
+    let authz =
+        format!(
         "AWS4-HMAC-SHA256 Credential={}/{}/{region}/aws-marketplace/aws4_request, SignedHeaders={}, Signature={sig}",
         c.akid, cred.date, signed.join(";")
     );
-    let mut hs: Vec<(&str, &str)> = headers
-        .iter()
-        .filter(|(k, _)| k != "host")
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let mut hs: Vec<(&str, &str)> =
+        headers.iter().filter(|(k, _)| k != "host").map(|(k, v)| (k.as_str(), v.as_str())).collect();
     hs.push(("authorization", &authz));
     send(&emu.url(), "POST", "/", &hs, body, Duration::from_secs(5)).expect("answer")
 }
 
-const PAID_V1: &str =
-    r#"{"ProductCode":"8f3kq2demopaid0mpgate01","PublicKeyVersion":1,"Nonce":"abc"}"#;
+const PAID_V1: &str = r#"{"ProductCode":"8f3kq2demopaid0mpgate01","PublicKeyVersion":1,"Nonce":"abc"}"#;
 
 #[test]
 fn unsigned_register_usage_is_rejected_and_recorded() {
@@ -163,10 +128,7 @@ fn unsigned_register_usage_is_rejected_and_recorded() {
         &emu.url(),
         "POST",
         "/",
-        &[
-            ("x-amz-target", "AWSMPMeteringService.RegisterUsage"),
-            ("content-type", "application/x-amz-json-1.1"),
-        ],
+        &[("x-amz-target", "AWSMPMeteringService.RegisterUsage"), ("content-type", "application/x-amz-json-1.1")],
         PAID_V1,
         Duration::from_secs(5),
     )
@@ -177,10 +139,7 @@ fn unsigned_register_usage_is_rejected_and_recorded() {
     let led = emu.requests();
     assert_eq!(led.len(), 1);
     assert_eq!(led[0].op, "RegisterUsage");
-    assert_eq!(
-        led[0].error_code.as_deref(),
-        Some("MissingAuthenticationTokenException")
-    );
+    assert_eq!(led[0].error_code.as_deref(), Some("MissingAuthenticationTokenException"));
     assert!(emu.registrations().is_empty());
 }
 
@@ -196,13 +155,9 @@ fn ecs_task_registers_and_gets_a_verifiable_signature() {
     let key = rsa::RsaPublicKey::from_public_key_pem(keys::PAID_V1_PUB).expect("key");
     let vk = rsa::pss::VerifyingKey::<sha2::Sha256>::new(key);
     use base64::Engine;
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(p[2])
-        .expect("b64");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p[2]).expect("b64");
     let s = rsa::pss::Signature::try_from(raw.as_slice()).expect("sig");
-    assert!(vk
-        .verify(format!("{}.{}", p[0], p[1]).as_bytes(), &s)
-        .is_ok());
+    assert!(vk.verify(format!("{}.{}", p[0], p[1]).as_bytes(), &s).is_ok());
     assert_eq!(emu.registrations().len(), 1);
     assert_eq!(emu.registrations()[0].nonce.as_deref(), Some("abc"));
     let last = emu.requests().pop().expect("recorded");
@@ -210,33 +165,15 @@ fn ecs_task_registers_and_gets_a_verifiable_signature() {
     assert_eq!(last.signing_region.as_deref(), Some("us-east-1"));
 
     // Wrong secret → InvalidSignatureException; missing session token → UnrecognizedClient.
-    let bad = Creds {
-        secret: "nope".into(),
-        ..ecs_creds(&emu, "ecs-task")
-    };
-    assert_eq!(
-        register(&emu, &bad, "us-east-1", PAID_V1).json()["__type"],
-        "InvalidSignatureException"
-    );
-    let no_token = Creds {
-        token: None,
-        ..ecs_creds(&emu, "ecs-task")
-    };
-    assert_eq!(
-        register(&emu, &no_token, "us-east-1", PAID_V1).json()["__type"],
-        "UnrecognizedClientException"
-    );
+    let bad = Creds { secret: "nope".into(), ..ecs_creds(&emu, "ecs-task") };
+    assert_eq!(register(&emu, &bad, "us-east-1", PAID_V1).json()["__type"], "InvalidSignatureException");
+    let no_token = Creds { token: None, ..ecs_creds(&emu, "ecs-task") };
+    assert_eq!(register(&emu, &no_token, "us-east-1", PAID_V1).json()["__type"], "UnrecognizedClientException");
     // Faults: throttle once, then a token mutation.
     emu.inject("RegisterUsage", Fault::Throttle);
     emu.inject("RegisterUsage", Fault::Token(TokenMutation::NotAJwt));
-    assert_eq!(
-        register(&emu, &c, "us-east-1", PAID_V1).json()["__type"],
-        "ThrottlingException"
-    );
-    assert_eq!(
-        register(&emu, &c, "us-east-1", PAID_V1).json()["Signature"],
-        "x"
-    );
+    assert_eq!(register(&emu, &c, "us-east-1", PAID_V1).json()["__type"], "ThrottlingException");
+    assert_eq!(register(&emu, &c, "us-east-1", PAID_V1).json()["Signature"], "x");
 }
 
 #[test]
@@ -245,50 +182,24 @@ fn the_situation_decides_the_error() {
     let code = |id: &str, region: &str, body: &str| {
         register(&emu, &ecs_creds(&emu, id), region, body).json()["__type"].clone()
     };
+    assert_eq!(code("unsubscribed-task", "us-east-1", PAID_V1), "CustomerNotEntitledException");
+    assert_eq!(code("eu-task", "us-east-1", PAID_V1), "InvalidRegionException");
     assert_eq!(
-        code("unsubscribed-task", "us-east-1", PAID_V1),
-        "CustomerNotEntitledException"
-    );
-    assert_eq!(
-        code("eu-task", "us-east-1", PAID_V1),
-        "InvalidRegionException"
-    );
-    assert_eq!(
-        code(
-            "ecs-task",
-            "us-east-1",
-            r#"{"ProductCode":"nope","PublicKeyVersion":1}"#
-        ),
+        code("ecs-task", "us-east-1", r#"{"ProductCode":"nope","PublicKeyVersion":1}"#),
         "InvalidProductCodeException"
     );
     assert_eq!(
-        code(
-            "ecs-task",
-            "us-east-1",
-            r#"{"ProductCode":"8f3kq2demopaid0mpgate01","PublicKeyVersion":3}"#
-        ),
+        code("ecs-task", "us-east-1", r#"{"ProductCode":"8f3kq2demopaid0mpgate01","PublicKeyVersion":3}"#),
         "InvalidPublicKeyVersionException"
     );
-    assert_eq!(
-        code("ecs-task", "us-east-1", r#"{"PublicKeyVersion":1}"#),
-        "ValidationException"
-    );
-    assert_eq!(
-        code("ecs-task", "us-east-1", "not json"),
-        "SerializationException"
-    );
+    assert_eq!(code("ecs-task", "us-east-1", r#"{"PublicKeyVersion":1}"#), "ValidationException");
+    assert_eq!(code("ecs-task", "us-east-1", "not json"), "SerializationException");
     // Long-term keys on a laptop.
     let dir = tempfile::tempdir().expect("tmp");
     let env = env_of(&emu, "laptop", dir.path());
-    let laptop = Creds {
-        akid: env["AWS_ACCESS_KEY_ID"].clone(),
-        secret: env["AWS_SECRET_ACCESS_KEY"].clone(),
-        token: None,
-    };
-    assert_eq!(
-        register(&emu, &laptop, "us-east-1", PAID_V1).json()["__type"],
-        "PlatformNotSupportedException"
-    );
+    let laptop =
+        Creds { akid: env["AWS_ACCESS_KEY_ID"].clone(), secret: env["AWS_SECRET_ACCESS_KEY"].clone(), token: None };
+    assert_eq!(register(&emu, &laptop, "us-east-1", PAID_V1).json()["__type"], "PlatformNotSupportedException");
 }
 
 #[test]
@@ -308,30 +219,13 @@ fn imds_token_put_carries_the_ttl_header() {
     )
     .expect("answer");
     assert_eq!(r.status, 200);
-    assert_eq!(
-        r.header("x-aws-ec2-metadata-token-ttl-seconds"),
-        Some("21600")
-    );
+    assert_eq!(r.header("x-aws-ec2-metadata-token-ttl-seconds"), Some("21600"));
     let token = r.body.clone();
-    assert_eq!(
-        get(&imds, "/latest/meta-data/placement/region", &[]).status,
-        401
-    );
+    assert_eq!(get(&imds, "/latest/meta-data/placement/region", &[]).status, 401);
     let t = [("x-aws-ec2-metadata-token", token.as_str())];
-    assert_eq!(
-        get(&imds, "/latest/meta-data/placement/region", &t).body,
-        "us-east-1"
-    );
-    assert_eq!(
-        get(&imds, "/latest/meta-data/iam/security-credentials/", &t).body,
-        "ec2-role"
-    );
-    let c = get(
-        &imds,
-        "/latest/meta-data/iam/security-credentials/ec2-role",
-        &t,
-    )
-    .json();
+    assert_eq!(get(&imds, "/latest/meta-data/placement/region", &t).body, "us-east-1");
+    assert_eq!(get(&imds, "/latest/meta-data/iam/security-credentials/", &t).body, "ec2-role");
+    let c = get(&imds, "/latest/meta-data/iam/security-credentials/ec2-role", &t).json();
     assert_eq!(c["Code"], "Success");
     assert!(c["AccessKeyId"].as_str().expect("id").starts_with("ASIA"));
 
@@ -366,18 +260,13 @@ fn sts_assume_role_with_web_identity() {
             .finish()
     };
     let ct = [("content-type", "application/x-www-form-urlencoded")];
-    let ok = send(
-        &emu.url(),
-        "POST",
-        "/",
-        &ct,
-        &form(&env["AWS_ROLE_ARN"], &token),
-        Duration::from_secs(5),
-    )
-    .expect("answer");
+    let ok = send(&emu.url(), "POST", "/", &ct, &form(&env["AWS_ROLE_ARN"], &token), Duration::from_secs(5))
+        .expect("answer");
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert!(ok.body.starts_with("<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIA"));
-    assert!(ok.body.contains("<SubjectFromWebIdentityToken>system:serviceaccount:default:eks-irsa</SubjectFromWebIdentityToken>"));
+    assert!(ok
+        .body
+        .contains("<SubjectFromWebIdentityToken>system:serviceaccount:default:eks-irsa</SubjectFromWebIdentityToken>"));
     let denied = send(
         &emu.url(),
         "POST",
@@ -389,15 +278,8 @@ fn sts_assume_role_with_web_identity() {
     .expect("answer");
     assert_eq!(denied.status, 403);
     assert!(denied.body.contains("<Code>AccessDenied</Code>"));
-    let forged = send(
-        &emu.url(),
-        "POST",
-        "/",
-        &ct,
-        &form(&env["AWS_ROLE_ARN"], "a.b.c"),
-        Duration::from_secs(5),
-    )
-    .expect("answer");
+    let forged = send(&emu.url(), "POST", "/", &ct, &form(&env["AWS_ROLE_ARN"], "a.b.c"), Duration::from_secs(5))
+        .expect("answer");
     assert_eq!(forged.status, 400);
     assert!(forged.body.contains("<Code>InvalidIdentityToken</Code>"));
 }

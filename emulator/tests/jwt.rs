@@ -33,11 +33,7 @@ fn claims(style: ClaimStyle) -> Claims {
 fn parts(token: &str) -> (Value, Value, Vec<u8>, String) {
     let p: Vec<&str> = token.split('.').collect();
     assert_eq!(p.len(), 3, "{token}");
-    let dec = |s: &str| {
-        URL_SAFE_NO_PAD
-            .decode(s)
-            .expect("base64url without padding")
-    };
+    let dec = |s: &str| URL_SAFE_NO_PAD.decode(s).expect("base64url without padding");
     let header = serde_json::from_slice(&dec(p[0])).expect("json header");
     let payload = serde_json::from_slice(&dec(p[1])).expect("json payload");
     (header, payload, dec(p[2]), format!("{}.{}", p[0], p[1]))
@@ -52,12 +48,7 @@ fn ps256_ok(key: &RsaPublicKey, input: &str, sig: &[u8]) -> bool {
 }
 
 fn mutated(m: Option<TokenMutation>) -> (Value, Value, Vec<u8>, String) {
-    parts(&issue(
-        &private(keys::PAID_V1),
-        &private(keys::ATTACKER),
-        &claims(ClaimStyle::CamelCase),
-        m,
-    ))
+    parts(&issue(&private(keys::PAID_V1), &private(keys::ATTACKER), &claims(ClaimStyle::CamelCase), m))
 }
 
 #[test]
@@ -92,14 +83,8 @@ fn mutations_look_as_named() {
     let good = public(keys::PAID_V1_PUB);
     let (_, _, sig, input) = mutated(Some(M::FlipSignatureByte));
     assert!(!ps256_ok(&good, &input, &sig));
-    assert_eq!(
-        mutated(Some(M::WrongNonce)).1["nonce"],
-        "00000000-not-the-nonce-you-sent"
-    );
-    assert_ne!(
-        mutated(Some(M::WrongProductCode)).1["productCode"],
-        "8f3kq2demopaid0mpgate01"
-    );
+    assert_eq!(mutated(Some(M::WrongNonce)).1["nonce"], "00000000-not-the-nonce-you-sent");
+    assert_ne!(mutated(Some(M::WrongProductCode)).1["productCode"], "8f3kq2demopaid0mpgate01");
     assert_eq!(mutated(Some(M::WrongKeyVersion)).1["publicKeyVersion"], 2);
     let (h, _, sig, _) = mutated(Some(M::AlgNone));
     assert_eq!(h["alg"], "none");
@@ -116,12 +101,7 @@ fn mutations_look_as_named() {
     assert_eq!(p["productCode"], p["ProductCode"]);
     assert_eq!(mutated(Some(M::IatFarFuture)).1["iat"], 1_700_086_400);
     assert_eq!(
-        issue(
-            &private(keys::PAID_V1),
-            &private(keys::ATTACKER),
-            &claims(ClaimStyle::CamelCase),
-            Some(M::NotAJwt)
-        ),
+        issue(&private(keys::PAID_V1), &private(keys::ATTACKER), &claims(ClaimStyle::CamelCase), Some(M::NotAJwt)),
         "x"
     );
 }

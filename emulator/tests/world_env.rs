@@ -23,15 +23,9 @@ fn environment_per_workload() {
     let url = emu.url();
     let e = env("ecs-task");
     assert_eq!(e["AWS_ENDPOINT_URL"], url);
-    assert_eq!(
-        e["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
-        format!("{url}/ecs/credentials/ecs-task")
-    );
+    assert_eq!(e["AWS_CONTAINER_CREDENTIALS_FULL_URI"], format!("{url}/ecs/credentials/ecs-task"));
     assert!(!e["AWS_CONTAINER_AUTHORIZATION_TOKEN"].is_empty());
-    assert_eq!(
-        e["ECS_CONTAINER_METADATA_URI_V4"],
-        format!("{url}/ecs/metadata/ecs-task")
-    );
+    assert_eq!(e["ECS_CONTAINER_METADATA_URI_V4"], format!("{url}/ecs/metadata/ecs-task"));
     assert_eq!(e["AWS_EXECUTION_ENV"], "AWS_ECS_FARGATE");
     assert_eq!(e["AWS_REGION"], "us-east-1");
     assert_eq!(e["AWS_DEFAULT_REGION"], "us-east-1");
@@ -42,20 +36,13 @@ fn environment_per_workload() {
     assert!(!e.contains_key("AWS_REGION") && !e.contains_key("AWS_DEFAULT_REGION"));
 
     let e = env("eks-irsa");
-    assert_eq!(
-        e["AWS_ROLE_ARN"],
-        "arn:aws:iam::111122223333:role/mpgate-irsa"
-    );
+    assert_eq!(e["AWS_ROLE_ARN"], "arn:aws:iam::111122223333:role/mpgate-irsa");
     assert!(std::path::Path::new(&e["AWS_WEB_IDENTITY_TOKEN_FILE"]).is_file());
     assert!(e["AWS_EC2_METADATA_SERVICE_ENDPOINT"].starts_with("http://127.0.0.1:"));
 
     let e = env("eks-pod-identity");
-    assert_eq!(
-        e["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
-        format!("{url}/pod-identity/credentials")
-    );
-    let tok =
-        std::fs::read_to_string(&e["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]).expect("token file");
+    assert_eq!(e["AWS_CONTAINER_CREDENTIALS_FULL_URI"], format!("{url}/pod-identity/credentials"));
+    let tok = std::fs::read_to_string(&e["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]).expect("token file");
     assert!(!tok.ends_with('\n'));
 
     let e = env("laptop");
@@ -64,9 +51,7 @@ fn environment_per_workload() {
 
     let e = env("ec2-instance");
     assert!(e.contains_key("AWS_EC2_METADATA_SERVICE_ENDPOINT"));
-    assert!(!e
-        .keys()
-        .any(|k| k.starts_with("AWS_CONTAINER") || k == "AWS_REGION"));
+    assert!(!e.keys().any(|k| k.starts_with("AWS_CONTAINER") || k == "AWS_REGION"));
 
     assert!(emu.workload_env("nope", dir.path()).is_err());
 }
@@ -77,18 +62,13 @@ fn task_metadata_carries_the_region_in_the_task_arn() {
     let addr = emu.url().trim_start_matches("http://").to_string();
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(&addr).expect("connect");
-    let req = format!(
-        "GET /ecs/metadata/eu-task/task HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
-    );
+    let req = format!("GET /ecs/metadata/eu-task/task HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).expect("write");
     let mut out = String::new();
     s.read_to_string(&mut out).expect("read");
     let body = out.split_once("\r\n\r\n").expect("body").1;
     let j: serde_json::Value = serde_json::from_str(body).expect("json");
-    assert!(j["TaskARN"]
-        .as_str()
-        .expect("arn")
-        .starts_with("arn:aws:ecs:eu-west-1:111122223333:task/"));
+    assert!(j["TaskARN"].as_str().expect("arn").starts_with("arn:aws:ecs:eu-west-1:111122223333:task/"));
     assert_eq!(j["LaunchType"], "FARGATE");
 }
 

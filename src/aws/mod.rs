@@ -59,7 +59,12 @@ impl Clients {
     }
 
     /// The Marketplace Metering client for `region`, signing with `credentials`, with SDK retries off.
-    pub fn metering(&self, env: &dyn Env, region: &str, credentials: Credentials) -> aws_sdk_marketplacemetering::Client {
+    pub fn metering(
+        &self,
+        env: &dyn Env,
+        region: &str,
+        credentials: Credentials,
+    ) -> aws_sdk_marketplacemetering::Client {
         let mut builder = aws_sdk_marketplacemetering::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))

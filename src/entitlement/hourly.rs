@@ -59,10 +59,14 @@ pub async fn register(
     let mut rejected = Vec::new();
     for key in keys {
         match register_version(client, product, key, ctx, deadline, progress).await {
-            Err(Error::Aws { code, .. }) if code == "InvalidPublicKeyVersionException" && rejected.len() + 1 < product.keys.len() => {
+            Err(Error::Aws { code, .. })
+                if code == "InvalidPublicKeyVersionException" && rejected.len() + 1 < product.keys.len() =>
+            {
                 rejected.push(key.version);
             }
-            Err(Error::Aws { class, call, code, message, request_id, advice: _ }) if code == "InvalidPublicKeyVersionException" => {
+            Err(Error::Aws { class, call, code, message, request_id, advice: _ })
+                if code == "InvalidPublicKeyVersionException" =>
+            {
                 rejected.push(key.version);
                 let advice = format!(
                     "AWS rejects key version(s) {rejected:?} baked for {}; the seller must rebuild the image with the current public key and version",
@@ -104,17 +108,27 @@ async fn register_version(
         progress.set(format!("RegisterUsage attempt {attempt}: {transient}"));
         let wait = full_jitter(attempt);
         if deadline.remaining() <= wait {
-            return Err(Error::Deadline { secs: deadline.total().as_secs(), last: format!("RegisterUsage attempt {attempt}: {transient}") });
+            return Err(Error::Deadline {
+                secs: deadline.total().as_secs(),
+                last: format!("RegisterUsage attempt {attempt}: {transient}"),
+            });
         }
         tokio::time::sleep(wait).await;
     }
     Err(Error::Internal("retry loop ended".into()))
 }
 
-fn verified(out: RegisterUsageOutput, product: &BakedProduct, key: &BakedKey, nonce: String) -> Result<Registered, Error> {
-    let signature = out.signature().ok_or_else(|| Error::BadSignature("the answer carries no Signature".into()))?.to_string();
+fn verified(
+    out: RegisterUsageOutput,
+    product: &BakedProduct,
+    key: &BakedKey,
+    nonce: String,
+) -> Result<Registered, Error> {
+    let signature =
+        out.signature().ok_or_else(|| Error::BadSignature("the answer carries no Signature".into()))?.to_string();
     let keys = trusted_keys(key);
-    let expected = jwt::Expected { product_code: product.code, key_version: key.version, nonce: &nonce, now: SystemTime::now() };
+    let expected =
+        jwt::Expected { product_code: product.code, key_version: key.version, nonce: &nonce, now: SystemTime::now() };
     let claims = jwt::verify(&signature, &keys, &expected).map_err(Error::BadSignature)?;
     let rotation = out.public_key_rotation_timestamp().map(|t| {
         format!(
@@ -152,7 +166,7 @@ fn classify(e: SdkError<RegisterUsageError>, product: &BakedProduct, ctx: &Conte
             Class::NotEntitled,
             format!("the AWS account running this task or pod must subscribe to product {} in AWS Marketplace", product.code),
         ),
-        "PlatformNotSupportedException" => (Class::Misconfigured, format!("signed with {}: {}", ctx.source, ctx.source.advice())),
+        "PlatformNotSupportedException" => (Class::Misconfigured, format!("the call was signed with {}; {}", ctx.source, ctx.source.advice())),
         "InvalidRegionException" => (
             Class::Misconfigured,
             format!(
@@ -204,7 +218,8 @@ mod tests {
     #[test]
     fn backoff_grows_and_is_capped() {
         for attempt in 1..40 {
-            let ceiling = Duration::from_millis(200).saturating_mul(1 << (attempt - 1).min(16)).min(Duration::from_secs(15));
+            let ceiling =
+                Duration::from_millis(200).saturating_mul(1 << (attempt - 1).min(16)).min(Duration::from_secs(15));
             assert!(full_jitter(attempt) <= ceiling);
         }
     }

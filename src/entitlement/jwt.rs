@@ -86,8 +86,12 @@ pub fn verify(token: &str, keys: &[&[u8]], expected: &Expected<'_>) -> Result<Ve
 }
 
 fn verifies(der: &[u8], input: &[u8], signature: &[u8]) -> bool {
-    let Ok(key) = rsa::RsaPublicKey::from_public_key_der(der) else { return false };
-    let Ok(sig) = rsa::pss::Signature::try_from(signature) else { return false };
+    let Ok(key) = rsa::RsaPublicKey::from_public_key_der(der) else {
+        return false;
+    };
+    let Ok(sig) = rsa::pss::Signature::try_from(signature) else {
+        return false;
+    };
     rsa::pss::VerifyingKey::<sha2::Sha256>::new(key).verify(input, &sig).is_ok()
 }
 
@@ -164,7 +168,12 @@ mod tests {
 
     fn check(token: &str) -> Result<Verified, String> {
         let d = der(PRIV);
-        let expected = Expected { product_code: "prod1", key_version: 1, nonce: "n-1", now: UNIX_EPOCH + Duration::from_secs(NOW + 30) };
+        let expected = Expected {
+            product_code: "prod1",
+            key_version: 1,
+            nonce: "n-1",
+            now: UNIX_EPOCH + Duration::from_secs(NOW + 30),
+        };
         verify(token, &[d.as_slice()], &expected)
     }
 
@@ -198,7 +207,8 @@ mod tests {
         assert!(check(&sign_with(OTHER, &ps256(), &good_claims())).expect_err("foreign").contains("does not verify"));
         let token = sign_with(PRIV, &ps256(), &good_claims());
         let parts: Vec<&str> = token.split('.').collect();
-        let edited = URL_SAFE_NO_PAD.encode(json!({"productCode": "prod1", "publicKeyVersion": 1, "nonce": "n-2", "iat": NOW}).to_string());
+        let edited = URL_SAFE_NO_PAD
+            .encode(json!({"productCode": "prod1", "publicKeyVersion": 1, "nonce": "n-2", "iat": NOW}).to_string());
         let forged = format!("{}.{}.{}", parts[0], edited, parts[2]);
         assert!(check(&forged).expect_err("edited").contains("does not verify"));
     }
@@ -207,14 +217,29 @@ mod tests {
     fn claim_mismatches_are_refused() {
         let cases = [
             (json!({"productCode": "prod2", "publicKeyVersion": 1, "nonce": "n-1", "iat": NOW}), "productCode claim"),
-            (json!({"productCode": "prod1", "publicKeyVersion": 2, "nonce": "n-1", "iat": NOW}), "publicKeyVersion claim"),
-            (json!({"productCode": "prod1", "publicKeyVersion": "01", "nonce": "n-1", "iat": NOW}), "publicKeyVersion claim"),
+            (
+                json!({"productCode": "prod1", "publicKeyVersion": 2, "nonce": "n-1", "iat": NOW}),
+                "publicKeyVersion claim",
+            ),
+            (
+                json!({"productCode": "prod1", "publicKeyVersion": "01", "nonce": "n-1", "iat": NOW}),
+                "publicKeyVersion claim",
+            ),
             (json!({"productCode": "prod1", "publicKeyVersion": 1, "nonce": "n-9", "iat": NOW}), "nonce claim"),
             (json!({"productCode": "prod1", "publicKeyVersion": 1, "iat": NOW}), "no nonce claim"),
             (json!({"productCode": "prod1", "publicKeyVersion": 1, "nonce": "n-1"}), "no iat claim"),
-            (json!({"productCode": "prod1", "publicKeyVersion": 1, "nonce": "n-1", "iat": NOW - 3600}), "from the local clock"),
-            (json!({"productCode": "prod1", "publicKeyVersion": 1, "nonce": "n-1", "iat": -5}), "not a non-negative integer"),
-            (json!({"productCode": "prod1", "ProductCode": "prod1", "publicKeyVersion": 1, "nonce": "n-1", "iat": NOW}), "both productCode and ProductCode"),
+            (
+                json!({"productCode": "prod1", "publicKeyVersion": 1, "nonce": "n-1", "iat": NOW - 3600}),
+                "from the local clock",
+            ),
+            (
+                json!({"productCode": "prod1", "publicKeyVersion": 1, "nonce": "n-1", "iat": -5}),
+                "not a non-negative integer",
+            ),
+            (
+                json!({"productCode": "prod1", "ProductCode": "prod1", "publicKeyVersion": 1, "nonce": "n-1", "iat": NOW}),
+                "both productCode and ProductCode",
+            ),
             (json!(["not", "an", "object"]), "payload is not a JSON object"),
         ];
         for (claims, want) in cases {
@@ -226,7 +251,18 @@ mod tests {
     #[test]
     fn malformed_tokens_are_refused_without_panicking() {
         let good = sign_with(PRIV, &ps256(), &good_claims());
-        for bad in ["", "x", "a.b", "a.b.c.d", "..", "a..c", &format!("{good}="), &"A".repeat(MAX_TOKEN + 1), "e30.e30.", "!!.e30.AA"] {
+        for bad in [
+            "",
+            "x",
+            "a.b",
+            "a.b.c.d",
+            "..",
+            "a..c",
+            &format!("{good}="),
+            &"A".repeat(MAX_TOKEN + 1),
+            "e30.e30.",
+            "!!.e30.AA",
+        ] {
             assert!(check(bad).is_err(), "{bad:.40}");
         }
         let with_crit = sign_with(PRIV, &json!({"alg": "PS256", "crit": ["exp"]}), &good_claims());

@@ -96,11 +96,19 @@ pub async fn prove(env: &dyn Env, selection: Option<&str>, deadline: &Deadline) 
     let progress = Progress::default();
     match tokio::time::timeout(deadline.remaining(), prove_steps(env, selection, deadline, &progress)).await {
         Ok(result) => result,
-        Err(_) => Err(Error::Deadline { secs: deadline.total().as_secs(), last: format!("{} did not finish", progress.get()) }),
+        Err(_) => Err(Error::Deadline {
+            secs: deadline.total().as_secs(),
+            last: format!("{} did not finish", progress.get()),
+        }),
     }
 }
 
-async fn prove_steps(env: &dyn Env, selection: Option<&str>, deadline: &Deadline, progress: &Progress) -> Result<Entitled, Error> {
+async fn prove_steps(
+    env: &dyn Env,
+    selection: Option<&str>,
+    deadline: &Deadline,
+    progress: &Progress,
+) -> Result<Entitled, Error> {
     let baked = identity::baked()?;
     let product = baked.select(selection)?;
     let clients = Clients::new()?;
@@ -113,7 +121,9 @@ async fn prove_steps(env: &dyn Env, selection: Option<&str>, deadline: &Deadline
     let hostname = nonce::hostname();
     let ctx = hourly::Context { region: &region, source: creds.source, hostname: &hostname };
     let registered = match baked.pricing_model {
-        PricingModel::Hourly | PricingModel::Monthly => hourly::register(&client, product, &ctx, deadline, progress).await?,
+        PricingModel::Hourly | PricingModel::Monthly => {
+            hourly::register(&client, product, &ctx, deadline, progress).await?
+        }
     };
     Ok(Entitled {
         product_code: product.code,

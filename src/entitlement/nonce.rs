@@ -14,11 +14,8 @@ pub fn fresh(now: SystemTime, hostname: &str) -> Result<String, String> {
     getrandom::getrandom(&mut random).map_err(|e| format!("no randomness from the kernel: {e}"))?;
     let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let host: String = hostname
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
-        .take(64)
-        .collect();
+    let host: String =
+        hostname.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.').take(64).collect();
     Ok(format!("mpgate1:{secs}:{host}:{hex}"))
 }
 

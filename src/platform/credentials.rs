@@ -46,20 +46,23 @@ pub enum CredentialSource {
 impl CredentialSource {
     /// Whether AWS Marketplace Metering accepts this source for container products.
     pub fn marketplace_accepts(self) -> bool {
-        matches!(self, CredentialSource::WebIdentity | CredentialSource::EcsTaskRole | CredentialSource::ContainerEndpoint)
+        matches!(
+            self,
+            CredentialSource::WebIdentity | CredentialSource::EcsTaskRole | CredentialSource::ContainerEndpoint
+        )
     }
 
-    /// What to do when Marketplace rejects the caller and this source signed the call.
+    /// What to do when Marketplace rejects a call this source signed (follows "signed with <source>; ").
     pub fn advice(self) -> &'static str {
         match self {
             CredentialSource::EnvStaticKeys | CredentialSource::EnvSession | CredentialSource::Profile => {
-                "AWS Marketplace only accepts an ECS task role or EKS IRSA credentials; remove static keys and profiles and run the image on ECS (task role) or EKS (IRSA service account)"
+                "AWS Marketplace accepts only the ECS task role or EKS IRSA; remove static keys and profiles and run the image on ECS (task role) or EKS (IRSA service account)"
             }
             CredentialSource::PodIdentity => {
-                "EKS Pod Identity is not supported by AWS Marketplace Metering; use IRSA: annotate the pod's service account with eks.amazonaws.com/role-arn"
+                "AWS Marketplace Metering does not accept it; use IRSA instead: annotate the pod's service account with eks.amazonaws.com/role-arn"
             }
             CredentialSource::InstanceRole => {
-                "the node or instance role was used; AWS Marketplace needs the ECS task role (taskRoleArn) or EKS IRSA (service account annotated with eks.amazonaws.com/role-arn)"
+                "that is the node or instance role; AWS Marketplace needs the ECS task role (taskRoleArn) or EKS IRSA (service account annotated with eks.amazonaws.com/role-arn)"
             }
             CredentialSource::WebIdentity | CredentialSource::EcsTaskRole | CredentialSource::ContainerEndpoint => {
                 "run the image on ECS or EKS (Fargate included); AWS Marketplace container products cannot run elsewhere"
@@ -93,17 +96,33 @@ pub struct LoadedCredentials {
 }
 
 /// Try each source in order.
-pub async fn load(env: &dyn Env, config: &ProviderConfig, imds: aws_config::imds::Client) -> Result<LoadedCredentials, Error> {
+pub async fn load(
+    env: &dyn Env,
+    config: &ProviderConfig,
+    imds: aws_config::imds::Client,
+) -> Result<LoadedCredentials, Error> {
     use aws_config::{ecs, environment, imds as imds_mod, profile, web_identity_token};
-    let env_source = if env.get("AWS_SESSION_TOKEN").is_some() { CredentialSource::EnvSession } else { CredentialSource::EnvStaticKeys };
+    let env_source = if env.get("AWS_SESSION_TOKEN").is_some() {
+        CredentialSource::EnvSession
+    } else {
+        CredentialSource::EnvStaticKeys
+    };
     let chain: [(CredentialSource, Box<dyn ProvideCredentials>); 5] = [
         (env_source, Box::new(environment::credentials::EnvironmentVariableCredentialsProvider::new())),
-        (CredentialSource::Profile, Box::new(profile::ProfileFileCredentialsProvider::builder().configure(config).build())),
-        (CredentialSource::WebIdentity, Box::new(web_identity_token::WebIdentityTokenCredentialsProvider::builder().configure(config).build())),
+        (
+            CredentialSource::Profile,
+            Box::new(profile::ProfileFileCredentialsProvider::builder().configure(config).build()),
+        ),
+        (
+            CredentialSource::WebIdentity,
+            Box::new(web_identity_token::WebIdentityTokenCredentialsProvider::builder().configure(config).build()),
+        ),
         (container_source(env), Box::new(ecs::EcsCredentialsProvider::builder().configure(config).build())),
         (
             CredentialSource::InstanceRole,
-            Box::new(imds_mod::credentials::ImdsCredentialsProvider::builder().configure(config).imds_client(imds).build()),
+            Box::new(
+                imds_mod::credentials::ImdsCredentialsProvider::builder().configure(config).imds_client(imds).build(),
+            ),
         ),
     ];
     for (source, provider) in chain {
@@ -126,7 +145,10 @@ fn container_source(env: &dyn Env) -> CredentialSource {
     }
     let full = env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI").unwrap_or_default();
     let token_file = env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE").unwrap_or_default();
-    if full.contains("169.254.170.23") || full.contains("fd00:ec2::23") || token_file.ends_with("/eks-pod-identity-token") {
+    if full.contains("169.254.170.23")
+        || full.contains("fd00:ec2::23")
+        || token_file.ends_with("/eks-pod-identity-token")
+    {
         CredentialSource::PodIdentity
     } else if env.get("ECS_CONTAINER_METADATA_URI_V4").is_some() {
         CredentialSource::EcsTaskRole
@@ -171,11 +193,15 @@ mod tests {
 
     #[test]
     fn pod_identity_is_recognised_by_address_or_token_file() {
-        let by_addr = MapEnv::from_pairs(&[("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.23/v1/credentials")]);
+        let by_addr =
+            MapEnv::from_pairs(&[("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.23/v1/credentials")]);
         assert_eq!(container_source(&by_addr), CredentialSource::PodIdentity);
         let by_file = MapEnv::from_pairs(&[
             ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:9/x"),
-            ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token"),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token",
+            ),
         ]);
         assert_eq!(container_source(&by_file), CredentialSource::PodIdentity);
         assert!(!CredentialSource::PodIdentity.marketplace_accepts());

@@ -55,7 +55,9 @@ const TMDE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Walk the sources in order. `imds` is asked last and only if given.
 pub async fn find(env: &dyn Env, imds: Option<&aws_config::imds::Client>) -> Result<FoundRegion, Error> {
-    for (var, source) in [("AWS_REGION", RegionSource::AwsRegion), ("AWS_DEFAULT_REGION", RegionSource::AwsDefaultRegion)] {
+    for (var, source) in
+        [("AWS_REGION", RegionSource::AwsRegion), ("AWS_DEFAULT_REGION", RegionSource::AwsDefaultRegion)]
+    {
         if let Some(v) = env.get(var) {
             return validate(v.trim(), source).map_err(|why| Error::Usage(format!("{var}={v:?} {why}")));
         }
@@ -71,11 +73,8 @@ pub async fn find(env: &dyn Env, imds: Option<&aws_config::imds::Client>) -> Res
     }
     if let Some(client) = imds {
         tried.push("EC2 instance metadata");
-        let region = aws_config::imds::region::ImdsRegionProvider::builder()
-            .imds_client(client.clone())
-            .build()
-            .region()
-            .await;
+        let region =
+            aws_config::imds::region::ImdsRegionProvider::builder().imds_client(client.clone()).build().region().await;
         if let Some(r) = region {
             return validate(r.as_ref(), RegionSource::Imds).map_err(|why| region_error(&tried, &why));
         }

@@ -15,9 +15,9 @@ pub fn gate_bin() -> PathBuf {
 
 /// Directory with the static musl builds made by `scripts/test` (release gate, test gate, workload).
 pub fn dist_dir() -> PathBuf {
-    let dir = std::env::var_os("MPGATE_DIST").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/dist")
-    });
+    let dir = std::env::var_os("MPGATE_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/dist"));
     assert!(
         dir.join("mpgate-test-workload").is_file(),
         "{} has no static builds: run the suite with scripts/test (README), which builds them first",
@@ -93,7 +93,9 @@ impl Run {
     pub fn run(self) -> Outcome {
         let mut cmd = Command::new(&self.bin);
         cmd.args(&self.args).env_clear().envs(self.env.iter().map(|(k, v)| (k, v)));
-        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         let started = Instant::now();
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
         let pid = child.id();

@@ -21,9 +21,8 @@ fn ppid() -> u32 {
 
 fn report() -> String {
     let argv: Vec<String> = std::env::args_os().map(|a| format!("\"{}\"", hex(a.as_bytes()))).collect();
-    let env: Vec<String> = std::env::vars_os()
-        .map(|(k, v)| format!("[\"{}\",\"{}\"]", hex(k.as_bytes()), hex(v.as_bytes())))
-        .collect();
+    let env: Vec<String> =
+        std::env::vars_os().map(|(k, v)| format!("[\"{}\",\"{}\"]", hex(k.as_bytes()), hex(v.as_bytes()))).collect();
     let mut fds: Vec<u32> = std::fs::read_dir("/proc/self/fd")
         .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
         .unwrap_or_default();
