@@ -111,3 +111,28 @@ fn release_flavour_version_names_the_flavour_and_the_keys() {
     assert!(text.contains("8f3kq2demopaid0mpgate01  tier paid  (default)"), "{text}");
     assert!(text.contains("key version 2  rsa-2048  sha256:"), "{text}");
 }
+
+/// aws-config's internal STS client for IRSA honours `AWS_ENDPOINT_URL*` whatever the flavour
+/// (docs/security.md). Pin that known surface: the credential fetch can be redirected, the metering
+/// call cannot, so a redirected STS can never produce an admission.
+#[test]
+fn release_flavour_irsa_sts_is_redirectable_but_metering_is_not() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let root = rootfs("mpgate");
+    let env: Vec<(String, String)> = emu
+        .workload_env("eks-irsa", root.path())
+        .expect("env")
+        .into_iter()
+        .map(|(k, v)| if k == "AWS_WEB_IDENTITY_TOKEN_FILE" { (k, "/eks-token".to_string()) } else { (k, v) })
+        .collect();
+    assert!(root.path().join("eks-token").is_file(), "the emulator wrote the service-account token into the root");
+    in_chroot(root.path(), env)
+        .args(["exec", "--deadline", "3s", "--", "/workload", "report", "/report.json"])
+        .run()
+        .expect_status(81)
+        .check();
+    let ops: Vec<String> = emu.requests().into_iter().map(|r| r.op).collect();
+    assert!(ops.contains(&"AssumeRoleWithWebIdentity".to_string()), "STS was redirected, as documented: {ops:?}");
+    assert!(!ops.contains(&"RegisterUsage".to_string()), "metering must never be redirected: {ops:?}");
+    assert!(!root.path().join("report.json").exists());
+}

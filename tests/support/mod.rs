@@ -15,6 +15,7 @@ pub fn gate_bin() -> PathBuf {
 
 /// Directory with the static musl builds made by `scripts/test` (release gate, test gate, workload).
 pub fn dist_dir() -> PathBuf {
+    #[allow(clippy::disallowed_methods)] // the test harness is configured by its environment
     let dir = std::env::var_os("MPGATE_DIST")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/dist"));

@@ -4,6 +4,8 @@
 //! Usage: `mpgate-test-workload report FILE [EXIT]` — `FILE` `-` means stdout.
 //!        `mpgate-test-workload exit N`
 
+#![allow(clippy::disallowed_methods)] // a test program: it reports its environment and exits as told
+
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
