@@ -21,11 +21,10 @@ use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::region::Region;
 use std::time::Duration;
 
-/// Connect timeout for every AWS connection (the endpoints answer in milliseconds when reachable).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// One RegisterUsage attempt, including TLS and reading the answer.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-/// IMDS is a local service; hop limit 1 makes it hang, so give up fast.
+/// IMDS is a local service; hop limit 1 makes it hang, so give up fast. (Connect and read timeouts
+/// are the shared connector's, see `tls`; the operation timeout bounds each IMDS request.)
 const IMDS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Shared pieces every AWS client is built from.
@@ -72,12 +71,7 @@ impl Clients {
             .http_client(self.http.clone())
             .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
             .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                    .build(),
-            );
+            .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(ATTEMPT_TIMEOUT).build());
         builder.set_endpoint_url(endpoint_override(env));
         aws_sdk_marketplacemetering::Client::from_conf(builder.build())
     }

@@ -5,23 +5,64 @@
 //! Why ring: aws-lc costs 30–60 ms of CPU at the first handshake and needs a C toolchain for musl
 //! (build-notes §2, §6). No proxy is configured: `HTTPS_PROXY` is ignored (aws-smithy-http-client only
 //! uses proxies when told to).
+//!
+//! Why one connector: aws-smithy-http-client builds a connector (and parses the ~150 roots into a
+//! rustls config) per distinct timeout setting, i.e. once for the credential provider and again for
+//! Metering. Parsing is the largest single start-up cost, so mpgate builds one connector, once, on
+//! first use, with its own timeouts; per-operation deadlines still come from each client's config.
 #![forbid(unsafe_code)]
 
 use crate::error::Error;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_http_client::Connector;
+use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use base64::Engine as _;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// TCP connect timeout for every connection mpgate makes.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest silence tolerated while reading an answer.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Build the one HTTP client used for every AWS call, credential fetch and IMDS request.
 pub fn http_client() -> Result<SharedHttpClient, Error> {
-    let ctx = TlsContext::builder()
+    let tls = TlsContext::builder()
         .with_trust_store(TrustStore::empty().with_native_roots(false).with_pem_certificate(roots_pem()))
         .build()
         .map_err(|e| Error::Internal(format!("cannot build the TLS context: {e}")))?;
-    Ok(aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .tls_context(ctx)
-        .build_https())
+    Ok(SharedHttpClient::new(OneConnector { tls, connector: OnceLock::new() }))
+}
+
+/// An `HttpClient` that hands every operation the same lazily built connector.
+#[derive(Debug)]
+struct OneConnector {
+    tls: TlsContext,
+    connector: OnceLock<SharedHttpConnector>,
+}
+
+impl HttpClient for OneConnector {
+    fn http_connector(
+        &self,
+        _settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.connector
+            .get_or_init(|| {
+                let settings = HttpConnectorSettings::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .read_timeout(READ_TIMEOUT)
+                    .build();
+                let connector = Connector::builder()
+                    .connector_settings(settings)
+                    .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                    .tls_context(self.tls.clone())
+                    .build();
+                SharedHttpConnector::new(connector)
+            })
+            .clone()
+    }
 }
 
 /// The webpki roots as one PEM bundle (TrustStore only takes PEM).
