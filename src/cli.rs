@@ -29,10 +29,30 @@ pub enum Command {
         after_help = "Examples:\n  mpgate exec -- /app/server --port 8080\n  MPGATE_PRODUCT_CODE=<a baked code> mpgate exec --deadline 2m -- app\n\nDockerfile:\n  ENTRYPOINT [\"/mpgate\", \"exec\", \"--\"]\n  CMD [\"/app/server\"]"
     )]
     Exec(ExecArgs),
+    /// Check the gate pass this container was started with (for start scripts in any language).
+    #[command(subcommand)]
+    Pass(PassCommand),
     /// Print what this binary was built with.
     #[command(after_help = "Examples:\n  mpgate version\n  mpgate version --json")]
     Version {
         /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `mpgate pass ...`
+#[derive(Debug, Subcommand)]
+pub enum PassCommand {
+    /// Verify MPGATE_SIGNATURE: signed by AWS for a baked product, made on this host, and fresh.
+    #[command(
+        after_help = "Examples:\n  mpgate pass verify || exit 1\n  mpgate pass verify --max-age 2m --json\n\nExit status 0 when the pass is valid, 85 when it is not."
+    )]
+    Verify {
+        /// Oldest acceptable pass (e.g. 90s, 5m) [default: 5m].
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        max_age: Option<Duration>,
+        /// Print the verified pass as JSON on stdout.
         #[arg(long)]
         json: bool,
     },

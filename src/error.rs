@@ -20,6 +20,8 @@ pub enum Class {
     Misconfigured,
     /// This binary was built without a valid product identity.
     BadBuild,
+    /// `mpgate pass verify`: no valid, fresh gate pass for this container.
+    NoPass,
     /// A bug or resource exhaustion inside mpgate.
     Internal,
     /// The workload was found but could not be executed.
@@ -36,6 +38,7 @@ pub const EXIT_TABLE: &[(Class, u8, &str, &str)] = &[
     (Class::Misconfigured, 82, "misconfigured", "the environment cannot work as it is: region, credentials, platform, IAM permission, product code or key version, or a response that failed verification"),
     (Class::BadBuild, 83, "bad-build", "this mpgate binary carries no valid product identity; the seller must rebuild it"),
     (Class::Internal, 84, "internal", "an internal error in mpgate (a bug or resource exhaustion)"),
+    (Class::NoPass, 85, "no-gate-pass", "`mpgate pass verify`: the environment carries no valid, fresh gate pass for this container"),
     (Class::ExecNotExecutable, 126, "exec-not-executable", "the workload was found but could not be executed (permission, format)"),
     (Class::ExecNotFound, 127, "exec-not-found", "the workload program was not found (PATH lookup as execvp)"),
 ];
@@ -73,6 +76,8 @@ pub enum Error {
     Deadline { secs: u64, last: String },
     /// The workload could not be executed.
     Exec { program: String, errno: nix::errno::Errno },
+    /// The gate pass did not verify.
+    NoPass(String),
     /// A bug or resource exhaustion.
     Internal(String),
 }
@@ -90,6 +95,7 @@ impl Error {
                 nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR => Class::ExecNotFound,
                 _ => Class::ExecNotExecutable,
             },
+            Error::NoPass(_) => Class::NoPass,
             Error::Internal(_) => Class::Internal,
         }
     }
@@ -134,6 +140,10 @@ impl fmt::Display for Error {
                 f,
                 "cannot execute {program:?}: {}; check the image's CMD and PATH",
                 errno.desc().to_lowercase()
+            ),
+            Error::NoPass(why) => write!(
+                f,
+                "no valid gate pass: {why}; start this container through its ENTRYPOINT (mpgate exec) and check the pass right away"
             ),
             Error::Internal(m) => write!(f, "internal error: {m}; please report it"),
         }

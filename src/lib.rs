@@ -10,6 +10,7 @@ pub mod entitlement;
 pub mod error;
 pub mod exec;
 pub mod identity;
+pub mod pass;
 pub mod platform;
 pub mod version;
 
@@ -71,7 +72,36 @@ pub fn run(args: Vec<OsString>, env: &dyn Env, base_env: Vec<(OsString, OsString
         Some(cli::Command::Version { json: true }) => println!("{}", version::json()),
         Some(cli::Command::Version { json: false }) => print!("{}", version::text()),
         Some(cli::Command::Exec(args)) => return Err(exec_command(args, env, base_env)),
+        Some(cli::Command::Pass(cli::PassCommand::Verify { max_age, json })) => pass_verify(env, max_age, json)?,
         None => return Err(Error::Usage("no command given".into()).into()),
+    }
+    Ok(())
+}
+
+/// `mpgate pass verify`: the pass in `MPGATE_SIGNATURE` against the baked keys.
+fn pass_verify(env: &dyn Env, max_age: Option<Duration>, json: bool) -> Result<(), Failure> {
+    let token = env.get("MPGATE_SIGNATURE").ok_or_else(|| Error::NoPass("MPGATE_SIGNATURE is not set".into()))?;
+    let policy = pass::Policy::here(max_age.unwrap_or(pass::DEFAULT_MAX_AGE));
+    let verified = pass::verify(&token, &pass::baked_keys(), &policy).map_err(Error::NoPass)?;
+    let tier = identity::BAKED
+        .as_ref()
+        .and_then(|b| b.products.iter().find(|p| p.code == verified.product_code))
+        .map_or("unknown", |p| p.tier);
+    if json {
+        let doc = serde_json::json!({
+            "product_code": verified.product_code,
+            "tier": tier,
+            "key_version": verified.key_version,
+            "started_at": verified.started_at,
+            "age_secs": verified.age_secs,
+            "hostname": verified.hostname,
+        });
+        println!("{doc}");
+    } else {
+        eprintln!(
+            "mpgate: gate pass ok: product {} (tier {tier}), key version {}, started {}s ago on host {}",
+            verified.product_code, verified.key_version, verified.age_secs, verified.hostname
+        );
     }
     Ok(())
 }

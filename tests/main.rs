@@ -6,6 +6,7 @@ mod support;
 
 mod docs;
 mod exec_identity;
+mod gate_pass;
 mod hourly;
 mod release;
 mod rootfs;

@@ -43,28 +43,7 @@ pub struct Verified {
 
 /// Verify `token` against `keys` (SubjectPublicKeyInfo DER) and the expected claims.
 pub fn verify(token: &str, keys: &[&[u8]], expected: &Expected<'_>) -> Result<Verified, String> {
-    if token.len() > MAX_TOKEN {
-        return Err(format!("token is {} bytes, more than {MAX_TOKEN}", token.len()));
-    }
-    let parts: Vec<&str> = token.split('.').collect();
-    let [h64, p64, s64] = parts.as_slice() else {
-        return Err(format!("not a compact JWS: {} parts instead of 3", parts.len()));
-    };
-    let header = decode_json(h64, "header")?;
-    match header.get("alg") {
-        Some(Value::String(a)) if a == "PS256" => {}
-        Some(other) => return Err(format!("algorithm {other} is not PS256")),
-        None => return Err("header has no alg".into()),
-    }
-    if header.contains_key("crit") {
-        return Err("header has a crit parameter this verifier does not understand".into());
-    }
-    let signature = decode(s64, "signature")?;
-    let signing_input = &token.as_bytes()[..h64.len() + 1 + p64.len()];
-    if !keys.iter().any(|der| verifies(der, signing_input, &signature)) {
-        return Err("signature does not verify under the baked public key for this key version".into());
-    }
-    let claims = decode_json(p64, "payload")?;
+    let (_, claims) = verify_signature(token, keys)?;
     let code = claim(&claims, "productCode", "ProductCode")?;
     if code.as_str() != Some(expected.product_code) {
         return Err(format!("productCode claim {code} is not the code sent ({})", expected.product_code));
@@ -83,6 +62,75 @@ pub fn verify(token: &str, keys: &[&[u8]], expected: &Expected<'_>) -> Result<Ve
         return Err(format!("iat {issued_at} is more than {}s from the local clock {now}", IAT_WINDOW.as_secs()));
     }
     Ok(Verified { issued_at })
+}
+
+/// The claims of a token whose signature verified, read with the casing rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claims {
+    /// `productCode`.
+    pub product_code: String,
+    /// `publicKeyVersion`.
+    pub key_version: u32,
+    /// `nonce`.
+    pub nonce: String,
+    /// `iat`, in seconds.
+    pub issued_at: u64,
+}
+
+/// Check framing, algorithm and signature; return which key verified and the claims, all present
+/// and well-typed. The caller decides what the claims must equal.
+pub fn verified_claims(token: &str, keys: &[&[u8]]) -> Result<(usize, Claims), String> {
+    let (index, claims) = verify_signature(token, keys)?;
+    let text = |camel: &str, pascal: &str| -> Result<String, String> {
+        claim(&claims, camel, pascal)?
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("{camel} claim is not a string"))
+    };
+    let version = claim(&claims, "publicKeyVersion", "PublicKeyVersion")?;
+    let key_version = match version {
+        Value::Number(n) => n.as_u64().and_then(|v| u32::try_from(v).ok()),
+        Value::String(s) if !s.starts_with('0') => s.parse().ok(),
+        _ => None,
+    }
+    .filter(|v| *v >= 1)
+    .ok_or_else(|| format!("publicKeyVersion claim {version} is not a positive integer"))?;
+    Ok((
+        index,
+        Claims {
+            product_code: text("productCode", "ProductCode")?,
+            key_version,
+            nonce: text("nonce", "Nonce")?,
+            issued_at: issued_at(claim(&claims, "iat", "Iat")?)?,
+        },
+    ))
+}
+
+/// Framing, `alg` pinned to PS256, signature under one of `keys`; returns the verifying key's index
+/// and the payload object.
+fn verify_signature(token: &str, keys: &[&[u8]]) -> Result<(usize, Map<String, Value>), String> {
+    if token.len() > MAX_TOKEN {
+        return Err(format!("token is {} bytes, more than {MAX_TOKEN}", token.len()));
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    let [h64, p64, s64] = parts.as_slice() else {
+        return Err(format!("not a compact JWS: {} parts instead of 3", parts.len()));
+    };
+    let header = decode_json(h64, "header")?;
+    match header.get("alg") {
+        Some(Value::String(a)) if a == "PS256" => {}
+        Some(other) => return Err(format!("algorithm {other} is not PS256")),
+        None => return Err("header has no alg".into()),
+    }
+    if header.contains_key("crit") {
+        return Err("header has a crit parameter this verifier does not understand".into());
+    }
+    let signature = decode(s64, "signature")?;
+    let signing_input = &token.as_bytes()[..h64.len() + 1 + p64.len()];
+    let Some(index) = keys.iter().position(|der| verifies(der, signing_input, &signature)) else {
+        return Err("signature does not verify under the baked public key for this key version".into());
+    };
+    Ok((index, decode_json(p64, "payload")?))
 }
 
 fn verifies(der: &[u8], input: &[u8], signature: &[u8]) -> bool {

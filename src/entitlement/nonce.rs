@@ -14,9 +14,35 @@ pub fn fresh(now: SystemTime, hostname: &str) -> Result<String, String> {
     getrandom::getrandom(&mut random).map_err(|e| format!("no randomness from the kernel: {e}"))?;
     let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let host: String =
-        hostname.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.').take(64).collect();
-    Ok(format!("mpgate1:{secs}:{host}:{hex}"))
+    Ok(format!("mpgate1:{secs}:{}:{hex}", host_part(hostname)))
+}
+
+/// The hostname as it appears in a nonce: the characters a hostname can have, at most 64.
+pub fn host_part(hostname: &str) -> String {
+    hostname.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.').take(64).collect()
+}
+
+/// A nonce mpgate made, taken apart: when and on which host it was made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parsed {
+    /// Unix seconds at which the gate made the nonce.
+    pub made_at: u64,
+    /// The host part.
+    pub host: String,
+}
+
+/// Parse `mpgate1:<secs>:<host>:<32 hex>`; anything else is not a nonce mpgate made.
+pub fn parse(nonce: &str) -> Option<Parsed> {
+    let mut parts = nonce.split(':');
+    let (Some("mpgate1"), Some(secs), Some(host), Some(random), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let hex_ok = random.len() == 32 && random.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let secs_ok = !secs.is_empty() && secs.len() <= 20 && secs.bytes().all(|b| b.is_ascii_digit());
+    let made_at = secs.parse().ok().filter(|_| secs_ok)?;
+    (hex_ok && host_part(host) == host).then(|| Parsed { made_at, host: host.to_string() })
 }
 
 /// The container's hostname, or empty if the kernel will not say.
@@ -36,5 +62,23 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.starts_with("mpgate1:1800000000:pod-7f9cevil:"), "{a}");
         assert!(fresh(now, &"h".repeat(300)).expect("nonce").len() <= 255);
+    }
+
+    #[test]
+    fn parse_round_trips_and_rejects_lookalikes() {
+        let now = UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let n = fresh(now, "web-1.local").expect("nonce");
+        assert_eq!(parse(&n), Some(Parsed { made_at: 1_800_000_000, host: "web-1.local".into() }));
+        for bad in [
+            "",
+            "mpgate1:1:h",
+            "mpgate2:1:h:0123456789abcdef0123456789abcdef",
+            "mpgate1:x:h:0123456789abcdef0123456789abcdef",
+            "mpgate1:1:h:0123456789ABCDEF0123456789abcdef",
+            "mpgate1:1:h h:0123456789abcdef0123456789abcdef",
+            "mpgate1:1:h:0123456789abcdef0123456789abcdef:extra",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
     }
 }

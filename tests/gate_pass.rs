@@ -1,0 +1,118 @@
+//! The gate pass: the workload (or a start script) proves it was started through a real gate,
+//! recently, in this container — and a pass from elsewhere or from earlier is refused.
+
+use crate::hourly::{gate_as, PAID};
+use crate::support::{gate_bin, scratch, Run};
+use mpgate_emulator::{Emulator, World};
+use std::path::{Path, PathBuf};
+
+fn host_path() -> String {
+    #[allow(clippy::disallowed_methods)] // the test's own PATH, to find python3 and unshare
+    std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
+}
+
+#[test]
+fn a_fresh_pass_verifies_in_the_workload() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let out = gate_as(&emu, "ecs-task", dir.path())
+        .args(["-q", "--"])
+        .arg(gate_bin())
+        .args(["pass", "verify", "--json"])
+        .run()
+        .expect_status(0)
+        .check();
+    let v: serde_json::Value = serde_json::from_str(out.stdout().trim()).expect("pass json");
+    assert_eq!(v["product_code"], PAID);
+    assert_eq!(v["tier"], "paid");
+    assert_eq!(v["key_version"], 2);
+    assert!(v["age_secs"].as_u64().expect("age") <= 10, "{v}");
+}
+
+#[test]
+fn a_pass_replayed_in_another_container_is_refused() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    // Same token, different UTS namespace: the container "elsewhere" has another hostname.
+    let script = format!("hostname elsewhere-pod && exec {} pass verify", gate_bin().display());
+    gate_as(&emu, "ecs-task", dir.path())
+        .env("PATH", host_path())
+        .args(["-q", "--", "unshare", "--uts", "sh", "-c", &script])
+        .run()
+        .expect_status(85)
+        .expect_stderr_contains("mpgate: no valid gate pass: the pass was made on host")
+        .expect_stderr_contains("this container is \"elsewhere-pod\"")
+        .check();
+}
+
+#[test]
+fn an_old_pass_is_refused() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let script = format!("sleep 2.2 && exec {} pass verify --max-age 1s", gate_bin().display());
+    gate_as(&emu, "ecs-task", dir.path())
+        .env("PATH", host_path())
+        .args(["-q", "--", "sh", "-c", &script])
+        .run()
+        .expect_status(85)
+        .expect_stderr_contains("old, older than 1s")
+        .check();
+}
+
+#[test]
+fn no_pass_or_a_forged_pass_is_refused() {
+    Run::gate()
+        .args(["pass", "verify"])
+        .run()
+        .expect_status(85)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("MPGATE_SIGNATURE is not set")
+        .check();
+    Run::gate()
+        .env("MPGATE_SIGNATURE", "eyJhbGciOiJub25lIn0.eyJwcm9kdWN0Q29kZSI6IngifQ.")
+        .args(["pass", "verify"])
+        .run()
+        .expect_status(85)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("algorithm \"none\" is not PS256")
+        .check();
+}
+
+/// The Python snippet in docs/gate-pass.md, extracted verbatim.
+fn python_snippet(dir: &Path) -> PathBuf {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/gate-pass.md")).expect("doc");
+    let start = doc.find("```python file=gate_pass_check.py\n").expect("python block")
+        + "```python file=gate_pass_check.py\n".len();
+    let len = doc[start..].find("```").expect("end of block");
+    let path = dir.join("gate_pass_check.py");
+    std::fs::write(&path, &doc[start..start + len]).expect("write snippet");
+    path
+}
+
+#[test]
+fn the_documented_python_check_accepts_a_real_pass_and_refuses_a_forgery() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let snippet = python_snippet(dir.path());
+    let key = format!("{PAID}:2:{}/testdata/keys/paid-v2.pub.pem", env!("CARGO_MANIFEST_DIR"));
+    let out = gate_as(&emu, "ecs-task", dir.path())
+        .env("PATH", host_path())
+        .args(["-q", "--", "python3"])
+        .arg(&snippet)
+        .arg(&key)
+        .run()
+        .check();
+    assert_eq!(out.code(), Some(0), "python check refused a real pass (is PyJWT installed?)\n{}", out.stderr());
+    assert!(out.stdout().starts_with(&format!("gate pass ok: {PAID} key version 2")), "{}", out.stdout());
+    // Without the gate: a token signed by another key.
+    let forged = Run::bin("python3".into())
+        .env("PATH", host_path())
+        .env("MPGATE_SIGNATURE", "eyJhbGciOiJQUzI1NiJ9.eyJwcm9kdWN0Q29kZSI6IngifQ.c2ln")
+        .arg(&snippet)
+        .arg(&key)
+        .run()
+        .expect_status(1)
+        .expect_stderr_contains("gate pass refused")
+        .check();
+    drop(forged);
+}
