@@ -10,4 +10,5 @@ mod gate_pass;
 mod hourly;
 mod release;
 mod rootfs;
+mod tamper;
 mod tokens;

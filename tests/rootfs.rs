@@ -11,7 +11,7 @@ const UNSHARE: &str = "/usr/bin/unshare";
 const CHROOT: &str = "/usr/sbin/chroot";
 
 /// An empty root with only the gate, the workload and a termination log.
-fn rootfs(gate: &str) -> tempfile::TempDir {
+pub fn rootfs(gate: &str) -> tempfile::TempDir {
     let dir = scratch();
     let dist = dist_dir();
     std::fs::copy(dist.join(gate), dir.path().join("mpgate")).expect("copy gate");
@@ -21,7 +21,7 @@ fn rootfs(gate: &str) -> tempfile::TempDir {
     dir
 }
 
-fn in_chroot(root: &Path, env: Vec<(String, String)>) -> Run {
+pub fn in_chroot(root: &Path, env: Vec<(String, String)>) -> Run {
     Run::bin(UNSHARE.into()).envs(env).args(["--pid", "--fork", CHROOT]).arg(root).arg("/mpgate")
 }
 

@@ -1,0 +1,277 @@
+//! Tamper matrix: everything a buyer controls (environment, files, network position) either has no
+//! effect on what is checked or ends in a refusal — never an admission. Release-flavour rows run in
+//! the empty root (tests/rootfs.rs), where name resolution can only reach loopback, and assert the
+//! emulator's ledger: the redirected endpoint must never see a RegisterUsage.
+
+use crate::hourly::{gate_as, with_workload, FREE, PAID};
+use crate::rootfs::{in_chroot, rootfs};
+use crate::support::{scratch, Outcome, Report};
+use mpgate_emulator::{Emulator, Fault, TokenMutation, World};
+use std::io::BufRead as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+fn register_calls(emu: &Emulator) -> usize {
+    emu.requests().iter().filter(|r| r.op == "RegisterUsage").count()
+}
+
+/// Run the release gate in an empty root as the `ecs-task` workload, with `extra` variables.
+fn release_row(emu: &Emulator, root: &Path, extra: &[(&str, String)]) -> Outcome {
+    let env_dir = scratch();
+    let mut env = emu.workload_env("ecs-task", env_dir.path()).expect("env");
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_string(), v.clone())));
+    in_chroot(root, env)
+        .args(["exec", "--deadline", "3s", "--", "/workload", "report", "/report.json"])
+        .run()
+        .expect_status(81)
+        .expect_one_refusal_line()
+        .check()
+}
+
+fn assert_not_redirected(emu: &Emulator, root: &Path) {
+    assert_eq!(register_calls(emu), 0, "RegisterUsage reached an overridden endpoint");
+    assert!(!root.join("report.json").exists(), "the workload must not run");
+}
+
+#[test]
+fn row01_aws_endpoint_url_has_no_effect_on_release() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let root = rootfs("mpgate");
+    release_row(&emu, root.path(), &[("AWS_ENDPOINT_URL", emu.url())]);
+    assert_not_redirected(&emu, root.path());
+}
+
+#[test]
+fn row02_service_endpoint_url_has_no_effect_on_release() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let root = rootfs("mpgate");
+    release_row(&emu, root.path(), &[("AWS_ENDPOINT_URL_MARKETPLACE_METERING", emu.url())]);
+    assert_not_redirected(&emu, root.path());
+}
+
+#[test]
+fn row03_license_manager_endpoint_url_has_no_effect_on_release() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let root = rootfs("mpgate");
+    release_row(&emu, root.path(), &[("AWS_ENDPOINT_URL_LICENSE_MANAGER", emu.url())]);
+    assert_not_redirected(&emu, root.path());
+}
+
+// Row 4, AWS_ENDPOINT_URL_STS: tests/rootfs.rs `release_flavour_irsa_sts_is_redirectable_but_metering_is_not`.
+
+#[test]
+fn row05_profile_endpoint_url_and_ignore_flag_false_have_no_effect_on_release() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let root = rootfs("mpgate");
+    let profile = format!(
+        "[default]\nendpoint_url = {u}\nignore_configured_endpoint_urls = false\n[services s]\nmarketplace_metering =\n  endpoint_url = {u}\n",
+        u = emu.url()
+    );
+    std::fs::write(root.path().join("config"), profile).expect("profile");
+    release_row(
+        &emu,
+        root.path(),
+        &[("AWS_CONFIG_FILE", "/config".into()), ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "false".into())],
+    );
+    assert_not_redirected(&emu, root.path());
+}
+
+/// The fake AWS endpoint (attacker CA) and recording proxy on a loopback address of its own.
+struct FakeAws {
+    child: Child,
+    log: std::path::PathBuf,
+    ip: &'static str,
+}
+
+impl FakeAws {
+    fn start(ip: &'static str, dir: &Path) -> FakeAws {
+        let tls = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/attacker-tls");
+        let log = dir.join("fake.log");
+        let mut child = Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake_aws.py"))
+            .args([ip, "443", "3128", &format!("{tls}/server.pem"), &format!("{tls}/server.key")])
+            .arg(&log)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 for the fake endpoint");
+        let mut first = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufReader::new(stdout).read_line(&mut first).expect("ready line");
+        assert_eq!(first.trim(), "ready", "fake endpoint did not start");
+        FakeAws { child, log, ip }
+    }
+
+    fn events(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Positive control: a client that trusts the attacker CA gets through, so a zero count below
+    /// means the gate refused, not that the fake was broken.
+    fn assert_trusting_client_gets_through(&self) {
+        let script = format!(
+            "import socket,ssl; c=ssl.create_default_context(cafile='{}/testdata/attacker-tls/ca.pem'); \
+             s=c.wrap_socket(socket.create_connection(('{}',443)), server_hostname='metering.marketplace.us-east-1.amazonaws.com'); \
+             s.sendall(b'POST / HTTP/1.1\\r\\nhost: x\\r\\n\\r\\n'); s.recv(100)",
+            env!("CARGO_MANIFEST_DIR"),
+            self.ip
+        );
+        let ok = Command::new("python3").args(["-c", &script]).status().expect("python3");
+        assert!(ok.success());
+        assert!(self.events().contains("HTTP-REQUEST POST / HTTP/1.1"), "control failed: {}", self.events());
+    }
+}
+
+impl Drop for FakeAws {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn hosts_to(root: &Path, ip: &str) {
+    std::fs::create_dir_all(root.join("etc")).expect("etc");
+    std::fs::write(
+        root.join("etc/hosts"),
+        format!("{ip} metering.marketplace.us-east-1.amazonaws.com\n{ip} sts.us-east-1.amazonaws.com\n"),
+    )
+    .expect("hosts");
+}
+
+#[test]
+fn row07_attacker_ca_in_ssl_cert_file_and_dir_is_not_trusted() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let root = rootfs("mpgate");
+    hosts_to(root.path(), "127.0.0.77");
+    std::fs::create_dir_all(root.path().join("certs")).expect("certs");
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/attacker-tls/ca.pem");
+    std::fs::copy(ca, root.path().join("ca.pem")).expect("ca");
+    std::fs::copy(ca, root.path().join("certs/ca.pem")).expect("ca");
+    let dir = scratch();
+    let fake = FakeAws::start("127.0.0.77", dir.path());
+    release_row(
+        &emu,
+        root.path(),
+        &[("SSL_CERT_FILE", "/ca.pem".into()), ("SSL_CERT_DIR", "/certs".into()), ("AWS_CA_BUNDLE", "/ca.pem".into())],
+    );
+    let events = fake.events();
+    assert!(
+        events.contains("TLS-HANDSHAKE-FAILED"),
+        "the gate should have reached the fake and refused it: {events:?}"
+    );
+    assert!(!events.contains("HTTP-REQUEST"), "the gate trusted the attacker CA: {events}");
+    fake.assert_trusting_client_gets_through();
+    assert_not_redirected(&emu, root.path());
+}
+
+#[test]
+fn row08_https_proxy_is_ignored() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let root = rootfs("mpgate");
+    hosts_to(root.path(), "127.0.0.78");
+    let dir = scratch();
+    let fake = FakeAws::start("127.0.0.78", dir.path());
+    let proxy = "http://127.0.0.78:3128".to_string();
+    release_row(
+        &emu,
+        root.path(),
+        &[
+            ("HTTPS_PROXY", proxy.clone()),
+            ("https_proxy", proxy.clone()),
+            ("HTTP_PROXY", proxy.clone()),
+            ("ALL_PROXY", proxy.clone()),
+            ("SSL_CERT_FILE", "/nonexistent".into()),
+        ],
+    );
+    let events = fake.events();
+    assert!(!events.contains("PROXY-CONNECTION"), "the gate used the proxy: {events}");
+    assert!(events.contains("TLS-HANDSHAKE-FAILED"), "the gate went straight to the endpoint: {events:?}");
+    assert_not_redirected(&emu, root.path());
+}
+
+#[test]
+fn row09_mpgate_variables_cannot_change_code_tier_key_or_model() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let attacker_key = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/keys/attacker.pub.pem");
+    let out = with_workload(
+        gate_as(&emu, "ecs-task", dir.path())
+            .env("MPGATE_TIER", "enterprise")
+            .env("MPGATE_PRODUCT_TIER", "enterprise")
+            .env("MPGATE_PRICING_MODEL", "contract")
+            .env("MPGATE_PUBLIC_KEYS", format!("1={attacker_key}"))
+            .env("MPGATE_PUBLIC_KEY_VERSION", "9")
+            .env("MPGATE_TRUSTED_PRODUCT_CODES", "evilcode=paid")
+            .env("MPGATE_SIGNATURE", "forged")
+            .env("MPGATE_INSECURE_TEST_BUILD", "yes"),
+        dir.path(),
+    )
+    .run()
+    .check();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr());
+    let report = Report::read(&dir.path().join("report.json"));
+    assert_eq!(report.var("MPGATE_TIER").as_deref(), Some("paid"));
+    assert_eq!(report.var("MPGATE_PRICING_MODEL").as_deref(), Some("hourly"));
+    assert_eq!(report.var("MPGATE_PUBLIC_KEY_VERSION").as_deref(), Some("2"));
+    let calls: Vec<serde_json::Value> = emu
+        .requests()
+        .iter()
+        .filter(|r| r.op == "RegisterUsage")
+        .map(|r| serde_json::from_str(&r.body).expect("json"))
+        .collect();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["ProductCode"], PAID);
+    assert_eq!(calls[0]["PublicKeyVersion"], 2);
+}
+
+#[test]
+fn row10_and_11_untrusted_code_is_refused_and_a_free_code_never_yields_paid() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    with_workload(gate_as(&emu, "ecs-task", dir.path()).env("MPGATE_PRODUCT_CODE", "evilcode"), dir.path())
+        .run()
+        .expect_status(82)
+        .check();
+    assert_eq!(register_calls(&emu), 0);
+    let out = with_workload(
+        gate_as(&emu, "ecs-task", dir.path()).env("MPGATE_PRODUCT_CODE", FREE).env("MPGATE_TIER", "paid"),
+        dir.path(),
+    )
+    .run()
+    .check();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr());
+    assert_eq!(Report::read(&dir.path().join("report.json")).var("MPGATE_TIER").as_deref(), Some("free"));
+    // An answer for another code than the one requested (e.g. the free one for a paid request) is refused.
+    emu.inject("RegisterUsage", Fault::Token(TokenMutation::WrongProductCode));
+    let dir = scratch();
+    with_workload(gate_as(&emu, "ecs-task", dir.path()), dir.path())
+        .run()
+        .expect_status(82)
+        .expect_stderr_contains("productCode claim")
+        .check();
+}
+
+#[test]
+fn row12_fake_imds_credentials_cannot_admit() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    // Test flavour: the emulator's IMDS hands out an instance role, which Marketplace refuses.
+    let dir = scratch();
+    with_workload(gate_as(&emu, "ec2-instance", dir.path()), dir.path())
+        .run()
+        .expect_status(82)
+        .expect_stderr_contains("PlatformNotSupportedException")
+        .check();
+    // Release flavour: IMDS credentials from a redirected IMDS are used against real AWS only.
+    let root = rootfs("mpgate");
+    let env_dir = scratch();
+    let env = emu.workload_env("ec2-instance", env_dir.path()).expect("env");
+    let before = register_calls(&emu);
+    in_chroot(root.path(), env)
+        .args(["exec", "--deadline", "3s", "--", "/workload", "report", "/report.json"])
+        .run()
+        .expect_status(81)
+        .check();
+    assert!(emu.requests().iter().any(|r| r.op == "ImdsCredentials"), "the fake IMDS was used, as aws-config does");
+    assert_eq!(register_calls(&emu), before, "but metering never went to it");
+    assert!(!root.path().join("report.json").exists());
+}
