@@ -134,7 +134,24 @@ fn eks_pod_identity_is_refused_with_the_irsa_fix() {
 #[test]
 fn laptop_with_static_keys_is_refused_as_platform_not_supported() {
     let emu = Emulator::start(World::demo()).expect("emulator");
-    refused(&emu, "laptop", 82, &["PlatformNotSupportedException", "long-term access keys"]);
+    let out = refused(&emu, "laptop", 82, &["PlatformNotSupportedException", "long-term access keys"]);
+    let dir = scratch();
+    let env = emu.workload_env("laptop", dir.path()).expect("env");
+    let secret = env.iter().find(|(k, _)| k == "AWS_SECRET_ACCESS_KEY").map(|(_, v)| v.clone()).expect("secret");
+    assert!(!out.stderr().contains(&secret), "the secret key must never be printed");
+}
+
+#[test]
+fn the_token_and_credentials_never_reach_stderr() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let out = with_workload(gate_as(&emu, "ecs-task", dir.path()), dir.path()).run().check();
+    let report = assert_admitted(&emu, &out, dir.path(), PAID, "paid", 2);
+    let token = report.var("MPGATE_SIGNATURE").expect("token");
+    let auth = report.var("AWS_CONTAINER_AUTHORIZATION_TOKEN").expect("auth token");
+    for secret in [token.as_str(), auth.as_str(), token.rsplit('.').next().expect("sig")] {
+        assert!(!out.stderr().contains(secret), "stderr leaks {secret:.12}...");
+    }
 }
 
 #[test]

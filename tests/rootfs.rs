@@ -136,3 +136,36 @@ fn release_flavour_irsa_sts_is_redirectable_but_metering_is_not() {
     assert!(!ops.contains(&"RegisterUsage".to_string()), "metering must never be redirected: {ops:?}");
     assert!(!root.path().join("report.json").exists());
 }
+
+/// Least privilege: an arbitrary non-root uid, a read-only root filesystem, no capabilities, no
+/// writable directory — and the gate still admits. A workload that tries to write proves the root
+/// really is read-only.
+#[test]
+fn gate_runs_as_nobody_on_a_read_only_root() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let root = rootfs("mpgate-test");
+    let env_dir = scratch();
+    let env = emu.workload_env("ecs-task", env_dir.path()).expect("env");
+    let r = root.path().display().to_string();
+    let run = |workload_args: &str| {
+        let script = format!(
+            "mount --bind {r} {r} && mount -o remount,bind,ro {r} && exec {CHROOT} --userspec=65534:65534 {r} /mpgate exec -q -- /workload {workload_args}"
+        );
+        Run::bin(UNSHARE.into()).envs(env.clone()).args(["--mount", "--pid", "--fork", "sh", "-c", &script]).run()
+    };
+    let out = run("report -");
+    assert_eq!(out.code(), Some(0), "{}", out.stderr());
+    let report: serde_json::Value = serde_json::from_str(out.stdout().trim()).expect("report on stdout");
+    assert_eq!(report["pid"], 1);
+    let env_has = |k: &str| {
+        report["env_hex"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .any(|p| p[0] == k.bytes().map(|b| format!("{b:02x}")).collect::<String>())
+    };
+    assert!(env_has("MPGATE_SIGNATURE"));
+    // Negative control: the same workload cannot write into that root.
+    let denied = run("report /report.json");
+    assert_eq!(denied.code(), Some(99), "the root was writable: {}", denied.stderr());
+}

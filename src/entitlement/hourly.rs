@@ -21,8 +21,7 @@ use std::time::{Duration, SystemTime};
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 const BACKOFF_CAP: Duration = Duration::from_secs(15);
 
-/// A verified registration.
-#[derive(Debug)]
+/// A verified registration. `Debug` redacts the token: it is a bearer proof of this start.
 pub struct Registered {
     /// Key version the answer verified under.
     pub key_version: u32,
@@ -34,6 +33,18 @@ pub struct Registered {
     pub issued_at: u64,
     /// Set when AWS says the key version has expired.
     pub rotation: Option<String>,
+}
+
+impl std::fmt::Debug for Registered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registered")
+            .field("key_version", &self.key_version)
+            .field("nonce", &self.nonce)
+            .field("signature", &"** redacted **")
+            .field("issued_at", &self.issued_at)
+            .field("rotation", &self.rotation)
+            .finish()
+    }
 }
 
 /// What the caller knows about where it runs, used to word refusals.
@@ -212,7 +223,27 @@ fn full_jitter(attempt: u32) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use super::full_jitter;
+    use super::{full_jitter, Registered};
+    use crate::platform::{CredentialSource, LoadedCredentials};
+    use aws_credential_types::Credentials;
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let r = Registered {
+            key_version: 1,
+            nonce: "n".into(),
+            signature: "eyJhbGciOiJQUzI1NiJ9.payload.SIGNATURE".into(),
+            issued_at: 1,
+            rotation: None,
+        };
+        assert!(!format!("{r:?}").contains("SIGNATURE"));
+        let c = LoadedCredentials {
+            credentials: Credentials::new("ASIAEXAMPLE", "SECRETKEY123", Some("SESSIONTOKEN456".into()), None, "test"),
+            source: CredentialSource::EcsTaskRole,
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("SECRETKEY123") && !shown.contains("SESSIONTOKEN456"), "{shown}");
+    }
     use std::time::Duration;
 
     #[test]
