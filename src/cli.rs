@@ -29,6 +29,21 @@ pub enum Command {
         after_help = "Examples:\n  mpgate exec -- /app/server --port 8080\n  MPGATE_PRODUCT_CODE=<a baked code> mpgate exec --deadline 2m -- app\n\nDockerfile:\n  ENTRYPOINT [\"/mpgate\", \"exec\", \"--\"]\n  CMD [\"/app/server\"]"
     )]
     Exec(ExecArgs),
+    /// Explain what would stop `mpgate exec` here: platform, region, credentials, IMDS, endpoint, identity.
+    #[command(
+        after_help = "Examples:\n  mpgate check\n  mpgate check --json > check.json\n  mpgate check --offline        # the baked identity only, no network (seller CI)\n  mpgate check --live           # also call RegisterUsage (starts hourly metering for this task)\n\nExit status: 0 all pass, 86 exec would refuse, 87 could not tell."
+    )]
+    Check {
+        /// Only validate the baked identity; no environment, no network.
+        #[arg(long, conflicts_with = "live")]
+        offline: bool,
+        /// Also call RegisterUsage, which starts hourly metering for this task.
+        #[arg(long)]
+        live: bool,
+        /// Machine-readable report on stdout (schema in docs/check.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the gate pass this container was started with (for start scripts in any language).
     #[command(subcommand)]
     Pass(PassCommand),

@@ -22,6 +22,10 @@ pub enum Class {
     BadBuild,
     /// `mpgate pass verify`: no valid, fresh gate pass for this container.
     NoPass,
+    /// `mpgate check`: at least one check failed.
+    CheckWouldRefuse,
+    /// `mpgate check`: nothing failed but something could not be determined.
+    CheckCouldNotTell,
     /// A bug or resource exhaustion inside mpgate.
     Internal,
     /// The workload was found but could not be executed.
@@ -39,6 +43,8 @@ pub const EXIT_TABLE: &[(Class, u8, &str, &str)] = &[
     (Class::BadBuild, 83, "bad-build", "this mpgate binary carries no valid product identity; the seller must rebuild it"),
     (Class::Internal, 84, "internal", "an internal error in mpgate (a bug or resource exhaustion)"),
     (Class::NoPass, 85, "no-gate-pass", "`mpgate pass verify`: the environment carries no valid, fresh gate pass for this container"),
+    (Class::CheckWouldRefuse, 86, "check-would-refuse", "`mpgate check`: at least one check failed, so `mpgate exec` would refuse here"),
+    (Class::CheckCouldNotTell, 87, "check-could-not-tell", "`mpgate check`: nothing failed, but something could not be determined (e.g. a timeout)"),
     (Class::ExecNotExecutable, 126, "exec-not-executable", "the workload was found but could not be executed (permission, format)"),
     (Class::ExecNotFound, 127, "exec-not-found", "the workload program was not found (PATH lookup as execvp)"),
 ];

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aws;
+pub mod check;
 pub mod cli;
 pub mod entitlement;
 pub mod error;
@@ -41,9 +42,9 @@ impl From<Error> for Failure {
     }
 }
 
-/// Run mpgate. Returns `Ok` for commands that finish (version, help); `exec` only returns on failure.
-/// `base_env` is the environment handed to the workload.
-pub fn run(args: Vec<OsString>, env: &dyn Env, base_env: Vec<(OsString, OsString)>) -> Result<(), Failure> {
+/// Run mpgate. Returns the exit status of commands that finish (version, help, check, pass);
+/// `exec` only returns on failure. `base_env` is the environment handed to the workload.
+pub fn run(args: Vec<OsString>, env: &dyn Env, base_env: Vec<(OsString, OsString)>) -> Result<u8, Failure> {
     if cfg!(feature = "insecure-test-endpoints") {
         eprintln!("mpgate: warning: test flavour (insecure-test-endpoints): honours AWS_ENDPOINT_URL and trusts the public emulator key; never ship this binary");
     }
@@ -56,7 +57,7 @@ pub fn run(args: Vec<OsString>, env: &dyn Env, base_env: Vec<(OsString, OsString
             ) =>
         {
             print!("{e}");
-            return Ok(());
+            return Ok(0);
         }
         Err(e) => {
             let rendered = e.render().to_string();
@@ -66,16 +67,36 @@ pub fn run(args: Vec<OsString>, env: &dyn Env, base_env: Vec<(OsString, OsString
     };
     if cli.version {
         print!("{}", version::text());
-        return Ok(());
+        return Ok(0);
     }
     match cli.command {
         Some(cli::Command::Version { json: true }) => println!("{}", version::json()),
         Some(cli::Command::Version { json: false }) => print!("{}", version::text()),
         Some(cli::Command::Exec(args)) => return Err(exec_command(args, env, base_env)),
         Some(cli::Command::Pass(cli::PassCommand::Verify { max_age, json })) => pass_verify(env, max_age, json)?,
+        Some(cli::Command::Check { offline, live, json }) => {
+            return check_command(env, check::Options { offline, live }, json)
+        }
         None => return Err(Error::Usage("no command given".into()).into()),
     }
-    Ok(())
+    Ok(0)
+}
+
+/// `mpgate check`: the report on stdout, the verdict as the exit status.
+fn check_command(env: &dyn Env, options: check::Options, json: bool) -> Result<u8, Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    let checks = runtime.block_on(check::run(env, options));
+    if json {
+        println!("{}", check::render_json(&checks));
+    } else {
+        use std::io::IsTerminal as _;
+        let colour = std::io::stdout().is_terminal() && env.get("NO_COLOR").is_none();
+        print!("{}", check::render_text(&checks, colour));
+    }
+    Ok(check::verdict(&checks).exit_code())
 }
 
 /// `mpgate pass verify`: the pass in `MPGATE_SIGNATURE` against the baked keys.

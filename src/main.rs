@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     #[allow(clippy::disallowed_methods)] // the workload's environment, passed through untouched
     let base_env: Vec<_> = std::env::vars_os().collect();
     match mpgate::run(args, &mpgate::platform::ProcessEnv, base_env) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(failure) => {
             let line = format!("mpgate: {}", failure.error);
             eprintln!("{line}");

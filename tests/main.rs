@@ -4,6 +4,7 @@
 
 mod support;
 
+mod check;
 mod docs;
 mod exec_identity;
 mod gate_pass;

@@ -88,3 +88,17 @@ fn endpoint_override(_env: &dyn Env) -> Option<String> {
 fn endpoint_override(env: &dyn Env) -> Option<String> {
     env.get("AWS_ENDPOINT_URL_MARKETPLACE_METERING").or_else(|| env.get("AWS_ENDPOINT_URL"))
 }
+
+/// The URL the Metering client sends to: the override (test flavour only) or the SDK's resolver.
+pub async fn metering_endpoint(env: &dyn Env, region: &str) -> Result<String, String> {
+    use aws_sdk_marketplacemetering::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+    if let Some(url) = endpoint_override(env) {
+        return Ok(url);
+    }
+    let params = Params::builder().region(region).build().map_err(|e| format!("endpoint parameters: {e}"))?;
+    let endpoint = DefaultResolver::new()
+        .resolve_endpoint(&params)
+        .await
+        .map_err(|e| format!("no Metering endpoint for {region}: {e}"))?;
+    Ok(endpoint.url().to_string())
+}

@@ -1,0 +1,309 @@
+//! The probes behind `mpgate check`, in the order the gate meets them. Each returns `Check`s and
+//! never a secret: tokens are decoded for their audience and expiry only.
+#![forbid(unsafe_code)]
+
+use super::{Check, Status};
+use crate::aws::Clients;
+use crate::entitlement::{self, Deadline};
+use crate::error::Class;
+use crate::identity;
+use crate::platform::{self, metadata, Env, FoundRegion};
+use base64::Engine as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Endpoint overrides a buyer may set; the release flavour ignores them for Metering.
+const OVERRIDE_VARS: &[&str] = &[
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_MARKETPLACE_METERING",
+    "AWS_ENDPOINT_URL_LICENSE_MANAGER",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "AWS_CA_BUNDLE",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "ALL_PROXY",
+];
+
+/// The baked identity, checked without any network (also `--offline`).
+pub fn identity() -> Vec<Check> {
+    let Ok(baked) = identity::baked() else {
+        return vec![Check::new(
+            "identity",
+            Status::Fail,
+            "no product identity baked into this binary; it refuses every start",
+        )
+        .fix("the seller must rebuild mpgate with MPGATE_PRODUCT_CODE, MPGATE_PRICING_MODEL and MPGATE_PUBLIC_KEYS")];
+    };
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    for p in baked.products {
+        for k in p.keys {
+            use rsa::pkcs8::DecodePublicKey;
+            if rsa::RsaPublicKey::from_public_key_der(k.der).is_err() {
+                problems.push(format!("key version {} of {} does not parse", k.version, p.code));
+            }
+            if k.bits < 2048 {
+                warnings.push(format!("key version {} of {} is only {} bits", k.version, p.code, k.bits));
+            }
+        }
+    }
+    let fingerprints: Vec<&str> = baked.products.iter().flat_map(|p| p.keys.iter().map(|k| k.sha256)).collect();
+    if (1..fingerprints.len()).any(|i| fingerprints[..i].contains(&fingerprints[i])) {
+        warnings.push("two baked keys are identical; AWS issues one key per product and version".into());
+    }
+    if baked.products.first().is_some_and(|p| p.tier == "free") {
+        warnings.push("the default product code has tier free".into());
+    }
+    let listing = baked
+        .products
+        .iter()
+        .map(|p| {
+            format!("{} ({}, key versions {:?})", p.code, p.tier, p.keys.iter().map(|k| k.version).collect::<Vec<_>>())
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let summary = format!("{} pricing; {listing}", baked.pricing_model.as_str());
+    if !problems.is_empty() {
+        return vec![Check::new("identity", Status::Fail, format!("{summary}; {}", problems.join("; ")))
+            .fix("the seller must rebuild the image with valid keys")];
+    }
+    if !warnings.is_empty() {
+        return vec![Check::new("identity", Status::Warn, format!("{summary}; {}", warnings.join("; ")))];
+    }
+    vec![Check::new("identity", Status::Pass, summary)]
+}
+
+/// Which flavour this is.
+pub fn flavour() -> Check {
+    if cfg!(feature = "insecure-test-endpoints") {
+        Check::new("flavour", Status::Warn, "test flavour: honours AWS_ENDPOINT_URL and trusts the public emulator key")
+            .fix("ship the release flavour (a build without --features insecure-test-endpoints)")
+    } else {
+        Check::new("flavour", Status::Pass, "release: real AWS endpoints only, compiled-in TLS roots")
+    }
+}
+
+/// Endpoint, CA and proxy variables present.
+pub fn overrides(env: &dyn Env) -> Check {
+    let set: Vec<&str> = OVERRIDE_VARS.iter().copied().filter(|v| env.get(v).is_some()).collect();
+    if set.is_empty() {
+        return Check::new("overrides", Status::Pass, "no endpoint, CA or proxy overrides set");
+    }
+    let sts = set.iter().any(|v| matches!(*v, "AWS_ENDPOINT_URL" | "AWS_ENDPOINT_URL_STS"));
+    let effect = if cfg!(feature = "insecure-test-endpoints") {
+        "honoured for Metering by this test flavour"
+    } else {
+        "ignored for Marketplace Metering by the release flavour"
+    };
+    let mut summary = format!("{} set: {effect}", set.join(", "));
+    if sts {
+        summary.push_str("; the SDK still sends IRSA's STS call there (docs/security.md)");
+    }
+    Check::new("overrides", Status::Warn, summary).fix("unset them; they cannot help the gate")
+}
+
+/// Platform, region, credentials, IRSA token, IMDS, endpoint, entitlement.
+pub async fn environment(env: &dyn Env, live: bool) -> Vec<Check> {
+    let clients = match Clients::new() {
+        Ok(c) => c,
+        Err(e) => return vec![Check::new("http-client", Status::Fail, e.to_string())],
+    };
+    let imds_client = clients.imds();
+    let imds = imds(env, &imds_client).await;
+    let mut checks = vec![platform(env, &imds)];
+    checks.push(imds);
+    let region = match platform::region::find(env, Some(&imds_client)).await {
+        Ok(r) => {
+            checks.push(Check::new("region", Status::Pass, format!("{} (from {})", r.name, r.source)));
+            Some(r)
+        }
+        Err(e) => {
+            checks.push(
+                Check::new("region", Status::Fail, e.to_string())
+                    .fix("set AWS_REGION to the region the task or pod runs in"),
+            );
+            None
+        }
+    };
+    checks.push(irsa_token(env));
+    let Some(region) = region else {
+        for id in ["credentials", "endpoint", "entitlement"] {
+            checks.push(Check::new(id, Status::Skip, "needs a region"));
+        }
+        return checks;
+    };
+    checks.push(credentials(env, &clients, &region, imds_client).await);
+    checks.push(endpoint(env, &region).await);
+    checks.push(entitlement(env, live).await);
+    checks
+}
+
+fn platform(env: &dyn Env, imds: &Check) -> Check {
+    let exec_env = env.get("AWS_EXECUTION_ENV").unwrap_or_default();
+    let found = if exec_env == "AWS_ECS_FARGATE" {
+        Some("ECS on Fargate (AWS_EXECUTION_ENV)".to_string())
+    } else if exec_env == "AWS_ECS_EC2" {
+        Some("ECS on EC2 (AWS_EXECUTION_ENV)".to_string())
+    } else if env.get("ECS_CONTAINER_METADATA_URI_V4").is_some() {
+        Some("ECS (ECS_CONTAINER_METADATA_URI_V4)".to_string())
+    } else if env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE").is_some_and(|f| f.ends_with("/eks-pod-identity-token"))
+        || env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some_and(|u| u.contains("169.254.170.23"))
+    {
+        Some("EKS with Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI)".to_string())
+    } else if env.get("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() && env.get("AWS_ROLE_ARN").is_some() {
+        Some("EKS with IRSA (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN)".to_string())
+    } else if env.get("KUBERNETES_SERVICE_HOST").is_some() {
+        Some("Kubernetes (KUBERNETES_SERVICE_HOST)".to_string())
+    } else {
+        None
+    };
+    match found {
+        Some(p) => Check::new("platform", Status::Pass, p),
+        None if imds.status == Status::Pass => {
+            Check::new("platform", Status::Fail, "an EC2 instance, not an ECS task or EKS pod")
+                .fix("AWS Marketplace container products run on ECS or EKS (PlatformNotSupportedException elsewhere)")
+        }
+        None => Check::new("platform", Status::Fail, "not ECS, EKS or EC2 (no ECS, Kubernetes or IRSA variables)")
+            .fix("run the image on ECS or EKS; locally AWS answers PlatformNotSupportedException"),
+    }
+}
+
+async fn imds(env: &dyn Env, client: &aws_config::imds::Client) -> Check {
+    if env.get("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Check::new("imds", Status::Skip, "disabled by AWS_EC2_METADATA_DISABLED");
+    }
+    match client.get("/latest/meta-data/placement/region").await {
+        Ok(_) => Check::new("imds", Status::Pass, "IMDSv2 answers (token and placement/region)"),
+        Err(e) => {
+            let text = crate::error::one_line(&aws_smithy_types::error::display::DisplayErrorContext(&e).to_string());
+            if text.contains("timeout") || text.contains("timed out") {
+                Check::new("imds", Status::Warn, "IMDSv2 token request timed out: the hop-limit-1 symptom inside a container")
+                    .fix("harmless if AWS_REGION is set and credentials come from IRSA or the ECS task role; otherwise raise HttpPutResponseHopLimit to 2")
+            } else {
+                Check::new("imds", Status::Skip, format!("no instance metadata service: {text}"))
+            }
+        }
+    }
+}
+
+fn irsa_token(env: &dyn Env) -> Check {
+    let Some(path) = env.get("AWS_WEB_IDENTITY_TOKEN_FILE") else {
+        return Check::new("irsa-token", Status::Skip, "AWS_WEB_IDENTITY_TOKEN_FILE not set (not IRSA)");
+    };
+    let uid = nix::unistd::getuid();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            return Check::new("irsa-token", Status::Fail, format!("{path} is not readable by uid {uid}: {e}"))
+                .fix("set the pod's securityContext.fsGroup so the projected token is readable by this user")
+        }
+    };
+    let claims = text
+        .trim()
+        .split('.')
+        .nth(1)
+        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let Some(claims) = claims else {
+        return Check::new("irsa-token", Status::Fail, format!("{path} is readable by uid {uid} but is not a JWT"))
+            .fix("mount the projected service-account token the EKS pod identity webhook configures");
+    };
+    let aud_ok = match &claims["aud"] {
+        serde_json::Value::String(a) => a == "sts.amazonaws.com",
+        serde_json::Value::Array(a) => a.iter().any(|v| v == "sts.amazonaws.com"),
+        _ => false,
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let exp = claims["exp"].as_u64().unwrap_or(0);
+    let sub = claims["sub"].as_str().unwrap_or("?");
+    let summary = format!(
+        "{path} readable by uid {uid}; subject {sub}; audience ok: {aud_ok}; expires in {}s",
+        exp.saturating_sub(now)
+    );
+    if exp <= now {
+        Check::new("irsa-token", Status::Fail, summary)
+            .fix("the token has expired: the kubelet refreshes it; check the projected volume")
+    } else if !aud_ok {
+        Check::new("irsa-token", Status::Warn, summary).fix("IRSA tokens have audience sts.amazonaws.com")
+    } else {
+        Check::new("irsa-token", Status::Pass, summary)
+    }
+}
+
+async fn credentials(env: &dyn Env, clients: &Clients, region: &FoundRegion, imds: aws_config::imds::Client) -> Check {
+    match platform::credentials::load(env, &clients.provider_config(&region.name), imds).await {
+        Ok(c) if c.source.marketplace_accepts() => {
+            Check::new("credentials", Status::Pass, format!("from {}", c.source))
+        }
+        Ok(c) => {
+            Check::new("credentials", Status::Fail, format!("from {}, which AWS Marketplace does not accept", c.source))
+                .fix(c.source.advice())
+        }
+        Err(e) if e.class() == Class::CannotVerify => Check::new("credentials", Status::Unknown, e.to_string()),
+        Err(e) => Check::new("credentials", Status::Fail, e.to_string()),
+    }
+}
+
+async fn endpoint(env: &dyn Env, region: &FoundRegion) -> Check {
+    let url = match crate::aws::metering_endpoint(env, &region.name).await {
+        Ok(u) => u,
+        Err(e) => return Check::new("endpoint", Status::Fail, e),
+    };
+    match metadata::fetch(&url, Duration::from_secs(5)).await {
+        Err(e) if e.contains("no answer") => Check::new("endpoint", Status::Unknown, e),
+        Err(e) => Check::new("endpoint", Status::Fail, e).fix(
+            "allow DNS and HTTPS (443) egress to the endpoint; TLS trusts only the public roots compiled into mpgate",
+        ),
+        Ok(answer) => {
+            let skew = answer.date.as_deref().and_then(|d| httpdate::parse_http_date(d).ok()).map(|t| {
+                match t.duration_since(SystemTime::now()) {
+                    Ok(ahead) => ahead.as_secs() as i64,
+                    Err(behind) => -(behind.duration().as_secs() as i64),
+                }
+            });
+            let layers = if url.starts_with("https://") { "DNS, TLS with the compiled-in roots" } else { "plain HTTP" };
+            let base = format!("{url} reachable ({layers}; HTTP {})", answer.status);
+            match skew {
+                None => Check::new("endpoint", Status::Warn, format!("{base}; no Date header to compare clocks")),
+                Some(s) if s.abs() > 300 => {
+                    Check::new("endpoint", Status::Fail, format!("{base}; local clock is {}s off", -s))
+                        .fix("synchronise the node's clock: AWS rejects signatures more than 5 minutes off")
+                }
+                Some(s) if s.abs() > 60 => {
+                    Check::new("endpoint", Status::Warn, format!("{base}; local clock is {}s off", -s))
+                }
+                Some(s) => Check::new("endpoint", Status::Pass, format!("{base}; clock within {}s", s.abs())),
+            }
+        }
+    }
+}
+
+async fn entitlement(env: &dyn Env, live: bool) -> Check {
+    if !live {
+        return Check::new(
+            "entitlement",
+            Status::Skip,
+            "RegisterUsage not called: it starts hourly metering for this task (use --live to call it)",
+        );
+    }
+    let selection = env.get("MPGATE_PRODUCT_CODE");
+    let deadline =
+        env.get("MPGATE_DEADLINE").and_then(|d| crate::cli::parse_duration(&d).ok()).unwrap_or(Duration::from_secs(30));
+    match entitlement::prove(env, selection.as_deref(), &Deadline::new(deadline)).await {
+        Ok(e) => Check::new(
+            "entitlement",
+            Status::Pass,
+            format!(
+                "RegisterUsage admitted product {} (tier {}), key version {}",
+                e.product_code(),
+                e.tier(),
+                e.registration().key_version
+            ),
+        ),
+        Err(e) if e.class() == Class::CannotVerify => Check::new("entitlement", Status::Unknown, e.to_string()),
+        Err(e) => Check::new("entitlement", Status::Fail, e.to_string()),
+    }
+}

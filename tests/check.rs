@@ -1,0 +1,224 @@
+//! `mpgate check`: the verdict, the named cause and the fix for each environment, a stable JSON
+//! schema, and no billing without `--live` (emulator ledger).
+
+use crate::support::{scratch, Run};
+use mpgate_emulator::{Emulator, Fault, World};
+use serde_json::Value;
+use std::path::Path;
+
+fn check(emu: &Emulator, workload: &str, dir: &Path, args: &[&str]) -> (Option<i32>, Value, String) {
+    let out =
+        Run::gate().envs(emu.workload_env(workload, dir).expect("env")).arg("check").arg("--json").args(args).run();
+    let json: Value = serde_json::from_str(out.stdout().trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout()));
+    (out.code(), json, out.stderr())
+}
+
+fn status<'a>(report: &'a Value, id: &str) -> (&'a str, &'a str, Option<&'a str>) {
+    let c = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id}"));
+    (c["status"].as_str().expect("status"), c["summary"].as_str().expect("summary"), c["fix"].as_str())
+}
+
+fn register_calls(emu: &Emulator) -> usize {
+    emu.requests().iter().filter(|r| r.op == "RegisterUsage").count()
+}
+
+#[test]
+fn ecs_task_passes_without_calling_register_usage() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let (code, report, _) = check(&emu, "ecs-task", dir.path(), &[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["verdict"], "pass");
+    assert_eq!(status(&report, "platform").0, "pass");
+    assert!(status(&report, "credentials").1.contains("ECS task role"));
+    assert!(status(&report, "region").1.contains("us-east-1 (from AWS_REGION)"));
+    assert_eq!(status(&report, "endpoint").0, "pass");
+    let (s, summary, _) = status(&report, "entitlement");
+    assert_eq!(s, "skip");
+    assert!(summary.contains("--live"));
+    assert_eq!(register_calls(&emu), 0, "check without --live must not start metering");
+}
+
+#[test]
+fn live_check_calls_register_usage_once() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let (code, report, _) = check(&emu, "ecs-task", dir.path(), &["--live"]);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(status(&report, "entitlement").1.contains("admitted product 8f3kq2demopaid0mpgate01"));
+    assert_eq!(register_calls(&emu), 1);
+}
+
+#[test]
+fn live_check_of_an_unsubscribed_account_would_refuse() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let (code, report, _) = check(&emu, "unsubscribed-task", dir.path(), &["--live"]);
+    assert_eq!(code, Some(86), "{report}");
+    assert!(status(&report, "entitlement").1.contains("CustomerNotEntitledException"));
+}
+
+#[test]
+fn endless_throttling_is_could_not_tell() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    for _ in 0..100 {
+        emu.inject("RegisterUsage", Fault::Throttle);
+    }
+    let dir = scratch();
+    let out = Run::gate()
+        .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
+        .env("MPGATE_DEADLINE", "2s")
+        .args(["check", "--json", "--live"])
+        .run();
+    let report: Value = serde_json::from_str(out.stdout().trim()).expect("json");
+    assert_eq!(out.code(), Some(87), "{report}");
+    assert_eq!(report["verdict"], "could-not-tell");
+    assert_eq!(status(&report, "entitlement").0, "unknown");
+}
+
+#[test]
+fn pod_identity_is_named_with_the_irsa_fix() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let (code, report, _) = check(&emu, "eks-pod-identity", dir.path(), &[]);
+    assert_eq!(code, Some(86));
+    assert_eq!(status(&report, "platform").1, "EKS with Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI)");
+    let (s, summary, fix) = status(&report, "credentials");
+    assert_eq!(s, "fail");
+    assert!(summary.contains("EKS Pod Identity"));
+    assert!(fix.expect("fix").contains("eks.amazonaws.com/role-arn"));
+}
+
+#[test]
+fn static_keys_fail_and_the_secret_is_never_shown() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let (code, report, stderr) = check(&emu, "laptop", dir.path(), &[]);
+    assert_eq!(code, Some(86));
+    assert_eq!(status(&report, "platform").0, "fail");
+    assert!(status(&report, "credentials").1.contains("long-term access keys"));
+    let env = emu.workload_env("laptop", dir.path()).expect("env");
+    let secret = env.iter().find(|(k, _)| k == "AWS_SECRET_ACCESS_KEY").map(|(_, v)| v.clone()).expect("secret");
+    assert!(!report.to_string().contains(&secret) && !stderr.contains(&secret));
+}
+
+#[test]
+fn irsa_with_hop_limit_one_warns_and_passes() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let (code, report, _) = check(&emu, "eks-irsa", dir.path(), &[]);
+    assert_eq!(code, Some(0), "{report}");
+    let (s, summary, fix) = status(&report, "imds");
+    assert_eq!(s, "warn");
+    assert!(summary.contains("hop-limit-1 symptom"));
+    assert!(fix.expect("fix").contains("HttpPutResponseHopLimit"));
+    let (s, summary, _) = status(&report, "irsa-token");
+    assert_eq!(s, "pass");
+    assert!(summary.contains("subject system:serviceaccount:") && summary.contains("audience ok: true"), "{summary}");
+    let token = std::fs::read_to_string(dir.path().join("eks-token")).expect("token");
+    assert!(!report.to_string().contains(token.trim()), "the token must not be printed");
+}
+
+#[test]
+fn irsa_token_unreadable_by_the_container_user_names_fs_group() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let env = emu.workload_env("eks-irsa", dir.path()).expect("env");
+    let token = dir.path().join("eks-token");
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+    let dir_mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(dir.path(), dir_mode).expect("chmod dir");
+    let out = Run::bin("/usr/bin/setpriv".into())
+        .envs(env)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(crate::support::gate_bin())
+        .args(["check", "--json"])
+        .run();
+    let report: Value =
+        serde_json::from_str(out.stdout().trim()).unwrap_or_else(|e| panic!("{e}: {} {}", out.stdout(), out.stderr()));
+    assert_eq!(out.code(), Some(86), "{report}");
+    let (s, summary, fix) = status(&report, "irsa-token");
+    assert_eq!(s, "fail");
+    assert!(summary.contains("not readable by uid 65534"), "{summary}");
+    assert!(fix.expect("fix").contains("fsGroup"));
+}
+
+#[test]
+fn no_region_fails_and_skips_what_needs_one() {
+    let out = Run::gate().env("AWS_EC2_METADATA_DISABLED", "true").args(["check", "--json"]).run();
+    let report: Value = serde_json::from_str(out.stdout().trim()).expect("json");
+    assert_eq!(out.code(), Some(86));
+    assert_eq!(status(&report, "region").0, "fail");
+    assert_eq!(status(&report, "credentials"), ("skip", "needs a region", None));
+    assert_eq!(status(&report, "platform").0, "fail");
+}
+
+#[test]
+fn offline_checks_only_the_baked_identity() {
+    let out = Run::gate().args(["check", "--offline", "--json"]).run();
+    let report: Value = serde_json::from_str(out.stdout().trim()).expect("json");
+    let ids: Vec<&str> =
+        report["checks"].as_array().expect("checks").iter().map(|c| c["id"].as_str().expect("id")).collect();
+    assert_eq!(ids, ["identity", "flavour"]);
+    assert_eq!(status(&report, "identity").0, "pass");
+    assert_eq!(out.code(), Some(0));
+}
+
+/// The JSON schema (docs/check.md) is a contract for CI jobs: pin its keys, ids, order and values.
+#[test]
+fn json_schema_is_stable() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let (_, report, _) = check(&emu, "ecs-task", dir.path(), &[]);
+    let mut keys: Vec<&String> = report.as_object().expect("object").keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["checks", "exit_code", "flavour", "mpgate_version", "schema_version", "verdict"]);
+    assert_eq!(report["schema_version"], 1);
+    let ids: Vec<&str> =
+        report["checks"].as_array().expect("checks").iter().map(|c| c["id"].as_str().expect("id")).collect();
+    assert_eq!(
+        ids,
+        [
+            "identity",
+            "flavour",
+            "overrides",
+            "platform",
+            "imds",
+            "region",
+            "irsa-token",
+            "credentials",
+            "endpoint",
+            "entitlement"
+        ]
+    );
+    for c in report["checks"].as_array().expect("checks") {
+        let mut k: Vec<&String> = c.as_object().expect("check").keys().collect();
+        k.sort();
+        assert_eq!(k, ["fix", "id", "status", "summary"]);
+        assert!(["pass", "warn", "fail", "skip", "unknown"].contains(&c["status"].as_str().expect("status")));
+    }
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/check.md")).expect("docs/check.md");
+    for id in ids {
+        assert!(doc.contains(&format!("`{id}`")), "docs/check.md does not document check {id}");
+    }
+}
+
+#[test]
+fn text_report_has_no_colour_when_not_a_terminal() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let out = Run::gate()
+        .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
+        .arg("check")
+        .run()
+        .expect_status(0)
+        .check();
+    assert!(!out.stdout().contains('\u{1b}'));
+    assert!(out.stdout().contains("verdict: pass (exit 0)"));
+    assert!(out.stdout().lines().any(|l| l.trim_start().starts_with("PASS") && l.contains("credentials")));
+}
