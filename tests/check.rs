@@ -222,3 +222,41 @@ fn text_report_has_no_colour_when_not_a_terminal() {
     assert!(out.stdout().contains("verdict: pass (exit 0)"));
     assert!(out.stdout().lines().any(|l| l.trim_start().starts_with("PASS") && l.contains("credentials")));
 }
+
+#[test]
+fn node_role_instead_of_the_pods_role_is_named() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let (code, report, _) = check(&emu, "eks-node-role", dir.path(), &[]);
+    assert_eq!(code, Some(86), "{report}");
+    let (s, summary, fix) = status(&report, "credentials");
+    assert_eq!(s, "fail");
+    assert!(summary.contains("the instance role from IMDS"), "{summary}");
+    assert!(fix.expect("fix").contains("node or instance role"));
+    assert_eq!(status(&report, "imds").0, "pass");
+}
+
+/// Release flavour in the empty root, the Metering hostname pointed at a server whose certificate an
+/// attacker CA signed: the endpoint check fails on TLS, naming the compiled-in roots.
+#[test]
+fn release_check_reports_tls_failure_with_the_compiled_in_roots() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let root = crate::rootfs::rootfs("mpgate");
+    std::fs::create_dir_all(root.path().join("etc")).expect("etc");
+    std::fs::write(root.path().join("etc/hosts"), "127.0.0.79 metering.marketplace.us-east-1.amazonaws.com\n")
+        .expect("hosts");
+    let dir = scratch();
+    let _fake = crate::tamper::FakeAws::start("127.0.0.79", dir.path());
+    let env = emu.workload_env("ecs-task", dir.path()).expect("env");
+    let out = crate::rootfs::in_chroot(root.path(), env).args(["check", "--json"]).run();
+    let report: Value = serde_json::from_str(out.stdout().trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stderr()));
+    assert_eq!(out.code(), Some(86), "{report}");
+    let (s, summary, fix) = status(&report, "endpoint");
+    assert_eq!(s, "fail");
+    assert!(
+        summary.contains("https://metering.marketplace.us-east-1.amazonaws.com") && summary.contains("TLS"),
+        "{summary}"
+    );
+    assert!(fix.expect("fix").contains("compiled into mpgate"));
+    assert_eq!(status(&report, "flavour").0, "pass");
+}

@@ -77,14 +77,14 @@ fn row05_profile_endpoint_url_and_ignore_flag_false_have_no_effect_on_release() 
 }
 
 /// The fake AWS endpoint (attacker CA) and recording proxy on a loopback address of its own.
-struct FakeAws {
+pub struct FakeAws {
     child: Child,
     log: std::path::PathBuf,
     ip: &'static str,
 }
 
 impl FakeAws {
-    fn start(ip: &'static str, dir: &Path) -> FakeAws {
+    pub fn start(ip: &'static str, dir: &Path) -> FakeAws {
         let tls = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/attacker-tls");
         let log = dir.join("fake.log");
         let mut child = Command::new("python3")
