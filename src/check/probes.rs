@@ -254,7 +254,7 @@ async fn endpoint(env: &dyn Env, region: &FoundRegion) -> Check {
     };
     match metadata::fetch(&url, Duration::from_secs(5)).await {
         Err(e) if e.contains("no answer") => Check::new("endpoint", Status::Unknown, e),
-        Err(e) => Check::new("endpoint", Status::Fail, e).fix(
+        Err(e) => Check::new("endpoint", Status::Fail, format!("{url}: {e}")).fix(
             "allow DNS and HTTPS (443) egress to the endpoint; TLS trusts only the public roots compiled into mpgate",
         ),
         Ok(answer) => {
