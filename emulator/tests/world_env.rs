@@ -72,10 +72,3 @@ fn task_metadata_carries_the_region_in_the_task_arn() {
     assert_eq!(j["LaunchType"], "FARGATE");
 }
 
-#[test]
-fn drop_closes_the_ports() {
-    let emu = Emulator::start(World::demo()).expect("start");
-    let addr = emu.url().trim_start_matches("http://").to_string();
-    drop(emu);
-    assert!(std::net::TcpStream::connect(&addr).is_err());
-}
