@@ -1,5 +1,4 @@
-//! Its own test binary: no other emulator runs in this process, so a port freed by `Drop` cannot be
-//! re-bound by a neighbouring test before the check (which made this test flaky inside world_env.rs).
+//! Dropping the handle closes every port.
 
 use mpgate_emulator::{Emulator, World};
 
@@ -8,5 +7,9 @@ fn drop_closes_the_ports() {
     let emu = Emulator::start(World::demo()).expect("start");
     let addr = emu.url().trim_start_matches("http://").to_string();
     drop(emu);
-    assert!(std::net::TcpStream::connect(&addr).is_err());
+    // Connecting to a closed loopback port in the ephemeral range can "succeed" by TCP self-connect
+    // (the kernel picks that very port as the source: simultaneous open). That is not a listener.
+    if let Ok(s) = std::net::TcpStream::connect(&addr) {
+        assert_eq!(s.local_addr().ok(), s.peer_addr().ok(), "something still listens on {addr}");
+    }
 }
