@@ -47,6 +47,12 @@ pub enum Command {
     /// Check the gate pass this container was started with (for start scripts in any language).
     #[command(subcommand)]
     Pass(PassCommand),
+    /// Prove entitlement, then run CMD as a child and stay as its init: forward signals, reap zombies,
+    /// exit with its status.
+    #[command(
+        after_help = "Examples:\n  mpgate supervise -- /app/server\n  mpgate supervise --group -- /app/start.sh   # signal the whole process group\n\nDockerfile:\n  ENTRYPOINT [\"/mpgate\", \"supervise\", \"--\"]\n  CMD [\"/app/server\"]"
+    )]
+    Supervise(SuperviseArgs),
     /// Print what this binary was built with.
     #[command(after_help = "Examples:\n  mpgate version\n  mpgate version --json")]
     Version {
@@ -93,6 +99,17 @@ pub struct ExecArgs {
     /// The workload and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+/// Arguments of `mpgate supervise`.
+#[derive(Debug, clap::Args)]
+pub struct SuperviseArgs {
+    /// Run the workload in its own process group and forward signals to the whole group.
+    #[arg(short, long)]
+    pub group: bool,
+    /// The same options as `mpgate exec`.
+    #[command(flatten)]
+    pub exec: ExecArgs,
 }
 
 /// `90`, `90s`, `1500ms`, `5m`, `1h` → Duration (at least 1 s, at most 24 h).

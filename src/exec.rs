@@ -40,29 +40,28 @@ pub fn verdict_env(e: &Entitled) -> Vec<(&'static str, String)> {
     OUTPUT_VARS.iter().copied().zip(values).collect()
 }
 
+/// The workload's environment: `base_env` without any incoming verdict variable, plus the verdict.
+pub fn child_env(entitled: &Entitled, base_env: Vec<(OsString, OsString)>) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> =
+        base_env.into_iter().filter(|(k, _)| !OUTPUT_VARS.iter().any(|o| k.as_bytes() == o.as_bytes())).collect();
+    env.extend(verdict_env(entitled).into_iter().map(|(k, v)| (OsString::from(k), OsString::from(v))));
+    env
+}
+
 /// Replace this process with `argv[0]`. Returns only if the exec failed.
 pub fn exec(entitled: Entitled, argv: &[OsString], base_env: Vec<(OsString, OsString)>) -> Error {
-    let Some(program) = argv.first() else {
+    if argv.first().is_none() {
         return Error::Usage("no command given after --".into());
-    };
-    let ours = verdict_env(&entitled);
-    let mut env: Vec<CString> = Vec::with_capacity(base_env.len() + ours.len());
-    for (k, v) in base_env {
-        if OUTPUT_VARS.iter().any(|o| k.as_bytes() == o.as_bytes()) {
-            continue;
-        }
+    }
+    let mut env: Vec<CString> = Vec::with_capacity(base_env.len() + OUTPUT_VARS.len());
+    for (k, v) in child_env(&entitled, base_env) {
         let mut kv = k.as_bytes().to_vec();
         kv.push(b'=');
         kv.extend_from_slice(v.as_bytes());
         match CString::new(kv) {
             Ok(c) => env.push(c),
-            Err(_) => continue, // cannot happen for a real environment entry (no NUL inside)
-        }
-    }
-    for (k, v) in ours {
-        match CString::new(format!("{k}={v}")) {
-            Ok(c) => env.push(c),
-            Err(_) => return Error::Internal(format!("{k} contains a NUL byte")),
+            // A real environment entry has no NUL inside; a verdict value never does.
+            Err(_) => return Error::Internal(format!("environment entry {k:?} contains a NUL byte")),
         }
     }
     let mut args = Vec::with_capacity(argv.len());
@@ -72,14 +71,15 @@ pub fn exec(entitled: Entitled, argv: &[OsString], base_env: Vec<(OsString, OsSt
             Err(_) => return Error::Usage(format!("argument {a:?} contains a NUL byte")),
         }
     }
+    let program = argv[0].to_string_lossy().into_owned();
     let Some(file) = args.first().cloned() else {
         return Error::Usage("no command given after --".into());
     };
     if file.as_bytes().is_empty() {
-        return Error::Exec { program: String::new(), errno: nix::errno::Errno::ENOENT };
+        return Error::Exec { program, errno: nix::errno::Errno::ENOENT };
     }
     match nix::unistd::execvpe(&file, &args, &env) {
         Ok(never) => match never {},
-        Err(errno) => Error::Exec { program: program.to_string_lossy().into_owned(), errno },
+        Err(errno) => Error::Exec { program, errno },
     }
 }

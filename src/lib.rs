@@ -13,6 +13,7 @@ pub mod exec;
 pub mod identity;
 pub mod pass;
 pub mod platform;
+pub mod supervise;
 pub mod version;
 
 use clap::Parser as _;
@@ -72,7 +73,10 @@ pub fn run(args: Vec<OsString>, env: &dyn Env, base_env: Vec<(OsString, OsString
     match cli.command {
         Some(cli::Command::Version { json: true }) => println!("{}", version::json()),
         Some(cli::Command::Version { json: false }) => print!("{}", version::text()),
-        Some(cli::Command::Exec(args)) => return Err(exec_command(args, env, base_env)),
+        Some(cli::Command::Exec(args)) => return start(args, None, env, base_env),
+        Some(cli::Command::Supervise(args)) => {
+            return start(args.exec, Some(supervise::Options { group: args.group }), env, base_env)
+        }
         Some(cli::Command::Pass(cli::PassCommand::Verify { max_age, json })) => pass_verify(env, max_age, json)?,
         Some(cli::Command::Check { offline, live, json }) => {
             return check_command(env, check::Options { offline, live }, json)
@@ -127,8 +131,14 @@ fn pass_verify(env: &dyn Env, max_age: Option<Duration>, json: bool) -> Result<(
     Ok(())
 }
 
-/// `mpgate exec`: returns only on failure.
-fn exec_command(args: cli::ExecArgs, env: &dyn Env, base_env: Vec<(OsString, OsString)>) -> Failure {
+/// `mpgate exec` (`supervise` is `None`: returns only on failure) and `mpgate supervise` (returns the
+/// workload's exit status).
+fn start(
+    args: cli::ExecArgs,
+    supervise: Option<supervise::Options>,
+    env: &dyn Env,
+    base_env: Vec<(OsString, OsString)>,
+) -> Result<u8, Failure> {
     let termination_log = args
         .termination_log
         .clone()
@@ -139,14 +149,14 @@ fn exec_command(args: cli::ExecArgs, env: &dyn Env, base_env: Vec<(OsString, OsS
         (Some(d), _) => d,
         (None, Some(v)) => match cli::parse_duration(&v) {
             Ok(d) => d,
-            Err(why) => return fail(Error::Usage(format!("MPGATE_DEADLINE: {why}"))),
+            Err(why) => return Err(fail(Error::Usage(format!("MPGATE_DEADLINE: {why}")))),
         },
         (None, None) => DEFAULT_DEADLINE,
     };
     let selection = args.product_code.clone().or_else(|| env.get("MPGATE_PRODUCT_CODE"));
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => return fail(Error::Internal(format!("cannot start the async runtime: {e}"))),
+        Err(e) => return Err(fail(Error::Internal(format!("cannot start the async runtime: {e}")))),
     };
     let deadline = entitlement::Deadline::new(deadline);
     let verdict = runtime.block_on(entitlement::prove(env, selection.as_deref(), &deadline));
@@ -154,7 +164,7 @@ fn exec_command(args: cli::ExecArgs, env: &dyn Env, base_env: Vec<(OsString, OsS
     drop(runtime);
     let entitled = match verdict {
         Ok(e) => e,
-        Err(error) => return fail(error),
+        Err(error) => return Err(fail(error)),
     };
     if let Some(warning) = &entitled.registration().rotation {
         eprintln!("mpgate: warning: {warning}");
@@ -171,5 +181,8 @@ fn exec_command(args: cli::ExecArgs, env: &dyn Env, base_env: Vec<(OsString, OsS
             entitled.registration().key_version
         );
     }
-    fail(exec::exec(entitled, &args.command, base_env))
+    match supervise {
+        None => Err(fail(exec::exec(entitled, &args.command, base_env))),
+        Some(options) => supervise::supervise(entitled, &args.command, base_env, options).map_err(fail),
+    }
 }

@@ -11,5 +11,6 @@ mod gate_pass;
 mod hourly;
 mod release;
 mod rootfs;
+mod supervise;
 mod tamper;
 mod tokens;

@@ -3,6 +3,9 @@
 //!
 //! Usage: `mpgate-test-workload report FILE [EXIT]` — `FILE` `-` means stdout.
 //!        `mpgate-test-workload exit N`
+//!        `mpgate-test-workload sleep-ms N`
+//!        `mpgate-test-workload orphans FILE` — leaves a grandchild orphaned, reports its parent PID
+//!        while it lives and, after it has exited, how many zombies the PID namespace holds.
 
 #![allow(clippy::disallowed_methods)] // a test program: it reports its environment and exits as told
 
@@ -40,6 +43,34 @@ fn report() -> String {
     )
 }
 
+/// Parent PID of `pid`, from /proc.
+fn ppid_of(pid: &str) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Zombies in this PID namespace.
+fn zombies() -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return usize::MAX };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .count()
+}
+
+fn orphans(me: &OsString, file: &str) -> i32 {
+    let Ok(out) = std::process::Command::new(me).arg("orphan-parent").output() else { return 97 };
+    let grandchild = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let orphan_ppid = ppid_of(&grandchild).unwrap_or(0);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let text = format!("{{\"orphan_ppid\":{orphan_ppid},\"zombies\":{}}}\n", zombies());
+    if std::fs::write(file, text).is_err() {
+        return 99;
+    }
+    0
+}
+
 fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
     let word = |i: usize| args.get(i).and_then(|a| a.to_str()).unwrap_or("");
@@ -55,6 +86,21 @@ fn main() {
             word(3).parse().unwrap_or(0)
         }
         "exit" => word(2).parse().unwrap_or(0),
+        "sleep-ms" => {
+            std::thread::sleep(std::time::Duration::from_millis(word(2).parse().unwrap_or(0)));
+            0
+        }
+        "orphan-parent" => {
+            // Start a grandchild and exit at once without waiting: the grandchild is orphaned.
+            match std::process::Command::new(&args[0]).args(["sleep-ms", "300"]).spawn() {
+                Ok(c) => {
+                    println!("{}", c.id());
+                    0
+                }
+                Err(_) => 98,
+            }
+        }
+        "orphans" => orphans(&args[0], word(2)),
         _ => {
             eprintln!("usage: mpgate-test-workload report FILE [EXIT] | exit N");
             64

@@ -1,0 +1,119 @@
+//! `mpgate supervise`: mpgate stays as the workload's parent and does an init's job — for pricing
+//! models that need work after start (hourly metering records, license seats).
+//!
+//! Duties, as tini does them: forward every catchable asynchronous signal to the workload (or to its
+//! process group with `--group`); reap every child that exits, so zombies never pile up when mpgate is
+//! PID 1; register as child subreaper when it is not PID 1, so orphans of the workload come back to
+//! it; exit with the workload's status (128+n when a signal n killed it).
+//! Must not: decide entitlement (it takes an `Entitled`) or replace the process image (`exec.rs`).
+#![forbid(unsafe_code)]
+
+use crate::entitlement::Entitled;
+use crate::error::Error;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt as _;
+use tokio::signal::unix::{signal, Signal as Stream, SignalKind};
+
+/// Signals forwarded to the workload. The synchronous ones (SEGV, BUS, FPE, ILL, TRAP, SYS, ABRT),
+/// SIGKILL/SIGSTOP (uncatchable), SIGCHLD (ours) and the terminal-stop ones are not.
+const FORWARDED: &[Signal] = &[
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGCONT,
+    Signal::SIGALRM,
+    Signal::SIGPIPE,
+];
+
+/// How to supervise.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Put the workload in its own process group and signal the whole group.
+    pub group: bool,
+}
+
+/// Start the workload as a child and supervise it until it exits; returns its exit status.
+pub fn supervise(
+    entitled: Entitled,
+    argv: &[OsString],
+    base_env: Vec<(OsString, OsString)>,
+    options: Options,
+) -> Result<u8, Error> {
+    let (program, args) = argv.split_first().ok_or_else(|| Error::Usage("no command given after --".into()))?;
+    if std::process::id() != 1 {
+        // Orphans of the workload are re-parented to us rather than to the host's init.
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|e| Error::Internal(format!("cannot become a child subreaper: {e}")))?;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        // Handlers first, then the child: a signal can never find mpgate with its default action.
+        let mut children = signal(SignalKind::child()).map_err(|e| Error::Internal(format!("SIGCHLD handler: {e}")))?;
+        let (tx, mut forwarded) = tokio::sync::mpsc::unbounded_channel::<Signal>();
+        for &sig in FORWARDED {
+            let mut stream: Stream =
+                signal(SignalKind::from_raw(sig as i32)).map_err(|e| Error::Internal(format!("{sig} handler: {e}")))?;
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    let _ = tx.send(sig);
+                }
+            });
+        }
+        let mut command = std::process::Command::new(program);
+        command.args(args).env_clear().envs(crate::exec::child_env(&entitled, base_env));
+        if options.group {
+            command.process_group(0);
+        }
+        let child = command.spawn().map_err(|e| Error::Exec {
+            program: program.to_string_lossy().into_owned(),
+            errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc_enoexec())),
+        })?;
+        let pid =
+            Pid::from_raw(i32::try_from(child.id()).map_err(|_| Error::Internal("child pid out of range".into()))?);
+        // std's Child is never waited on: every child is reaped below with waitpid(-1).
+        drop(child);
+        loop {
+            if let Some(status) = reap(pid) {
+                return Ok(status);
+            }
+            tokio::select! {
+                _ = children.recv() => {}
+                Some(sig) = forwarded.recv() => forward(pid, sig, options.group),
+            }
+        }
+    })
+}
+
+/// ENOEXEC, for a spawn error that carries no OS error.
+fn libc_enoexec() -> i32 {
+    nix::errno::Errno::ENOEXEC as i32
+}
+
+fn forward(pid: Pid, sig: Signal, group: bool) {
+    // The child may have just exited; a failed delivery is then expected and harmless.
+    let _ = if group { nix::sys::signal::killpg(pid, sig) } else { nix::sys::signal::kill(pid, sig) };
+}
+
+/// Reap every exited child; return the workload's exit status once it has exited.
+fn reap(workload: Pid) -> Option<u8> {
+    let mut result = None;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(p, code)) if p == workload => result = Some(u8::try_from(code & 0xff).unwrap_or(1)),
+            Ok(WaitStatus::Signaled(p, sig, _)) if p == workload => result = Some(128u8.saturating_add(sig as u8)),
+            Ok(WaitStatus::StillAlive) | Err(_) => return result,
+            Ok(_) => continue,
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! `mpgate supervise`: tini's duties after admission — exit status passthrough (128+n for a signal),
+//! signal forwarding (to the child or its group), reaping as PID 1, subreaper otherwise.
+
+use crate::support::{gate_bin, scratch, Run};
+use mpgate_emulator::{Emulator, World};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn wait_for(path: &Path) {
+    let started = Instant::now();
+    while !path.exists() {
+        assert!(started.elapsed() < Duration::from_secs(30), "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_workload_status_is_passed_through() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let workload = crate::support::workload_bin();
+    for status in [0, 7, 255] {
+        let dir = scratch();
+        Run::gate()
+            .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
+            .args(["supervise", "-q", "--"])
+            .arg(&workload)
+            .args(["exit", &status.to_string()])
+            .run()
+            .expect_status(status)
+            .check();
+    }
+    let dir = scratch();
+    Run::gate()
+        .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
+        .args(["supervise", "-q", "--", "/bin/sh", "-c", "kill -KILL $$"])
+        .run()
+        .expect_status(137)
+        .check();
+}
+
+/// Start `mpgate supervise [extra] -- sh -c script` in the background.
+fn spawn_supervised(emu: &Emulator, dir: &Path, extra: &[&str], script: &str) -> std::process::Child {
+    std::process::Command::new(gate_bin())
+        .env_clear()
+        .envs(emu.workload_env("ecs-task", dir).expect("env"))
+        .env("PATH", "/usr/bin:/bin")
+        .arg("supervise")
+        .args(extra)
+        .args(["-q", "--", "sh", "-c", script])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn supervisor")
+}
+
+fn wait_exit(child: &mut std::process::Child) -> Option<i32> {
+    let started = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s.code();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "supervisor did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn sigterm_to_the_supervisor_reaches_the_workload() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let d = dir.path().display();
+    let script = format!("trap 'echo term > {d}/term; exit 42' TERM; echo $$ > {d}/pid; while :; do sleep 0.05; done");
+    let mut child = spawn_supervised(&emu, dir.path(), &[], &script);
+    wait_for(&dir.path().join("pid"));
+    let workload_pid: u32 = std::fs::read_to_string(dir.path().join("pid")).expect("pid").trim().parse().expect("num");
+    assert_ne!(workload_pid, child.id(), "supervise runs the workload as a child");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .expect("kill");
+    assert_eq!(wait_exit(&mut child), Some(42), "the supervisor exits with the workload's status");
+    assert!(dir.path().join("term").exists(), "the workload's TERM trap ran");
+}
+
+#[test]
+fn group_mode_signals_the_whole_process_group() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    for group in [true, false] {
+        let dir = scratch();
+        let d = dir.path().display();
+        // A grandchild in the workload's process group, with its own TERM trap.
+        let script = format!(
+            "sh -c 'trap \"echo gc > {d}/gc; exit 0\" TERM; echo > {d}/gc-ready; while :; do sleep 0.05; done' & \
+             trap 'sleep 0.3; exit 0' TERM; while [ ! -e {d}/gc-ready ]; do sleep 0.02; done; echo > {d}/ready; while :; do sleep 0.05; done"
+        );
+        let extra: &[&str] = if group { &["--group"] } else { &[] };
+        let mut child = spawn_supervised(&emu, dir.path(), extra, &script);
+        wait_for(&dir.path().join("ready"));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+            .expect("kill");
+        assert_eq!(wait_exit(&mut child), Some(0));
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(dir.path().join("gc").exists(), group, "grandchild got SIGTERM only in group mode (group={group})");
+    }
+    // Without --group the grandchild is still running; it is in our test's session, end it.
+    let _ = std::process::Command::new("pkill").args(["-f", "gc-ready"]).status();
+}
+
+#[test]
+fn orphans_come_back_to_the_supervisor_as_subreaper() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let report = dir.path().join("orphans.json");
+    let out = Run::gate()
+        .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
+        .args(["supervise", "-q", "--"])
+        .arg(crate::support::workload_bin())
+        .arg("orphans")
+        .arg(&report)
+        .run()
+        .expect_status(0)
+        .check();
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    assert_eq!(v["orphan_ppid"], out.pid, "the orphan was re-parented to the supervisor (subreaper)");
+}
+
+/// In a PID namespace of its own (with its own /proc), `supervise` is PID 1 and reaps orphans;
+/// `exec` hands PID 1 to a workload that does not, and the zombie stays (the negative control).
+#[test]
+fn as_pid_1_supervise_reaps_zombies_and_exec_does_not() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    for (mode, want_zombies) in [("supervise", 0), ("exec", 1)] {
+        let dir = scratch();
+        let report = dir.path().join("orphans.json");
+        Run::bin("/usr/bin/unshare".into())
+            .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
+            .args(["--pid", "--fork", "--mount-proc"])
+            .arg(gate_bin())
+            .args([mode, "-q", "--"])
+            .arg(crate::support::workload_bin())
+            .arg("orphans")
+            .arg(&report)
+            .run()
+            .expect_status(0)
+            .check();
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+        assert_eq!(v["orphan_ppid"], 1, "{mode}: orphans go to PID 1");
+        assert_eq!(v["zombies"], want_zombies, "{mode}: zombies left in the namespace");
+    }
+}
