@@ -92,7 +92,12 @@ fn main() {
         }
         "orphan-parent" => {
             // Start a grandchild and exit at once without waiting: the grandchild is orphaned.
-            match std::process::Command::new(&args[0]).args(["sleep-ms", "300"]).spawn() {
+            // Its stdout must not be our pipe, or the caller's output() would wait for it to exit.
+            match std::process::Command::new(&args[0])
+                .args(["sleep-ms", "300"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+            {
                 Ok(c) => {
                     println!("{}", c.id());
                     0
