@@ -92,10 +92,12 @@ fn main() {
         }
         "orphan-parent" => {
             // Start a grandchild and exit at once without waiting: the grandchild is orphaned.
-            // Its stdout must not be our pipe, or the caller's output() would wait for it to exit.
+            // Its stdio must not be the caller's pipes, or the caller's output() would wait for it to exit.
             match std::process::Command::new(&args[0])
                 .args(["sleep-ms", "300"])
+                .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
                 .spawn()
             {
                 Ok(c) => {
