@@ -1,7 +1,81 @@
 //! Date formatting and parsing the AWS wire formats need (RFC 3339 UTC, SigV4 `X-Amz-Date`),
 //! done by hand on Unix seconds because a date library would be the biggest dependency here.
+//! Also the emulated service clock: real time plus an offset tests can move.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The service's notion of "now": real time shifted by a signed offset. Business rules (MeterUsage
+/// windows, seat expiry) read it; SigV4 skew checks and credential expirations stay on real time,
+/// because the clients under test run on the real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Clock {
+    offset_millis: i64,
+}
+
+impl Clock {
+    pub fn now(&self) -> SystemTime {
+        shift(SystemTime::now(), self.offset_millis)
+    }
+    pub fn advance(&mut self, by: Duration) {
+        self.offset_millis = self.offset_millis.saturating_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX));
+    }
+    pub fn set(&mut self, to: SystemTime) {
+        self.offset_millis = unix_millis_signed(to) - unix_millis_signed(SystemTime::now());
+    }
+    pub fn offset_millis(&self) -> i64 {
+        self.offset_millis
+    }
+}
+
+fn shift(t: SystemTime, millis: i64) -> SystemTime {
+    if millis >= 0 {
+        t + Duration::from_millis(millis.unsigned_abs())
+    } else {
+        t.checked_sub(Duration::from_millis(millis.unsigned_abs())).unwrap_or(UNIX_EPOCH)
+    }
+}
+
+/// Unix milliseconds, negative before 1970.
+pub fn unix_millis_signed(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+pub fn from_unix_secs(s: i64) -> SystemTime {
+    shift(UNIX_EPOCH, s.saturating_mul(1000))
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fff](Z|±hh:mm)` (License Manager's ISO8601DateTime).
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let compact = format!("{}{}{}T{}{}{}Z", &s[0..4], &s[5..7], &s[8..10], &s[11..13], &s[14..16], &s[17..19]);
+    let base = parse_amz_date(&compact)?;
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" => 0i64,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && o.as_bytes()[3] == b':' => {
+            let h: i64 = o[1..3].parse().ok()?;
+            let m: i64 = o[4..6].parse().ok()?;
+            let v = (h * 3600 + m * 60) * 1000;
+            if o.starts_with('+') {
+                v
+            } else {
+                -v
+            }
+        }
+        _ => return None,
+    };
+    Some(shift(base, -offset))
+}
 
 pub fn unix_secs(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
@@ -36,6 +110,16 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// Unix millis of the first instant of the previous calendar month (UTC), and whether `now_ms`
+/// falls before 06:00 UTC on the 1st of its month (BatchMeterUsage's month-end grace).
+pub fn previous_month_grace(now_ms: i64) -> (i64, bool) {
+    let secs = now_ms.div_euclid(1000);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let (py, pm) = if m == 1 { (y - 1, 12) } else { (y, m - 1) };
+    let start = days_from_civil(py, pm, 1) * 86_400_000;
+    (start, d == 1 && secs.rem_euclid(86_400) < 6 * 3600)
 }
 
 fn parts(t: SystemTime) -> (i64, u32, u32, i64, i64, i64) {
@@ -95,5 +179,25 @@ mod tests {
         assert_eq!(rfc3339(leap), "2024-02-29T23:59:59Z");
         assert!(parse_amz_date("2015-08-30T12:36:00Z").is_none());
         assert!(parse_amz_date("20151330T123600Z").is_none());
+        assert_eq!(parse_rfc3339("2015-08-30T12:36:00Z"), Some(t));
+        assert_eq!(parse_rfc3339("2015-08-30T14:36:00.123+02:00"), Some(t));
+        assert!(parse_rfc3339("2015-08-30T12:36:00").is_none());
+    }
+
+    #[test]
+    fn month_end_grace() {
+        let at = |s: &str| unix_millis_signed(parse_rfc3339(s).expect("date"));
+        assert_eq!(previous_month_grace(at("2026-03-01T05:59:59Z")), (at("2026-02-01T00:00:00Z"), true));
+        assert!(!previous_month_grace(at("2026-03-01T06:00:00Z")).1);
+        assert_eq!(previous_month_grace(at("2026-01-01T01:00:00Z")).0, at("2025-12-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn clock_moves_both_ways() {
+        let mut c = Clock::default();
+        c.advance(Duration::from_secs(7200));
+        assert!((c.offset_millis() - 7_200_000).abs() < 5);
+        c.set(UNIX_EPOCH + Duration::from_secs(1_000_000));
+        assert!((unix_secs(c.now()) - 1_000_000).abs() <= 1);
     }
 }

@@ -1,12 +1,19 @@
-//! The emulator's own HTTP control surface for sellers' CI, where tests cannot call the Rust
-//! API: `GET /_emulator/requests` (the ledger), `GET /_emulator/registrations`, and
-//! `POST /_emulator/faults` with `{"op":"RegisterUsage","fault":"Throttle","count":3}`.
+//! The emulator's own HTTP control surface for sellers' CI, where tests cannot call the Rust API.
+//! Ledgers: `GET /_emulator/requests`, `/_emulator/registrations`, `/_emulator/metering`,
+//! `/_emulator/seats`. Knobs: `POST /_emulator/faults` (`{"op","fault","count"}` or
+//! `{"op","fault","probability"}`), `POST /_emulator/faults/clear` (`{"op"}`, "*" = all),
+//! `GET|POST /_emulator/clock` (`{"advance_secs"}` or `{"set_unix"}`), `POST /_emulator/quotas`
+//! (`{"enabled"}`), `POST /_emulator/dry-run` (`{"answer": "Empty"|"RecordId"|"DryRunOperationError"|null}`).
+//! Environment: `GET /_emulator/env/<workload>?dir=DIR`.
 
 use crate::fault::Fault;
 use crate::proto::{plain, Outcome};
 use crate::server::Incoming;
 use crate::state::Shared;
+use crate::world::DryRunAnswer;
 use serde::Deserialize;
+use serde_json::json;
+use std::time::Duration;
 
 #[derive(Deserialize)]
 struct FaultRequest {
@@ -15,32 +22,123 @@ struct FaultRequest {
     fault: Fault,
     #[serde(default = "one")]
     count: u32,
+    /// When present, a standing rule firing with this probability instead of `count` queued faults.
+    #[serde(default)]
+    probability: Option<f64>,
 }
 
 fn one() -> u32 {
     1
 }
 
+#[derive(Deserialize)]
+struct OpRequest {
+    op: String,
+}
+
+#[derive(Deserialize)]
+struct ClockRequest {
+    #[serde(default)]
+    advance_secs: Option<f64>,
+    #[serde(default)]
+    set_unix: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct QuotaRequest {
+    enabled: bool,
+}
+
+#[derive(Deserialize)]
+struct DryRunRequest {
+    answer: Option<DryRunAnswer>,
+}
+
 fn json(v: String) -> Outcome {
     Outcome::new(200, "application/json", v)
 }
 
-pub fn handle(shared: &Shared, req: &Incoming) -> Outcome {
-    match (req.method.as_str(), req.path.as_str()) {
-        ("GET", "/_emulator/requests") => json(serde_json::to_string(&shared.lock().ledger).unwrap_or_default()),
-        ("GET", "/_emulator/registrations") => {
-            json(serde_json::to_string(&shared.lock().registrations).unwrap_or_default())
-        }
-        ("POST", "/_emulator/faults") => match serde_json::from_slice::<FaultRequest>(&req.body) {
-            Ok(f) => {
-                let mut inner = shared.lock();
-                for _ in 0..f.count {
-                    inner.faults.push(&f.op, f.fault.clone());
-                }
-                json("{}".into())
-            }
-            Err(e) => plain(400, &format!("bad fault request: {e}")),
-        },
-        _ => plain(404, "unknown emulator control path"),
+/// `GET /_emulator/env/<workload>?dir=DIR`: writes the workload's token files into DIR and
+/// answers its container environment as `[["K","V"], …]` (what `mpgate-emulator env` prints).
+fn workload_env(shared: &Shared, id: &str, req: &Incoming) -> Outcome {
+    let dir = form_urlencoded::parse(req.query.as_bytes()).find(|(k, _)| k == "dir").map(|(_, v)| v.into_owned());
+    let Some(dir) = dir else {
+        return plain(400, "dir query parameter required");
+    };
+    let dir = std::path::PathBuf::from(dir).join(id);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        return plain(500, &format!("{}: {e}", dir.display()));
     }
+    match crate::env::workload_env(shared, id, &dir) {
+        Ok(env) => json(serde_json::to_string(&env).unwrap_or_default()),
+        Err(e) => plain(404, &e.to_string()),
+    }
+}
+
+fn clock_json(shared: &Shared) -> Outcome {
+    let inner = shared.lock();
+    let now = inner.clock.now();
+    json(
+        json!({
+            "now_unix": crate::clock::unix_millis_signed(now) as f64 / 1000.0,
+            "now": crate::clock::rfc3339(now),
+            "offset_secs": inner.clock.offset_millis() as f64 / 1000.0,
+        })
+        .to_string(),
+    )
+}
+
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Box<Outcome>> {
+    serde_json::from_slice(body).map_err(|e| Box::new(plain(400, &format!("bad control request: {e}"))))
+}
+
+pub fn handle(shared: &Shared, req: &Incoming) -> Outcome {
+    let r = match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/_emulator/requests") => Ok(json(serde_json::to_string(&shared.lock().ledger).unwrap_or_default())),
+        ("GET", "/_emulator/registrations") => {
+            Ok(json(serde_json::to_string(&shared.lock().registrations).unwrap_or_default()))
+        }
+        ("GET", "/_emulator/metering") => Ok(json(serde_json::to_string(&shared.lock().metering).unwrap_or_default())),
+        ("GET", "/_emulator/seats") => {
+            let mut inner = shared.lock();
+            crate::license::expire_seats(&mut inner);
+            Ok(json(serde_json::to_string(&inner.seats).unwrap_or_default()))
+        }
+        ("POST", "/_emulator/faults") => parse::<FaultRequest>(&req.body).map(|f| {
+            let mut inner = shared.lock();
+            match f.probability {
+                Some(p) => inner.faults.push_random(&f.op, f.fault, p),
+                None => (0..f.count).for_each(|_| inner.faults.push(&f.op, f.fault.clone())),
+            }
+            json("{}".into())
+        }),
+        ("POST", "/_emulator/faults/clear") => parse::<OpRequest>(&req.body).map(|r| {
+            shared.lock().faults.clear(&r.op);
+            json("{}".into())
+        }),
+        ("GET", "/_emulator/clock") => Ok(clock_json(shared)),
+        ("POST", "/_emulator/clock") => parse::<ClockRequest>(&req.body).map(|c| {
+            {
+                let mut inner = shared.lock();
+                if let Some(t) = c.set_unix {
+                    inner.clock.set(crate::clock::from_unix_secs(0) + Duration::from_secs_f64(t.max(0.0)));
+                }
+                if let Some(s) = c.advance_secs {
+                    inner.clock.advance(Duration::from_secs_f64(s.max(0.0)));
+                }
+            }
+            clock_json(shared)
+        }),
+        ("POST", "/_emulator/quotas") => parse::<QuotaRequest>(&req.body).map(|q| {
+            shared.lock().quotas_enabled = Some(q.enabled);
+            json("{}".into())
+        }),
+        ("POST", "/_emulator/dry-run") => parse::<DryRunRequest>(&req.body).map(|d| {
+            shared.lock().dry_run = d.answer;
+            json("{}".into())
+        }),
+        ("GET", p) if p.starts_with("/_emulator/env/") => Ok(workload_env(shared, &p["/_emulator/env/".len()..], req)),
+        _ => Ok(plain(404, "unknown emulator control path")),
+    };
+    r.unwrap_or_else(|e| *e)
 }

@@ -2,7 +2,10 @@
 //! Every workload id here is part of the emulator's contract with those tests.
 
 use crate::keys;
-use crate::world::{Account, ClaimStyle, CredentialKind, Platform, Product, Workload, World};
+use crate::world::{
+    Account, ClaimStyle, CredentialKind, DryRunAnswer, License, LicenseEntitlement, Platform, Product, Quotas,
+    RegistrationToken, Workload, World, MARKETPLACE_FINGERPRINT,
+};
 use std::collections::BTreeMap;
 
 pub const PAID: &str = "8f3kq2demopaid0mpgate01";
@@ -10,6 +13,45 @@ pub const FREE: &str = "5x7wq9demofree0mpgate01";
 pub const ACCOUNT: &str = "111122223333";
 pub const UNSUBSCRIBED_ACCOUNT: &str = "444455556666";
 pub const IRSA_ROLE: &str = "arn:aws:iam::111122223333:role/mpgate-irsa";
+/// A custom-metering (MeterUsage) container product with dimensions `requests` and `gb_processed`.
+pub const METERED: &str = "3m7kd9demometer0mpgate01";
+/// A SaaS product (BatchMeterUsage, ResolveCustomer) sold by `SELLER_ACCOUNT`.
+pub const SAAS: &str = "9s2aa4demosaas00mpgate01";
+/// The seller of every demo product: its own calls run in preview mode.
+pub const SELLER_ACCOUNT: &str = "999988887777";
+/// The contract product's Marketplace product id (`CheckoutLicense.ProductSKU`).
+pub const CONTRACT_SKU: &str = "prod-demo0contract0mpgate";
+pub const CONTRACT_LICENSE: &str = "arn:aws:license-manager::294406891311:license:l-0123456789abcdef0123456789abcdef";
+/// The role created with the demo license token (trusts openid-license-manager.amazonaws.com).
+pub const LICENSE_TOKEN_ROLE: &str = "arn:aws:iam::111122223333:role/mpgate-license-token";
+/// `ResolveCustomer` tokens: valid, and expired.
+pub const REGISTRATION_TOKEN: &str = "demo-registration-token-0001";
+pub const EXPIRED_REGISTRATION_TOKEN: &str = "demo-registration-token-expired";
+
+fn product(code: &str, versions: Vec<i32>, keys: BTreeMap<i32, String>, dimensions: &[&str]) -> Product {
+    Product {
+        code: code.to_string(),
+        key_versions: versions,
+        expired_versions: vec![],
+        signing_keys: keys,
+        claim_style: ClaimStyle::CamelCase,
+        iat_millis: false,
+        dimensions: dimensions.iter().map(|d| d.to_string()).collect(),
+        dry_run: DryRunAnswer::Empty,
+        seller: Some(SELLER_ACCOUNT.to_string()),
+    }
+}
+
+fn entitlement(name: &str, unit: &str, max_count: Option<i64>) -> LicenseEntitlement {
+    LicenseEntitlement {
+        name: name.to_string(),
+        unit: unit.to_string(),
+        max_count,
+        value: None,
+        overage: false,
+        allow_check_in: true,
+    }
+}
 
 fn workload(id: &str, platform: Platform, credential: CredentialKind) -> Workload {
     Workload {
@@ -68,31 +110,103 @@ impl World {
                 region: "eu-west-1".to_string(),
                 ..workload("eu-task", Platform::EcsFargate, CredentialKind::EcsTaskRole)
             },
+            Workload {
+                // Containers Anywhere: License Manager refresh token + role, no AWS platform.
+                inject_region_env: false,
+                ..workload(
+                    "onprem-license",
+                    Platform::Local,
+                    CredentialKind::LicenseToken {
+                        role_arn: LICENSE_TOKEN_ROLE.to_string(),
+                        license_arn: CONTRACT_LICENSE.to_string(),
+                    },
+                )
+            },
+            Workload {
+                // The seller's own test task: preview mode (no entitlement check).
+                account: SELLER_ACCOUNT.to_string(),
+                ..workload("seller-preview-task", Platform::EcsFargate, CredentialKind::EcsTaskRole)
+            },
+            Workload {
+                // The seller's SaaS backend, calling with long-term keys from anywhere.
+                account: SELLER_ACCOUNT.to_string(),
+                ..workload("seller-saas", Platform::Local, CredentialKind::StaticKeys)
+            },
         ];
         World {
             accounts: vec![
-                Account { id: ACCOUNT.to_string(), subscriptions: vec![PAID.to_string(), FREE.to_string()] },
-                Account { id: UNSUBSCRIBED_ACCOUNT.to_string(), subscriptions: vec![] },
+                Account {
+                    id: ACCOUNT.to_string(),
+                    subscriptions: [PAID, FREE, METERED, SAAS].iter().map(|c| c.to_string()).collect(),
+                    customer_identifier: None,
+                },
+                Account { id: UNSUBSCRIBED_ACCOUNT.to_string(), subscriptions: vec![], customer_identifier: None },
+                Account { id: SELLER_ACCOUNT.to_string(), subscriptions: vec![], customer_identifier: None },
             ],
             products: vec![
-                Product {
-                    code: PAID.to_string(),
-                    key_versions: vec![1, 2],
-                    expired_versions: vec![],
-                    signing_keys: BTreeMap::from([(1, keys::PAID_V1.to_string()), (2, keys::PAID_V2.to_string())]),
-                    claim_style: ClaimStyle::CamelCase,
-                    iat_millis: false,
-                },
-                Product {
-                    code: FREE.to_string(),
-                    key_versions: vec![1],
-                    expired_versions: vec![],
-                    signing_keys: BTreeMap::from([(1, keys::FREE_V1.to_string())]),
-                    claim_style: ClaimStyle::CamelCase,
-                    iat_millis: false,
-                },
+                product(
+                    PAID,
+                    vec![1, 2],
+                    BTreeMap::from([(1, keys::PAID_V1.to_string()), (2, keys::PAID_V2.to_string())]),
+                    &[],
+                ),
+                product(FREE, vec![1], BTreeMap::from([(1, keys::FREE_V1.to_string())]), &[]),
+                product(METERED, vec![1], BTreeMap::new(), &["requests", "gb_processed"]),
+                product(SAAS, vec![1], BTreeMap::new(), &["users", "api_calls"]),
             ],
             workloads,
+            licenses: vec![
+                License {
+                    arn: CONTRACT_LICENSE.to_string(),
+                    product_sku: CONTRACT_SKU.to_string(),
+                    product_name: "mpgate demo contract product".to_string(),
+                    account: ACCOUNT.to_string(),
+                    key_fingerprint: MARKETPLACE_FINGERPRINT.to_string(),
+                    issuer: "AWS/Marketplace".to_string(),
+                    home_region: "us-east-1".to_string(),
+                    status: "AVAILABLE".to_string(),
+                    begin: "2026-01-01T00:00:00Z".to_string(),
+                    end: Some("2099-01-01T00:00:00Z".to_string()),
+                    entitlements: vec![
+                        entitlement("BasicTier", "None", None),
+                        entitlement("Seats", "Count", Some(3)),
+                        entitlement("DataConsumption", "Gigabytes", Some(100)),
+                    ],
+                    provisional_ttl_minutes: 60,
+                },
+                License {
+                    // A second, expired contract: filters and pagination have something to skip.
+                    arn: "arn:aws:license-manager::294406891311:license:l-fedcba9876543210fedcba9876543210".to_string(),
+                    product_sku: "prod-demo0expired0mpgate".to_string(),
+                    product_name: "mpgate demo expired contract".to_string(),
+                    account: ACCOUNT.to_string(),
+                    key_fingerprint: MARKETPLACE_FINGERPRINT.to_string(),
+                    issuer: "AWS/Marketplace".to_string(),
+                    home_region: "us-east-1".to_string(),
+                    status: "EXPIRED".to_string(),
+                    begin: "2025-01-01T00:00:00Z".to_string(),
+                    end: Some("2026-01-01T00:00:00Z".to_string()),
+                    entitlements: vec![entitlement("BasicTier", "None", None)],
+                    provisional_ttl_minutes: 60,
+                },
+            ],
+            // Off: AWS publishes rates but not bursts, and suites that fire calls back to back
+            // would be throttled at random. Turn on per world, or at run time (docs/emulator.md).
+            quotas: Quotas::default(),
+            registration_tokens: vec![
+                RegistrationToken {
+                    token: REGISTRATION_TOKEN.to_string(),
+                    product_code: SAAS.to_string(),
+                    account: ACCOUNT.to_string(),
+                    expired: false,
+                },
+                RegistrationToken {
+                    token: EXPIRED_REGISTRATION_TOKEN.to_string(),
+                    product_code: SAAS.to_string(),
+                    account: ACCOUNT.to_string(),
+                    expired: true,
+                },
+            ],
         }
     }
 }

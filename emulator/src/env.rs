@@ -54,6 +54,14 @@ pub fn workload_env(shared: &Shared, id: &str, dir: &Path) -> io::Result<Vec<(St
             set("AWS_ACCESS_KEY_ID", key);
             set("AWS_SECRET_ACCESS_KEY", secret);
         }
+        CredentialKind::LicenseToken { role_arn, .. } => {
+            let path = dir.join("license_token");
+            std::fs::write(&path, setup.lm_refresh_token.clone().unwrap_or_default())?;
+            set("AWS_ROLE_ARN", role_arn.clone());
+            // The Helm chart's name and the Go sample's name (aws-wire.md §5.2, §10.13): both, same file.
+            set("AWS_WEB_IDENTITY_REFRESH_TOKEN_FILE", path.display().to_string());
+            set("AWS_LICENSE_ACCESS_FILE", path.display().to_string());
+        }
         CredentialKind::InstanceRole { .. } | CredentialKind::None => {}
     }
     Ok(env)

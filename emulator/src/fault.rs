@@ -1,5 +1,6 @@
-//! Faults a test can queue per operation, and the FIFO queue that hands them out one per call.
-//! The server decides what a fault means on each wire protocol; this file only stores them.
+//! Faults a test can queue per operation, and the queue that hands them out: queued faults FIFO,
+//! one per call, then standing random rules (each fires with its probability). The server decides
+//! what a fault means on each wire protocol; this file only stores and draws them.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
@@ -22,6 +23,16 @@ pub enum Fault {
     CloseConnection,
     /// Answer normally but corrupt the RegisterUsage `Signature` as named.
     Token(TokenMutation),
+    /// Reset the connection (TCP RST, SO_LINGER 0) without any response.
+    ConnectionReset,
+    /// Announce the full `content-length`, send half the body, then close.
+    TruncatedBody,
+    /// 200 with a body that is not valid JSON (the real answer cut short, unterminated).
+    MalformedJson,
+    /// The real answer followed by this many bytes of JSON whitespace (still valid, just huge).
+    OversizedBody(usize),
+    /// The real answer labelled `text/html; charset=utf-8`.
+    WrongContentType,
 }
 
 /// Ways to corrupt the RegisterUsage JWT; each is an attack or bug the gate's verifier must catch.
@@ -43,6 +54,7 @@ pub enum TokenMutation {
 #[derive(Debug, Default)]
 pub struct FaultQueue {
     queues: HashMap<String, VecDeque<Fault>>,
+    random: HashMap<String, Vec<(Fault, f64)>>,
 }
 
 impl FaultQueue {
@@ -50,7 +62,28 @@ impl FaultQueue {
         self.queues.entry(op.to_string()).or_default().push_back(fault);
     }
 
+    /// A standing rule: every call of `op` suffers `fault` with `probability` (0.0–1.0).
+    pub fn push_random(&mut self, op: &str, fault: Fault, probability: f64) {
+        self.random.entry(op.to_string()).or_default().push((fault, probability.clamp(0.0, 1.0)));
+    }
+
+    /// Forgets every queued fault and random rule for `op` ("*" = all operations).
+    pub fn clear(&mut self, op: &str) {
+        if op == "*" {
+            self.queues.clear();
+            self.random.clear();
+        } else {
+            self.queues.remove(op);
+            self.random.remove(op);
+        }
+    }
+
     pub fn next(&mut self, op: &str) -> Option<Fault> {
-        self.queues.get_mut(op).and_then(VecDeque::pop_front)
+        if let Some(f) = self.queues.get_mut(op).and_then(VecDeque::pop_front) {
+            return Some(f);
+        }
+        let rules = self.random.get(op)?;
+        let mut rng = rand::thread_rng();
+        rules.iter().find(|(_, p)| rand::Rng::gen_bool(&mut rng, *p)).map(|(f, _)| f.clone())
     }
 }

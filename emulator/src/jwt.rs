@@ -25,7 +25,7 @@ pub struct Claims {
     pub style: ClaimStyle,
 }
 
-fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
@@ -49,7 +49,7 @@ fn encode_part(v: &Value) -> String {
     b64(v.to_string().as_bytes())
 }
 
-fn ps256(key: &RsaPrivateKey, input: &str) -> Vec<u8> {
+pub(crate) fn ps256(key: &RsaPrivateKey, input: &str) -> Vec<u8> {
     // BlindedSigningKey: RSASSA-PSS, MGF1-SHA-256, salt length = digest length (32), as RFC 7518 PS256.
     let signer = rsa::pss::BlindedSigningKey::<Sha256>::new(key.clone());
     signer.sign_with_rng(&mut rand::thread_rng(), input.as_bytes()).to_vec()

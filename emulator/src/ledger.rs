@@ -1,5 +1,6 @@
-//! What the emulator saw and what it billed: the request ledger and the registrations ledger.
-//! Tests assert on these instead of on emulator internals.
+//! What the emulator saw and what it billed: the request ledger, the registrations ledger, the
+//! metering ledger and the License Manager seat ledger. Tests assert on these ("nothing lost,
+//! nothing billed twice, no seat leaked") instead of on emulator internals.
 
 use serde::Serialize;
 
@@ -30,4 +31,63 @@ pub struct Registration {
     pub product_code: String,
     pub key_version: i32,
     pub nonce: Option<String>,
+}
+
+/// One usage record AWS accepted (MeterUsage or BatchMeterUsage): what the seller gets paid for.
+/// Idempotent repeats do not add records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MeteringRecord {
+    pub metering_record_id: String,
+    /// "MeterUsage" or "BatchMeterUsage".
+    pub op: String,
+    pub product_code: String,
+    /// The metering workload (MeterUsage); for BatchMeterUsage the seller's calling workload.
+    pub workload: String,
+    /// The buyer account billed.
+    pub account: String,
+    pub dimension: String,
+    /// The hour the record counts for (Unix seconds, rounded down; AWS dedupes on it).
+    pub hour: i64,
+    /// The `Timestamp` as sent, in Unix milliseconds.
+    pub timestamp_millis: i64,
+    pub quantity: i64,
+    pub allocations: Vec<Allocation>,
+    pub client_token: Option<String>,
+}
+
+/// A `UsageAllocation`: part of a record's quantity attributed to a tag set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+pub struct Allocation {
+    pub quantity: i64,
+    /// (Key, Value) pairs in the order sent.
+    pub tags: Vec<(String, String)>,
+}
+
+/// One License Manager checkout (a seat, or units drawn down).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Seat {
+    pub consumption_token: String,
+    pub license_arn: String,
+    pub account: String,
+    pub workload: String,
+    /// "PROVISIONAL" or "PERPETUAL".
+    pub checkout_type: String,
+    /// (entitlement name, units consumed; 0 for feature/tier entitlements).
+    pub entitlements: Vec<(String, i64)>,
+    pub node_id: Option<String>,
+    /// Emulated-clock Unix seconds.
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub state: SeatState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SeatState {
+    /// A PROVISIONAL checkout still out.
+    Out,
+    CheckedIn,
+    /// A PROVISIONAL checkout that was neither checked in nor extended in time.
+    Expired,
+    /// PERPETUAL: consumed for good.
+    Consumed,
 }

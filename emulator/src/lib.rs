@@ -13,11 +13,16 @@ mod demo;
 mod env;
 mod fault;
 mod imds;
+mod input;
 pub mod jwt;
 pub mod keys;
 mod ledger;
+mod license;
+mod license_info;
+mod meter;
 mod metering;
 mod proto;
+mod quota;
 mod sa_token;
 mod server;
 pub mod sigv4;
@@ -25,10 +30,16 @@ mod state;
 mod sts;
 mod world;
 
-pub use demo::{ACCOUNT, FREE, IRSA_ROLE, PAID, UNSUBSCRIBED_ACCOUNT};
+pub use demo::{
+    ACCOUNT, CONTRACT_LICENSE, CONTRACT_SKU, EXPIRED_REGISTRATION_TOKEN, FREE, IRSA_ROLE, LICENSE_TOKEN_ROLE, METERED,
+    PAID, REGISTRATION_TOKEN, SAAS, SELLER_ACCOUNT, UNSUBSCRIBED_ACCOUNT,
+};
 pub use fault::{Fault, TokenMutation};
-pub use ledger::{Recorded, Registration};
-pub use world::{Account, ClaimStyle, CredentialKind, Platform, Product, Workload, World};
+pub use ledger::{Allocation, MeteringRecord, Recorded, Registration, Seat, SeatState};
+pub use world::{
+    Account, ClaimStyle, CredentialKind, DryRunAnswer, License, LicenseEntitlement, Platform, Product, Quotas,
+    RegistrationToken, Workload, World, MARKETPLACE_FINGERPRINT,
+};
 
 use server::Site;
 use state::Shared;
@@ -38,6 +49,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
 
 /// A running emulator. Dropping it stops the server and every listener.
 pub struct Emulator {
@@ -77,11 +89,17 @@ impl Emulator {
         let for_thread = shared.clone();
         let thread = std::thread::Builder::new().name("mpgate-emulator".into()).spawn(move || {
             rt.block_on(async move {
-                for (site, l) in tokio_listeners {
-                    tokio::spawn(server::serve(l, for_thread.clone(), site));
-                }
+                let accept_loops: Vec<_> = tokio_listeners
+                    .into_iter()
+                    .map(|(site, l)| tokio::spawn(server::serve(l, for_thread.clone(), site)))
+                    .collect();
                 // Either an explicit stop or the handle being dropped ends the server.
                 let _ = stopped.await;
+                // Close every listening socket before Drop returns, so the ports are really gone.
+                for task in accept_loops {
+                    task.abort();
+                    let _ = task.await;
+                }
             });
             // Hung connections (Fault::Hang) would block an orderly shutdown; abandon them.
             rt.shutdown_background();
@@ -113,6 +131,54 @@ impl Emulator {
     /// Successful RegisterUsage calls (the billing ledger).
     pub fn registrations(&self) -> Vec<Registration> {
         self.shared.lock().registrations.clone()
+    }
+
+    /// Every usage record accepted by MeterUsage and BatchMeterUsage, in acceptance order.
+    pub fn metering(&self) -> Vec<MeteringRecord> {
+        self.shared.lock().metering.clone()
+    }
+
+    /// Every License Manager checkout with its current state (expiry applied as of now).
+    pub fn seats(&self) -> Vec<Seat> {
+        let mut inner = self.shared.lock();
+        license::expire_seats(&mut inner);
+        inner.seats.clone()
+    }
+
+    /// Each call of `op` suffers `fault` with `probability` (0.0–1.0) until `clear_faults`.
+    pub fn inject_random(&self, op: &str, fault: Fault, probability: f64) {
+        self.shared.lock().faults.push_random(op, fault, probability);
+    }
+
+    /// Drops queued faults and random rules for `op` ("*" for every operation).
+    pub fn clear_faults(&self, op: &str) {
+        self.shared.lock().faults.clear(op);
+    }
+
+    /// The emulated service clock (real time plus the offset set by `advance_clock`/`set_clock`).
+    pub fn now(&self) -> SystemTime {
+        self.shared.now()
+    }
+
+    /// Moves the emulated clock forward (MeterUsage windows, seat expiry). SigV4 skew checks and
+    /// credential expirations keep using real time.
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.lock().clock.advance(by);
+    }
+
+    /// Sets the emulated clock to `to` (it keeps running from there).
+    pub fn set_clock(&self, to: SystemTime) {
+        self.shared.lock().clock.set(to);
+    }
+
+    /// Turns the per-account token-bucket quotas on or off, overriding `World::quotas.enabled`.
+    pub fn set_quotas(&self, enabled: bool) {
+        self.shared.lock().quotas_enabled = Some(enabled);
+    }
+
+    /// Overrides every product's `dry_run` answer (None: back to each product's own).
+    pub fn set_dry_run_answer(&self, answer: Option<DryRunAnswer>) {
+        self.shared.lock().dry_run = answer;
     }
 
     /// The ids of every workload in the world (for writing env files).

@@ -2,6 +2,10 @@
 //! emulator as a process for sellers' CI and non-Rust tests. Prints one line with the URL,
 //! optionally writes `<DIR>/<workload>.env` (+ `<DIR>/<workload>/` token files), serves until
 //! SIGINT or SIGTERM.
+//!
+//! `mpgate-emulator env WORKLOAD (--url URL | --dir DIR)`: prints `export K='V'` lines for
+//! `eval`: asked from a running emulator (`--url`; token files go under `--dir`, default /tmp), or
+//! read from the `<DIR>/<WORKLOAD>.env` file a `--env-dir` run wrote.
 
 use mpgate_emulator::{Emulator, World};
 use std::io::Write;
@@ -15,7 +19,62 @@ struct Args {
     env_dir: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: mpgate-emulator [--listen 127.0.0.1:0] [--world FILE.json] [--env-dir DIR]";
+const USAGE: &str = "usage: mpgate-emulator [--listen 127.0.0.1:0] [--world FILE.json] [--env-dir DIR]
+       mpgate-emulator env WORKLOAD (--url URL [--dir DIR] | --dir DIR)";
+
+/// POSIX single-quoting: safe inside `eval`.
+fn shell_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "'\\''"))
+}
+
+fn http_get(url: &str, path: &str) -> Result<String, String> {
+    use std::io::Read;
+    let addr = url.strip_prefix("http://").ok_or("--url must start with http://")?.trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+    write!(s, "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or("malformed answer")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("emulator said: {}", body.trim()));
+    }
+    Ok(body.to_string())
+}
+
+/// The `env` subcommand.
+fn env_command(mut args: impl Iterator<Item = String>) -> Result<(), String> {
+    let workload = args.next().ok_or(USAGE)?;
+    let (mut url, mut dir) = (None, None);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        match flag.as_str() {
+            "--url" => url = Some(value),
+            "--dir" => dir = Some(PathBuf::from(value)),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    let pairs: Vec<(String, String)> = match (url, dir) {
+        (Some(url), dir) => {
+            let dir = dir.unwrap_or_else(std::env::temp_dir);
+            let dir = std::path::absolute(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let q: String =
+                form_urlencoded::Serializer::new(String::new()).append_pair("dir", &dir.display().to_string()).finish();
+            let body = http_get(&url, &format!("/_emulator/env/{workload}?{q}"))?;
+            serde_json::from_str(&body).map_err(|e| format!("bad answer: {e}"))?
+        }
+        (None, Some(dir)) => {
+            let path = dir.join(format!("{workload}.env"));
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        }
+        (None, None) => return Err(format!("env needs --url or --dir\n{USAGE}")),
+    };
+    let mut out = std::io::stdout();
+    for (k, v) in pairs {
+        let _ = writeln!(out, "export {k}={}", shell_quote(&v));
+    }
+    Ok(())
+}
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args { listen: SocketAddr::from(([127, 0, 0, 1], 0)), world: None, env_dir: None };
@@ -45,6 +104,9 @@ fn write_env_files(emu: &Emulator, dir: &std::path::Path) -> std::io::Result<()>
 }
 
 fn run() -> Result<(), String> {
+    if std::env::args().nth(1).as_deref() == Some("env") {
+        return env_command(std::env::args().skip(2));
+    }
     let args = parse_args()?;
     let world = match &args.world {
         Some(path) => {

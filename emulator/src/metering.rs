@@ -15,8 +15,7 @@ use std::time::{Duration, SystemTime};
 pub const TARGET_PREFIX: &str = "AWSMPMeteringService.";
 
 pub fn handle(shared: &Shared, op: &str, req: &Incoming, mutation: Option<TokenMutation>) -> Outcome {
-    if op != "RegisterUsage" {
-        // MeterUsage & co. are real operations but outside what the gate needs; say so plainly.
+    if !["RegisterUsage", "MeterUsage", "BatchMeterUsage", "ResolveCustomer"].contains(&op) {
         let m = format!("operation {op} is not implemented by mpgate-emulator");
         return json_error(400, "UnknownOperationException", &m);
     }
@@ -26,7 +25,16 @@ pub fn handle(shared: &Shared, op: &str, req: &Incoming, mutation: Option<TokenM
     };
     let region = caller.signing_region.clone();
     let workload = caller.cred.principal.workload.clone();
-    let mut out = register(shared, &caller, req, mutation);
+    let mut out = if shared.throttled(&caller.cred.principal.account, op) {
+        crate::proto::throttle(op)
+    } else {
+        match op {
+            "MeterUsage" => crate::meter::meter_usage(shared, &caller, req),
+            "BatchMeterUsage" => crate::meter::batch_meter_usage(shared, &caller, req),
+            "ResolveCustomer" => crate::meter::resolve_customer(shared, &caller, req),
+            _ => register(shared, &caller, req, mutation),
+        }
+    };
     out.signing_region = Some(region);
     out.workload = Some(workload);
     out
@@ -106,6 +114,7 @@ fn register(shared: &Shared, caller: &Caller, req: &Incoming, mutation: Option<T
         PrincipalKind::StaticKeys => Some("long-term access keys"),
         PrincipalKind::InstanceRole => Some("an EC2 instance or node role"),
         PrincipalKind::PodIdentity => Some("EKS Pod Identity credentials"),
+        PrincipalKind::LicenseToken => Some("License Manager token credentials"),
     };
     if let Some(cause) = unsupported {
         let m = format!("The request was signed with {cause}. RegisterUsage must be called from an ECS task with its task role or an EKS pod with IRSA.");
@@ -123,7 +132,9 @@ fn register(shared: &Shared, caller: &Caller, req: &Incoming, mutation: Option<T
         return json_error(400, "InvalidPublicKeyVersionException", "Public key version is invalid.");
     }
     let key = (p.workload.clone(), product.code.clone());
-    if !shared.lock().registered.contains(&key) {
+    // The seller's own account runs in preview mode: no entitlement check (aws-wire.md §2.2).
+    let preview = product.seller.as_deref() == Some(p.account.as_str());
+    if !preview && !shared.lock().registered.contains(&key) {
         let subscribed = shared.world.account(&p.account).is_some_and(|a| a.subscriptions.contains(&product.code));
         if !subscribed {
             return json_error(400, "CustomerNotEntitledException", "Customer is not subscribed to the product.");

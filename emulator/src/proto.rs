@@ -47,6 +47,26 @@ pub fn json_error(status: u16, code: &str, message: &str) -> Outcome {
     Outcome::new(status, AWS_JSON, body.to_string()).header("x-amzn-RequestId", &request_id()).code(code)
 }
 
+/// License Manager errors name the member `Message` (capital M; aws-wire.md §4.5).
+pub fn lm_error(status: u16, code: &str, message: &str) -> Outcome {
+    let body = serde_json::json!({"__type": code, "Message": message});
+    Outcome::new(status, AWS_JSON, body.to_string()).header("x-amzn-RequestId", &request_id()).code(code)
+}
+
+/// License Manager operations (target prefix `AWSLicenseManager.`).
+pub const LM_OPS: [&str; 6] = [
+    "CheckoutLicense",
+    "ExtendLicenseConsumption",
+    "CheckInLicense",
+    "GetLicense",
+    "ListReceivedLicenses",
+    "GetAccessToken",
+];
+
+fn is_lm(op: &str) -> bool {
+    LM_OPS.contains(&op)
+}
+
 pub fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
@@ -88,16 +108,19 @@ pub fn fault_error(op: &str, status: u16, code: &str) -> Outcome {
         "AssumeRoleWithWebIdentity" | "GetCallerIdentity" | "Sts" => sts_error(status, code, &message),
         "EcsCredentials" | "PodIdentityCredentials" | "EcsTaskMetadata" => container_error(status, code, &message),
         o if o.starts_with("Imds") => plain(status, ""),
+        o if is_lm(o) => lm_error(status, code, &message),
         _ => json_error(status, code, &message),
     }
 }
 
-/// Throttle: metering says `ThrottlingException` (400), STS `Throttling` (400), agents 429.
+/// Throttle: metering says `ThrottlingException` (400), License Manager `RateLimitExceededException`
+/// (429), STS `Throttling` (400), agents 429.
 pub fn throttle(op: &str) -> Outcome {
     match op {
         "AssumeRoleWithWebIdentity" | "GetCallerIdentity" => fault_error(op, 400, "Throttling"),
         "EcsCredentials" | "PodIdentityCredentials" | "EcsTaskMetadata" => fault_error(op, 429, "TooManyRequests"),
         o if o.starts_with("Imds") => plain(429, ""),
+        o if is_lm(o) => fault_error(op, 429, "RateLimitExceededException"),
         _ => fault_error(op, 400, "ThrottlingException"),
     }
 }
@@ -107,6 +130,7 @@ pub fn internal(op: &str) -> Outcome {
         "AssumeRoleWithWebIdentity" | "GetCallerIdentity" => fault_error(op, 500, "InternalFailure"),
         "EcsCredentials" | "PodIdentityCredentials" | "EcsTaskMetadata" => fault_error(op, 500, "InternalServerError"),
         o if o.starts_with("Imds") => plain(500, ""),
+        o if is_lm(o) => fault_error(op, 500, "ServerInternalException"),
         _ => fault_error(op, 500, "InternalServiceErrorException"),
     }
 }

@@ -5,13 +5,14 @@ use crate::fault::{Fault, TokenMutation};
 use crate::proto::{self, Outcome};
 use crate::sigv4::header;
 use crate::state::Shared;
-use crate::{container, control, imds, metering, sts};
+use crate::{container, control, imds, license, metering, sts};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming as Body;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -50,12 +51,56 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, site: Site) {
         };
         let (shared, site) = (shared.clone(), site.clone());
         tokio::spawn(async move {
-            let svc = service_fn(move |req| handle(shared.clone(), site.clone(), req));
+            // A second descriptor for the same socket keeps it open after hyper lets go, so a
+            // ConnectionReset fault can set SO_LINGER 0 and turn the close into a TCP RST.
+            let Ok((stream, dup)) = split_for_reset(stream) else {
+                return;
+            };
+            let reset = Arc::new(AtomicBool::new(false));
+            let flag = reset.clone();
+            let svc = service_fn(move |req| handle(shared.clone(), site.clone(), flag.clone(), req));
             // Errors here are client disconnects or our own Dropped; nothing to report.
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            if reset.load(Ordering::SeqCst) {
+                let _ = socket2::SockRef::from(&dup).set_linger(Some(std::time::Duration::ZERO));
+            }
         });
     }
 }
+
+fn split_for_reset(stream: tokio::net::TcpStream) -> std::io::Result<(tokio::net::TcpStream, std::net::TcpStream)> {
+    let std_stream = stream.into_std()?;
+    let dup = std_stream.try_clone()?;
+    Ok((tokio::net::TcpStream::from_std(std_stream)?, dup))
+}
+
+/// A body that announces `len` bytes, sends `first`, waits for it to be flushed, then fails:
+/// hyper aborts the connection mid-body.
+struct Truncated {
+    first: Option<Bytes>,
+    len: u64,
+    pause: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl hyper::body::Body for Truncated {
+    type Data = Bytes;
+    type Error = Dropped;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Dropped>>> {
+        if let Some(b) = self.first.take() {
+            return std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(b))));
+        }
+        // Pending lets hyper write out what it has before the error tears the connection down.
+        std::future::Future::poll(self.pause.as_mut(), cx).map(|()| Some(Err(Dropped)))
+    }
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.len)
+    }
+}
+
+type Reply = Response<Either<Full<Bytes>, Truncated>>;
 
 async fn read(req: Request<Body>) -> Incoming {
     let (parts, body) = req.into_parts();
@@ -76,10 +121,8 @@ async fn read(req: Request<Body>) -> Incoming {
 /// Names the operation a main-port request is for.
 fn main_op(req: &Incoming) -> String {
     if let Some(target) = header(&req.headers, "x-amz-target") {
-        return match target.strip_prefix(metering::TARGET_PREFIX) {
-            Some(op) => op.to_string(),
-            None => "UnknownOperation".to_string(),
-        };
+        let op = target.strip_prefix(metering::TARGET_PREFIX).or_else(|| target.strip_prefix(license::TARGET_PREFIX));
+        return op.map_or_else(|| "UnknownOperation".to_string(), str::to_string);
     }
     let p = req.path.as_str();
     if req.method == "POST" && p == "/" {
@@ -118,24 +161,53 @@ fn dispatch(shared: &Shared, site: &Site, op: &str, req: &Incoming, m: Option<To
                 proto::json_error(400, "UnknownOperationException", "The operation is not known to this service.")
             }
             "NotFound" => proto::plain(404, "not found"),
+            _ if header(&req.headers, "x-amz-target").is_some_and(|t| t.starts_with(license::TARGET_PREFIX)) => {
+                license::handle(shared, op, req)
+            }
             _ if header(&req.headers, "x-amz-target").is_some() => metering::handle(shared, op, req, m),
             _ => sts::handle(shared, op, req),
         },
     }
 }
 
-fn respond(out: &Outcome) -> Response<Full<Bytes>> {
+fn respond(out: &Outcome, truncate: bool) -> Reply {
     let mut builder = Response::builder().status(out.status);
     for (k, v) in &out.headers {
         builder = builder.header(k, v);
     }
-    builder.body(Full::new(Bytes::from(out.body.clone()))).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    let body = Bytes::from(out.body.clone());
+    let body = if truncate {
+        let len = body.len() as u64;
+        builder = builder.header("content-length", len.to_string());
+        let pause = Box::pin(tokio::time::sleep(std::time::Duration::from_millis(100)));
+        Either::Right(Truncated { first: Some(body.slice(..body.len() / 2)), len, pause })
+    } else {
+        Either::Left(Full::new(body))
+    };
+    builder.body(body).unwrap_or_else(|_| Response::new(Either::Left(Full::new(Bytes::new()))))
 }
 
-async fn handle(shared: Arc<Shared>, site: Site, req: Request<Body>) -> Result<Response<Full<Bytes>>, Dropped> {
+/// Applies the faults that corrupt an otherwise normal answer.
+fn corrupt(mut out: Outcome, fault: Option<&Fault>) -> Outcome {
+    match fault {
+        Some(Fault::MalformedJson) => {
+            let keep = out.body.len().div_ceil(2).max(1);
+            out.body = out.body.chars().take(keep).collect();
+        }
+        Some(Fault::OversizedBody(n)) => out.body.push_str(&" ".repeat(*n)),
+        Some(Fault::WrongContentType) => {
+            out.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+            out.headers.push(("content-type".into(), "text/html; charset=utf-8".into()));
+        }
+        _ => {}
+    }
+    out
+}
+
+async fn handle(shared: Arc<Shared>, site: Site, reset: Arc<AtomicBool>, req: Request<Body>) -> Result<Reply, Dropped> {
     let req = read(req).await;
     if matches!(site, Site::Main) && req.path.starts_with("/_emulator/") {
-        return Ok(respond(&control::handle(&shared, &req)));
+        return Ok(respond(&control::handle(&shared, &req), false));
     }
     let op = match &site {
         Site::Main => main_op(&req),
@@ -146,10 +218,17 @@ async fn handle(shared: Arc<Shared>, site: Site, req: Request<Body>) -> Result<R
         Site::Main => None,
     };
     let mut mutation = None;
-    let out = match shared.next_fault(&op) {
+    let fault = shared.next_fault(&op);
+    let truncate = fault == Some(Fault::TruncatedBody);
+    let out = match fault.clone() {
         Some(Fault::Hang) => Outcome { hang: true, ..Outcome::default() }.workload(site_workload),
         Some(Fault::CloseConnection) => {
             record(&shared, &op, &req, &Outcome::default().workload(site_workload));
+            return Err(Dropped);
+        }
+        Some(Fault::ConnectionReset) => {
+            record(&shared, &op, &req, &Outcome::default().workload(site_workload));
+            reset.store(true, Ordering::SeqCst);
             return Err(Dropped);
         }
         Some(Fault::Throttle) => proto::throttle(&op).workload(site_workload),
@@ -162,14 +241,14 @@ async fn handle(shared: Arc<Shared>, site: Site, req: Request<Body>) -> Result<R
             if let Some(Fault::Token(m)) = other {
                 mutation = Some(m);
             }
-            dispatch(&shared, &site, &op, &req, mutation)
+            corrupt(dispatch(&shared, &site, &op, &req, mutation), fault.as_ref())
         }
     };
     record(&shared, &op, &req, &out);
     if out.hang {
         std::future::pending::<()>().await;
     }
-    Ok(respond(&out))
+    Ok(respond(&out, truncate))
 }
 
 fn record(shared: &Shared, op: &str, req: &Incoming, out: &Outcome) {

@@ -2,9 +2,11 @@
 //! ids) decided at start, plus the mutable ledgers, fault queues and issued credentials.
 //! Locks are never held across an await.
 
+use crate::clock::Clock;
 use crate::fault::{Fault, FaultQueue};
-use crate::ledger::{Recorded, Registration};
-use crate::world::{CredentialKind, World};
+use crate::ledger::{MeteringRecord, Recorded, Registration, Seat};
+use crate::quota::Buckets;
+use crate::world::{CredentialKind, DryRunAnswer, World};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use rsa::pkcs8::DecodePrivateKey;
@@ -21,6 +23,8 @@ pub enum PrincipalKind {
     PodIdentity,
     InstanceRole,
     StaticKeys,
+    /// Assumed with a License Manager access token (Containers Anywhere).
+    LicenseToken,
 }
 
 /// Who a credential belongs to; every credential handed out is bound to one.
@@ -48,6 +52,8 @@ pub struct Setup {
     pub irsa_token: Option<String>,
     pub pod_token: Option<String>,
     pub static_key: Option<String>,
+    /// License Manager refresh token (Containers Anywhere).
+    pub lm_refresh_token: Option<String>,
     pub task_id: String,
     pub imds_port: Option<u16>,
 }
@@ -61,6 +67,19 @@ pub struct Inner {
     /// (workload, product code) pairs whose entitlement was checked once already.
     pub registered: HashSet<(String, String)>,
     pub imds_tokens: HashSet<String>,
+    pub clock: Clock,
+    pub metering: Vec<MeteringRecord>,
+    /// (account, ClientToken) → (request fingerprint, MeteringRecordId).
+    pub client_tokens: HashMap<(String, String), (String, String)>,
+    pub buckets: Buckets,
+    /// Runtime overrides of the world's settings.
+    pub quotas_enabled: Option<bool>,
+    pub dry_run: Option<DryRunAnswer>,
+    pub seats: Vec<Seat>,
+    /// CheckoutLicense (account, ClientToken) → (request fingerprint, index into `seats`).
+    pub checkout_tokens: HashMap<(String, String), (String, usize)>,
+    /// License Manager access tokens issued by GetAccessToken → (workload, expiry Unix secs).
+    pub lm_access_tokens: HashMap<String, (String, i64)>,
 }
 
 pub struct Keys {
@@ -141,6 +160,9 @@ impl Shared {
                     s.static_key = Some(cred.access_key_id.clone());
                     inner.creds.insert(cred.access_key_id.clone(), cred);
                 }
+                CredentialKind::LicenseToken { .. } => {
+                    s.lm_refresh_token = Some(crate::license_info::mint_refresh_token(&keys.emulator, w))
+                }
                 CredentialKind::InstanceRole { .. } | CredentialKind::None => {}
             }
             setup.insert(w.id.clone(), s);
@@ -155,6 +177,23 @@ impl Shared {
 
     pub fn next_fault(&self, op: &str) -> Option<Fault> {
         self.lock().faults.next(op)
+    }
+
+    /// Whether `account`'s call of `op` exceeds its quota (always false while quotas are off).
+    pub fn throttled(&self, account: &str, op: &str) -> bool {
+        let mut inner = self.lock();
+        let Some(rate) = self.world.quotas.rates.get(op).copied() else {
+            return false;
+        };
+        if !inner.quotas_enabled.unwrap_or(self.world.quotas.enabled) {
+            return false;
+        }
+        !inner.buckets.take(account, op, rate)
+    }
+
+    /// The emulated service clock.
+    pub fn now(&self) -> std::time::SystemTime {
+        self.lock().clock.now()
     }
 
     /// Mints fresh session credentials (`ASIA…`) bound to `principal`.

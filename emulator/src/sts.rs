@@ -1,5 +1,6 @@
-//! STS over the AWS Query protocol (aws-wire.md §5.4): `AssumeRoleWithWebIdentity` for IRSA
-//! (unsigned; the token is the proof) and `GetCallerIdentity` (signed) as a smoke-test aid.
+//! STS over the AWS Query protocol (aws-wire.md §5.4): `AssumeRoleWithWebIdentity` (unsigned;
+//! the token is the proof) for IRSA service-account tokens and for License Manager access tokens,
+//! each against the role the workload's situation trusts.
 
 use crate::proto::{sts_error, sts_ok, xml_escape, Outcome};
 use crate::server::Incoming;
@@ -29,6 +30,9 @@ fn assume_role_with_web_identity(shared: &Shared, form: &HashMap<String, String>
     else {
         return sts_error(400, "ValidationError", "RoleArn, RoleSessionName and WebIdentityToken are required");
     };
+    if let Some(o) = license_token_role(shared, role_arn, session, token) {
+        return o;
+    }
     let owner = shared.world.workloads.iter().find(|w| {
         matches!(w.credential, CredentialKind::Irsa { .. })
             && shared.setup.get(&w.id).and_then(|s| s.irsa_token.as_deref()) == Some(token.as_str())
@@ -43,30 +47,76 @@ fn assume_role_with_web_identity(shared: &Shared, form: &HashMap<String, String>
         return sts_error(403, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity")
             .workload(Some(&w.id));
     }
-    let cred = shared.issue(Principal {
-        account: w.account.clone(),
-        workload: w.id.clone(),
-        kind: PrincipalKind::Irsa,
-        region: w.region.clone(),
-    });
-    let expiration = crate::clock::rfc3339(SystemTime::now() + Duration::from_secs(3600));
-    let role_name = role_arn.rsplit('/').next().unwrap_or(role_arn);
-    let assumed_arn = format!("arn:aws:sts::{}:assumed-role/{role_name}/{session}", w.account);
     let subject = format!("system:serviceaccount:{}:{}", crate::sa_token::NAMESPACE, w.id);
     let provider = format!(
         "arn:aws:iam::{}:oidc-provider/oidc.eks.{}.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF",
         w.account, w.region
     );
+    let who = Assumed { w, kind: PrincipalKind::Irsa, subject, provider, audience: "sts.amazonaws.com".into() };
+    answer(shared, &who, role_arn, session)
+}
+
+/// The Containers Anywhere path (aws-wire.md §5.3 step 3): a GetAccessToken access token for the
+/// role created with the refresh token (trust: `openid-license-manager.amazonaws.com`).
+fn license_token_role(shared: &Shared, role_arn: &str, session: &str, token: &str) -> Option<Outcome> {
+    let (workload, exp) = shared.lock().lm_access_tokens.get(token).cloned()?;
+    let w = shared.world.workload(&workload)?;
+    let CredentialKind::LicenseToken { role_arn: allowed, license_arn } = &w.credential else {
+        return None;
+    };
+    if crate::clock::unix_secs(shared.now()) >= exp {
+        return Some(
+            sts_error(400, "ExpiredTokenException", "Token expired: current date/time is after the exp claim")
+                .workload(Some(&w.id)),
+        );
+    }
+    if allowed != role_arn {
+        return Some(
+            sts_error(403, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity")
+                .workload(Some(&w.id)),
+        );
+    }
+    let who = Assumed {
+        w,
+        kind: PrincipalKind::LicenseToken,
+        subject: format!("arn:aws:iam::{}:root", w.account),
+        provider: "openid-license-manager.amazonaws.com".into(),
+        audience: license_arn.clone(),
+    };
+    Some(answer(shared, &who, role_arn, session))
+}
+
+struct Assumed<'a> {
+    w: &'a crate::world::Workload,
+    kind: PrincipalKind,
+    subject: String,
+    provider: String,
+    audience: String,
+}
+
+fn answer(shared: &Shared, who: &Assumed, role_arn: &str, session: &str) -> Outcome {
+    let w = who.w;
+    let cred = shared.issue(Principal {
+        account: w.account.clone(),
+        workload: w.id.clone(),
+        kind: who.kind,
+        region: w.region.clone(),
+    });
+    let expiration = crate::clock::rfc3339(SystemTime::now() + Duration::from_secs(3600));
+    let role_name = role_arn.rsplit('/').next().unwrap_or(role_arn);
+    let assumed_arn = format!("arn:aws:sts::{}:assumed-role/{role_name}/{session}", w.account);
+    let (subject, provider) = (&who.subject, &who.provider);
     let body = format!(
-        "<AssumeRoleWithWebIdentityResponse xmlns=\"{NS}\"><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{}</SessionToken><Expiration>{expiration}</Expiration></Credentials><SubjectFromWebIdentityToken>{}</SubjectFromWebIdentityToken><AssumedRoleUser><Arn>{}</Arn><AssumedRoleId>AROA{}:{}</AssumedRoleId></AssumedRoleUser><Provider>{}</Provider><Audience>sts.amazonaws.com</Audience></AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></AssumeRoleWithWebIdentityResponse>",
+        "<AssumeRoleWithWebIdentityResponse xmlns=\"{NS}\"><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{}</SessionToken><Expiration>{expiration}</Expiration></Credentials><SubjectFromWebIdentityToken>{}</SubjectFromWebIdentityToken><AssumedRoleUser><Arn>{}</Arn><AssumedRoleId>AROA{}:{}</AssumedRoleId></AssumedRoleUser><Provider>{}</Provider><Audience>{}</Audience></AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></AssumeRoleWithWebIdentityResponse>",
         cred.access_key_id,
         xml_escape(&cred.secret),
         xml_escape(cred.session_token.as_deref().unwrap_or_default()),
-        xml_escape(&subject),
+        xml_escape(subject),
         xml_escape(&assumed_arn),
         crate::state::random_upper(17),
         xml_escape(session),
-        xml_escape(&provider),
+        xml_escape(provider),
+        xml_escape(&who.audience),
         crate::state::request_id(),
     );
     sts_ok(body).workload(Some(&w.id))

@@ -11,6 +11,15 @@ pub struct World {
     pub accounts: Vec<Account>,
     pub products: Vec<Product>,
     pub workloads: Vec<Workload>,
+    /// License Manager licenses the accounts have received (contract pricing).
+    #[serde(default)]
+    pub licenses: Vec<License>,
+    /// Per-account request quotas (aws-wire.md §2.7); off unless `enabled`.
+    #[serde(default)]
+    pub quotas: Quotas,
+    /// SaaS registration tokens `ResolveCustomer` knows.
+    #[serde(default)]
+    pub registration_tokens: Vec<RegistrationToken>,
 }
 
 /// A buyer account and the product codes it is subscribed to.
@@ -20,6 +29,15 @@ pub struct Account {
     pub id: String,
     #[serde(default)]
     pub subscriptions: Vec<String>,
+    /// SaaS `CustomerIdentifier` of this account; `None` means `c-<account id>`.
+    #[serde(default)]
+    pub customer_identifier: Option<String>,
+}
+
+impl Account {
+    pub fn customer_id(&self) -> String {
+        self.customer_identifier.clone().unwrap_or_else(|| format!("c-{}", self.id))
+    }
 }
 
 /// A Marketplace container product as the metering service sees it.
@@ -39,6 +57,138 @@ pub struct Product {
     /// `iat` in milliseconds instead of seconds (the unit is undocumented; aws-wire.md §3).
     #[serde(default)]
     pub iat_millis: bool,
+    /// Custom-metering dimension names from the product load form; MeterUsage and BatchMeterUsage
+    /// reject any other name with `InvalidUsageDimensionException`.
+    #[serde(default)]
+    pub dimensions: Vec<String>,
+    /// What a successful `MeterUsage(DryRun=true)` answers (undocumented; aws-wire.md §10.4).
+    #[serde(default)]
+    pub dry_run: DryRunAnswer,
+    /// The seller's account: its own calls run in preview mode (no entitlement check), and only it
+    /// may call the SaaS operations for this product.
+    #[serde(default)]
+    pub seller: Option<String>,
+}
+
+/// The plausible answers to a successful `MeterUsage` dry run; AWS documents none of them.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum DryRunAnswer {
+    /// 200 `{}`.
+    #[default]
+    Empty,
+    /// 200 `{"MeteringRecordId": "<uuid>"}`; nothing is recorded.
+    RecordId,
+    /// 412 with `__type` `DryRunOperation` (the EC2 convention the model text borrows).
+    DryRunOperationError,
+}
+
+/// Token buckets per account and operation, refilled at `rate` per second up to `rate` tokens
+/// (AWS publishes rates, not burst sizes: one second of burst is our choice).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Quotas {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Operation → requests per second.
+    #[serde(default = "Quotas::aws_rates")]
+    pub rates: BTreeMap<String, f64>,
+}
+
+impl Quotas {
+    /// RegisterUsage 5/s, MeterUsage 10/s, BatchMeterUsage 10/s (aws-wire.md §2.7).
+    pub fn aws_rates() -> BTreeMap<String, f64> {
+        BTreeMap::from([
+            ("RegisterUsage".to_string(), 5.0),
+            ("MeterUsage".to_string(), 10.0),
+            ("BatchMeterUsage".to_string(), 10.0),
+        ])
+    }
+}
+
+impl Default for Quotas {
+    fn default() -> Quotas {
+        Quotas { enabled: false, rates: Quotas::aws_rates() }
+    }
+}
+
+/// A SaaS registration token (what the buyer's browser posts to the seller's landing page).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RegistrationToken {
+    pub token: String,
+    pub product_code: String,
+    pub account: String,
+    #[serde(default)]
+    pub expired: bool,
+}
+
+/// The AWS Marketplace issuer fingerprint a Marketplace-issued license carries (aws-wire.md §4.2).
+pub const MARKETPLACE_FINGERPRINT: &str = "aws:294406891311:AWS/Marketplace:issuer-fingerprint";
+
+/// A license an account received (aws-wire.md §4.4).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct License {
+    pub arn: String,
+    /// The Marketplace product id (`CheckoutLicense.ProductSKU`).
+    pub product_sku: String,
+    #[serde(default)]
+    pub product_name: String,
+    /// The account that received it (the buyer).
+    pub account: String,
+    #[serde(default = "License::marketplace_fingerprint")]
+    pub key_fingerprint: String,
+    #[serde(default = "License::marketplace_issuer")]
+    pub issuer: String,
+    #[serde(default = "License::us_east_1")]
+    pub home_region: String,
+    #[serde(default = "License::available")]
+    pub status: String,
+    /// RFC 3339 validity window; `end` None = open-ended.
+    pub begin: String,
+    #[serde(default)]
+    pub end: Option<String>,
+    pub entitlements: Vec<LicenseEntitlement>,
+    /// Minutes a PROVISIONAL checkout stays out unless extended (60 for Marketplace licenses).
+    #[serde(default = "License::sixty")]
+    pub provisional_ttl_minutes: u32,
+}
+
+impl License {
+    fn marketplace_fingerprint() -> String {
+        MARKETPLACE_FINGERPRINT.to_string()
+    }
+    fn marketplace_issuer() -> String {
+        "AWS/Marketplace".to_string()
+    }
+    fn us_east_1() -> String {
+        "us-east-1".to_string()
+    }
+    fn available() -> String {
+        "AVAILABLE".to_string()
+    }
+    fn sixty() -> u32 {
+        60
+    }
+}
+
+/// One entitlement of a license: a feature/tier (`unit` "None", optional `value`) or a counted
+/// resource (`max_count` in `unit`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LicenseEntitlement {
+    pub name: String,
+    pub unit: String,
+    #[serde(default)]
+    pub max_count: Option<i64>,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub overage: bool,
+    #[serde(default = "LicenseEntitlement::yes")]
+    pub allow_check_in: bool,
+}
+
+impl LicenseEntitlement {
+    fn yes() -> bool {
+        true
+    }
 }
 
 /// Casing of the JWT payload claims; AWS documents both (aws-wire.md §3).
@@ -84,10 +234,20 @@ pub enum Platform {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub enum CredentialKind {
     EcsTaskRole,
-    Irsa { role_arn: String },
+    Irsa {
+        role_arn: String,
+    },
     PodIdentity,
-    InstanceRole { role: String },
+    InstanceRole {
+        role: String,
+    },
     StaticKeys,
+    /// Containers Anywhere: a License Manager refresh token plus the role created with it
+    /// (aws-wire.md §5): GetAccessToken, then STS AssumeRoleWithWebIdentity.
+    LicenseToken {
+        role_arn: String,
+        license_arn: String,
+    },
     None,
 }
 
@@ -100,6 +260,9 @@ impl World {
     }
     pub fn workload(&self, id: &str) -> Option<&Workload> {
         self.workloads.iter().find(|w| w.id == id)
+    }
+    pub fn license(&self, arn: &str) -> Option<&License> {
+        self.licenses.iter().find(|l| l.arn == arn)
     }
 }
 

@@ -4,6 +4,9 @@
 Usage: python3 emulator/tests/boto3_smoke.py /path/to/mpgate-emulator
 Starts the binary with --env-dir, takes each workload's environment from <dir>/<workload>.env
 (exactly what a container would see), and calls RegisterUsage through boto3.
+
+The full conformance suite (every operation and error, shape validation, faults, AWS CLI, moto peer)
+is emulator/conformance/run.py; this file stays as the quick RegisterUsage smoke test.
 """
 import os
 import subprocess

@@ -72,3 +72,27 @@ fn task_metadata_carries_the_region_in_the_task_arn() {
     assert_eq!(j["LaunchType"], "FARGATE");
 }
 
+/// `mpgate-emulator env WORKLOAD --url URL --dir DIR` prints eval-able exports whose token files exist.
+#[test]
+fn env_subcommand_prints_exports_for_eval() {
+    let bin = env!("CARGO_BIN_EXE_mpgate-emulator");
+    let emu = Emulator::start(World::demo()).expect("start");
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = std::process::Command::new(bin)
+        .args(["env", "eks-irsa", "--url", &emu.url(), "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(text.lines().all(|l| l.starts_with("export ")), "{text}");
+    assert!(text.contains(&format!("export AWS_ENDPOINT_URL='{}'", emu.url())), "{text}");
+    let file = text
+        .lines()
+        .find_map(|l| l.strip_prefix("export AWS_WEB_IDENTITY_TOKEN_FILE='"))
+        .and_then(|v| v.strip_suffix('\''))
+        .expect("token file");
+    assert!(std::path::Path::new(file).is_file());
+    let bad = std::process::Command::new(bin).args(["env", "nope", "--url", &emu.url()]).output().expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -1,0 +1,231 @@
+//! License Manager's read side and token exchange (aws-wire.md §4.4, §5): GetLicense,
+//! ListReceivedLicenses (filters, pagination) and GetAccessToken, plus the refresh and access
+//! tokens of the Containers Anywhere flow. Nothing here changes a seat.
+
+use crate::auth::Caller;
+use crate::input::{object, parse_body, Members, Res, Service};
+use crate::proto::{json_ok, lm_error, Outcome};
+use crate::server::Incoming;
+use crate::state::Shared;
+use crate::world::{CredentialKind, License, Workload};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rsa::RsaPrivateKey;
+use serde_json::{json, Value};
+use std::time::SystemTime;
+
+const L: Service = Service::LicenseManager;
+/// GetAccessToken's access token lives one hour (aws-wire.md §5.3).
+const ACCESS_TOKEN_SECS: i64 = 3600;
+
+fn e(status: u16, code: &str, m: &str) -> Box<Outcome> {
+    Box::new(lm_error(status, code, m))
+}
+
+pub(crate) fn jwt_part(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+fn rs256(key: &RsaPrivateKey, payload: &Value) -> String {
+    use rsa::signature::{SignatureEncoding, Signer};
+    let input =
+        format!("{}.{}", jwt_part(&json!({"alg": "RS256", "typ": "JWT", "kid": "mpgate-emulator"})), jwt_part(payload));
+    let sig = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key.clone()).sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_vec()))
+}
+
+/// The refresh token a buyer downloads with "Create token" (CreateToken's `Token`): a JWT whose
+/// `aud` is the license ARN; only the emulator reads it, by exact value.
+pub fn mint_refresh_token(key: &RsaPrivateKey, w: &Workload) -> String {
+    let CredentialKind::LicenseToken { license_arn, .. } = &w.credential else {
+        return String::new();
+    };
+    let now = crate::clock::unix_secs(SystemTime::now());
+    rs256(
+        key,
+        &json!({
+            "iss": "https://openid-license-manager.amazonaws.com",
+            "aud": license_arn,
+            "sub": format!("arn:aws:iam::{}:root", w.account),
+            "amr": [format!("aws:license-manager:token-issuer-account-id:{}", w.account)],
+            "token_type": "REFRESH_TOKEN",
+            "jti": crate::state::request_id(),
+            "iat": now,
+            "exp": now + 365 * 86_400,
+        }),
+    )
+}
+
+fn render(l: &License, granted: bool) -> Value {
+    let ents: Vec<Value> = l
+        .entitlements
+        .iter()
+        .map(|x| {
+            let mut v = json!({"Name": x.name, "Unit": x.unit, "Overage": x.overage, "AllowCheckIn": x.allow_check_in});
+            if let Some(c) = x.max_count {
+                v["MaxCount"] = json!(c);
+            }
+            if let Some(s) = &x.value {
+                v["Value"] = json!(s);
+            }
+            v
+        })
+        .collect();
+    let mut validity = json!({"Begin": l.begin});
+    if let Some(end) = &l.end {
+        validity["End"] = json!(end);
+    }
+    let name = if l.product_name.is_empty() { l.product_sku.clone() } else { l.product_name.clone() };
+    let mut v = json!({
+        "LicenseArn": l.arn,
+        "LicenseName": name,
+        "ProductName": name,
+        "ProductSKU": l.product_sku,
+        "Issuer": {"Name": l.issuer, "KeyFingerprint": l.key_fingerprint},
+        "HomeRegion": l.home_region,
+        "Status": l.status,
+        "Validity": validity,
+        "Beneficiary": l.account,
+        "Entitlements": ents,
+        "ConsumptionConfiguration": {"RenewType": "None", "ProvisionalConfiguration": {"MaxTimeToLiveInMinutes": l.provisional_ttl_minutes}},
+        "LicenseMetadata": [],
+        "CreateTime": l.begin,
+        "Version": "1",
+    });
+    if granted {
+        v["ReceivedMetadata"] = json!({
+            "ReceivedStatus": "ACTIVE",
+            "AllowedOperations": ["CheckoutLicense", "CheckInLicense", "ExtendConsumptionLicense", "CreateToken"],
+        });
+    }
+    v
+}
+
+const ARN_PREFIX: &str = "arn:aws";
+
+pub fn get_license(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome> {
+    let obj = parse_body(L, &req.body)?;
+    let mut m = Members::new(L, &obj);
+    let arn = m.string_len("LicenseArn", 0, 2048)?;
+    let _version = m.string("Version")?;
+    if let Some(a) = &arn {
+        if !a.starts_with(ARN_PREFIX) || a.split(':').count() < 6 {
+            m.violation("LicenseArn", a, "Member must satisfy regular expression pattern: ^arn:aws[a-zA-Z-]*:…");
+        }
+    }
+    let arn = m.require("LicenseArn", arn).unwrap_or_default();
+    m.finish()?;
+    // GetLicense models no ResourceNotFoundException; an invisible license is an invalid parameter.
+    let l = shared
+        .world
+        .license(&arn)
+        .filter(|l| l.account == caller.cred.principal.account)
+        .ok_or_else(|| e(400, "InvalidParameterValueException", "License not found."))?;
+    Ok(json_ok(json!({"License": render(l, false)})))
+}
+
+const FILTERS: [&str; 5] = ["ProductSKU", "Status", "Fingerprint", "IssuerName", "Beneficiary"];
+
+pub fn list_received(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome> {
+    let obj = parse_body(L, &req.body)?;
+    let mut m = Members::new(L, &obj);
+    let arns = m.list("LicenseArns")?;
+    let filters = m.list("Filters")?;
+    let next = m.string("NextToken")?;
+    let max = m.int("MaxResults")?;
+    if let Some(n) = max {
+        if !(1..=100).contains(&n) {
+            m.violation("MaxResults", &n.to_string(), "Member must have value between 1 and 100");
+        }
+    }
+    m.finish()?;
+    let mut conds: Vec<(String, String)> = Vec::new();
+    for f in filters.map(Vec::as_slice).unwrap_or_default() {
+        let f = object(L, f, "Filter")?;
+        let name = f.get("Name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let values: Vec<String> = f
+            .get("Values")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default();
+        if !FILTERS.contains(&name.as_str()) {
+            return Err(e(400, "InvalidParameterValueException", &format!("Unsupported filter name {name:?}.")));
+        }
+        if values.len() != 1 {
+            return Err(e(400, "InvalidParameterValueException", &format!("Filter {name} takes exactly one value.")));
+        }
+        conds.push((name, values[0].clone()));
+    }
+    let wanted: Option<Vec<&str>> = arns.map(|a| a.iter().filter_map(Value::as_str).collect());
+    let matches = |l: &&License| {
+        wanted.as_ref().is_none_or(|w| w.contains(&l.arn.as_str()))
+            && conds.iter().all(|(n, v)| match n.as_str() {
+                "ProductSKU" => &l.product_sku == v,
+                "Status" => &l.status == v,
+                "Fingerprint" => &l.key_fingerprint == v,
+                "IssuerName" => &l.issuer == v,
+                _ => &l.account == v,
+            })
+    };
+    let all: Vec<&License> =
+        shared.world.licenses.iter().filter(|l| l.account == caller.cred.principal.account).filter(matches).collect();
+    let start = match next {
+        None => 0,
+        Some(t) => URL_SAFE_NO_PAD
+            .decode(&t)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.strip_prefix("offset:").and_then(|n| n.parse::<usize>().ok()))
+            .filter(|n| *n <= all.len())
+            .ok_or_else(|| e(400, "InvalidParameterValueException", "NextToken is invalid."))?,
+    };
+    let page = usize::try_from(max.unwrap_or(100)).unwrap_or(100);
+    let end = (start + page).min(all.len());
+    let mut body = json!({"Licenses": all[start..end].iter().map(|l| render(l, true)).collect::<Vec<_>>()});
+    if end < all.len() {
+        body["NextToken"] = json!(URL_SAFE_NO_PAD.encode(format!("offset:{end}")));
+    }
+    Ok(json_ok(body))
+}
+
+pub fn get_access_token(shared: &Shared, req: &Incoming) -> Res<Outcome> {
+    let obj = parse_body(L, &req.body)?;
+    let mut m = Members::new(L, &obj);
+    let token = m.string_len("Token", 0, 4096)?;
+    let props = m.list("TokenProperties")?;
+    if props.is_some_and(|p| p.len() > 3) {
+        m.violation("TokenProperties", "", "Member must have length less than or equal to 3");
+    }
+    if token.as_deref().is_some_and(|t| t.is_empty() || t.chars().any(char::is_whitespace)) {
+        m.violation("Token", "", "Member must satisfy regular expression pattern: \\S+");
+    }
+    let token = m.require("Token", token).unwrap_or_default();
+    m.finish()?;
+    let owner = shared
+        .world
+        .workloads
+        .iter()
+        .find(|w| shared.setup.get(&w.id).and_then(|s| s.lm_refresh_token.as_deref()) == Some(token.as_str()));
+    let Some(w) = owner else {
+        return Err(e(401, "AccessDeniedException", "The refresh token is not valid."));
+    };
+    let exp = crate::clock::unix_secs(shared.now()) + ACCESS_TOKEN_SECS;
+    let CredentialKind::LicenseToken { license_arn, .. } = &w.credential else {
+        return Err(e(401, "AccessDeniedException", "The refresh token is not valid."));
+    };
+    let access = rs256(
+        &shared.keys.emulator,
+        &json!({
+            "iss": "https://openid-license-manager.amazonaws.com",
+            "aud": license_arn,
+            "sub": format!("arn:aws:iam::{}:root", w.account),
+            "amr": [format!("aws:license-manager:token-issuer-account-id:{}", w.account)],
+            "token_type": "ACCESS_TOKEN",
+            "jti": crate::state::request_id(),
+            "iat": exp - ACCESS_TOKEN_SECS,
+            "exp": exp,
+        }),
+    );
+    shared.lock().lm_access_tokens.insert(access.clone(), (w.id.clone(), exp));
+    Ok(json_ok(json!({"AccessToken": access})).workload(Some(&w.id)))
+}
