@@ -260,3 +260,35 @@ fn release_check_reports_tls_failure_with_the_compiled_in_roots() {
     assert!(fix.expect("fix").contains("compiled into mpgate"));
     assert_eq!(status(&report, "flavour").0, "pass");
 }
+
+#[test]
+fn live_check_names_a_missing_iam_permission() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let (code, report, _) = check(&emu, "ecs-task-no-iam", dir.path(), &["--live"]);
+    assert_eq!(code, Some(86), "{report}");
+    let summary = status(&report, "entitlement").1;
+    assert!(
+        summary.contains("AccessDeniedException") && summary.contains("grant aws-marketplace:RegisterUsage"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_skewed_clock_is_reported_against_the_endpoint_date() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    emu.set_clock(std::time::SystemTime::now() + std::time::Duration::from_secs(600));
+    let (code, report, _) = check(&emu, "ecs-task", dir.path(), &[]);
+    assert_eq!(code, Some(86), "{report}");
+    let (s, summary, fix) = status(&report, "endpoint");
+    assert_eq!(s, "fail");
+    assert!(summary.contains("local clock is 6") && summary.contains("behind the endpoint"), "{summary}");
+    assert!(fix.expect("fix").contains("5 minutes"));
+    emu.set_clock(std::time::SystemTime::now() - std::time::Duration::from_secs(90));
+    let (code, report, _) = check(&emu, "ecs-task", dir.path(), &[]);
+    assert_eq!(code, Some(0), "{report}");
+    let (s, summary, _) = status(&report, "endpoint");
+    assert_eq!(s, "warn");
+    assert!(summary.contains("local clock is 9") && summary.contains("ahead of the endpoint"), "{summary}");
+}

@@ -354,3 +354,14 @@ fn buyer_set_verdict_variables_are_replaced() {
     assert_ne!(report.var("MPGATE_SIGNATURE").as_deref(), Some("forged"));
     assert_eq!(report.env.iter().filter(|(k, _)| k == b"MPGATE_TIER").count(), 1);
 }
+
+#[test]
+fn missing_iam_permission_names_the_action_and_the_managed_policy() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    refused(
+        &emu,
+        "ecs-task-no-iam",
+        82,
+        &["AccessDeniedException", "grant aws-marketplace:RegisterUsage", "AWSMarketplaceMeteringRegisterUsage"],
+    );
+}

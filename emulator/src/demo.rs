@@ -63,6 +63,7 @@ fn workload(id: &str, platform: Platform, credential: CredentialKind) -> Workloa
         inject_region_env: true,
         imds_reachable: true,
         node: None,
+        denied_actions: Vec::new(),
     }
 }
 
@@ -109,6 +110,11 @@ impl World {
             Workload {
                 region: "eu-west-1".to_string(),
                 ..workload("eu-task", Platform::EcsFargate, CredentialKind::EcsTaskRole)
+            },
+            // A task role without the Marketplace policy attached.
+            Workload {
+                denied_actions: vec!["aws-marketplace:RegisterUsage".into(), "aws-marketplace:MeterUsage".into()],
+                ..workload("ecs-task-no-iam", Platform::EcsFargate, CredentialKind::EcsTaskRole)
             },
             Workload {
                 // Containers Anywhere: License Manager refresh token + role, no AWS platform.

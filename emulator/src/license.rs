@@ -68,7 +68,9 @@ pub fn handle(shared: &Shared, op: &str, req: &Incoming) -> Outcome {
     };
     let region = caller.signing_region.clone();
     let workload = caller.cred.principal.workload.clone();
-    let mut out = if shared.throttled(&caller.cred.principal.account, op) {
+    let mut out = if let Some(message) = shared.denied(&workload, &format!("license-manager:{op}")) {
+        lm_error(403, "AuthorizationException", &message)
+    } else if shared.throttled(&caller.cred.principal.account, op) {
         crate::proto::throttle(op)
     } else {
         let r = match op {

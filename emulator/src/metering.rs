@@ -25,7 +25,9 @@ pub fn handle(shared: &Shared, op: &str, req: &Incoming, mutation: Option<TokenM
     };
     let region = caller.signing_region.clone();
     let workload = caller.cred.principal.workload.clone();
-    let mut out = if shared.throttled(&caller.cred.principal.account, op) {
+    let mut out = if let Some(message) = shared.denied(&workload, &format!("aws-marketplace:{op}")) {
+        json_error(400, "AccessDeniedException", &message)
+    } else if shared.throttled(&caller.cred.principal.account, op) {
         crate::proto::throttle(op)
     } else {
         match op {

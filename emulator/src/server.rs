@@ -248,7 +248,13 @@ async fn handle(shared: Arc<Shared>, site: Site, reset: Arc<AtomicBool>, req: Re
     if out.hang {
         std::future::pending::<()>().await;
     }
-    Ok(respond(&out, truncate))
+    let mut reply = respond(&out, truncate);
+    // Answers are dated by the emulated clock (hyper would use the real one), so a client can be shown
+    // a skewed service clock, as `mpgate check` compares them.
+    if let Ok(date) = hyper::header::HeaderValue::from_str(&httpdate::fmt_http_date(shared.now())) {
+        reply.headers_mut().insert(hyper::header::DATE, date);
+    }
+    Ok(reply)
 }
 
 fn record(shared: &Shared, op: &str, req: &Incoming, out: &Outcome) {

@@ -179,6 +179,17 @@ impl Shared {
         self.lock().faults.next(op)
     }
 
+    /// IAM's denial message if `workload`'s role lacks `action`, as IAM words it.
+    pub fn denied(&self, workload: &str, action: &str) -> Option<String> {
+        let w = self.world.workload(workload)?;
+        w.denied_actions.iter().any(|a| a == action).then(|| {
+            format!(
+                "User: arn:aws:sts::{}:assumed-role/{}-role/{workload} is not authorized to perform: {action} because no identity-based policy allows the {action} action",
+                w.account, w.id
+            )
+        })
+    }
+
     /// Whether `account`'s call of `op` exceeds its quota (always false while quotas are off).
     pub fn throttled(&self, account: &str, op: &str) -> bool {
         let mut inner = self.lock();

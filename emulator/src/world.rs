@@ -219,6 +219,10 @@ pub struct Workload {
     /// The EKS/ECS host the workload runs on; such a workload sees that host's IMDS.
     #[serde(default)]
     pub node: Option<String>,
+    /// IAM actions the workload's role is not granted (e.g. `aws-marketplace:RegisterUsage`): calls
+    /// of them are denied as IAM denies them, after authentication.
+    #[serde(default)]
+    pub denied_actions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

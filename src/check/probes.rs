@@ -266,15 +266,18 @@ async fn endpoint(env: &dyn Env, region: &FoundRegion) -> Check {
             });
             let layers = if url.starts_with("https://") { "DNS, TLS with the compiled-in roots" } else { "plain HTTP" };
             let base = format!("{url} reachable ({layers}; HTTP {})", answer.status);
+            let drift = |s: i64| {
+                if s > 0 {
+                    format!("local clock is {s}s behind the endpoint's")
+                } else {
+                    format!("local clock is {}s ahead of the endpoint's", -s)
+                }
+            };
             match skew {
                 None => Check::new("endpoint", Status::Warn, format!("{base}; no Date header to compare clocks")),
-                Some(s) if s.abs() > 300 => {
-                    Check::new("endpoint", Status::Fail, format!("{base}; local clock is {}s off", -s))
-                        .fix("synchronise the node's clock: AWS rejects signatures more than 5 minutes off")
-                }
-                Some(s) if s.abs() > 60 => {
-                    Check::new("endpoint", Status::Warn, format!("{base}; local clock is {}s off", -s))
-                }
+                Some(s) if s.abs() > 300 => Check::new("endpoint", Status::Fail, format!("{base}; {}", drift(s)))
+                    .fix("synchronise the node's clock: AWS rejects signatures more than 5 minutes off"),
+                Some(s) if s.abs() > 60 => Check::new("endpoint", Status::Warn, format!("{base}; {}", drift(s))),
                 Some(s) => Check::new("endpoint", Status::Pass, format!("{base}; clock within {}s", s.abs())),
             }
         }
