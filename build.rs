@@ -2,9 +2,13 @@
 //!
 //! Inputs (build-time environment only; nothing here can be changed after the build):
 //! - `MPGATE_PRODUCT_CODE`: the listing's product code (1–255 chars, `^[-a-zA-Z0-9/=:_.@]*$`).
-//! - `MPGATE_PRICING_MODEL`: `hourly` or `monthly` (both RegisterUsage).
+//! - `MPGATE_PRICING_MODEL`: `hourly` or `monthly` (both RegisterUsage), or `custom-metering` (MeterUsage).
+//! - `MPGATE_DIMENSIONS`: custom-metering only, required there: comma-separated `name[:tagkey|tagkey...]`
+//!   entries, at most 24 (the Marketplace limit per container product). Names are 1–255 characters and
+//!   tag keys 1–100 characters of the model's TagKey set (`a-zA-Z0-9+-=._:/@`), both without space,
+//!   `,` `:` `|` `=`: those delimit the bake syntax and the usage-line format (docs/custom-metering.md).
 //! - `MPGATE_PRODUCT_TIER`: tier reported for `MPGATE_PRODUCT_CODE` (default `paid`).
-//! - `MPGATE_PUBLIC_KEYS`: comma-separated `[CODE#]VERSION=PATH` entries; PEM RSA public keys issued by
+//! - `MPGATE_PUBLIC_KEYS` (not needed for custom-metering, which never calls RegisterUsage): comma-separated `[CODE#]VERSION=PATH` entries; PEM RSA public keys issued by
 //!   AWS Marketplace, one per key version (several for rotation). Without `CODE#` the key belongs to
 //!   `MPGATE_PRODUCT_CODE`. Relative paths are resolved against this crate's directory.
 //! - `MPGATE_TRUSTED_PRODUCT_CODES`: optional comma-separated `CODE=TIER` entries a run-time choice may pick.
@@ -32,6 +36,7 @@ const VARS: &[&str] = &[
     "MPGATE_PUBLIC_KEYS",
     "MPGATE_TRUSTED_PRODUCT_CODES",
     "MPGATE_INSECURE_TEST_BUILD",
+    "MPGATE_DIMENSIONS",
 ];
 
 struct Key {
@@ -63,7 +68,8 @@ fn main() {
     let code = var("MPGATE_PRODUCT_CODE");
     let out = match code {
         None => {
-            for v in ["MPGATE_PRICING_MODEL", "MPGATE_PUBLIC_KEYS", "MPGATE_TRUSTED_PRODUCT_CODES"] {
+            for v in ["MPGATE_PRICING_MODEL", "MPGATE_PUBLIC_KEYS", "MPGATE_TRUSTED_PRODUCT_CODES", "MPGATE_DIMENSIONS"]
+            {
                 if var(v).is_some() {
                     fail(&format!("{v} is set but MPGATE_PRODUCT_CODE is not: set the product code too"));
                 }
@@ -85,16 +91,34 @@ fn main() {
     }
 }
 
-fn bake(code: &str, manifest_dir: &Path) -> (String, Vec<Product>) {
+struct Baked {
+    model: String,
+    products: Vec<Product>,
+    dimensions: Vec<(String, Vec<String>)>,
+}
+
+fn bake(code: &str, manifest_dir: &Path) -> Baked {
     check_code("MPGATE_PRODUCT_CODE", code);
     let model = match var("MPGATE_PRICING_MODEL").as_deref() {
         Some("hourly") => "Hourly",
         Some("monthly") => "Monthly",
-        Some(m @ ("custom-metering" | "contract")) => fail(&format!(
-            "MPGATE_PRICING_MODEL={m} is not supported by this version of mpgate yet (supported: hourly, monthly)"
+        Some("custom-metering") => "CustomMetering",
+        Some(m @ "contract") => fail(&format!(
+            "MPGATE_PRICING_MODEL={m} is not supported by this version of mpgate yet (supported: hourly, monthly, custom-metering)"
         )),
-        Some(other) => fail(&format!("MPGATE_PRICING_MODEL={other:?} is not one of: hourly, monthly")),
-        None => fail("MPGATE_PRICING_MODEL is required with MPGATE_PRODUCT_CODE: one of hourly, monthly"),
+        Some(other) => {
+            fail(&format!("MPGATE_PRICING_MODEL={other:?} is not one of: hourly, monthly, custom-metering"))
+        }
+        None => fail("MPGATE_PRICING_MODEL is required with MPGATE_PRODUCT_CODE: one of hourly, monthly, custom-metering"),
+    };
+    let metered = model == "CustomMetering";
+    let dimensions = match (metered, var("MPGATE_DIMENSIONS")) {
+        (true, Some(list)) => dimensions(&list),
+        (true, None) => fail(
+            "MPGATE_DIMENSIONS is required with MPGATE_PRICING_MODEL=custom-metering: comma-separated name[:tagkey|tagkey...] entries, as in the product load form",
+        ),
+        (false, Some(_)) => fail("MPGATE_DIMENSIONS is only used with MPGATE_PRICING_MODEL=custom-metering"),
+        (false, None) => Vec::new(),
     };
     let tier = var("MPGATE_PRODUCT_TIER").unwrap_or_else(|| "paid".to_string());
     check_tier("MPGATE_PRODUCT_TIER", &tier);
@@ -114,8 +138,11 @@ fn bake(code: &str, manifest_dir: &Path) -> (String, Vec<Product>) {
             None => products.push(Product { code: c.to_string(), tier: t.to_string(), keys: Vec::new() }),
         }
     }
-    let Some(keys) = var("MPGATE_PUBLIC_KEYS") else {
-        fail("MPGATE_PUBLIC_KEYS is required: comma-separated [CODE#]VERSION=PATH entries of the PEM public keys AWS Marketplace issued")
+    let keys = match var("MPGATE_PUBLIC_KEYS") {
+        Some(keys) => keys,
+        // Custom metering proves entitlement with MeterUsage, which returns nothing signed.
+        None if metered => String::new(),
+        None => fail("MPGATE_PUBLIC_KEYS is required: comma-separated [CODE#]VERSION=PATH entries of the PEM public keys AWS Marketplace issued"),
     };
     for entry in entries(&keys) {
         let Some((left, path)) = entry.split_once('=') else {
@@ -142,7 +169,7 @@ fn bake(code: &str, manifest_dir: &Path) -> (String, Vec<Product>) {
         product.keys.push(key);
     }
     for p in &mut products {
-        if p.keys.is_empty() {
+        if p.keys.is_empty() && !metered {
             fail(&format!(
                 "MPGATE_PUBLIC_KEYS has no key for product code {}: every baked code needs its AWS-issued key",
                 p.code
@@ -150,16 +177,65 @@ fn bake(code: &str, manifest_dir: &Path) -> (String, Vec<Product>) {
         }
         p.keys.sort_by_key(|k| k.version);
     }
-    (model.to_string(), products)
+    Baked { model: model.to_string(), products, dimensions }
 }
 
-fn render((model, products): &(String, Vec<Product>)) -> String {
+/// `name[:tagkey|tagkey...],...` → (name, tag keys), validated.
+fn dimensions(list: &str) -> Vec<(String, Vec<String>)> {
+    const VAR: &str = "MPGATE_DIMENSIONS";
+    let syntax_free = |s: &str| !s.contains(|c: char| c.is_whitespace() || ",:|=".contains(c));
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, keys) = entry.split_once(':').unwrap_or((entry, ""));
+        let name_ok = (1..=255).contains(&name.chars().count())
+            && syntax_free(name)
+            && name.chars().all(|c| c.is_ascii_graphic());
+        if !name_ok {
+            fail(&format!(
+                "{VAR}: dimension name {name:?} must be 1-255 printable ASCII characters without space , : | = (the model's UsageDimension, minus the bake and usage-line delimiters)"
+            ));
+        }
+        if out.iter().any(|(n, _)| n == name) {
+            fail(&format!("{VAR}: dimension {name:?} is listed twice"));
+        }
+        let mut tag_keys: Vec<String> = Vec::new();
+        for key in keys.split('|').filter(|k| !k.is_empty()) {
+            let key_ok = (1..=100).contains(&key.len())
+                && syntax_free(key)
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || "+-._/@".contains(c));
+            if !key_ok {
+                fail(&format!(
+                    "{VAR}: tag key {key:?} of dimension {name:?} must be 1-100 characters of a-zA-Z0-9+-._/@ (the model's TagKey, minus the usage-line delimiters)"
+                ));
+            }
+            if tag_keys.iter().any(|k| k == key) {
+                fail(&format!("{VAR}: tag key {key:?} is listed twice for dimension {name:?}"));
+            }
+            tag_keys.push(key.to_string());
+        }
+        out.push((name.to_string(), tag_keys));
+    }
+    if out.is_empty() {
+        fail(&format!("{VAR} lists no dimension: give at least one name[:tagkey|tagkey...]"));
+    }
+    if out.len() > 24 {
+        fail(&format!("{VAR} lists {} dimensions; AWS Marketplace allows at most 24 per container product", out.len()));
+    }
+    out
+}
+
+fn render(baked: &Baked) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "pub(crate) const BAKED: Option<Baked> = Some(Baked {{ pricing_model: PricingModel::{model}, products: &["
+        "pub(crate) const BAKED: Option<Baked> = Some(Baked {{ pricing_model: PricingModel::{}, dimensions: &[",
+        baked.model
     );
-    for p in products {
+    for (name, keys) in &baked.dimensions {
+        let _ = writeln!(s, "  BakedDimension {{ name: {name:?}, tag_keys: &{keys:?} }},");
+    }
+    let _ = writeln!(s, "], products: &[");
+    for p in &baked.products {
         let _ = writeln!(s, "  BakedProduct {{ code: {:?}, tier: {:?}, keys: &[", p.code, p.tier);
         for k in &p.keys {
             let fp = Sha256::digest(&k.der).iter().fold(String::new(), |mut acc, b| {

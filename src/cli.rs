@@ -53,6 +53,12 @@ pub enum Command {
         after_help = "Examples:\n  mpgate supervise -- /app/server\n  mpgate supervise --group -- /app/start.sh   # signal the whole process group\n\nDockerfile:\n  ENTRYPOINT [\"/mpgate\", \"supervise\", \"--\"]\n  CMD [\"/app/server\"]"
     )]
     Supervise(SuperviseArgs),
+    /// Record custom-metering usage for the supervisor to send (scripts; programs append lines
+    /// to $MPGATE_USAGE_FILE themselves, see docs/custom-metering.md).
+    #[command(
+        after_help = "Examples:\n  mpgate meter requests 1\n  mpgate meter gb_processed 20 --tag team=search\n\nExit status 0 when recorded, 2 when refused (unknown dimension or tag key, bad quantity)."
+    )]
+    Meter(MeterArgs),
     /// Print what this binary was built with.
     #[command(after_help = "Examples:\n  mpgate version\n  mpgate version --json")]
     Version {
@@ -107,9 +113,33 @@ pub struct SuperviseArgs {
     /// Run the workload in its own process group and forward signals to the whole group.
     #[arg(short, long)]
     pub group: bool,
+    /// Custom metering: the spool directory for usage and sender state; must be writable and survive
+    /// container restarts (an emptyDir) [env: MPGATE_SPOOL_DIR] [default: /var/run/mpgate].
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// Custom metering: how long to keep sending usage after the workload exits
+    /// [env: MPGATE_FLUSH_DEADLINE] [default: 20s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub flush_deadline: Option<Duration>,
     /// The same options as `mpgate exec`.
     #[command(flatten)]
     pub exec: ExecArgs,
+}
+
+/// Arguments of `mpgate meter`.
+#[derive(Debug, clap::Args)]
+pub struct MeterArgs {
+    /// A dimension baked into this image (see `mpgate version`).
+    pub dimension: String,
+    /// Units used: an integer from 0 to 2147483647.
+    #[arg(allow_hyphen_values = true)]
+    pub quantity: String,
+    /// Attribute the usage to a tag (a key baked for the dimension); repeat for up to 5 tags.
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    /// Spool directory when MPGATE_USAGE_FILE is not set [env: MPGATE_SPOOL_DIR] [default: /var/run/mpgate].
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
 }
 
 /// `90`, `90s`, `1500ms`, `5m`, `1h` → Duration (at least 1 s, at most 24 h).

@@ -84,6 +84,8 @@ pub enum Error {
     Exec { program: String, errno: nix::errno::Errno },
     /// The gate pass did not verify.
     NoPass(String),
+    /// The custom-metering spool cannot be used (missing, read-only, corrupt state).
+    Spool(String),
     /// A bug or resource exhaustion.
     Internal(String),
 }
@@ -94,7 +96,9 @@ impl Error {
         match self {
             Error::Usage(_) => Class::Usage,
             Error::Unbaked => Class::BadBuild,
-            Error::UntrustedProductCode(_) | Error::NoRegion(_) | Error::BadSignature(_) => Class::Misconfigured,
+            Error::UntrustedProductCode(_) | Error::NoRegion(_) | Error::BadSignature(_) | Error::Spool(_) => {
+                Class::Misconfigured
+            }
             Error::Credentials { class, .. } | Error::Aws { class, .. } => *class,
             Error::Deadline { .. } => Class::CannotVerify,
             Error::Exec { errno, .. } => match errno {
@@ -151,6 +155,7 @@ impl fmt::Display for Error {
                 f,
                 "no valid gate pass: {why}; start this container through its ENTRYPOINT (mpgate exec) and check the pass right away"
             ),
+            Error::Spool(m) => f.write_str(m),
             Error::Internal(m) => write!(f, "internal error: {m}; please report it"),
         }
     }

@@ -7,7 +7,7 @@
 //! inherited from mpgate's parent belong to the workload and pass through.
 #![forbid(unsafe_code)]
 
-use crate::entitlement::Entitled;
+use crate::entitlement::{Entitled, Proof};
 use crate::error::Error;
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -24,33 +24,55 @@ pub const OUTPUT_VARS: &[&str] = &[
     "MPGATE_VERIFIED_AT",
 ];
 
-/// The variables describing what was verified, in `OUTPUT_VARS` order.
+/// Variables `supervise` adds for custom metering; also replaced or removed when incoming.
+pub const METERING_VARS: &[&str] = &["MPGATE_USAGE_FILE"];
+
+/// The variables describing what was verified, in `OUTPUT_VARS` order. Custom metering has no
+/// signed pass: the key version, nonce and signature are left unset (`MPGATE_USAGE_FILE` is added
+/// by `supervise`, which owns the spool).
 pub fn verdict_env(e: &Entitled) -> Vec<(&'static str, String)> {
-    let r = e.registration();
-    let values = [
-        e.product_code().to_string(),
-        e.tier().to_string(),
-        e.pricing_model().as_str().to_string(),
-        r.key_version.to_string(),
-        r.nonce.clone(),
-        r.signature.clone(),
-        e.region().name.clone(),
-        r.issued_at.to_string(),
+    let mut env = vec![
+        ("MPGATE_PRODUCT_CODE", e.product_code().to_string()),
+        ("MPGATE_TIER", e.tier().to_string()),
+        ("MPGATE_PRICING_MODEL", e.pricing_model().as_str().to_string()),
     ];
-    OUTPUT_VARS.iter().copied().zip(values).collect()
+    let verified_at = match e.proof() {
+        Proof::Registered(r) => {
+            env.push(("MPGATE_PUBLIC_KEY_VERSION", r.key_version.to_string()));
+            env.push(("MPGATE_NONCE", r.nonce.clone()));
+            env.push(("MPGATE_SIGNATURE", r.signature.clone()));
+            r.issued_at
+        }
+        Proof::Probed(p) => p.verified_at,
+    };
+    env.push(("MPGATE_REGION", e.region().name.clone()));
+    env.push(("MPGATE_VERIFIED_AT", verified_at.to_string()));
+    env
 }
 
 /// The workload's environment: `base_env` without any incoming verdict variable, plus the verdict.
 pub fn child_env(entitled: &Entitled, base_env: Vec<(OsString, OsString)>) -> Vec<(OsString, OsString)> {
-    let mut env: Vec<(OsString, OsString)> =
-        base_env.into_iter().filter(|(k, _)| !OUTPUT_VARS.iter().any(|o| k.as_bytes() == o.as_bytes())).collect();
+    child_env_with(entitled, base_env, Vec::new())
+}
+
+/// As `child_env`, plus `extra` variables set by the caller (from `METERING_VARS`).
+pub fn child_env_with(
+    entitled: &Entitled,
+    base_env: Vec<(OsString, OsString)>,
+    extra: Vec<(OsString, OsString)>,
+) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = base_env
+        .into_iter()
+        .filter(|(k, _)| !OUTPUT_VARS.iter().chain(METERING_VARS).any(|o| k.as_bytes() == o.as_bytes()))
+        .collect();
     env.extend(verdict_env(entitled).into_iter().map(|(k, v)| (OsString::from(k), OsString::from(v))));
+    env.extend(extra);
     env
 }
 
 /// Replace this process with `argv[0]`. Returns only if the exec failed.
 pub fn exec(entitled: Entitled, argv: &[OsString], base_env: Vec<(OsString, OsString)>) -> Error {
-    if argv.first().is_none() {
+    if argv.is_empty() {
         return Error::Usage("no command given after --".into());
     }
     let mut env: Vec<CString> = Vec::with_capacity(base_env.len() + OUTPUT_VARS.len());

@@ -1,6 +1,7 @@
 //! The product identity baked in at build time (see build.rs), and the one rule for choosing among it.
 //!
-//! Owns: the baked product codes with their tiers, the pricing model, the seller's public keys.
+//! Owns: the baked product codes with their tiers, the pricing model, the seller's public keys, and
+//! for custom metering the dimensions with their allowed tag keys.
 //! Must not: read anything at run time that could change these values. A run-time selection (flag or
 //! `MPGATE_PRODUCT_CODE`) can only pick one of the baked codes; its tier always comes from the bake.
 #![forbid(unsafe_code)]
@@ -14,6 +15,8 @@ pub enum PricingModel {
     Hourly,
     /// Fixed monthly pricing: also RegisterUsage at start.
     Monthly,
+    /// Custom metering: MeterUsage dry runs at start, then hourly MeterUsage records (supervise only).
+    CustomMetering,
 }
 
 impl PricingModel {
@@ -22,6 +25,7 @@ impl PricingModel {
         match self {
             PricingModel::Hourly => "hourly",
             PricingModel::Monthly => "monthly",
+            PricingModel::CustomMetering => "custom-metering",
         }
     }
 }
@@ -50,11 +54,22 @@ pub struct BakedProduct {
     pub keys: &'static [BakedKey],
 }
 
+/// One custom-metering dimension, as in the product load form, and the tag keys a record may carry.
+#[derive(Debug)]
+pub struct BakedDimension {
+    /// `UsageDimension` name.
+    pub name: &'static str,
+    /// Tag keys allowed in usage allocations for this dimension (empty: untagged only).
+    pub tag_keys: &'static [&'static str],
+}
+
 /// The whole baked identity. The first product is the default.
 #[derive(Debug)]
 pub struct Baked {
     /// Pricing model of every baked code.
     pub pricing_model: PricingModel,
+    /// Custom-metering dimensions (empty for the other models).
+    pub dimensions: &'static [BakedDimension],
     /// Products; `products[0]` is `MPGATE_PRODUCT_CODE` at build time.
     pub products: &'static [BakedProduct],
 }
@@ -70,6 +85,11 @@ pub fn baked() -> Result<&'static Baked, Error> {
 }
 
 impl Baked {
+    /// The baked dimension called `name`.
+    pub fn dimension(&self, name: &str) -> Option<&'static BakedDimension> {
+        self.dimensions.iter().find(|d| d.name == name)
+    }
+
     /// Choose the product to register: the default, or a run-time choice that must be baked.
     pub fn select(&'static self, requested: Option<&str>) -> Result<&'static BakedProduct, Error> {
         match requested {

@@ -11,6 +11,7 @@ pub mod entitlement;
 pub mod error;
 pub mod exec;
 pub mod identity;
+pub mod metering;
 pub mod pass;
 pub mod platform;
 pub mod supervise;
@@ -75,8 +76,18 @@ pub fn run(args: Vec<OsString>, env: &dyn Env, base_env: Vec<(OsString, OsString
         Some(cli::Command::Version { json: false }) => print!("{}", version::text()),
         Some(cli::Command::Exec(args)) => return start(args, None, env, base_env),
         Some(cli::Command::Supervise(args)) => {
-            return start(args.exec, Some(supervise::Options { group: args.group }), env, base_env)
+            let flush_deadline = match (args.flush_deadline, env.get("MPGATE_FLUSH_DEADLINE")) {
+                (Some(d), _) => d,
+                (None, Some(v)) => {
+                    cli::parse_duration(&v).map_err(|why| Error::Usage(format!("MPGATE_FLUSH_DEADLINE: {why}")))?
+                }
+                (None, None) => metering::DEFAULT_FLUSH_DEADLINE,
+            };
+            let spool = spool_dir(args.spool, env);
+            let options = supervise::Options { group: args.group, flush_deadline };
+            return start(args.exec, Some((options, spool)), env, base_env);
         }
+        Some(cli::Command::Meter(args)) => meter_command(args, env)?,
         Some(cli::Command::Pass(cli::PassCommand::Verify { max_age, json })) => pass_verify(env, max_age, json)?,
         Some(cli::Command::Check { offline, live, json }) => {
             return check_command(env, check::Options { offline, live }, json)
@@ -84,6 +95,39 @@ pub fn run(args: Vec<OsString>, env: &dyn Env, base_env: Vec<(OsString, OsString
         None => return Err(Error::Usage("no command given".into()).into()),
     }
     Ok(0)
+}
+
+/// The spool directory: flag, then `MPGATE_SPOOL_DIR`, then the default.
+fn spool_dir(flag: Option<PathBuf>, env: &dyn Env) -> metering::Spool {
+    metering::Spool::new(
+        flag.or_else(|| env.get("MPGATE_SPOOL_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(metering::DEFAULT_SPOOL)),
+    )
+}
+
+/// `mpgate meter`: validate against the baked dimensions at once, then append one usage line.
+fn meter_command(args: cli::MeterArgs, env: &dyn Env) -> Result<(), Failure> {
+    use metering::Clock as _;
+    let baked = identity::baked()?;
+    if baked.pricing_model != identity::PricingModel::CustomMetering {
+        return Err(Error::Usage(format!(
+            "this image is built for {} pricing, not custom-metering: there is nothing to meter",
+            baked.pricing_model.as_str()
+        ))
+        .into());
+    }
+    let now = metering::SystemClock.now();
+    let record = metering::record::validate(baked.dimensions, now, &args.dimension, &args.quantity, &args.tags)
+        .map_err(|why| Error::Usage(format!("mpgate meter: {why}")))?;
+    let file =
+        env.get("MPGATE_USAGE_FILE").map(PathBuf::from).unwrap_or_else(|| spool_dir(args.spool, env).usage_file());
+    metering::record::append(&file, &record).map_err(|e| {
+        Error::Spool(format!(
+            "cannot append to the usage file {}: {e}; run under `mpgate supervise` with a writable spool (docs/custom-metering.md)",
+            file.display()
+        ))
+    })?;
+    Ok(())
 }
 
 /// `mpgate check`: the report on stdout, the verdict as the exit status.
@@ -135,7 +179,7 @@ fn pass_verify(env: &dyn Env, max_age: Option<Duration>, json: bool) -> Result<(
 /// workload's exit status).
 fn start(
     args: cli::ExecArgs,
-    supervise: Option<supervise::Options>,
+    supervise: Option<(supervise::Options, metering::Spool)>,
     env: &dyn Env,
     base_env: Vec<(OsString, OsString)>,
 ) -> Result<u8, Failure> {
@@ -153,6 +197,12 @@ fn start(
         },
         (None, None) => DEFAULT_DEADLINE,
     };
+    let metered = identity::BAKED.as_ref().is_some_and(|b| b.pricing_model == identity::PricingModel::CustomMetering);
+    if metered && supervise.is_none() {
+        return Err(fail(Error::Usage(
+            "this image is built for custom-metering pricing, which needs mpgate to stay and send usage every hour: use `mpgate supervise -- CMD` instead of `mpgate exec`".into(),
+        )));
+    }
     let selection = args.product_code.clone().or_else(|| env.get("MPGATE_PRODUCT_CODE"));
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -166,23 +216,30 @@ fn start(
         Ok(e) => e,
         Err(error) => return Err(fail(error)),
     };
-    if let Some(warning) = &entitled.registration().rotation {
+    if let Some(warning) = entitled.registration().and_then(|r| r.rotation.as_ref()) {
         eprintln!("mpgate: warning: {warning}");
     }
     if !args.quiet {
+        let proof = match entitled.proof() {
+            entitlement::Proof::Registered(r) => format!("key version {}", r.key_version),
+            entitlement::Proof::Probed(p) => format!("dimensions {}", p.dimensions.join(", ")),
+        };
         eprintln!(
-            "mpgate: admitted: product {} (tier {}, {}) in {} (region from {}, credentials from {}), key version {}",
+            "mpgate: admitted: product {} (tier {}, {}) in {} (region from {}, credentials from {}), {proof}",
             entitled.product_code(),
             entitled.tier(),
             entitled.pricing_model().as_str(),
             entitled.region().name,
             entitled.region().source,
             entitled.credential_source(),
-            entitled.registration().key_version
         );
     }
     match supervise {
         None => Err(fail(exec::exec(entitled, &args.command, base_env))),
-        Some(options) => supervise::supervise(entitled, &args.command, base_env, options).map_err(fail),
+        Some((options, spool)) => {
+            let meter =
+                if metered { Some(metering::send::Meter::open(spool, &entitled, env).map_err(&fail)?) } else { None };
+            supervise::supervise(entitled, &args.command, base_env, options, meter).map_err(fail)
+        }
     }
 }

@@ -5,11 +5,15 @@
 //! process group with `--group`); reap every child that exits, so zombies never pile up when mpgate is
 //! PID 1; register as child subreaper when it is not PID 1, so orphans of the workload come back to
 //! it; exit with the workload's status (128+n when a signal n killed it).
+//! Custom metering: the hourly sender (`metering::send::Meter`) runs as one more branch of the same
+//! `select!`, so its network waits never delay a signal or a reap; once the workload has exited, the
+//! sender flushes the rest (bounded by the flush deadline) before mpgate exits with the status.
 //! Must not: decide entitlement (it takes an `Entitled`) or replace the process image (`exec.rs`).
 #![forbid(unsafe_code)]
 
 use crate::entitlement::Entitled;
 use crate::error::Error;
+use crate::metering::send::Meter;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -37,6 +41,8 @@ const FORWARDED: &[Signal] = &[
 pub struct Options {
     /// Put the workload in its own process group and signal the whole group.
     pub group: bool,
+    /// Custom metering: how long to keep sending after the workload exits.
+    pub flush_deadline: std::time::Duration,
 }
 
 /// Start the workload as a child and supervise it until it exits; returns its exit status.
@@ -45,6 +51,7 @@ pub fn supervise(
     argv: &[OsString],
     base_env: Vec<(OsString, OsString)>,
     options: Options,
+    mut meter: Option<Meter<'_>>,
 ) -> Result<u8, Error> {
     let (program, args) = argv.split_first().ok_or_else(|| Error::Usage("no command given after --".into()))?;
     if std::process::id() != 1 {
@@ -71,7 +78,8 @@ pub fn supervise(
             });
         }
         let mut command = std::process::Command::new(program);
-        command.args(args).env_clear().envs(crate::exec::child_env(&entitled, base_env));
+        let extra = meter.as_ref().map(Meter::workload_env).unwrap_or_default();
+        command.args(args).env_clear().envs(crate::exec::child_env_with(&entitled, base_env, extra));
         if options.group {
             command.process_group(0);
         }
@@ -83,15 +91,30 @@ pub fn supervise(
             Pid::from_raw(i32::try_from(child.id()).map_err(|_| Error::Internal("child pid out of range".into()))?);
         // std's Child is never waited on: every child is reaped below with waitpid(-1).
         drop(child);
-        loop {
-            if let Some(status) = reap(pid) {
-                return Ok(status);
+        let status = {
+            let sender = async {
+                match meter.as_mut() {
+                    Some(m) => m.run().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(sender);
+            loop {
+                if let Some(status) = reap(pid) {
+                    break status;
+                }
+                tokio::select! {
+                    _ = children.recv() => {}
+                    Some(sig) = forwarded.recv() => forward(pid, sig, options.group),
+                    () = &mut sender => {}
+                }
             }
-            tokio::select! {
-                _ = children.recv() => {}
-                Some(sig) = forwarded.recv() => forward(pid, sig, options.group),
-            }
+        };
+        // The sender is dropped mid-call at worst: its record is marked in flight and re-sent as is.
+        if let Some(m) = meter.as_mut() {
+            m.flush(options.flush_deadline).await;
         }
+        Ok(status)
     })
 }
 

@@ -21,6 +21,14 @@ pub fn text() -> String {
         return s;
     };
     let _ = writeln!(s, "pricing model: {}", b.pricing_model.as_str());
+    if !b.dimensions.is_empty() {
+        s.push_str("dimensions:\n");
+        for d in b.dimensions {
+            let tags =
+                if d.tag_keys.is_empty() { "untagged".to_string() } else { format!("tags {}", d.tag_keys.join(", ")) };
+            let _ = writeln!(s, "  {}  ({tags})", d.name);
+        }
+    }
     s.push_str("product codes:\n");
     for (i, p) in b.products.iter().enumerate() {
         let _ = writeln!(s, "  {}  tier {}{}", p.code, p.tier, if i == 0 { "  (default)" } else { "" });
@@ -52,6 +60,9 @@ pub fn json() -> String {
         "flavour": FLAVOUR,
         "baked": BAKED.is_some(),
         "pricing_model": BAKED.as_ref().map(|b| b.pricing_model.as_str()),
+        "dimensions": BAKED.as_ref().map(|b| {
+            b.dimensions.iter().map(|d| json!({"name": d.name, "tag_keys": d.tag_keys})).collect::<Vec<_>>()
+        }).unwrap_or_default(),
         "products": products.unwrap_or_default(),
     })
     .to_string()

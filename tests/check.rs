@@ -284,14 +284,14 @@ fn drift_secs(summary: &str) -> u64 {
 fn a_skewed_clock_is_reported_against_the_endpoint_date() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
-    emu.set_clock(std::time::SystemTime::now() + std::time::Duration::from_secs(600));
+    emu.set_wall_skew(600);
     let (code, report, _) = check(&emu, "ecs-task", dir.path(), &[]);
     assert_eq!(code, Some(86), "{report}");
     let (s, summary, fix) = status(&report, "endpoint");
     assert_eq!(s, "fail");
     assert!((590..=610).contains(&drift_secs(summary)) && summary.contains("behind the endpoint"), "{summary}");
     assert!(fix.expect("fix").contains("5 minutes"));
-    emu.set_clock(std::time::SystemTime::now() - std::time::Duration::from_secs(90));
+    emu.set_wall_skew(-90);
     let (code, report, _) = check(&emu, "ecs-task", dir.path(), &[]);
     assert_eq!(code, Some(0), "{report}");
     let (s, summary, _) = status(&report, "endpoint");

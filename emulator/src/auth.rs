@@ -5,7 +5,6 @@ use crate::proto::{json_error, Outcome};
 use crate::server::Incoming;
 use crate::sigv4::{self, SigError, SignedRequest};
 use crate::state::{IssuedCred, Shared};
-use std::time::SystemTime;
 
 /// A verified caller: the credential used and the region it signed for.
 pub struct Caller {
@@ -55,7 +54,7 @@ pub fn authenticate(shared: &Shared, req: &Incoming, service: &str) -> Result<Ca
         headers: &req.headers,
         body: &req.body,
     };
-    let verdict = sigv4::verify(&signed, &cred, &issued.secret, SystemTime::now());
+    let verdict = sigv4::verify(&signed, &cred, &issued.secret, shared.wall_now());
     let err = |code: &str, status: u16, m: &str| Err(Box::new(with_region(json_error(status, code, m))));
     match verdict {
         Ok(()) => Ok(Caller {

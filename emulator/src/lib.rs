@@ -171,6 +171,13 @@ impl Emulator {
         self.shared.lock().clock.set(to);
     }
 
+    /// Sets how far the service's wall clock is ahead of real time (negative: behind), as if the
+    /// client's clock were off by the opposite: the `Date` header and SigV4's 5-minute window follow it.
+    /// Independent of the business clock (`set_clock`, `advance_clock`).
+    pub fn set_wall_skew(&self, secs: i64) {
+        self.shared.lock().wall_skew_secs = secs;
+    }
+
     /// Turns the per-account token-bucket quotas on or off, overriding `World::quotas.enabled`.
     pub fn set_quotas(&self, enabled: bool) {
         self.shared.lock().quotas_enabled = Some(enabled);

@@ -249,9 +249,9 @@ async fn handle(shared: Arc<Shared>, site: Site, reset: Arc<AtomicBool>, req: Re
         std::future::pending::<()>().await;
     }
     let mut reply = respond(&out, truncate);
-    // Answers are dated by the emulated clock (hyper would use the real one), so a client can be shown
-    // a skewed service clock, as `mpgate check` compares them.
-    if let Ok(date) = hyper::header::HeaderValue::from_str(&httpdate::fmt_http_date(shared.now())) {
+    // Answers are dated by the service's wall clock (real time plus `set_wall_skew`), so a client can
+    // be shown a skewed service clock, as `mpgate check` compares them.
+    if let Ok(date) = hyper::header::HeaderValue::from_str(&httpdate::fmt_http_date(shared.wall_now())) {
         reply.headers_mut().insert(hyper::header::DATE, date);
     }
     Ok(reply)

@@ -74,6 +74,9 @@ pub struct Inner {
     pub buckets: Buckets,
     /// Runtime overrides of the world's settings.
     pub quotas_enabled: Option<bool>,
+    /// How far the service's wall clock (the `Date` header and SigV4's 5-minute window) is ahead of
+    /// the real clock, in seconds; negative is behind. Models a client whose clock is off.
+    pub wall_skew_secs: i64,
     pub dry_run: Option<DryRunAnswer>,
     pub seats: Vec<Seat>,
     /// CheckoutLicense (account, ClientToken) → (request fingerprint, index into `seats`).
@@ -205,6 +208,20 @@ impl Shared {
     /// The emulated service clock.
     pub fn now(&self) -> std::time::SystemTime {
         self.lock().clock.now()
+    }
+
+    /// The service's wall clock: real time plus the configured skew. Deliberately not the business
+    /// clock: moving that one (hours of MeterUsage history) must not make every signature "expired",
+    /// and a `Date` header from it would make the SDK's clock-skew correction sign with it.
+    pub fn wall_now(&self) -> std::time::SystemTime {
+        let skew = self.lock().wall_skew_secs;
+        let real = std::time::SystemTime::now();
+        let d = std::time::Duration::from_secs(skew.unsigned_abs());
+        if skew >= 0 {
+            real + d
+        } else {
+            real.checked_sub(d).unwrap_or(real)
+        }
     }
 
     /// Mints fresh session credentials (`ASIA…`) bound to `principal`.

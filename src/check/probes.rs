@@ -299,12 +299,15 @@ async fn entitlement(env: &dyn Env, live: bool) -> Check {
         Ok(e) => Check::new(
             "entitlement",
             Status::Pass,
-            format!(
-                "RegisterUsage admitted product {} (tier {}), key version {}",
-                e.product_code(),
-                e.tier(),
-                e.registration().key_version
-            ),
+            match e.registration() {
+                Some(r) => format!(
+                    "RegisterUsage admitted product {} (tier {}), key version {}",
+                    e.product_code(),
+                    e.tier(),
+                    r.key_version
+                ),
+                None => format!("MeterUsage dry runs admitted product {} (tier {})", e.product_code(), e.tier()),
+            },
         ),
         Err(e) if e.class() == Class::CannotVerify => Check::new("entitlement", Status::Unknown, e.to_string()),
         Err(e) => Check::new("entitlement", Status::Fail, e.to_string()),

@@ -13,13 +13,18 @@ use crate::error::{Class, Error};
 use crate::identity::{BakedKey, BakedProduct};
 use crate::platform::{CredentialSource, FoundRegion};
 use aws_sdk_marketplacemetering::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_marketplacemetering::operation::register_usage::{RegisterUsageError, RegisterUsageOutput};
+use aws_sdk_marketplacemetering::operation::register_usage::RegisterUsageOutput;
 use aws_sdk_marketplacemetering::operation::RequestId;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use std::time::{Duration, SystemTime};
 
-const BACKOFF_BASE: Duration = Duration::from_millis(200);
-const BACKOFF_CAP: Duration = Duration::from_secs(15);
+/// Backoff for throttling, 5xx and network errors: full jitter, 250 ms doubling, capped at 5 s.
+/// Measured with bench/fleet.py against the 5 requests/s RegisterUsage quota (docs/performance.md):
+/// a 15 s cap left 100 simultaneous starts waiting 1.59x the ideal N/5 s; 5 s gives 1.08x (N=100)
+/// and 1.01x (N=500), at the price of more throttled requests while the fleet waits.
+const BACKOFF_BASE: Duration = Duration::from_millis(250);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
 /// A verified registration. `Debug` redacts the token: it is a bearer proof of this start.
 pub struct Registered {
@@ -111,7 +116,7 @@ async fn register_version(
             .await;
         let transient = match result {
             Ok(out) => return verified(out, product, key, nonce),
-            Err(e) => match classify(e, product, ctx) {
+            Err(e) => match classify(e, "RegisterUsage", product, ctx) {
                 Err(final_error) => return Err(final_error),
                 Ok(transient) => transient,
             },
@@ -159,8 +164,17 @@ fn trusted_keys(key: &BakedKey) -> Vec<&'static [u8]> {
     vec![key.der]
 }
 
-/// `Ok(description)` for a transient failure worth retrying, `Err` for a final refusal.
-fn classify(e: SdkError<RegisterUsageError>, product: &BakedProduct, ctx: &Context<'_>) -> Result<String, Error> {
+/// `Ok(description)` for a transient failure worth retrying, `Err` for a final refusal. Shared by every
+/// Metering call (`call` names it in the refusal), so each pricing model classifies errors alike.
+pub(crate) fn classify<E>(
+    e: SdkError<E, HttpResponse>,
+    call: &'static str,
+    product: &BakedProduct,
+    ctx: &Context<'_>,
+) -> Result<String, Error>
+where
+    E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
+{
     let service = match &e {
         SdkError::ServiceError(s) => s,
         SdkError::ConstructionFailure(_) => return Err(Error::Internal(DisplayErrorContext(&e).to_string())),
@@ -172,13 +186,18 @@ fn classify(e: SdkError<RegisterUsageError>, product: &BakedProduct, ctx: &Conte
     if matches!(code.as_str(), "ThrottlingException" | "InternalServiceErrorException") || status >= 500 {
         return Ok(format!("{code} (HTTP {status})"));
     }
+    let policy = if call == "RegisterUsage" {
+        "AWSMarketplaceMeteringRegisterUsage"
+    } else {
+        "AWSMarketplaceMeteringFullAccess"
+    };
     let (class, advice) = match code.as_str() {
         "CustomerNotEntitledException" => (
             Class::NotEntitled,
             format!("the AWS account running this task or pod must subscribe to product {} in AWS Marketplace", product.code),
         ),
         "PlatformNotSupportedException" => (Class::Misconfigured, format!("the call was signed with {}; {}", ctx.source, ctx.source.advice())),
-        "InvalidRegionException" => (
+        "InvalidRegionException" | "InvalidEndpointRegionException" => (
             Class::Misconfigured,
             format!(
                 "the call was made in {} (from {}) but must be made in the region the task or pod runs in; fix or unset that setting",
@@ -189,10 +208,15 @@ fn classify(e: SdkError<RegisterUsageError>, product: &BakedProduct, ctx: &Conte
             Class::Misconfigured,
             format!("product code {} is not a published container product; the seller built this image with the wrong MPGATE_PRODUCT_CODE", product.code),
         ),
-        "DisabledApiException" => (Class::Misconfigured, format!("RegisterUsage is disabled in {}; run in a supported region", ctx.region.name)),
+        "InvalidUsageDimensionException" => (
+            Class::Misconfigured,
+            format!("a dimension baked into this image is not defined for product {}; the seller must rebuild with MPGATE_DIMENSIONS as in the product load form", product.code),
+        ),
+        "TimestampOutOfBoundsException" => (Class::Misconfigured, "AWS rejected the record's time; check the container's clock".to_string()),
+        "DisabledApiException" => (Class::Misconfigured, format!("{call} is disabled in {}; run in a supported region", ctx.region.name)),
         "AccessDeniedException" | "AccessDenied" => (
             Class::Misconfigured,
-            format!("grant aws-marketplace:RegisterUsage to the role behind {} (managed policy AWSMarketplaceMeteringRegisterUsage)", ctx.source),
+            format!("grant aws-marketplace:{call} to the role behind {} (managed policy {policy})", ctx.source),
         ),
         "UnrecognizedClientException" | "InvalidClientTokenId" | "InvalidSignatureException" | "SignatureDoesNotMatch" | "ExpiredTokenException" => (
             Class::Misconfigured,
@@ -202,7 +226,7 @@ fn classify(e: SdkError<RegisterUsageError>, product: &BakedProduct, ctx: &Conte
     };
     Err(Error::Aws {
         class,
-        call: "RegisterUsage",
+        call,
         code,
         message: err.message().unwrap_or_default().to_string(),
         request_id: err.request_id().map(str::to_string),
@@ -211,8 +235,13 @@ fn classify(e: SdkError<RegisterUsageError>, product: &BakedProduct, ctx: &Conte
 }
 
 /// Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))].
-fn full_jitter(attempt: u32) -> Duration {
-    let ceiling = BACKOFF_BASE.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(BACKOFF_CAP);
+pub(crate) fn full_jitter(attempt: u32) -> Duration {
+    jitter(attempt, BACKOFF_BASE, BACKOFF_CAP)
+}
+
+/// Full jitter with a chosen base and cap.
+pub(crate) fn jitter(attempt: u32, base: Duration, cap: Duration) -> Duration {
+    let ceiling = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(cap);
     let mut r = [0u8; 8];
     let fraction = match getrandom::getrandom(&mut r) {
         Ok(()) => (u64::from_le_bytes(r) >> 11) as f64 / (1u64 << 53) as f64,
@@ -250,7 +279,7 @@ mod tests {
     fn backoff_grows_and_is_capped() {
         for attempt in 1..40 {
             let ceiling =
-                Duration::from_millis(200).saturating_mul(1 << (attempt - 1).min(16)).min(Duration::from_secs(15));
+                Duration::from_millis(250).saturating_mul(1 << (attempt - 1).min(16)).min(Duration::from_secs(5));
             assert!(full_jitter(attempt) <= ceiling);
         }
     }

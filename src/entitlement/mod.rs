@@ -5,6 +5,7 @@
 //! entitlement returns an `Error`; there is no switch that skips one.
 #![forbid(unsafe_code)]
 
+pub mod custom;
 pub mod hourly;
 pub mod jwt;
 pub mod nonce;
@@ -25,7 +26,16 @@ pub struct Entitled {
     pricing_model: PricingModel,
     region: FoundRegion,
     source: CredentialSource,
-    registered: hourly::Registered,
+    proof: Proof,
+}
+
+/// What AWS answered, per pricing model.
+#[derive(Debug)]
+pub enum Proof {
+    /// Hourly and monthly: the verified RegisterUsage answer.
+    Registered(hourly::Registered),
+    /// Custom metering: the MeterUsage dry runs that passed.
+    Probed(custom::Probed),
 }
 
 impl Entitled {
@@ -49,9 +59,16 @@ impl Entitled {
     pub fn credential_source(&self) -> CredentialSource {
         self.source
     }
-    /// The verified RegisterUsage answer.
-    pub fn registration(&self) -> &hourly::Registered {
-        &self.registered
+    /// The verified RegisterUsage answer (hourly and monthly pricing only).
+    pub fn registration(&self) -> Option<&hourly::Registered> {
+        match &self.proof {
+            Proof::Registered(r) => Some(r),
+            Proof::Probed(_) => None,
+        }
+    }
+    /// What AWS answered.
+    pub fn proof(&self) -> &Proof {
+        &self.proof
     }
 }
 
@@ -120,9 +137,12 @@ async fn prove_steps(
     let client = clients.metering(env, &region.name, creds.credentials.clone());
     let hostname = nonce::hostname();
     let ctx = hourly::Context { region: &region, source: creds.source, hostname: &hostname };
-    let registered = match baked.pricing_model {
+    let proof = match baked.pricing_model {
         PricingModel::Hourly | PricingModel::Monthly => {
-            hourly::register(&client, product, &ctx, deadline, progress).await?
+            Proof::Registered(hourly::register(&client, product, &ctx, deadline, progress).await?)
+        }
+        PricingModel::CustomMetering => {
+            Proof::Probed(custom::probe(&client, product, baked.dimensions, &ctx, deadline, progress).await?)
         }
     };
     Ok(Entitled {
@@ -131,6 +151,6 @@ async fn prove_steps(
         pricing_model: baked.pricing_model,
         region,
         source: creds.source,
-        registered,
+        proof,
     })
 }

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Fleet start: N gates started at once against the emulator enforcing RegisterUsage 5 requests/s.
+
+Usage: bench/fleet.py GATE EMULATOR N [--out DIR]
+Every gate is the `ecs-task` workload of the demo world (one AWS account, so one quota bucket) and runs
+`exec -q -- /bin/true`. Reports: admitted count, total time against the ideal N/5 s, the spread of
+admission times, RegisterUsage requests sent (throttled and not). Writes DIR/fleet-N.json and, when
+matplotlib is importable, DIR/fleet-N.png (admissions over time).
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+def main():
+    gate, emulator, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    out_dir = sys.argv[sys.argv.index("--out") + 1] if "--out" in sys.argv else "."
+    with tempfile.TemporaryDirectory() as tmp:
+        emu = subprocess.Popen([emulator, "--env-dir", tmp], stdout=subprocess.PIPE, text=True)
+        try:
+            url = emu.stdout.readline().split()[-1]
+            post(url + "/_emulator/quotas", {"enabled": True})
+            env = dict(line.rstrip("\n").split("=", 1) for line in open(os.path.join(tmp, "ecs-task.env")))
+            env["PATH"] = "/usr/bin:/bin"
+            start = time.monotonic()
+            procs = [subprocess.Popen([gate, "exec", "-q", "--", "/bin/true"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(n)]
+            done, codes = [None] * n, [None] * n
+            deadline = start + 600
+            while any(c is None for c in codes) and time.monotonic() < deadline:
+                for i, p in enumerate(procs):
+                    if codes[i] is None and p.poll() is not None:
+                        codes[i], done[i] = p.returncode, time.monotonic() - start
+                time.sleep(0.005)
+            total = time.monotonic() - start
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+            ledger = json.load(urllib.request.urlopen(url + "/_emulator/requests"))
+        finally:
+            emu.terminate()
+            emu.wait(timeout=10)
+    reg = [r for r in ledger if r["op"] == "RegisterUsage"]
+    throttled = sum(1 for r in reg if r.get("error_code") == "ThrottlingException")
+    admitted = sum(1 for c in codes if c == 0)
+    times = sorted(t for t, c in zip(done, codes) if c == 0)
+    ideal = n / 5.0
+    pct = lambda q: times[min(len(times) - 1, int(q * len(times)))] if times else float("nan")
+    result = {
+        "n": n, "admitted": admitted, "exit_codes": sorted(set(c for c in codes if c is not None)),
+        "total_s": round(total, 2), "ideal_s": ideal, "ratio_to_ideal": round(total / ideal, 3),
+        "admission_s": {"p50": round(pct(0.5), 2), "p90": round(pct(0.9), 2), "max": round(pct(1.0), 2)},
+        "register_usage_requests": len(reg), "throttled": throttled,
+        "requests_per_admission": round(len(reg) / max(admitted, 1), 2),
+    }
+    print(json.dumps(result))
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, f"fleet-{n}.json"), "w") as f:
+        json.dump({"result": result, "admission_times_s": times}, f)
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        plt.figure(figsize=(6, 3.5))
+        plt.step(times, range(1, len(times) + 1), where="post", label="admitted")
+        plt.plot([0, ideal], [0, n], "--", label="ideal (5/s)")
+        plt.xlabel("seconds since start"); plt.ylabel("gates admitted"); plt.title(f"{n} gates, RegisterUsage quota 5/s")
+        plt.legend(); plt.tight_layout(); plt.savefig(os.path.join(out_dir, f"fleet-{n}.png"), dpi=100)
+    except ImportError:
+        pass
+    sys.exit(0 if admitted == n else 1)
+
+
+def post(url, body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"content-type": "application/json"})
+    urllib.request.urlopen(req).read()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+//! Custom metering: entitlement at start is a `MeterUsage` dry run (quantity 0, timestamp now) for
+//! every baked dimension, retried inside the deadline exactly like the hourly gate's RegisterUsage.
+//!
+//! Success is any 200, or an error whose code is `DryRunOperation`: the model text says a permitted
+//! dry run "returns DryRunOperation" but models no such shape, and AWS's real answer is undocumented
+//! (aws-wire.md §10.4), so every form is accepted. Every other answer goes through the hourly gate's
+//! classification (not entitled / misconfigured / transient). A dry run records nothing, so unlike a
+//! real zero-quantity record it does not use up the hour's one slot per dimension (§2.3 "zero trap").
+//! Must not: send a real record (that is `metering::send`, after admission).
+#![forbid(unsafe_code)]
+
+use super::hourly::{classify, full_jitter, Context};
+use super::{Deadline, Progress};
+use crate::error::Error;
+use crate::identity::{BakedDimension, BakedProduct};
+use aws_sdk_marketplacemetering::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_types::DateTime;
+use std::time::SystemTime;
+
+/// The dry runs passed: what the workload is told.
+#[derive(Debug)]
+pub struct Probed {
+    /// Dimensions AWS accepted.
+    pub dimensions: Vec<&'static str>,
+    /// Unix seconds when the last dry run succeeded.
+    pub verified_at: u64,
+}
+
+/// Dry-run every dimension of `product`.
+pub async fn probe(
+    client: &aws_sdk_marketplacemetering::Client,
+    product: &'static BakedProduct,
+    dimensions: &'static [BakedDimension],
+    ctx: &Context<'_>,
+    deadline: &Deadline,
+    progress: &Progress,
+) -> Result<Probed, Error> {
+    for dimension in dimensions {
+        probe_one(client, product, dimension.name, ctx, deadline, progress).await?;
+    }
+    let verified_at = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    Ok(Probed { dimensions: dimensions.iter().map(|d| d.name).collect(), verified_at })
+}
+
+async fn probe_one(
+    client: &aws_sdk_marketplacemetering::Client,
+    product: &'static BakedProduct,
+    dimension: &'static str,
+    ctx: &Context<'_>,
+    deadline: &Deadline,
+    progress: &Progress,
+) -> Result<(), Error> {
+    for attempt in 1u32.. {
+        progress.set(format!("MeterUsage dry run attempt {attempt} (dimension {dimension})"));
+        let result = client
+            .meter_usage()
+            .product_code(product.code)
+            .timestamp(DateTime::from(SystemTime::now()))
+            .usage_dimension(dimension)
+            .usage_quantity(0)
+            .dry_run(true)
+            .send()
+            .await;
+        let transient = match result {
+            Ok(_) => return Ok(()),
+            Err(SdkError::ServiceError(s)) if s.err().code() == Some("DryRunOperation") => return Ok(()),
+            Err(e) => match classify(e, "MeterUsage", product, ctx) {
+                Err(Error::Aws { class, call, code, message, request_id, advice: _ })
+                    if code == "InvalidUsageDimensionException" =>
+                {
+                    let advice = format!(
+                        "dimension {dimension:?} baked into this image is not defined for product {}; the seller must rebuild with MPGATE_DIMENSIONS as in the product load form",
+                        product.code
+                    );
+                    return Err(Error::Aws { class, call, code, message, request_id, advice });
+                }
+                Err(final_error) => return Err(final_error),
+                Ok(transient) => transient,
+            },
+        };
+        progress.set(format!("MeterUsage dry run attempt {attempt}: {transient}"));
+        let wait = full_jitter(attempt);
+        if deadline.remaining() <= wait {
+            return Err(Error::Deadline {
+                secs: deadline.total().as_secs(),
+                last: format!("MeterUsage dry run attempt {attempt}: {transient}"),
+            });
+        }
+        tokio::time::sleep(wait).await;
+    }
+    Err(Error::Internal("retry loop ended".into()))
+}

@@ -1,0 +1,356 @@
+//! The hourly sender `supervise` runs beside the workload: tail `usage.log` into the state, send
+//! each closed hour once per dimension (Timestamp = start of the hour, UsageAllocations from the tag
+//! sets), retry transient errors with backoff, roll refused hours forward; at exit, send the rest.
+//!
+//! Answers and what they mean (aws-wire.md §2.3, §8): a MeteringRecordId is success (also for an
+//! identical repeat after a restart); `DuplicateRequestException` means this pod's hour already holds
+//! another quantity, so the usage rolls into the next hour; `TimestampOutOfBoundsException` means the
+//! hour left AWS's window, so it rolls forward too; throttling, 5xx and network errors are retried;
+//! anything else is reported and the usage stays pending (retried every `FINAL_PAUSE`).
+//! Must not: block `supervise`'s signal forwarding and reaping: every wait here is async.
+#![forbid(unsafe_code)]
+
+use super::state::{Bucket, State};
+use super::{hour_of, record, Clock, Spool, SystemClock};
+use crate::aws::Clients;
+use crate::entitlement::hourly::{classify, jitter, Context};
+use crate::entitlement::Entitled;
+use crate::error::Error;
+use crate::identity::{self, BakedDimension, BakedProduct};
+use crate::platform::{credentials, CredentialSource, Env, FoundRegion};
+use aws_sdk_marketplacemetering::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_marketplacemetering::types::{Tag, UsageAllocation};
+use aws_smithy_types::DateTime;
+use std::ffi::OsString;
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How often the usage file is read and closed hours are sent.
+const POLL: Duration = Duration::from_secs(5);
+/// Pause after a final (non-retryable) refusal before trying again.
+const FINAL_PAUSE: Duration = Duration::from_secs(300);
+/// Read the usage file in chunks of this size (bounds memory; state is saved after each).
+const CHUNK: usize = 1 << 20;
+
+/// The sender and everything it needs; borrows the injected environment for credential refreshes.
+pub struct Meter<'a> {
+    spool: Spool,
+    env: &'a dyn Env,
+    clock: Box<dyn Clock>,
+    product: &'static BakedProduct,
+    dimensions: &'static [BakedDimension],
+    region: FoundRegion,
+    source: CredentialSource,
+    hostname: String,
+    clients: Option<Clients>,
+    client: Option<(aws_sdk_marketplacemetering::Client, Option<SystemTime>)>,
+    state: State,
+    paused_until: Option<Instant>,
+}
+
+impl<'a> Meter<'a> {
+    /// Open (creating if needed) the spool and load its state. Refuses an unusable spool before the
+    /// workload starts, so usage is never recorded where it cannot be sent.
+    pub fn open(spool: Spool, entitled: &Entitled, env: &'a dyn Env) -> Result<Meter<'a>, Error> {
+        let baked = identity::baked()?;
+        let product = baked.select(Some(entitled.product_code()))?;
+        let fail = |what: String| {
+            Error::Spool(format!(
+                "spool directory {}: {what}; mount a writable emptyDir or volume there or set --spool / MPGATE_SPOOL_DIR (docs/custom-metering.md)",
+                spool.dir().display()
+            ))
+        };
+        std::fs::create_dir_all(spool.dir()).map_err(|e| fail(format!("cannot create it: {e}")))?;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(spool.usage_file())
+            .map_err(|e| fail(format!("cannot open usage.log: {e}")))?;
+        let state = State::load(&spool).map_err(fail)?;
+        state.save(&spool).map_err(|e| fail(format!("cannot write state.json: {e}")))?;
+        Ok(Meter {
+            spool,
+            env,
+            clock: Box::new(SystemClock),
+            product,
+            dimensions: baked.dimensions,
+            region: entitled.region().clone(),
+            source: entitled.credential_source(),
+            hostname: crate::entitlement::nonce::hostname(),
+            clients: None,
+            client: None,
+            state,
+            paused_until: None,
+        })
+    }
+
+    /// Replace the clock (tests).
+    pub fn with_clock(mut self, clock: Box<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// What the workload is told: where to append usage lines.
+    pub fn workload_env(&self) -> Vec<(OsString, OsString)> {
+        vec![("MPGATE_USAGE_FILE".into(), self.spool.usage_file().into_os_string())]
+    }
+
+    /// Run until dropped: read new usage, send closed hours, sleep.
+    pub async fn run(&mut self) {
+        loop {
+            self.ingest(false);
+            if self.paused_until.is_none_or(|t| Instant::now() >= t) {
+                self.paused_until = None;
+                if let Err(e) = self.send_ready(false, None).await {
+                    warn(&format!("usage not sent yet: {e}; retrying in {}s", FINAL_PAUSE.as_secs()));
+                    self.paused_until = Some(Instant::now() + FINAL_PAUSE);
+                }
+            }
+            let now = self.clock.now();
+            self.state.prune(now);
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// After the workload exited: read the rest of the usage file, send every hour including the
+    /// current partial one, within `deadline`. What cannot be sent stays in state.json for the next
+    /// start on this spool, and is reported.
+    pub async fn flush(&mut self, deadline: Duration) {
+        let until = Instant::now() + deadline;
+        self.ingest(true);
+        let outcome = tokio::time::timeout_at(until.into(), self.send_ready(true, Some(until))).await;
+        let why = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some(format!("the {}s flush deadline passed", deadline.as_secs())),
+        };
+        if let Err(e) = self.state.save(&self.spool) {
+            warn(&format!("cannot save {}: {e}", self.spool.state_file().display()));
+        }
+        let unsent = self.state.unsent();
+        if let (Some(why), true) = (why, unsent > 0) {
+            warn(&format!(
+                "{unsent} units of usage not sent at exit ({why}); they stay in {} and are sent by the next start on this spool",
+                self.spool.state_file().display()
+            ));
+        }
+    }
+
+    fn save(&self) {
+        if let Err(e) = self.state.save(&self.spool) {
+            warn(&format!("cannot save {}: {e}", self.spool.state_file().display()));
+        }
+    }
+
+    /// Consume complete lines after the saved offset. With `last`, a final unterminated line is
+    /// consumed too (the workload has exited, so nothing will complete it): as a corrupt record.
+    fn ingest(&mut self, last: bool) {
+        let path = self.spool.usage_file();
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => return warn(&format!("cannot read {}: {e}", path.display())),
+        };
+        let len = file.metadata().map_or(0, |m| m.len());
+        if len < self.state.offset {
+            warn(&format!(
+                "{} is shorter than the {} bytes already read (truncated or replaced?); reading it from the start",
+                path.display(),
+                self.state.offset
+            ));
+            self.state.offset = 0;
+        }
+        loop {
+            let mut buf = Vec::new();
+            let read = file
+                .seek(SeekFrom::Start(self.state.offset))
+                .and_then(|_| (&mut file).take(CHUNK as u64).read_to_end(&mut buf));
+            if let Err(e) = read {
+                return warn(&format!("cannot read {}: {e}", path.display()));
+            }
+            let now = self.clock.now();
+            let mut consumed = 0;
+            let mut bad = Vec::new();
+            while consumed < buf.len() {
+                let rest = &buf[consumed..];
+                let (line, used, torn) = match rest.iter().position(|&b| b == b'\n') {
+                    Some(i) => (&rest[..i], i + 1, false),
+                    // Unterminated: torn when the workload has exited, or longer than any record.
+                    None if last || rest.len() >= record::MAX_LINE => (rest, rest.len(), true),
+                    None => break,
+                };
+                let at = self.state.offset + consumed as u64;
+                consumed += used;
+                let parsed = std::str::from_utf8(line)
+                    .map_err(|_| "not UTF-8".to_string())
+                    .and_then(|l| if torn { Err("no newline: a torn or oversized write".to_string()) } else { Ok(l) })
+                    .and_then(|l| {
+                        if used > record::MAX_LINE {
+                            Err(format!("longer than {} bytes", record::MAX_LINE))
+                        } else {
+                            Ok(l)
+                        }
+                    })
+                    .and_then(|l| record::parse(self.dimensions, l));
+                match parsed {
+                    Ok(r) => self.state.add(&r.dimension, hour_of(r.at).min(hour_of(now)), &r.tag_set(), r.quantity),
+                    Err(why) => bad.push((at, line.to_vec(), why)),
+                }
+            }
+            if !bad.is_empty() {
+                self.quarantine(&bad);
+            }
+            if consumed == 0 {
+                return;
+            }
+            self.state.offset += consumed as u64;
+            self.save();
+            if buf.len() < CHUNK {
+                return;
+            }
+        }
+    }
+
+    fn quarantine(&self, bad: &[(u64, Vec<u8>, String)]) {
+        let path = self.spool.quarantine_file();
+        let mut copy = Vec::new();
+        for (at, line, why) in bad {
+            warn(&format!("usage.log byte {at}: not a usage record ({why}); copied to {}", path.display()));
+            copy.extend_from_slice(line);
+            copy.push(b'\n');
+        }
+        let written =
+            std::fs::OpenOptions::new().append(true).create(true).open(&path).and_then(|mut f| f.write_all(&copy));
+        if let Err(e) = written {
+            warn(&format!("cannot write {}: {e}", path.display()));
+        }
+    }
+
+    /// Send every ready record (the in-flight one first). `Err` on a final refusal.
+    async fn send_ready(&mut self, closing: bool, until: Option<Instant>) -> Result<(), String> {
+        loop {
+            let bucket = match self.state.in_flight.clone() {
+                Some(b) => b,
+                None => {
+                    let next = self.state.next_record(self.clock.now(), closing);
+                    match next {
+                        Some(b) => {
+                            // Intent first: after a crash the same request is sent again.
+                            self.save();
+                            b
+                        }
+                        None => return Ok(()),
+                    }
+                }
+            };
+            self.send_one(&bucket, until).await?;
+        }
+    }
+
+    async fn send_one(&mut self, bucket: &Bucket, until: Option<Instant>) -> Result<(), String> {
+        let cap = if until.is_some() { Duration::from_secs(2) } else { Duration::from_secs(60) };
+        for attempt in 1u32.. {
+            let transient = match self.client().await {
+                Err(e) => e,
+                Ok(client) => {
+                    match send(&client, self.product.code, bucket).await {
+                        Ok(id) => {
+                            self.state.accepted(id);
+                            self.save();
+                            return Ok(());
+                        }
+                        Err(SdkError::ServiceError(s)) if s.err().code() == Some("DuplicateRequestException") => {
+                            warn(&format!(
+                            "AWS already holds another {} record for the hour starting {}; its {} units roll into the next hour",
+                            bucket.dimension, bucket.hour, bucket.total()
+                        ));
+                            self.state.roll_in_flight(self.clock.now(), true);
+                            self.save();
+                            return Ok(());
+                        }
+                        Err(SdkError::ServiceError(s)) if s.err().code() == Some("TimestampOutOfBoundsException") => {
+                            warn(&format!(
+                            "AWS no longer accepts the hour starting {} for {}; its {} units roll into the next hour",
+                            bucket.hour, bucket.dimension, bucket.total()
+                        ));
+                            self.state.roll_in_flight(self.clock.now(), false);
+                            self.save();
+                            return Ok(());
+                        }
+                        Err(e) => {
+                            let ctx = Context { region: &self.region, source: self.source, hostname: &self.hostname };
+                            match classify(e, "MeterUsage", self.product, &ctx) {
+                                Ok(t) => t,
+                                Err(final_error) => {
+                                    self.state.return_in_flight();
+                                    self.save();
+                                    return Err(final_error.to_string());
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            let wait = jitter(attempt, Duration::from_millis(200), cap);
+            if until.is_some_and(|u| Instant::now() + wait >= u) {
+                return Err(format!("MeterUsage attempt {attempt}: {transient}"));
+            }
+            tokio::time::sleep(wait).await;
+        }
+        Err("retry loop ended".into())
+    }
+
+    /// A Metering client with credentials valid for at least five more minutes.
+    async fn client(&mut self) -> Result<aws_sdk_marketplacemetering::Client, String> {
+        let fresh = |exp: &Option<SystemTime>| exp.is_none_or(|e| e > SystemTime::now() + Duration::from_secs(300));
+        if let Some((c, exp)) = &self.client {
+            if fresh(exp) {
+                return Ok(c.clone());
+            }
+        }
+        if self.clients.is_none() {
+            self.clients = Some(Clients::new().map_err(|e| e.to_string())?);
+        }
+        let Some(clients) = &self.clients else { return Err("no HTTP client".into()) };
+        let loaded = credentials::load(self.env, &clients.provider_config(&self.region.name), clients.imds())
+            .await
+            .map_err(|e| format!("loading credentials: {e}"))?;
+        let expiry = loaded.credentials.expiry();
+        let client = clients.metering(self.env, &self.region.name, loaded.credentials);
+        self.client = Some((client.clone(), expiry));
+        Ok(client)
+    }
+}
+
+/// One MeterUsage for `bucket`: Timestamp = start of the hour, allocations when any usage is tagged.
+async fn send(
+    client: &aws_sdk_marketplacemetering::Client,
+    product_code: &str,
+    bucket: &Bucket,
+) -> Result<Option<String>, SdkError<aws_sdk_marketplacemetering::operation::meter_usage::MeterUsageError>> {
+    let total = i32::try_from(bucket.total()).unwrap_or(i32::MAX);
+    let mut request = client
+        .meter_usage()
+        .product_code(product_code)
+        .timestamp(DateTime::from_secs(i64::try_from(bucket.hour).unwrap_or(i64::MAX)))
+        .usage_dimension(&bucket.dimension)
+        .usage_quantity(total);
+    if bucket.usage.keys().any(|k| !k.is_empty()) {
+        for (tags, q) in &bucket.usage {
+            let mut a = UsageAllocation::builder().allocated_usage_quantity(i32::try_from(*q).unwrap_or(i32::MAX));
+            for (k, v) in record::parse_tag_set(tags) {
+                if let Ok(tag) = Tag::builder().key(k).value(v).build() {
+                    a = a.tags(tag);
+                }
+            }
+            if let Ok(a) = a.build() {
+                request = request.usage_allocations(a);
+            }
+        }
+    }
+    let out = request.send().await?;
+    Ok(out.metering_record_id().map(str::to_string))
+}
+
+fn warn(m: &str) {
+    eprintln!("mpgate: warning: {}", crate::error::one_line(m));
+}

@@ -1,0 +1,269 @@
+//! The sender's durable state and the pure rules over it: aggregation per {dimension, hour, tag set},
+//! which hour a record may still go to (roll-forward), and what to send next.
+//!
+//! Crash safety comes from one file replaced atomically: the consumed offset moves together with the
+//! aggregates it produced, and a record is marked in flight (with its exact quantity and allocations)
+//! before it is sent, so a restart re-sends the identical request, which AWS answers with the same
+//! MeteringRecordId (one record per {dimension, hour} per task/pod; aws-wire.md §2.3).
+#![forbid(unsafe_code)]
+
+use super::{hour_of, Spool, HOUR, WINDOW_SECS};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write as _;
+
+/// Keep this much of the 6-hour window in hand: an hour whose start is older than
+/// `WINDOW_SECS - SEND_MARGIN` is treated as unsendable and rolls forward.
+pub const SEND_MARGIN: u64 = 300;
+/// AWS's cap on `UsageAllocations` per record.
+pub const MAX_ALLOCATIONS: usize = 2500;
+/// `UsageQuantity` maximum.
+pub const MAX_QUANTITY: u64 = i32::MAX as u64;
+
+/// Usage of one dimension in one hour, per canonical tag set (`""` = untagged).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Dimension name.
+    pub dimension: String,
+    /// Start of the hour (Unix seconds).
+    pub hour: u64,
+    /// Tag-set text → quantity.
+    pub usage: BTreeMap<String, u64>,
+}
+
+impl Bucket {
+    /// Sum over tag sets.
+    pub fn total(&self) -> u64 {
+        self.usage.values().sum()
+    }
+}
+
+/// A record AWS accepted (or, with no id, an hour AWS says is already taken with another quantity).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    /// Dimension name.
+    pub dimension: String,
+    /// Start of the hour.
+    pub hour: u64,
+    /// Quantity accepted.
+    pub quantity: u64,
+    /// AWS's MeteringRecordId.
+    pub record_id: Option<String>,
+}
+
+/// Everything that must survive a crash.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// Bytes of `usage.log` consumed.
+    pub offset: u64,
+    /// Aggregates not yet sent.
+    pub pending: Vec<Bucket>,
+    /// The record being sent: re-sent identically after a restart.
+    pub in_flight: Option<Bucket>,
+    /// Records sent in the last hours (older ones are pruned: their hours can no longer be sent).
+    pub sent: Vec<Sent>,
+}
+
+impl State {
+    /// Load from the spool; a missing file is a fresh state.
+    pub fn load(spool: &Spool) -> Result<State, String> {
+        let path = spool.state_file();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("{} is not valid: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    /// Replace the state file atomically: write a temp file, fsync it, rename, fsync the directory.
+    pub fn save(&self, spool: &Spool) -> std::io::Result<()> {
+        let tmp = spool.dir().join("state.json.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, spool.state_file())?;
+        std::fs::File::open(spool.dir())?.sync_all()
+    }
+
+    /// Add usage to the aggregate of {dimension, hour, tag set}.
+    pub fn add(&mut self, dimension: &str, hour: u64, tag_set: &str, quantity: u64) {
+        if quantity == 0 {
+            return;
+        }
+        let i = match self.pending.iter().position(|b| b.dimension == dimension && b.hour == hour) {
+            Some(i) => i,
+            None => {
+                self.pending.push(Bucket { dimension: dimension.to_string(), hour, usage: BTreeMap::new() });
+                self.pending.len() - 1
+            }
+        };
+        *self.pending[i].usage.entry(tag_set.to_string()).or_default() += quantity;
+    }
+
+    fn merge(&mut self, bucket: Bucket, hour: u64) {
+        for (tags, q) in bucket.usage {
+            self.add(&bucket.dimension, hour, &tags, q);
+        }
+    }
+
+    /// Has this pod already used (or is it using) the hour's one record for `dimension`?
+    pub fn taken(&self, dimension: &str, hour: u64) -> bool {
+        self.sent.iter().any(|s| s.dimension == dimension && s.hour == hour)
+            || self.in_flight.as_ref().is_some_and(|b| b.dimension == dimension && b.hour == hour)
+    }
+
+    /// The first hour after `after` that is neither taken nor too old at `now`.
+    pub fn next_sendable(&self, dimension: &str, after: u64, now: u64) -> u64 {
+        let oldest = hour_of(now.saturating_sub(WINDOW_SECS - SEND_MARGIN) + HOUR - 1);
+        let mut h = (after + HOUR).max(oldest);
+        while self.taken(dimension, h) {
+            h += HOUR;
+        }
+        h
+    }
+
+    /// Move usage of hours that can no longer be sent (already sent by this pod, or too old) into
+    /// the next sendable hour, as AWS asks ("roll missed usage into a following hour's record").
+    pub fn roll_forward(&mut self, now: u64) {
+        let limit = WINDOW_SECS - SEND_MARGIN;
+        let (movers, keep): (Vec<Bucket>, Vec<Bucket>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|b| self.taken(&b.dimension, b.hour) || now.saturating_sub(b.hour) > limit);
+        self.pending = keep;
+        for b in movers {
+            let to = self.next_sendable(&b.dimension, b.hour, now);
+            self.merge(b, to);
+        }
+    }
+
+    /// Take the next record to send, mark it in flight, and roll what does not fit one record
+    /// (over 2^31-1 units or 2500 tag sets) into the next sendable hour. Ready: hours before the
+    /// current one, or every hour up to the current one when `closing`.
+    pub fn next_record(&mut self, now: u64, closing: bool) -> Option<Bucket> {
+        self.roll_forward(now);
+        self.pending.retain(|b| b.total() > 0);
+        let current = hour_of(now);
+        let i = (0..self.pending.len())
+            .filter(|&i| self.pending[i].hour < current || (closing && self.pending[i].hour <= current))
+            .min_by_key(|&i| (self.pending[i].hour, self.pending[i].dimension.clone()))?;
+        let bucket = self.pending.remove(i);
+        let (mut send, mut rest) =
+            (Bucket { usage: BTreeMap::new(), ..bucket.clone() }, Bucket { usage: BTreeMap::new(), ..bucket.clone() });
+        let mut total = 0;
+        for (tags, q) in bucket.usage {
+            let room = if send.usage.len() < MAX_ALLOCATIONS { MAX_QUANTITY - total } else { 0 };
+            let take = q.min(room);
+            if take > 0 {
+                send.usage.insert(tags.clone(), take);
+                total += take;
+            }
+            if q > take {
+                rest.usage.insert(tags, q - take);
+            }
+        }
+        self.in_flight = Some(send.clone());
+        if rest.total() > 0 {
+            let to = self.next_sendable(&rest.dimension, rest.hour, now);
+            self.merge(rest, to);
+        }
+        Some(send)
+    }
+
+    /// AWS accepted the in-flight record.
+    pub fn accepted(&mut self, record_id: Option<String>) {
+        if let Some(b) = self.in_flight.take() {
+            self.sent.push(Sent { dimension: b.dimension.clone(), hour: b.hour, quantity: b.total(), record_id });
+        }
+    }
+
+    /// AWS refused the in-flight record for its hour (already taken with another quantity, or out
+    /// of the window): its usage rolls forward; `taken` also marks the hour used.
+    pub fn roll_in_flight(&mut self, now: u64, taken: bool) {
+        if let Some(b) = self.in_flight.take() {
+            if taken {
+                self.sent.push(Sent { dimension: b.dimension.clone(), hour: b.hour, quantity: 0, record_id: None });
+            }
+            let to = self.next_sendable(&b.dimension, b.hour, now);
+            self.merge(b, to);
+        }
+    }
+
+    /// AWS refused the in-flight record for a reason that is not about its hour: keep it pending.
+    pub fn return_in_flight(&mut self) {
+        if let Some(b) = self.in_flight.take() {
+            let hour = b.hour;
+            self.merge(b, hour);
+        }
+    }
+
+    /// Forget sent records whose hours are out of AWS's window anyway.
+    pub fn prune(&mut self, now: u64) {
+        self.sent.retain(|s| s.hour + WINDOW_SECS + HOUR > now);
+    }
+
+    /// Units not yet sent (pending and in flight), for reports.
+    pub fn unsent(&self) -> u64 {
+        self.pending.iter().chain(self.in_flight.as_ref()).map(Bucket::total).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_001_800; // half past an hour
+
+    #[test]
+    fn closed_hours_go_first_and_the_open_hour_waits_unless_closing() {
+        let mut s = State::default();
+        s.add("r", hour_of(NOW), "", 5);
+        s.add("r", hour_of(NOW) - HOUR, "", 3);
+        s.add("r", hour_of(NOW) - HOUR, "team=a", 4);
+        let b = s.next_record(NOW, false).expect("closed hour");
+        assert_eq!((b.hour, b.total()), (hour_of(NOW) - HOUR, 7));
+        s.accepted(Some("id".into()));
+        assert!(s.next_record(NOW, false).is_none());
+        assert_eq!(s.next_record(NOW, true).map(|b| b.total()), Some(5));
+    }
+
+    #[test]
+    fn usage_for_a_sent_or_too_old_hour_rolls_into_the_next_sendable_hour() {
+        let mut s = State::default();
+        let h = hour_of(NOW) - 2 * HOUR;
+        s.sent.push(Sent { dimension: "r".into(), hour: h, quantity: 1, record_id: None });
+        s.add("r", h, "", 2);
+        s.add("r", hour_of(NOW) - 9 * HOUR, "", 3);
+        let b = s.next_record(NOW, false).expect("rolled");
+        // The 9-hours-old usage goes to the oldest sendable hour (5 h back), then 2 h back is taken.
+        assert_eq!((b.hour, b.total()), (hour_of(NOW) - 5 * HOUR, 3));
+        s.accepted(None);
+        let b = s.next_record(NOW, false).expect("rolled");
+        assert_eq!((b.hour, b.total()), (h + HOUR, 2));
+    }
+
+    #[test]
+    fn more_than_one_record_rolls_the_rest_forward() {
+        let mut s = State::default();
+        let h = hour_of(NOW) - 3 * HOUR;
+        s.add("r", h, "", MAX_QUANTITY);
+        s.add("r", h, "team=a", 10);
+        let b = s.next_record(NOW, false).expect("first");
+        assert_eq!(b.total(), MAX_QUANTITY);
+        s.accepted(None);
+        let b = s.next_record(NOW, false).expect("rest");
+        assert_eq!((b.hour, b.total()), (h + HOUR, 10));
+    }
+
+    #[test]
+    fn a_duplicate_rolls_forward_and_marks_the_hour() {
+        let mut s = State::default();
+        let h = hour_of(NOW) - HOUR;
+        s.add("r", h, "", 4);
+        s.next_record(NOW, true);
+        s.roll_in_flight(NOW, true);
+        assert!(s.taken("r", h));
+        let b = s.next_record(NOW, true).expect("rolled");
+        assert_eq!((b.hour, b.total()), (hour_of(NOW), 4));
+    }
+}

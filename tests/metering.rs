@@ -1,0 +1,468 @@
+//! Custom metering (issue 4), end to end against the emulator: MeterUsage dry runs at start,
+//! `mpgate meter`, the hourly sender in `mpgate supervise`, the exit flush, restarts and crashes.
+//! Runs the test-flavour gate baked with testdata/identity-metered.env (`mpgate-test-metered`).
+
+use crate::support::{dist_dir, scratch, workload_bin, Report, Run};
+use mpgate_emulator::{DryRunAnswer, Emulator, Fault, MeteringRecord, World, METERED};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+const HOUR: u64 = 3600;
+
+fn metered_bin() -> PathBuf {
+    let bin = dist_dir().join("mpgate-test-metered");
+    assert!(bin.is_file(), "{} missing: scripts/test builds it with testdata/identity-metered.env", bin.display());
+    bin
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("clock").as_secs()
+}
+
+fn hour_of(t: u64) -> u64 {
+    t - t % HOUR
+}
+
+/// The metered gate as `workload` of `emu`, with its spool in `dir/spool`.
+fn gate(emu: &Emulator, workload: &str, dir: &Path) -> Run {
+    Run::bin(metered_bin())
+        .envs(emu.workload_env(workload, dir).expect("env"))
+        .env("PATH", "/usr/bin:/bin")
+        .env("MPGATE_SPOOL_DIR", dir.join("spool"))
+        .env("MPGATE_TERMINATION_LOG", dir.join("termination-log"))
+        .env("MPGATE_DEADLINE", "20s")
+}
+
+/// `mpgate supervise -q -- sh -c script` in the background, stderr to `dir/stderr`.
+fn spawn(emu: &Emulator, dir: &Path, script: &str) -> Child {
+    let stderr = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("stderr")).expect("stderr file");
+    Command::new(metered_bin())
+        .env_clear()
+        .envs(emu.workload_env("ecs-task", dir).expect("env"))
+        .env("PATH", "/usr/bin:/bin")
+        .env("MPGATE_SPOOL_DIR", dir.join("spool"))
+        .env("MPGATE_DEADLINE", "20s")
+        .env("GATE", metered_bin())
+        .args(["supervise", "-q", "--", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn supervisor")
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
+    let started = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s.code();
+        }
+        assert!(started.elapsed() < limit, "supervisor did not exit within {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what} did not happen within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn term(child: &Child) {
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+}
+
+fn stderr_of(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("stderr")).unwrap_or_default()
+}
+
+/// Real (not dry-run) records the emulator accepted.
+fn ledger(emu: &Emulator) -> Vec<MeteringRecord> {
+    emu.metering().into_iter().filter(|r| r.op == "MeterUsage").collect()
+}
+
+fn seed(dir: &Path, lines: &[String]) {
+    std::fs::create_dir_all(dir.join("spool")).expect("spool");
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("spool/usage.log")).expect("log");
+    for l in lines {
+        f.write_all(format!("{l}\n").as_bytes()).expect("seed");
+    }
+}
+
+/// Every {dimension, hour} at most once, each timestamp at the start of its hour.
+fn assert_once_per_hour(records: &[MeteringRecord]) {
+    let mut keys: Vec<(String, i64)> = records.iter().map(|r| (r.dimension.clone(), r.hour)).collect();
+    keys.sort();
+    let n = keys.len();
+    keys.dedup();
+    assert_eq!(keys.len(), n, "a {{dimension, hour}} was billed twice: {records:#?}");
+    for r in records {
+        assert_eq!(r.timestamp_millis, r.hour * 1000, "Timestamp is the start of the hour: {r:?}");
+        assert_eq!(r.product_code, METERED);
+    }
+}
+
+fn total(records: &[MeteringRecord], dimension: &str) -> i64 {
+    records.iter().filter(|r| r.dimension == dimension).map(|r| r.quantity).sum()
+}
+
+#[test]
+fn dry_runs_admit_in_every_answer_form() {
+    for answer in [DryRunAnswer::Empty, DryRunAnswer::RecordId, DryRunAnswer::DryRunOperationError] {
+        let emu = Emulator::start(World::demo()).expect("emulator");
+        emu.set_dry_run_answer(Some(answer));
+        let dir = scratch();
+        let out = gate(&emu, "ecs-task", dir.path())
+            .args(["supervise", "--"])
+            .arg(workload_bin())
+            .arg("report")
+            .arg(dir.path().join("report.json"))
+            .run()
+            .expect_status(0)
+            .expect_stderr_contains("admitted: product 3m7kd9demometer0mpgate01")
+            .expect_stderr_contains("dimensions requests, gb_processed")
+            .check();
+        let report = Report::read(&dir.path().join("report.json"));
+        assert_eq!(report.var("MPGATE_PRICING_MODEL").as_deref(), Some("custom-metering"), "{answer:?}");
+        assert_eq!(report.var("MPGATE_PRODUCT_CODE").as_deref(), Some(METERED));
+        let usage_file = dir.path().join("spool/usage.log");
+        assert_eq!(report.var("MPGATE_USAGE_FILE").as_deref(), Some(usage_file.to_str().expect("utf-8")));
+        assert_eq!(report.var("MPGATE_SIGNATURE"), None, "custom metering hands over no signed pass");
+        let dry: Vec<serde_json::Value> = emu
+            .requests()
+            .iter()
+            .filter(|r| r.op == "MeterUsage")
+            .map(|r| serde_json::from_str(&r.body).expect("json"))
+            .collect();
+        assert_eq!(dry.len(), 2, "one dry run per baked dimension ({answer:?})");
+        assert!(dry.iter().all(|b| b["DryRun"] == true && b["UsageQuantity"] == 0), "{dry:?}");
+        assert!(ledger(&emu).is_empty(), "a dry run bills nothing");
+        assert!(out.elapsed < Duration::from_secs(20));
+    }
+}
+
+#[test]
+fn an_unsubscribed_account_is_refused_as_not_entitled() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    gate(&emu, "unsubscribed-task", dir.path())
+        .args(["supervise", "--", "/bin/true"])
+        .run()
+        .expect_status(80)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("MeterUsage answered CustomerNotEntitledException")
+        .check();
+    assert!(ledger(&emu).is_empty());
+}
+
+#[test]
+fn a_baked_dimension_the_product_lacks_is_refused_as_misconfigured() {
+    let mut world = World::demo();
+    for p in world.products.iter_mut().filter(|p| p.code == METERED) {
+        p.dimensions.retain(|d| d != "gb_processed");
+    }
+    let emu = Emulator::start(world).expect("emulator");
+    let dir = scratch();
+    gate(&emu, "ecs-task", dir.path())
+        .args(["supervise", "--", "/bin/true"])
+        .run()
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("InvalidUsageDimensionException")
+        .expect_stderr_contains("dimension \"gb_processed\" baked into this image")
+        .check();
+}
+
+#[test]
+fn exec_refuses_custom_metering_and_points_to_supervise() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    gate(&emu, "ecs-task", dir.path())
+        .args(["exec", "--", "/bin/true"])
+        .run()
+        .expect_status(2)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("use `mpgate supervise -- CMD`")
+        .check();
+    assert!(emu.requests().iter().all(|r| r.op != "MeterUsage"), "refused before any AWS call");
+}
+
+#[test]
+fn mpgate_meter_refuses_bad_input_at_once() {
+    let dir = scratch();
+    let file = dir.path().join("usage.log");
+    for (args, needle) in [
+        (vec!["nope", "1"], "unknown dimension \"nope\""),
+        (vec!["requests", "-1"], "quantity \"-1\" must be an integer"),
+        (vec!["requests", "1.5"], "must be an integer"),
+        (vec!["requests", "2147483648"], "must be an integer from 0 to 2147483647"),
+        (vec!["requests", "1", "--tag", "owner=x"], "tag key \"owner\" is not allowed"),
+        (vec!["gb_processed", "1", "--tag", "team=x"], "not allowed for dimension gb_processed"),
+        (vec!["requests", "1", "--tag", "team=has space"], "tag value"),
+    ] {
+        Run::bin(metered_bin())
+            .env("MPGATE_USAGE_FILE", &file)
+            .arg("meter")
+            .args(args)
+            .run()
+            .expect_status(2)
+            .expect_one_refusal_line()
+            .expect_stderr_contains(needle)
+            .check();
+    }
+    assert!(!file.exists(), "nothing was recorded");
+    Run::bin(metered_bin())
+        .env("MPGATE_USAGE_FILE", &file)
+        .args(["meter", "requests", "2147483647", "--tag", "team=a", "--tag", "env=prod"])
+        .run()
+        .expect_status(0)
+        .check();
+    let line = std::fs::read_to_string(&file).expect("recorded");
+    assert!(line.ends_with(" requests 2147483647 env=prod team=a\n"), "{line:?}");
+}
+
+#[test]
+fn usage_in_past_hours_is_sent_once_per_dimension_and_hour_while_running() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let (h3, h2) = (hour_of(now()) - 3 * HOUR, hour_of(now()) - 2 * HOUR);
+    seed(
+        dir.path(),
+        &[
+            format!("{} requests 5 team=a", h3 + 10),
+            format!("{} requests 4", h3 + 20),
+            format!("{} requests 2 team=a", h3 + 3599),
+            format!("{} gb_processed 10", h2 + 1),
+            format!("{} gb_processed 20", h2 + 2),
+            format!("{} requests 1 env=dev team=b", h2 + 3),
+        ],
+    );
+    let d = dir.path().display();
+    let mut child =
+        spawn(&emu, dir.path(), &format!("trap 'exit 0' TERM; touch {d}/ready; while :; do sleep 0.05; done"));
+    wait_until("three records", Duration::from_secs(20), || ledger(&emu).len() >= 3);
+    std::thread::sleep(Duration::from_millis(300));
+    term(&child);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0), "{}", stderr_of(dir.path()));
+    let records = ledger(&emu);
+    assert_once_per_hour(&records);
+    assert_eq!(records.len(), 3, "{records:#?}");
+    let find = |dim: &str, hour: u64| {
+        records.iter().find(|r| r.dimension == dim && r.hour == hour as i64).unwrap_or_else(|| panic!("{dim}@{hour}"))
+    };
+    let r = find("requests", h3);
+    assert_eq!(r.quantity, 11);
+    let mut allocs: Vec<(i64, Vec<(String, String)>)> =
+        r.allocations.iter().map(|a| (a.quantity, a.tags.clone())).collect();
+    allocs.sort();
+    assert_eq!(allocs, vec![(4, vec![]), (7, vec![("team".into(), "a".into())])]);
+    assert_eq!(find("gb_processed", h2).quantity, 30);
+    assert!(find("gb_processed", h2).allocations.is_empty(), "untagged usage carries no allocations");
+    assert_eq!(find("requests", h2).quantity, 1);
+    assert!(!stderr_of(dir.path()).contains("warning: usage"), "{}", stderr_of(dir.path()));
+}
+
+#[test]
+fn sigterm_flushes_the_current_partial_hour() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let d = dir.path().display();
+    let script = format!(
+        "trap 'exit 0' TERM; echo \"$(date +%s) requests 5\" >> \"$MPGATE_USAGE_FILE\"; \
+         \"$GATE\" meter requests 2 --tag team=x 2>/dev/null; \"$GATE\" meter gb_processed 7 2>/dev/null; \
+         touch {d}/ready; while :; do sleep 0.05; done"
+    );
+    let mut child = spawn(&emu, dir.path(), &script);
+    wait_until("workload ready", Duration::from_secs(20), || dir.path().join("ready").exists());
+    assert!(ledger(&emu).is_empty(), "the open hour is not sent while it runs");
+    term(&child);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0), "{}", stderr_of(dir.path()));
+    let records = ledger(&emu);
+    assert_once_per_hour(&records);
+    assert_eq!(total(&records, "requests"), 7);
+    assert_eq!(total(&records, "gb_processed"), 7);
+    assert!(records.iter().all(|r| r.hour as u64 == hour_of(now()) || r.hour as u64 + HOUR == hour_of(now())));
+}
+
+#[test]
+fn throttling_and_5xx_during_the_flush_are_retried() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let d = dir.path().display();
+    let mut child = spawn(
+        &emu,
+        dir.path(),
+        &format!(
+            "trap 'exit 3' TERM; \"$GATE\" meter requests 9 2>/dev/null; touch {d}/ready; while :; do sleep 0.05; done"
+        ),
+    );
+    wait_until("workload ready", Duration::from_secs(20), || dir.path().join("ready").exists());
+    emu.inject("MeterUsage", Fault::Throttle);
+    emu.inject("MeterUsage", Fault::InternalError);
+    emu.inject("MeterUsage", Fault::Status(503, "ServiceUnavailable".into()));
+    term(&child);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(3), "the workload's status");
+    let records = ledger(&emu);
+    assert_eq!(total(&records, "requests"), 9, "{}", stderr_of(dir.path()));
+    let codes: Vec<Option<String>> =
+        emu.requests().iter().filter(|r| r.op == "MeterUsage").map(|r| r.error_code.clone()).collect();
+    for code in ["ThrottlingException", "InternalServiceErrorException", "ServiceUnavailable"] {
+        assert!(codes.contains(&Some(code.to_string())), "{code} was seen and retried: {codes:?}");
+    }
+}
+
+#[test]
+fn usage_older_than_six_hours_rolls_forward_into_a_sendable_hour() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let cur = hour_of(now());
+    seed(dir.path(), &[format!("{} requests 5", cur - 8 * HOUR), format!("{} requests 3", cur - 2 * HOUR + 5)]);
+    let mut child = spawn(&emu, dir.path(), "exit 0");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0), "{}", stderr_of(dir.path()));
+    let records = ledger(&emu);
+    assert_once_per_hour(&records);
+    assert_eq!(total(&records, "requests"), 8, "nothing lost: {records:#?}");
+    assert!(records.iter().all(|r| (cur as i64) - r.hour < 6 * HOUR as i64), "{records:#?}");
+    assert!(records.iter().any(|r| r.quantity == 5 && (r.hour as u64) < cur - 2 * HOUR), "{records:#?}");
+}
+
+#[test]
+fn hours_aws_no_longer_accepts_roll_forward_when_its_clock_is_ahead() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    emu.advance_clock(Duration::from_secs(3 * HOUR));
+    let dir = scratch();
+    let cur = hour_of(now());
+    seed(dir.path(), &[format!("{} requests 6", cur - 4 * HOUR + 1)]);
+    let mut child = spawn(&emu, dir.path(), "exit 0");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0), "{}", stderr_of(dir.path()));
+    let records = ledger(&emu);
+    assert_eq!(total(&records, "requests"), 6, "{records:#?}\n{}", stderr_of(dir.path()));
+    assert!(records[0].hour as u64 > cur - 4 * HOUR);
+    assert!(stderr_of(dir.path()).contains("no longer accepts the hour"), "{}", stderr_of(dir.path()));
+}
+
+#[test]
+fn corrupt_lines_are_reported_and_quarantined_not_fatal() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let h = hour_of(now()) - HOUR;
+    seed(dir.path(), &["garbage".into(), format!("{h} nope 5"), format!("{h} requests 4")]);
+    let mut child = spawn(&emu, dir.path(), "printf '1 requests 9' >> \"$MPGATE_USAGE_FILE\"; exit 0");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0));
+    let err = stderr_of(dir.path());
+    assert_eq!(err.matches("not a usage record").count(), 3, "{err}");
+    let q = std::fs::read_to_string(dir.path().join("spool/quarantine.log")).expect("quarantine");
+    assert_eq!(q, format!("garbage\n{h} nope 5\n1 requests 9\n"));
+    assert_eq!(total(&ledger(&emu), "requests"), 4);
+}
+
+/// Sum of valid `requests` quantities in the usage file: what the workload recorded.
+fn recorded(dir: &Path) -> i64 {
+    std::fs::read_to_string(dir.join("spool/usage.log"))
+        .expect("usage")
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.len() >= 3 && f[1] == "requests").then(|| f[2].parse::<i64>().ok()).flatten()
+        })
+        .sum()
+}
+
+/// Start, record, SIGKILL the supervisor (and its orphaned workload) at random points, `n` times;
+/// then a clean start flushes: the ledger must hold exactly what was recorded.
+fn crash_loop(n: u32) {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let d = dir.path().display();
+    let cur = hour_of(now());
+    // Past-hour usage too, so sends are in flight when the kill lands.
+    let script = format!(
+        "echo $$ > {d}/pid; i=0; while :; do i=$((i+1)); \
+         echo \"$(( {past} + (i % 3) * 3600 + 1 )) requests $((i % 7 + 1))\" >> \"$MPGATE_USAGE_FILE\"; \
+         echo \"$(date +%s) requests 1\" >> \"$MPGATE_USAGE_FILE\"; sleep 0.01; done",
+        past = cur - 3 * HOUR
+    );
+    let mut seed_rng = now();
+    for _ in 0..n {
+        let _ = std::fs::remove_file(dir.path().join("pid"));
+        let mut child = spawn(&emu, dir.path(), &script);
+        wait_until("workload pid", Duration::from_secs(20), || dir.path().join("pid").exists());
+        seed_rng = seed_rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis(50 + (seed_rng >> 33) % 700));
+        let _ = child.kill();
+        let _ = child.wait();
+        if let Ok(pid) = std::fs::read_to_string(dir.path().join("pid")) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let mut child = spawn(&emu, dir.path(), "exit 0");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(60)), Some(0), "{}", stderr_of(dir.path()));
+    let records = ledger(&emu);
+    assert_once_per_hour(&records);
+    assert_eq!(total(&records, "requests"), recorded(dir.path()), "lost or double-counted:\n{}", stderr_of(dir.path()));
+    assert!(!stderr_of(dir.path()).contains("not a usage record"), "{}", stderr_of(dir.path()));
+}
+
+#[test]
+fn a_restart_after_sigkill_sends_nothing_twice_and_loses_nothing() {
+    crash_loop(1);
+}
+
+#[test]
+fn crash_loop_of_sigkills_loses_nothing_and_bills_nothing_twice() {
+    crash_loop(20);
+}
+
+/// Records/second and p50/p99 latency of the append path (one write() on an O_APPEND fd); reports only.
+#[test]
+fn bench_append_path_reports_throughput_and_latency() {
+    let dir = scratch();
+    let file = dir.path().join("usage.log");
+    let n = 20_000;
+    let mut lat = Vec::with_capacity(n);
+    let started = Instant::now();
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&file).expect("open");
+    for i in 0..n {
+        let t = Instant::now();
+        f.write_all(format!("{} requests {} team=a\n", 1_800_000_000 + i, i % 10).as_bytes()).expect("write");
+        lat.push(t.elapsed());
+    }
+    let elapsed = started.elapsed();
+    lat.sort();
+    eprintln!(
+        "append path (open fd): {n} records in {elapsed:?}: {:.0} records/s, p50 {:?}, p99 {:?}",
+        n as f64 / elapsed.as_secs_f64(),
+        lat[n / 2],
+        lat[n * 99 / 100]
+    );
+    let m = 200;
+    let mut lat = Vec::with_capacity(m);
+    let started = Instant::now();
+    for _ in 0..m {
+        let t = Instant::now();
+        Run::bin(metered_bin())
+            .env("MPGATE_USAGE_FILE", &file)
+            .args(["meter", "requests", "1"])
+            .run()
+            .expect_status(0)
+            .check();
+        lat.push(t.elapsed());
+    }
+    let elapsed = started.elapsed();
+    lat.sort();
+    eprintln!(
+        "`mpgate meter` (a process per record): {m} in {elapsed:?}: {:.0} records/s, p50 {:?}, p99 {:?}",
+        m as f64 / elapsed.as_secs_f64(),
+        lat[m / 2],
+        lat[m * 99 / 100]
+    );
+}
