@@ -16,6 +16,13 @@ pub struct Cli {
     /// Print the flavour, baked product codes, pricing model and key fingerprints.
     #[arg(short = 'V', long = "version")]
     pub version: bool,
+    /// More detail on stderr: -v which source answered and each retry, -vv everything
+    /// [env: MPGATE_LOG=error|warn|info|verbose|debug].
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Format of mpgate's stderr lines [env: MPGATE_LOG_FORMAT] [default: text].
+    #[arg(long, value_enum, global = true, value_name = "FORMAT")]
+    pub log_format: Option<crate::log::Format>,
     /// What to do.
     #[command(subcommand)]
     pub command: Option<Command>,

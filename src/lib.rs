@@ -11,6 +11,7 @@ pub mod entitlement;
 pub mod error;
 pub mod exec;
 pub mod identity;
+pub mod log;
 pub mod metering;
 pub mod pass;
 pub mod platform;
@@ -47,10 +48,12 @@ impl From<Error> for Failure {
 /// Run mpgate. Returns the exit status of commands that finish (version, help, check, pass);
 /// `exec` only returns on failure. `base_env` is the environment handed to the workload.
 pub fn run(args: Vec<OsString>, env: &dyn Env, base_env: Vec<(OsString, OsString)>) -> Result<u8, Failure> {
+    let parsed = cli::Cli::try_parse_from(args);
+    configure_logging(parsed.as_ref().ok(), env);
     if cfg!(feature = "insecure-test-endpoints") {
-        eprintln!("mpgate: warning: test flavour (insecure-test-endpoints): honours AWS_ENDPOINT_URL and trusts the public emulator key; never ship this binary");
+        log::warn("test flavour (insecure-test-endpoints): honours AWS_ENDPOINT_URL and trusts the public emulator key; never ship this binary");
     }
-    let cli = match cli::Cli::try_parse_from(args) {
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e)
             if matches!(
@@ -147,6 +150,25 @@ fn check_command(env: &dyn Env, options: check::Options, json: bool) -> Result<u
     Ok(check::verdict(&checks).exit_code())
 }
 
+/// Level and format from the command line, else `MPGATE_LOG` / `MPGATE_LOG_FORMAT`, else info/text.
+fn configure_logging(cli: Option<&cli::Cli>, env: &dyn Env) {
+    let quiet = matches!(cli.map(|c| &c.command), Some(Some(cli::Command::Exec(a)))  if a.quiet)
+        || matches!(cli.map(|c| &c.command), Some(Some(cli::Command::Supervise(a))) if a.exec.quiet);
+    let level = match cli.map_or(0, |c| c.verbose) {
+        0 if quiet => log::Level::Warn,
+        0 => env.get("MPGATE_LOG").and_then(|l| log::Level::parse(&l)).unwrap_or(log::Level::Info),
+        1 => log::Level::Verbose,
+        _ => log::Level::Debug,
+    };
+    let format = cli.and_then(|c| c.log_format).unwrap_or_else(|| {
+        match env.get("MPGATE_LOG_FORMAT").map(|f| f.to_ascii_lowercase()) {
+            Some(f) if f == "json" => log::Format::Json,
+            _ => log::Format::Text,
+        }
+    });
+    log::configure(level, format);
+}
+
 /// `mpgate pass verify`: the pass in `MPGATE_SIGNATURE` against the baked keys.
 fn pass_verify(env: &dyn Env, max_age: Option<Duration>, json: bool) -> Result<(), Failure> {
     let token = env.get("MPGATE_SIGNATURE").ok_or_else(|| Error::NoPass("MPGATE_SIGNATURE is not set".into()))?;
@@ -167,10 +189,10 @@ fn pass_verify(env: &dyn Env, max_age: Option<Duration>, json: bool) -> Result<(
         });
         println!("{doc}");
     } else {
-        eprintln!(
-            "mpgate: gate pass ok: product {} (tier {tier}), key version {}, started {}s ago on host {}",
+        log::info(&format!(
+            "gate pass ok: product {} (tier {tier}), key version {}, started {}s ago on host {}",
             verified.product_code, verified.key_version, verified.age_secs, verified.hostname
-        );
+        ));
     }
     Ok(())
 }
@@ -217,21 +239,33 @@ fn start(
         Err(error) => return Err(fail(error)),
     };
     if let Some(warning) = entitled.registration().and_then(|r| r.rotation.as_ref()) {
-        eprintln!("mpgate: warning: {warning}");
+        log::warn(warning);
     }
-    if !args.quiet {
+    if log::enabled(log::Level::Info) {
         let proof = match entitled.proof() {
             entitlement::Proof::Registered(r) => format!("key version {}", r.key_version),
             entitlement::Proof::Probed(p) => format!("dimensions {}", p.dimensions.join(", ")),
         };
-        eprintln!(
-            "mpgate: admitted: product {} (tier {}, {}) in {} (region from {}, credentials from {}), {proof}",
+        let msg = format!(
+            "admitted: product {} (tier {}, {}) in {} (region from {}, credentials from {}), {proof}",
             entitled.product_code(),
             entitled.tier(),
             entitled.pricing_model().as_str(),
             entitled.region().name,
             entitled.region().source,
             entitled.credential_source(),
+        );
+        log::emit(
+            log::Level::Info,
+            &msg,
+            &[
+                ("event", "admitted".into()),
+                ("product_code", entitled.product_code().into()),
+                ("tier", entitled.tier().into()),
+                ("pricing_model", entitled.pricing_model().as_str().into()),
+                ("region", entitled.region().name.clone().into()),
+                ("credential_source", entitled.credential_source().to_string().into()),
+            ],
         );
     }
     match supervise {

@@ -11,8 +11,14 @@ fn main() -> ExitCode {
     match mpgate::run(args, &mpgate::platform::ProcessEnv, base_env) {
         Ok(status) => ExitCode::from(status),
         Err(failure) => {
-            let line = format!("mpgate: {}", failure.error);
-            eprintln!("{line}");
+            let class = failure.error.class();
+            let msg = failure.error.to_string();
+            mpgate::log::emit(
+                mpgate::log::Level::Error,
+                &msg,
+                &[("event", "refused".into()), ("class", class.name().into()), ("exit_code", class.exit_code().into())],
+            );
+            let line = mpgate::log::text(mpgate::log::Level::Error, &mpgate::error::one_line(&msg));
             if let Some(path) = failure.termination_log {
                 // Kubernetes shows this file in `kubectl describe pod`; only write it if it exists.
                 if let Ok(mut f) = std::fs::OpenOptions::new().write(true).truncate(true).open(path) {

@@ -9,6 +9,7 @@ mod docs;
 mod exec_identity;
 mod gate_pass;
 mod hourly;
+mod logging;
 mod metering;
 mod release;
 mod rootfs;

@@ -100,7 +100,9 @@ pub struct Progress(RefCell<String>);
 
 impl Progress {
     /// Record the current step.
+    /// Record the current step; each step is also a `-v` line.
     pub fn set(&self, step: String) {
+        crate::log::verbose(&step);
         *self.0.borrow_mut() = step;
     }
     fn get(&self) -> String {
@@ -132,8 +134,10 @@ async fn prove_steps(
     let imds = clients.imds();
     progress.set("finding the region".into());
     let region = platform::region::find(env, Some(&imds)).await?;
+    crate::log::verbose(&format!("region {} (from {})", region.name, region.source));
     progress.set("loading credentials".into());
     let creds = platform::credentials::load(env, &clients.provider_config(&region.name), imds).await?;
+    crate::log::verbose(&format!("credentials from {}", creds.source));
     let client = clients.metering(env, &region.name, creds.credentials.clone());
     let hostname = nonce::hostname();
     let ctx = hourly::Context { region: &region, source: creds.source, hostname: &hostname };

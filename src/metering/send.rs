@@ -352,5 +352,5 @@ async fn send(
 }
 
 fn warn(m: &str) {
-    eprintln!("mpgate: warning: {}", crate::error::one_line(m));
+    crate::log::warn(m);
 }
