@@ -11,6 +11,7 @@ mod gate_pass;
 mod hourly;
 mod logging;
 mod metering;
+mod packaging;
 mod release;
 mod rootfs;
 mod supervise;
