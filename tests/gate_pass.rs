@@ -78,15 +78,19 @@ fn no_pass_or_a_forged_pass_is_refused() {
         .check();
 }
 
-/// The Python snippet in docs/gate-pass.md, extracted verbatim.
-fn python_snippet(dir: &Path) -> PathBuf {
+/// A code block of docs/gate-pass.md (fence info `LANG file=NAME`), extracted verbatim into `dir`.
+fn snippet(dir: &Path, fence: &str, name: &str) -> PathBuf {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/gate-pass.md")).expect("doc");
-    let start = doc.find("```python file=gate_pass_check.py\n").expect("python block")
-        + "```python file=gate_pass_check.py\n".len();
+    let opening = format!("```{fence} file={name}\n");
+    let start = doc.find(&opening).unwrap_or_else(|| panic!("no {opening:?} block")) + opening.len();
     let len = doc[start..].find("```").expect("end of block");
-    let path = dir.join("gate_pass_check.py");
+    let path = dir.join(name);
     std::fs::write(&path, &doc[start..start + len]).expect("write snippet");
     path
+}
+
+fn python_snippet(dir: &Path) -> PathBuf {
+    snippet(dir, "python", "gate_pass_check.py")
 }
 
 #[test]
@@ -115,4 +119,36 @@ fn the_documented_python_check_accepts_a_real_pass_and_refuses_a_forgery() {
         .expect_stderr_contains("gate pass refused")
         .check();
     drop(forged);
+}
+
+#[test]
+fn the_documented_node_check_accepts_a_real_pass_and_refuses_a_forgery() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let npm = std::process::Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--silent", "jose@5"])
+        .current_dir(dir.path())
+        .status()
+        .expect("npm (Node.js) is needed for this test");
+    assert!(npm.success(), "npm install jose failed");
+    let script = snippet(dir.path(), "js", "gate_pass_check.mjs");
+    let key = format!("{PAID}:2:{}/testdata/keys/paid-v2.pub.pem", env!("CARGO_MANIFEST_DIR"));
+    let out = gate_as(&emu, "ecs-task", dir.path())
+        .env("PATH", host_path())
+        .args(["-q", "--", "node"])
+        .arg(&script)
+        .arg(&key)
+        .run()
+        .check();
+    assert_eq!(out.code(), Some(0), "node check refused a real pass\n{}", out.stderr());
+    assert!(out.stdout().starts_with(&format!("gate pass ok: {PAID} key version 2")), "{}", out.stdout());
+    Run::bin("node".into())
+        .env("PATH", host_path())
+        .env("MPGATE_SIGNATURE", "eyJhbGciOiJQUzI1NiJ9.eyJwcm9kdWN0Q29kZSI6IngifQ.c2ln")
+        .arg(&script)
+        .arg(&key)
+        .run()
+        .expect_status(1)
+        .expect_stderr_contains("gate pass refused")
+        .check();
 }
