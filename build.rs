@@ -12,6 +12,13 @@
 //!   AWS Marketplace, one per key version (several for rotation). Without `CODE#` the key belongs to
 //!   `MPGATE_PRODUCT_CODE`. Relative paths are resolved against this crate's directory.
 //! - `MPGATE_TRUSTED_PRODUCT_CODES`: optional comma-separated `CODE=TIER` entries a run-time choice may pick.
+//! - Contract pricing (`MPGATE_PRICING_MODEL=contract`, docs/contract.md) replaces the product code and keys:
+//!   `MPGATE_PRODUCT_SKU` (required; the Marketplace product ID, CheckoutLicense's `ProductSKU`) and
+//!   `MPGATE_ENTITLEMENTS` (required): comma-separated `Name:Unit[:Value][!]` entries. `Unit` is one of the
+//!   License Manager units; `Value` is required for every unit but `None` and is the whole number of units
+//!   one container checks out; a trailing `!` marks an entitlement that admits a start (a start needs AWS
+//!   to allow at least one of them; with no `!` anywhere, any allowed entitlement admits). The name is
+//!   everything before the unit and may itself contain `:` (`AWS::Marketplace::Usage/...`).
 //!
 //! With no `MPGATE_PRODUCT_CODE` the build succeeds but bakes no identity: such a binary refuses every
 //! start (exit 83), so a forgotten build argument can never yield an admitting gate.
@@ -37,7 +44,48 @@ const VARS: &[&str] = &[
     "MPGATE_TRUSTED_PRODUCT_CODES",
     "MPGATE_INSECURE_TEST_BUILD",
     "MPGATE_DIMENSIONS",
+    "MPGATE_PRODUCT_SKU",
+    "MPGATE_ENTITLEMENTS",
 ];
+
+/// The License Manager entitlement units (aws-wire.md §4.2, `EntitlementDataUnit`).
+const UNITS: &[&str] = &[
+    "Count",
+    "None",
+    "Seconds",
+    "Microseconds",
+    "Milliseconds",
+    "Bytes",
+    "Kilobytes",
+    "Megabytes",
+    "Gigabytes",
+    "Terabytes",
+    "Bits",
+    "Kilobits",
+    "Megabits",
+    "Gigabits",
+    "Terabits",
+    "Percent",
+    "Bytes/Second",
+    "Kilobytes/Second",
+    "Megabytes/Second",
+    "Gigabytes/Second",
+    "Terabytes/Second",
+    "Bits/Second",
+    "Kilobits/Second",
+    "Megabits/Second",
+    "Gigabits/Second",
+    "Terabits/Second",
+    "Count/Second",
+];
+
+/// One baked contract entitlement: name, unit, units one container consumes (None for `None`), admits.
+struct Entitlement {
+    name: String,
+    unit: String,
+    value: Option<u64>,
+    admits: bool,
+}
 
 struct Key {
     version: u32,
@@ -66,10 +114,23 @@ fn main() {
         ));
     }
     let code = var("MPGATE_PRODUCT_CODE");
+    let contract = var("MPGATE_PRICING_MODEL").as_deref() == Some("contract");
     let out = match code {
+        _ if contract => render(&bake_contract(code.is_some())),
         None => {
-            for v in ["MPGATE_PRICING_MODEL", "MPGATE_PUBLIC_KEYS", "MPGATE_TRUSTED_PRODUCT_CODES", "MPGATE_DIMENSIONS"]
-            {
+            for v in [
+                "MPGATE_PRICING_MODEL",
+                "MPGATE_PUBLIC_KEYS",
+                "MPGATE_TRUSTED_PRODUCT_CODES",
+                "MPGATE_DIMENSIONS",
+                "MPGATE_PRODUCT_SKU",
+                "MPGATE_ENTITLEMENTS",
+            ] {
+                if var(v).is_some() && matches!(v, "MPGATE_PRODUCT_SKU" | "MPGATE_ENTITLEMENTS") {
+                    fail(&format!(
+                        "{v} is set but MPGATE_PRICING_MODEL is not contract: set MPGATE_PRICING_MODEL=contract"
+                    ));
+                }
                 if var(v).is_some() {
                     fail(&format!("{v} is set but MPGATE_PRODUCT_CODE is not: set the product code too"));
                 }
@@ -95,6 +156,7 @@ struct Baked {
     model: String,
     products: Vec<Product>,
     dimensions: Vec<(String, Vec<String>)>,
+    entitlements: Vec<Entitlement>,
 }
 
 fn bake(code: &str, manifest_dir: &Path) -> Baked {
@@ -103,14 +165,16 @@ fn bake(code: &str, manifest_dir: &Path) -> Baked {
         Some("hourly") => "Hourly",
         Some("monthly") => "Monthly",
         Some("custom-metering") => "CustomMetering",
-        Some(m @ "contract") => fail(&format!(
-            "MPGATE_PRICING_MODEL={m} is not supported by this version of mpgate yet (supported: hourly, monthly, custom-metering)"
-        )),
         Some(other) => {
-            fail(&format!("MPGATE_PRICING_MODEL={other:?} is not one of: hourly, monthly, custom-metering"))
+            fail(&format!("MPGATE_PRICING_MODEL={other:?} is not one of: hourly, monthly, custom-metering, contract"))
         }
-        None => fail("MPGATE_PRICING_MODEL is required with MPGATE_PRODUCT_CODE: one of hourly, monthly, custom-metering"),
+        None => fail("MPGATE_PRICING_MODEL is required with MPGATE_PRODUCT_CODE: one of hourly, monthly, custom-metering, contract"),
     };
+    for v in ["MPGATE_PRODUCT_SKU", "MPGATE_ENTITLEMENTS"] {
+        if var(v).is_some() {
+            fail(&format!("{v} is only used with MPGATE_PRICING_MODEL=contract"));
+        }
+    }
     let metered = model == "CustomMetering";
     let dimensions = match (metered, var("MPGATE_DIMENSIONS")) {
         (true, Some(list)) => dimensions(&list),
@@ -177,7 +241,93 @@ fn bake(code: &str, manifest_dir: &Path) -> Baked {
         }
         p.keys.sort_by_key(|k| k.version);
     }
-    Baked { model: model.to_string(), products, dimensions }
+    Baked { model: model.to_string(), products, dimensions, entitlements: Vec::new() }
+}
+
+/// Contract pricing: the product SKU and the entitlements; no product code, keys or dimensions.
+fn bake_contract(code_set: bool) -> Baked {
+    for (set, v) in [
+        (code_set, "MPGATE_PRODUCT_CODE"),
+        (var("MPGATE_PUBLIC_KEYS").is_some(), "MPGATE_PUBLIC_KEYS"),
+        (var("MPGATE_TRUSTED_PRODUCT_CODES").is_some(), "MPGATE_TRUSTED_PRODUCT_CODES"),
+        (var("MPGATE_DIMENSIONS").is_some(), "MPGATE_DIMENSIONS"),
+    ] {
+        if set {
+            fail(&format!(
+                "{v} is not used with MPGATE_PRICING_MODEL=contract: a contract build names MPGATE_PRODUCT_SKU (the product ID) and MPGATE_ENTITLEMENTS"
+            ));
+        }
+    }
+    let Some(sku) = var("MPGATE_PRODUCT_SKU") else {
+        fail("MPGATE_PRODUCT_SKU is required with MPGATE_PRICING_MODEL=contract: the product ID from the AWS Marketplace Management Portal (e.g. prod-abc123)")
+    };
+    let sku_ok = (1..=1024).contains(&sku.len()) && sku.chars().all(|c| c.is_ascii_graphic() && c != ',');
+    if !sku_ok {
+        fail(&format!("MPGATE_PRODUCT_SKU: {sku:?} must be 1-1024 printable ASCII characters without space or ,"));
+    }
+    let Some(list) = var("MPGATE_ENTITLEMENTS") else {
+        fail("MPGATE_ENTITLEMENTS is required with MPGATE_PRICING_MODEL=contract: comma-separated Name:Unit[:Value][!] entries (docs/contract.md)")
+    };
+    let tier = var("MPGATE_PRODUCT_TIER").unwrap_or_else(|| "paid".to_string());
+    check_tier("MPGATE_PRODUCT_TIER", &tier);
+    Baked {
+        model: "Contract".to_string(),
+        products: vec![Product { code: sku, tier, keys: Vec::new() }],
+        dimensions: Vec::new(),
+        entitlements: contract_entitlements(&list),
+    }
+}
+
+/// `Name:Unit[:Value][!],...`, parsed from the right so a name may contain `:`.
+fn contract_entitlements(list: &str) -> Vec<Entitlement> {
+    const VAR: &str = "MPGATE_ENTITLEMENTS";
+    let mut out: Vec<Entitlement> = Vec::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (body, admits) = match entry.strip_suffix('!') {
+            Some(b) => (b, true),
+            None => (entry, false),
+        };
+        let Some((left, last)) = body.rsplit_once(':') else {
+            fail(&format!("{VAR}: entry {entry:?} is not Name:Unit[:Value][!]"))
+        };
+        let (name, unit, value) = if UNITS.contains(&last) {
+            (left, last, None)
+        } else {
+            match left.rsplit_once(':') {
+                Some((name, unit)) if UNITS.contains(&unit) => (name, unit, Some(last)),
+                _ => fail(&format!(
+                    "{VAR}: entry {entry:?} names no License Manager unit; use one of {} (case matters)",
+                    UNITS.join(", ")
+                )),
+            }
+        };
+        if name.is_empty() || name.len() > 255 || !name.chars().all(|c| c.is_ascii_graphic() && c != ',') {
+            fail(&format!(
+                "{VAR}: entitlement name {name:?} must be 1-255 printable ASCII characters without space or ,"
+            ));
+        }
+        let value = match (unit, value) {
+            ("None", None) => None,
+            ("None", Some(v)) => fail(&format!(
+                "{VAR}: entry {entry:?}: a None-unit (feature or tier) entitlement takes no value, got {v:?}; write {name}:None"
+            )),
+            (_, None) => fail(&format!(
+                "{VAR}: entry {entry:?}: a {unit} entitlement needs the units one container checks out, e.g. {name}:{unit}:1"
+            )),
+            (_, Some(v)) => match v.parse::<u64>() {
+                Ok(n) if n >= 1 => Some(n),
+                _ => fail(&format!("{VAR}: entry {entry:?}: value {v:?} must be a whole number >= 1")),
+            },
+        };
+        if out.iter().any(|e| e.name == name) {
+            fail(&format!("{VAR}: entitlement {name:?} is listed twice"));
+        }
+        out.push(Entitlement { name: name.to_string(), unit: unit.to_string(), value, admits });
+    }
+    if out.is_empty() {
+        fail(&format!("{VAR} lists no entitlement: give at least one Name:Unit[:Value][!]"));
+    }
+    out
 }
 
 /// `name[:tagkey|tagkey...],...` → (name, tag keys), validated.
@@ -233,6 +383,14 @@ fn render(baked: &Baked) -> String {
     );
     for (name, keys) in &baked.dimensions {
         let _ = writeln!(s, "  BakedDimension {{ name: {name:?}, tag_keys: &{keys:?} }},");
+    }
+    let _ = writeln!(s, "], entitlements: &[");
+    for e in &baked.entitlements {
+        let _ = writeln!(
+            s,
+            "  BakedEntitlement {{ name: {:?}, unit: {:?}, value: {:?}, admits: {} }},",
+            e.name, e.unit, e.value, e.admits
+        );
     }
     let _ = writeln!(s, "], products: &[");
     for p in &baked.products {

@@ -84,6 +84,9 @@ pub enum Error {
     Exec { program: String, errno: nix::errno::Errno },
     /// The gate pass did not verify.
     NoPass(String),
+    /// Contract pricing refused the start for a reason that is not an AWS error code (e.g. no
+    /// admitting entitlement among those allowed).
+    License { class: Class, detail: String },
     /// The custom-metering spool cannot be used (missing, read-only, corrupt state).
     Spool(String),
     /// A bug or resource exhaustion.
@@ -99,7 +102,7 @@ impl Error {
             Error::UntrustedProductCode(_) | Error::NoRegion(_) | Error::BadSignature(_) | Error::Spool(_) => {
                 Class::Misconfigured
             }
-            Error::Credentials { class, .. } | Error::Aws { class, .. } => *class,
+            Error::Credentials { class, .. } | Error::Aws { class, .. } | Error::License { class, .. } => *class,
             Error::Deadline { .. } => Class::CannotVerify,
             Error::Exec { errno, .. } => match errno {
                 nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR => Class::ExecNotFound,
@@ -126,7 +129,7 @@ impl fmt::Display for Error {
                 f,
                 "no AWS region found (tried {tried}); set AWS_REGION to the region the task or pod runs in"
             ),
-            Error::Credentials { detail, .. } => write!(f, "{detail}"),
+            Error::Credentials { detail, .. } | Error::License { detail, .. } => write!(f, "{detail}"),
             Error::Aws { class, call, code, message, request_id, advice } => {
                 write!(f, "{}: {call} answered {code}", class.name())?;
                 if !message.is_empty() {

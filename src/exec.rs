@@ -27,6 +27,11 @@ pub const OUTPUT_VARS: &[&str] = &[
 /// Variables `supervise` adds for custom metering; also replaced or removed when incoming.
 pub const METERING_VARS: &[&str] = &["MPGATE_USAGE_FILE"];
 
+/// Variables added for contract pricing (docs/contract.md), instead of the key version, nonce and
+/// signature; also replaced or removed when incoming, whatever the pricing model.
+pub const CONTRACT_VARS: &[&str] =
+    &["MPGATE_ENTITLEMENTS", "MPGATE_LICENSE_ARN", "MPGATE_CHECKOUT_EXPIRATION", "MPGATE_ENTITLEMENTS_FILE"];
+
 /// The variables describing what was verified, in `OUTPUT_VARS` order. Custom metering has no
 /// signed pass: the key version, nonce and signature are left unset (`MPGATE_USAGE_FILE` is added
 /// by `supervise`, which owns the spool).
@@ -44,6 +49,20 @@ pub fn verdict_env(e: &Entitled) -> Vec<(&'static str, String)> {
             r.issued_at
         }
         Proof::Probed(p) => p.verified_at,
+        Proof::Licensed(l) => {
+            let list: Vec<String> = l
+                .entitlements
+                .iter()
+                .map(|a| match &a.value {
+                    Some(v) if a.unit != "None" => format!("{}:{}:{v}", a.name, a.unit),
+                    _ => format!("{}:{}", a.name, a.unit),
+                })
+                .collect();
+            env.push(("MPGATE_ENTITLEMENTS", list.join(",")));
+            env.push(("MPGATE_LICENSE_ARN", l.license_arn.clone()));
+            env.push(("MPGATE_CHECKOUT_EXPIRATION", l.expiration.clone()));
+            l.verified_at
+        }
     };
     env.push(("MPGATE_REGION", e.region().name.clone()));
     env.push(("MPGATE_VERIFIED_AT", verified_at.to_string()));
@@ -63,7 +82,9 @@ pub fn child_env_with(
 ) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> = base_env
         .into_iter()
-        .filter(|(k, _)| !OUTPUT_VARS.iter().chain(METERING_VARS).any(|o| k.as_bytes() == o.as_bytes()))
+        .filter(|(k, _)| {
+            !OUTPUT_VARS.iter().chain(METERING_VARS).chain(CONTRACT_VARS).any(|o| k.as_bytes() == o.as_bytes())
+        })
         .collect();
     env.extend(verdict_env(entitled).into_iter().map(|(k, v)| (OsString::from(k), OsString::from(v))));
     env.extend(extra);
@@ -72,11 +93,21 @@ pub fn child_env_with(
 
 /// Replace this process with `argv[0]`. Returns only if the exec failed.
 pub fn exec(entitled: Entitled, argv: &[OsString], base_env: Vec<(OsString, OsString)>) -> Error {
+    exec_with(entitled, argv, base_env, Vec::new())
+}
+
+/// As `exec`, plus `extra` variables set by the caller (from `CONTRACT_VARS`).
+pub fn exec_with(
+    entitled: Entitled,
+    argv: &[OsString],
+    base_env: Vec<(OsString, OsString)>,
+    extra: Vec<(OsString, OsString)>,
+) -> Error {
     if argv.is_empty() {
         return Error::Usage("no command given after --".into());
     }
     let mut env: Vec<CString> = Vec::with_capacity(base_env.len() + OUTPUT_VARS.len());
-    for (k, v) in child_env(&entitled, base_env) {
+    for (k, v) in child_env_with(&entitled, base_env, extra) {
         let mut kv = k.as_bytes().to_vec();
         kv.push(b'=');
         kv.extend_from_slice(v.as_bytes());

@@ -1,7 +1,8 @@
 //! The product identity baked in at build time (see build.rs), and the one rule for choosing among it.
 //!
 //! Owns: the baked product codes with their tiers, the pricing model, the seller's public keys, and
-//! for custom metering the dimensions with their allowed tag keys.
+//! for custom metering the dimensions with their allowed tag keys, for contract pricing the product
+//! SKU (as the one product "code") and the entitlements to check out.
 //! Must not: read anything at run time that could change these values. A run-time selection (flag or
 //! `MPGATE_PRODUCT_CODE`) can only pick one of the baked codes; its tier always comes from the bake.
 #![forbid(unsafe_code)]
@@ -17,6 +18,24 @@ pub enum PricingModel {
     Monthly,
     /// Custom metering: MeterUsage dry runs at start, then hourly MeterUsage records (supervise only).
     CustomMetering,
+    /// Contract pricing: CheckoutLicense from AWS License Manager at start (docs/contract.md).
+    Contract,
+}
+
+/// The key fingerprint of licenses AWS Marketplace issues (aws-wire.md §4.2): a constant, never baked.
+pub const MARKETPLACE_KEY_FINGERPRINT: &str = "aws:294406891311:AWS/Marketplace:issuer-fingerprint";
+
+/// One contract entitlement to check out, as baked from `MPGATE_ENTITLEMENTS`.
+#[derive(Debug)]
+pub struct BakedEntitlement {
+    /// Entitlement name as in the license.
+    pub name: &'static str,
+    /// License Manager unit (`None` for features and tiers, `Count` for seats, ...).
+    pub unit: &'static str,
+    /// Units one container checks out (`None` unit: no value).
+    pub value: Option<u64>,
+    /// Whether AWS allowing this entitlement admits a start.
+    pub admits: bool,
 }
 
 impl PricingModel {
@@ -26,6 +45,7 @@ impl PricingModel {
             PricingModel::Hourly => "hourly",
             PricingModel::Monthly => "monthly",
             PricingModel::CustomMetering => "custom-metering",
+            PricingModel::Contract => "contract",
         }
     }
 }
@@ -70,7 +90,9 @@ pub struct Baked {
     pub pricing_model: PricingModel,
     /// Custom-metering dimensions (empty for the other models).
     pub dimensions: &'static [BakedDimension],
-    /// Products; `products[0]` is `MPGATE_PRODUCT_CODE` at build time.
+    /// Contract entitlements (empty for the other models).
+    pub entitlements: &'static [BakedEntitlement],
+    /// Products (contract: the one product SKU); `products[0]` is `MPGATE_PRODUCT_CODE` at build time.
     pub products: &'static [BakedProduct],
 }
 

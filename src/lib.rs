@@ -11,6 +11,7 @@ pub mod entitlement;
 pub mod error;
 pub mod exec;
 pub mod identity;
+pub mod license;
 pub mod log;
 pub mod metering;
 pub mod pass;
@@ -232,8 +233,6 @@ fn start(
     };
     let deadline = entitlement::Deadline::new(deadline);
     let verdict = runtime.block_on(entitlement::prove(env, selection.as_deref(), &deadline));
-    // Drop the runtime (threads, sockets) before the process image is replaced.
-    drop(runtime);
     let entitled = match verdict {
         Ok(e) => e,
         Err(error) => return Err(fail(error)),
@@ -245,6 +244,11 @@ fn start(
         let proof = match entitled.proof() {
             entitlement::Proof::Registered(r) => format!("key version {}", r.key_version),
             entitlement::Proof::Probed(p) => format!("dimensions {}", p.dimensions.join(", ")),
+            entitlement::Proof::Licensed(l) => format!(
+                "license {} allows {}",
+                l.license_arn,
+                l.entitlements.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
         };
         let msg = format!(
             "admitted: product {} (tier {}, {}) in {} (region from {}, credentials from {}), {proof}",
@@ -269,11 +273,28 @@ fn start(
         );
     }
     match supervise {
-        None => Err(fail(exec::exec(entitled, &args.command, base_env))),
+        None => {
+            // Contract: give the seat back before the gate is gone (docs/contract.md, seat policy).
+            let mut extra = Vec::new();
+            if let Some(mut lease) = license::Lease::of(&entitled, env) {
+                if let Err(why) = runtime.block_on(lease.check_in(license::CHECK_IN_BUDGET)) {
+                    log::warn(&format!(
+                        "could not check the license seat in before starting the workload ({why}); License Manager returns it when the checkout expires"
+                    ));
+                }
+                extra = license::handover::write(&entitled, env, "returned");
+            }
+            // Drop the runtime (threads, sockets) before the process image is replaced.
+            drop(runtime);
+            Err(fail(exec::exec_with(entitled, &args.command, base_env, extra)))
+        }
         Some((options, spool)) => {
+            drop(runtime);
             let meter =
                 if metered { Some(metering::send::Meter::open(spool, &entitled, env).map_err(&fail)?) } else { None };
-            supervise::supervise(entitled, &args.command, base_env, options, meter).map_err(fail)
+            let lease = license::Lease::of(&entitled, env);
+            let extra = if lease.is_some() { license::handover::write(&entitled, env, "held") } else { Vec::new() };
+            supervise::supervise(entitled, &args.command, base_env, options, meter, lease, extra).map_err(fail)
         }
     }
 }

@@ -8,11 +8,16 @@
 //! Custom metering: the hourly sender (`metering::send::Meter`) runs as one more branch of the same
 //! `select!`, so its network waits never delay a signal or a reap; once the workload has exited, the
 //! sender flushes the rest (bounded by the flush deadline) before mpgate exits with the status.
+//! Contract pricing: the seat (`license::Lease`) is held by one more branch of the `select!`, which
+//! extends it before it expires; SIGTERM is forwarded first, then the branch checks the seat in (the
+//! workload may still be shutting down, but a SIGKILL after the grace period then leaks nothing); once
+//! the workload has exited the seat is checked in if it still is out, before mpgate exits.
 //! Must not: decide entitlement (it takes an `Entitled`) or replace the process image (`exec.rs`).
 #![forbid(unsafe_code)]
 
 use crate::entitlement::Entitled;
 use crate::error::Error;
+use crate::license::{Lease, CHECK_IN_BUDGET};
 use crate::metering::send::Meter;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -52,6 +57,8 @@ pub fn supervise(
     base_env: Vec<(OsString, OsString)>,
     options: Options,
     mut meter: Option<Meter<'_>>,
+    mut lease: Option<Lease<'_>>,
+    extra: Vec<(OsString, OsString)>,
 ) -> Result<u8, Error> {
     let (program, args) = argv.split_first().ok_or_else(|| Error::Usage("no command given after --".into()))?;
     if std::process::id() != 1 {
@@ -78,15 +85,24 @@ pub fn supervise(
             });
         }
         let mut command = std::process::Command::new(program);
-        let extra = meter.as_ref().map(Meter::workload_env).unwrap_or_default();
+        let mut extra = extra;
+        extra.extend(meter.as_ref().map(Meter::workload_env).unwrap_or_default());
         command.args(args).env_clear().envs(crate::exec::child_env_with(&entitled, base_env, extra));
         if options.group {
             command.process_group(0);
         }
-        let child = command.spawn().map_err(|e| Error::Exec {
-            program: program.to_string_lossy().into_owned(),
-            errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc_enoexec())),
-        })?;
+        let child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                if let Some(l) = lease.as_mut() {
+                    release(l).await;
+                }
+                return Err(Error::Exec {
+                    program: program.to_string_lossy().into_owned(),
+                    errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc_enoexec())),
+                });
+            }
+        };
         let pid =
             Pid::from_raw(i32::try_from(child.id()).map_err(|_| Error::Internal("child pid out of range".into()))?);
         // std's Child is never waited on: every child is reaped below with waitpid(-1).
@@ -98,24 +114,51 @@ pub fn supervise(
                     None => std::future::pending().await,
                 }
             };
+            let (stop, mut stopped) = tokio::sync::mpsc::unbounded_channel::<()>();
+            let holder = async {
+                match lease.as_mut() {
+                    Some(l) => l.hold(&mut stopped).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::pin!(sender);
+            tokio::pin!(holder);
             loop {
                 if let Some(status) = reap(pid) {
                     break status;
                 }
                 tokio::select! {
                     _ = children.recv() => {}
-                    Some(sig) = forwarded.recv() => forward(pid, sig, options.group),
+                    Some(sig) = forwarded.recv() => {
+                        forward(pid, sig, options.group);
+                        if sig == Signal::SIGTERM {
+                            let _ = stop.send(());
+                        }
+                    }
                     () = &mut sender => {}
+                    () = &mut holder => {}
                 }
             }
         };
+        // The holder is dropped mid-call at worst; the check-in below is then simply repeated.
+        if let Some(l) = lease.as_mut() {
+            release(l).await;
+        }
         // The sender is dropped mid-call at worst: its record is marked in flight and re-sent as is.
         if let Some(m) = meter.as_mut() {
             m.flush(options.flush_deadline).await;
         }
         Ok(status)
     })
+}
+
+/// Check the seat in (bounded); on failure say when it comes back by itself.
+async fn release(lease: &mut Lease<'_>) {
+    if let Err(why) = lease.check_in(CHECK_IN_BUDGET).await {
+        crate::log::warn(&format!(
+            "could not check the license seat in ({why}); License Manager returns it when the checkout expires"
+        ));
+    }
 }
 
 /// ENOEXEC, for a spawn error that carries no OS error.

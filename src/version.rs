@@ -29,7 +29,20 @@ pub fn text() -> String {
             let _ = writeln!(s, "  {}  ({tags})", d.name);
         }
     }
-    s.push_str("product codes:\n");
+    if !b.entitlements.is_empty() {
+        let _ = writeln!(s, "key fingerprint: {}", crate::identity::MARKETPLACE_KEY_FINGERPRINT);
+        s.push_str("entitlements:\n");
+        for e in b.entitlements {
+            let value = e.value.map(|v| format!(", {v} per container")).unwrap_or_default();
+            let admits = if e.admits { "  (admits a start)" } else { "" };
+            let _ = writeln!(s, "  {}  ({}{value}){admits}", e.name, e.unit);
+        }
+    }
+    s.push_str(if b.pricing_model == crate::identity::PricingModel::Contract {
+        "product sku:\n"
+    } else {
+        "product codes:\n"
+    });
     for (i, p) in b.products.iter().enumerate() {
         let _ = writeln!(s, "  {}  tier {}{}", p.code, p.tier, if i == 0 { "  (default)" } else { "" });
         for k in p.keys {
@@ -64,6 +77,10 @@ pub fn json() -> String {
             b.dimensions.iter().map(|d| json!({"name": d.name, "tag_keys": d.tag_keys})).collect::<Vec<_>>()
         }).unwrap_or_default(),
         "products": products.unwrap_or_default(),
+        "entitlements": BAKED.as_ref().map(|b| {
+            b.entitlements.iter().map(|e| json!({"name": e.name, "unit": e.unit, "value": e.value, "admits": e.admits})).collect::<Vec<_>>()
+        }).unwrap_or_default(),
+        "key_fingerprint": BAKED.as_ref().filter(|b| !b.entitlements.is_empty()).map(|_| crate::identity::MARKETPLACE_KEY_FINGERPRINT),
     })
     .to_string()
 }

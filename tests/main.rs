@@ -5,6 +5,7 @@
 mod support;
 
 mod check;
+mod contract;
 mod docs;
 mod exec_identity;
 mod gate_pass;

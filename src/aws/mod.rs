@@ -1,11 +1,12 @@
 //! Construction of everything that talks to AWS: the HTTP client with compiled-in trust roots, the
-//! provider configuration for credential sources, the IMDS client, and the Metering client with its
-//! endpoint locked.
+//! provider configuration for credential sources, the IMDS client, and the Metering and License Manager
+//! clients with their endpoints locked.
 //!
 //! Release flavour: the Metering client is built by hand (never `From<&SdkConfig>`), so no environment
 //! variable or profile can change its endpoint; the SDK resolves the regional AWS endpoint. TLS trusts
 //! only the compiled-in webpki roots, so `SSL_CERT_FILE`/`SSL_CERT_DIR` have no effect. Test flavour:
-//! additionally honours `AWS_ENDPOINT_URL_MARKETPLACE_METERING` / `AWS_ENDPOINT_URL`.
+//! additionally honours `AWS_ENDPOINT_URL_MARKETPLACE_METERING` / `AWS_ENDPOINT_URL_LICENSE_MANAGER` /
+//! `AWS_ENDPOINT_URL`.
 //! Must not: retry (the entitlement code owns the retry policy and its deadline) or decide anything.
 #![forbid(unsafe_code)]
 
@@ -75,6 +76,39 @@ impl Clients {
         builder.set_endpoint_url(endpoint_override(env));
         aws_sdk_marketplacemetering::Client::from_conf(builder.build())
     }
+
+    /// The License Manager client for `region` (contract pricing), built like the Metering one: by hand,
+    /// endpoint locked in the release flavour, SDK retries off (the contract code retries, including
+    /// `RateLimitExceededException`, which the SDK would not).
+    pub fn license_manager(
+        &self,
+        env: &dyn Env,
+        region: &str,
+        credentials: Credentials,
+    ) -> aws_sdk_licensemanager::Client {
+        let mut builder = aws_sdk_licensemanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .credentials_provider(credentials)
+            .http_client(self.http.clone())
+            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(ATTEMPT_TIMEOUT).build());
+        builder.set_endpoint_url(license_manager_endpoint_override(env));
+        aws_sdk_licensemanager::Client::from_conf(builder.build())
+    }
+}
+
+/// The release flavour never overrides the endpoint, whatever the environment says.
+#[cfg(not(feature = "insecure-test-endpoints"))]
+fn license_manager_endpoint_override(_env: &dyn Env) -> Option<String> {
+    None
+}
+
+/// The test flavour honours the standard SDK variables, so it can be pointed at the emulator.
+#[cfg(feature = "insecure-test-endpoints")]
+fn license_manager_endpoint_override(env: &dyn Env) -> Option<String> {
+    env.get("AWS_ENDPOINT_URL_LICENSE_MANAGER").or_else(|| env.get("AWS_ENDPOINT_URL"))
 }
 
 /// The release flavour never overrides the endpoint, whatever the environment says.

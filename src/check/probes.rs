@@ -289,13 +289,33 @@ async fn entitlement(env: &dyn Env, live: bool) -> Check {
         return Check::new(
             "entitlement",
             Status::Skip,
-            "RegisterUsage not called: it starts hourly metering for this task (use --live to call it)",
+            "not called: RegisterUsage starts hourly metering for this task, CheckoutLicense takes a seat (use --live to call it)",
         );
     }
     let selection = env.get("MPGATE_PRODUCT_CODE");
     let deadline =
         env.get("MPGATE_DEADLINE").and_then(|d| crate::cli::parse_duration(&d).ok()).unwrap_or(Duration::from_secs(30));
     match entitlement::prove(env, selection.as_deref(), &Deadline::new(deadline)).await {
+        Ok(e) if e.licensed().is_some() => {
+            // Contract: a probe must not keep a seat (a 1-seat contract would lock the next start out).
+            let returned = match crate::license::Lease::of(&e, env) {
+                Some(mut lease) => lease.check_in(crate::license::CHECK_IN_BUDGET).await,
+                None => Ok(()),
+            };
+            let allowed =
+                e.licensed().map(|l| l.entitlements.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", "));
+            let summary =
+                format!("CheckoutLicense admitted product {} with {}", e.product_code(), allowed.unwrap_or_default());
+            match returned {
+                Ok(()) => Check::new("entitlement", Status::Pass, format!("{summary}; seat checked in again")),
+                Err(why) => Check::new(
+                    "entitlement",
+                    Status::Warn,
+                    format!("{summary}; the seat could not be checked in ({why})"),
+                )
+                .fix("License Manager returns the seat when the checkout expires (60 minutes)"),
+            }
+        }
         Ok(e) => Check::new(
             "entitlement",
             Status::Pass,

@@ -5,6 +5,7 @@
 //! entitlement returns an `Error`; there is no switch that skips one.
 #![forbid(unsafe_code)]
 
+pub mod contract;
 pub mod custom;
 pub mod hourly;
 pub mod jwt;
@@ -36,6 +37,8 @@ pub enum Proof {
     Registered(hourly::Registered),
     /// Custom metering: the MeterUsage dry runs that passed.
     Probed(custom::Probed),
+    /// Contract pricing: the CheckoutLicense answer (holds a seat until checked in).
+    Licensed(contract::Licensed),
 }
 
 impl Entitled {
@@ -63,7 +66,14 @@ impl Entitled {
     pub fn registration(&self) -> Option<&hourly::Registered> {
         match &self.proof {
             Proof::Registered(r) => Some(r),
-            Proof::Probed(_) => None,
+            Proof::Probed(_) | Proof::Licensed(_) => None,
+        }
+    }
+    /// The checkout (contract pricing only).
+    pub fn licensed(&self) -> Option<&contract::Licensed> {
+        match &self.proof {
+            Proof::Licensed(l) => Some(l),
+            _ => None,
         }
     }
     /// What AWS answered.
@@ -138,15 +148,30 @@ async fn prove_steps(
     progress.set("loading credentials".into());
     let creds = platform::credentials::load(env, &clients.provider_config(&region.name), imds).await?;
     crate::log::verbose(&format!("credentials from {}", creds.source));
-    let client = clients.metering(env, &region.name, creds.credentials.clone());
     let hostname = nonce::hostname();
     let ctx = hourly::Context { region: &region, source: creds.source, hostname: &hostname };
     let proof = match baked.pricing_model {
         PricingModel::Hourly | PricingModel::Monthly => {
+            let client = clients.metering(env, &region.name, creds.credentials.clone());
             Proof::Registered(hourly::register(&client, product, &ctx, deadline, progress).await?)
         }
         PricingModel::CustomMetering => {
+            let client = clients.metering(env, &region.name, creds.credentials.clone());
             Proof::Probed(custom::probe(&client, product, baked.dimensions, &ctx, deadline, progress).await?)
+        }
+        PricingModel::Contract => {
+            let client = clients.license_manager(env, &region.name, creds.credentials.clone());
+            let licensed = contract::checkout(
+                &client,
+                product,
+                baked.entitlements,
+                creds.credentials.clone(),
+                &ctx,
+                deadline,
+                progress,
+            )
+            .await?;
+            Proof::Licensed(licensed)
         }
     };
     Ok(Entitled {

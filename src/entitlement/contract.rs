@@ -1,0 +1,298 @@
+//! Contract pricing: one `CheckoutLicense` at start (aws-wire.md §4.2), retried inside the deadline,
+//! and the allowed entitlements judged against the baked admission rule.
+//!
+//! Request: `ProductSKU` as baked, the Marketplace key fingerprint (a constant), the baked entitlements
+//! with their units and per-container values, `CheckoutType` PROVISIONAL (a floating seat that comes
+//! back when checked in or after its TTL; PERPETUAL would draw units down for good on every start), and
+//! one random `ClientToken` per start, reused by every retry so a retried request whose answer was
+//! lost cannot take a second seat.
+//! Retried (LM model docs say "try again"; the SDK retries none of them by default, §8.2):
+//! `RateLimitExceededException` (429), `ServerInternalException`, `ConflictException`, any 5xx,
+//! timeouts and network errors. Every other answer is final at once.
+//! Must not: hold the seat (that is `crate::license::Lease`) or touch the process.
+#![forbid(unsafe_code)]
+
+use super::hourly::{full_jitter, Context};
+use super::{Deadline, Progress};
+use crate::error::{Class, Error};
+use crate::identity::{BakedEntitlement, BakedProduct, MARKETPLACE_KEY_FINGERPRINT};
+use aws_credential_types::Credentials;
+use aws_sdk_licensemanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_licensemanager::operation::checkout_license::CheckoutLicenseOutput;
+use aws_sdk_licensemanager::operation::RequestId;
+use aws_sdk_licensemanager::types::{CheckoutType, EntitlementData, EntitlementDataUnit};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use std::time::{Duration, SystemTime};
+
+/// The IAM actions a contract gate needs (all in `AWSLicenseManagerConsumptionPolicy`).
+pub const IAM_ACTIONS: &str =
+    "license-manager:CheckoutLicense, license-manager:CheckInLicense and license-manager:ExtendLicenseConsumption";
+
+/// AWS's documented lifetime of an unreturned PROVISIONAL checkout, used when the answer's times do not parse.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+
+/// One entitlement AWS allowed, as the workload is told about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allowed {
+    /// Entitlement name.
+    pub name: String,
+    /// License Manager unit.
+    pub unit: String,
+    /// Units checked out (counted) or the license's value (features), when AWS returned one.
+    pub value: Option<String>,
+}
+
+/// A successful checkout. `Debug` redacts the consumption token (it can return the seat) and the
+/// signed token.
+pub struct Licensed {
+    /// The license the seat came from.
+    pub license_arn: String,
+    /// The baked entitlements AWS allowed, in baked order.
+    pub entitlements: Vec<Allowed>,
+    /// `IssuedAt` of the checkout, as AWS sent it (ISO 8601).
+    pub issued_at: String,
+    /// `Expiration` of the checkout: when an unreturned seat goes back to the pool.
+    pub expiration: String,
+    /// Expiration minus IssuedAt: how long the seat is held without an extension.
+    pub lifetime: Duration,
+    /// Unix seconds (local clock) when the checkout succeeded.
+    pub verified_at: u64,
+    /// AWS's `SignedToken` over the checkout (format unpublished, aws-wire.md §4.7): handed over, not verified.
+    pub signed_token: Option<String>,
+    pub(crate) consumption_token: String,
+    pub(crate) credentials: Credentials,
+}
+
+impl std::fmt::Debug for Licensed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Licensed")
+            .field("license_arn", &self.license_arn)
+            .field("entitlements", &self.entitlements)
+            .field("issued_at", &self.issued_at)
+            .field("expiration", &self.expiration)
+            .field("lifetime", &self.lifetime)
+            .field("verified_at", &self.verified_at)
+            .field("signed_token", &self.signed_token.as_ref().map(|_| "** redacted **"))
+            .field("consumption_token", &"** redacted **")
+            .field("credentials", &self.credentials)
+            .finish()
+    }
+}
+
+/// Check out the baked entitlements of `product`.
+pub async fn checkout(
+    client: &aws_sdk_licensemanager::Client,
+    product: &'static BakedProduct,
+    baked: &'static [BakedEntitlement],
+    credentials: Credentials,
+    ctx: &Context<'_>,
+    deadline: &Deadline,
+    progress: &Progress,
+) -> Result<Licensed, Error> {
+    let token = client_token()?;
+    let mut wanted = Vec::with_capacity(baked.len());
+    for e in baked {
+        let data = EntitlementData::builder()
+            .name(e.name)
+            .unit(EntitlementDataUnit::from(e.unit))
+            .set_value(e.value.map(|v| v.to_string()))
+            .build()
+            .map_err(|err| Error::Internal(format!("entitlement {}: {err}", e.name)))?;
+        wanted.push(data);
+    }
+    for attempt in 1u32.. {
+        progress.set(format!("CheckoutLicense attempt {attempt} (product {})", product.code));
+        let result = client
+            .checkout_license()
+            .product_sku(product.code)
+            .checkout_type(CheckoutType::Provisional)
+            .key_fingerprint(MARKETPLACE_KEY_FINGERPRINT)
+            .set_entitlements(Some(wanted.clone()))
+            .client_token(&token)
+            .send()
+            .await;
+        let transient = match result {
+            Ok(out) => return judge(client, out, product, baked, credentials).await,
+            Err(e) => match classify(e, "CheckoutLicense", product, ctx) {
+                Err(final_error) => return Err(final_error),
+                Ok(transient) => transient,
+            },
+        };
+        progress.set(format!("CheckoutLicense attempt {attempt}: {transient}"));
+        let wait = full_jitter(attempt);
+        if deadline.remaining() <= wait {
+            return Err(Error::Deadline {
+                secs: deadline.total().as_secs(),
+                last: format!("CheckoutLicense attempt {attempt}: {transient}"),
+            });
+        }
+        tokio::time::sleep(wait).await;
+    }
+    Err(Error::Internal("retry loop ended".into()))
+}
+
+/// Keep the baked entitlements AWS allowed and apply the admission rule; a refused checkout is
+/// checked in at once so it does not hold a seat.
+async fn judge(
+    client: &aws_sdk_licensemanager::Client,
+    out: CheckoutLicenseOutput,
+    product: &BakedProduct,
+    baked: &'static [BakedEntitlement],
+    credentials: Credentials,
+) -> Result<Licensed, Error> {
+    let consumption_token = out.license_consumption_token().unwrap_or_default().to_string();
+    let allowed: Vec<Allowed> = baked
+        .iter()
+        .filter_map(|b| {
+            let a = out.entitlements_allowed().iter().find(|a| a.name() == b.name && a.unit().as_str() == b.unit)?;
+            Some(Allowed { name: b.name.to_string(), unit: b.unit.to_string(), value: a.value().map(str::to_string) })
+        })
+        .collect();
+    let admitting: Vec<&str> = baked.iter().filter(|b| b.admits).map(|b| b.name).collect();
+    let admitted = if admitting.is_empty() {
+        !allowed.is_empty()
+    } else {
+        allowed.iter().any(|a| admitting.contains(&a.name.as_str()))
+    };
+    if !admitted || consumption_token.is_empty() {
+        if !consumption_token.is_empty() {
+            let _ = client.check_in_license().license_consumption_token(&consumption_token).send().await;
+        }
+        let got: Vec<&str> = allowed.iter().map(|a| a.name.as_str()).collect();
+        let detail = if consumption_token.is_empty() {
+            "CheckoutLicense answered without a LicenseConsumptionToken; refusing to start".to_string()
+        } else {
+            format!(
+                "not-entitled: the license for product {} allows {} but a start needs one of {}; the buyer must buy or upgrade the contract in AWS Marketplace",
+                product.code,
+                if got.is_empty() { "none of this image's entitlements".to_string() } else { got.join(", ") },
+                admitting.join(", ")
+            )
+        };
+        let class = if consumption_token.is_empty() { Class::Misconfigured } else { Class::NotEntitled };
+        return Err(Error::License { class, detail });
+    }
+    let issued_at = out.issued_at().unwrap_or_default().to_string();
+    let expiration = out.expiration().unwrap_or_default().to_string();
+    let lifetime = match (parse_time(&issued_at), parse_time(&expiration)) {
+        (Some(i), Some(e)) if e > i => Duration::from_secs((e - i) as u64),
+        _ => DEFAULT_TTL,
+    };
+    Ok(Licensed {
+        license_arn: out.license_arn().unwrap_or_default().to_string(),
+        entitlements: allowed,
+        issued_at,
+        expiration,
+        lifetime,
+        verified_at: SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        signed_token: out.signed_token().map(str::to_string),
+        consumption_token,
+        credentials,
+    })
+}
+
+/// Unix seconds of an ISO 8601 date-time with `Z` or a numeric offset.
+pub(crate) fn parse_time(s: &str) -> Option<i64> {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    DateTime::from_str(s, Format::DateTime).ok().map(|d| d.secs())
+}
+
+/// A random UUID-shaped token (version 4 layout), fresh per start.
+fn client_token() -> Result<String, Error> {
+    let mut b = [0u8; 16];
+    getrandom::getrandom(&mut b).map_err(|e| Error::Internal(format!("no randomness for the ClientToken: {e}")))?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+}
+
+/// `Ok(description)` for a transient failure worth retrying, `Err` for a final refusal. Shared by
+/// every License Manager call (`call` names it in the refusal).
+pub(crate) fn classify<E>(
+    e: SdkError<E, HttpResponse>,
+    call: &'static str,
+    product: &BakedProduct,
+    ctx: &Context<'_>,
+) -> Result<String, Error>
+where
+    E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
+{
+    let service = match &e {
+        SdkError::ServiceError(s) => s,
+        SdkError::ConstructionFailure(_) => return Err(Error::Internal(DisplayErrorContext(&e).to_string())),
+        _ => return Ok(crate::error::one_line(&DisplayErrorContext(&e).to_string())),
+    };
+    let status = service.raw().status().as_u16();
+    let location = service.raw().headers().get("Location").map(str::to_string);
+    let err = service.err();
+    let code = err.code().unwrap_or("UnknownError").to_string();
+    let retryable =
+        matches!(code.as_str(), "RateLimitExceededException" | "ServerInternalException" | "ConflictException");
+    if retryable || status >= 500 {
+        return Ok(format!("{code} (HTTP {status})"));
+    }
+    let sku = product.code;
+    let (class, advice) = match code.as_str() {
+        "NoEntitlementsAllowedException" => (
+            Class::NotEntitled,
+            format!("the license for product {sku} is expired, inactive, lacks this image's entitlements or has no seat left; renew or extend the contract in AWS Marketplace, or stop another container (a seat that was never returned comes back within 60 minutes)"),
+        ),
+        "ResourceNotFoundException" => (
+            Class::NotEntitled,
+            format!("this AWS account holds no license for product {sku}; subscribe in AWS Marketplace and check that the license grant is active in AWS License Manager in {}", ctx.region.name),
+        ),
+        "RedirectException" => (
+            Class::Misconfigured,
+            match location {
+                Some(l) => format!("the license lives in another region ({l}); set AWS_REGION to the license's home region (the region was {} from {})", ctx.region.name, ctx.region.source),
+                None => format!("the license lives in another region than {} (from {}); set AWS_REGION to the license's home region", ctx.region.name, ctx.region.source),
+            },
+        ),
+        "AccessDeniedException" | "AuthorizationException" | "AccessDenied" => (
+            Class::Misconfigured,
+            format!("grant {IAM_ACTIONS} to the role behind {} (managed policy AWSLicenseManagerConsumptionPolicy)", ctx.source),
+        ),
+        "ValidationException" | "InvalidParameterValueException" | "UnsupportedDigitalSignatureMethodException" => (
+            Class::Misconfigured,
+            format!("AWS rejected the request built from this image's MPGATE_PRODUCT_SKU {sku} and MPGATE_ENTITLEMENTS; the seller must rebuild with the values of the product's license"),
+        ),
+        "UnrecognizedClientException" | "InvalidClientTokenId" | "InvalidSignatureException" | "SignatureDoesNotMatch" | "ExpiredTokenException" => (
+            Class::Misconfigured,
+            format!("AWS rejected the credentials from {}; check them and the clock (SigV4 allows 5 minutes of skew)", ctx.source),
+        ),
+        _ => (Class::Misconfigured, "this error is not retryable; see docs/contract.md".to_string()),
+    };
+    Err(Error::Aws {
+        class,
+        call,
+        code,
+        message: err.message().unwrap_or_default().to_string(),
+        request_id: err.request_id().map(str::to_string),
+        advice,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{client_token, parse_time};
+
+    #[test]
+    fn client_tokens_are_fresh_and_uuid_shaped() {
+        let (a, b) = (client_token().expect("token"), client_token().expect("token"));
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.matches('-').count(), 4);
+    }
+
+    #[test]
+    fn times_with_zone_or_offset_parse() {
+        assert_eq!(parse_time("1970-01-01T01:00:00Z"), Some(3600));
+        assert_eq!(
+            parse_time("2026-01-01T00:00:00Z").zip(parse_time("2026-01-01T01:00:00Z")).map(|(a, b)| b - a),
+            Some(3600)
+        );
+        assert_eq!(parse_time("not a time"), None);
+    }
+}

@@ -1,0 +1,192 @@
+//! Contract seats after admission: giving the seat back (`CheckInLicense`), keeping it out
+//! (`ExtendLicenseConsumption`), and the entitlements file the workload reads.
+//!
+//! Seat policy (docs/contract.md): `exec` checks the seat in right before the execve, so a gate that
+//! is gone never holds one (a 1-seat contract admits every restart; the contract still gates each
+//! start). `supervise` holds it: extends it when half its lifetime is gone, and checks it in when the
+//! workload exits or SIGTERM arrives. A supervisor killed with SIGKILL leaks the seat for at most one
+//! lifetime (AWS: 60 minutes), after which License Manager returns it.
+//! Must not: decide entitlement (that is `entitlement::contract`) or block supervise's signal
+//! forwarding and reaping: every wait here is async and bounded.
+#![forbid(unsafe_code)]
+
+pub mod handover;
+
+use crate::aws::Clients;
+use crate::entitlement::contract::{classify, Licensed};
+use crate::entitlement::hourly::{jitter, Context};
+use crate::entitlement::Entitled;
+use crate::identity::BakedProduct;
+use crate::platform::{credentials, CredentialSource, Env, FoundRegion};
+use aws_credential_types::Credentials;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long a check-in may take before mpgate gives up (the seat then returns after its lifetime).
+pub const CHECK_IN_BUDGET: Duration = Duration::from_secs(10);
+
+/// A checked-out seat and what it takes to extend or return it.
+pub struct Lease<'a> {
+    env: &'a dyn Env,
+    product: &'static BakedProduct,
+    region: FoundRegion,
+    source: CredentialSource,
+    token: String,
+    lifetime: Duration,
+    seed: Option<Credentials>,
+    clients: Option<Clients>,
+    client: Option<(aws_sdk_licensemanager::Client, Option<SystemTime>)>,
+    held: bool,
+    extended_at: Instant,
+}
+
+impl<'a> Lease<'a> {
+    /// The seat of a contract checkout; `None` for the other pricing models.
+    pub fn of(entitled: &Entitled, env: &'a dyn Env) -> Option<Lease<'a>> {
+        let licensed: &Licensed = entitled.licensed()?;
+        let baked = crate::identity::baked().ok()?;
+        let product = baked.select(Some(entitled.product_code())).ok()?;
+        Some(Lease {
+            env,
+            product,
+            region: entitled.region().clone(),
+            source: entitled.credential_source(),
+            token: licensed.consumption_token.clone(),
+            lifetime: licensed.lifetime,
+            seed: Some(licensed.credentials.clone()),
+            clients: None,
+            client: None,
+            held: true,
+            extended_at: Instant::now(),
+        })
+    }
+
+    /// When the next extension is due: half the seat's lifetime after the last checkout or extension.
+    fn extend_due(&self) -> Instant {
+        self.extended_at + self.lifetime / 2
+    }
+
+    /// Give the seat back, retrying transient errors within `budget`. A seat AWS no longer knows
+    /// (`ResourceNotFoundException`: already checked in or expired) counts as returned.
+    pub async fn check_in(&mut self, budget: Duration) -> Result<(), String> {
+        if !self.held {
+            return Ok(());
+        }
+        let until = Instant::now() + budget;
+        for attempt in 1u32.. {
+            let client = self.client().await?;
+            let result = client.check_in_license().license_consumption_token(&self.token).send().await;
+            let ctx = Context { region: &self.region, source: self.source, hostname: "" };
+            let transient = match result {
+                Ok(_) => {
+                    self.held = false;
+                    return Ok(());
+                }
+                Err(e) => match classify(e, "CheckInLicense", self.product, &ctx) {
+                    Err(crate::error::Error::Aws { code, .. }) if code == "ResourceNotFoundException" => {
+                        self.held = false;
+                        return Ok(());
+                    }
+                    Err(final_error) => return Err(final_error.to_string()),
+                    Ok(t) => t,
+                },
+            };
+            let wait = jitter(attempt, Duration::from_millis(250), Duration::from_secs(2));
+            if Instant::now() + wait >= until {
+                return Err(format!("CheckInLicense attempt {attempt}: {transient}"));
+            }
+            tokio::time::sleep(wait).await;
+        }
+        Err("retry loop ended".into())
+    }
+
+    /// Keep the seat out until `stop` fires, then check it in; never returns (supervise drops it).
+    pub async fn hold(&mut self, stop: &mut tokio::sync::mpsc::UnboundedReceiver<()>) {
+        let mut attempt = 0u32;
+        loop {
+            let due = if attempt == 0 {
+                self.extend_due()
+            } else {
+                Instant::now() + jitter(attempt, Duration::from_secs(1), Duration::from_secs(60))
+            };
+            tokio::select! {
+                _ = stop.recv() => {
+                    if let Err(why) = self.check_in(CHECK_IN_BUDGET).await {
+                        warn(&format!("could not check the license seat in ({why}); License Manager returns it within {} minutes", self.lifetime.as_secs() / 60));
+                    }
+                    return std::future::pending().await;
+                }
+                () = tokio::time::sleep_until(due.into()), if self.held => {}
+            }
+            match self.extend().await {
+                Ok(()) => attempt = 0,
+                Err(why) if self.extended_at.elapsed() < self.lifetime => {
+                    attempt += 1;
+                    crate::log::verbose(&format!("ExtendLicenseConsumption failed, retrying: {why}"));
+                }
+                Err(why) => {
+                    // The seat has gone back to the pool: the workload keeps running (the contract
+                    // gates starts), and exit still tries a check-in.
+                    warn(&format!("could not extend the license seat ({why}); it has returned to the pool"));
+                    self.held = false;
+                }
+            }
+        }
+    }
+
+    async fn extend(&mut self) -> Result<(), String> {
+        let client = self.client().await?;
+        let result = client.extend_license_consumption().license_consumption_token(&self.token).send().await;
+        match result {
+            Ok(out) => {
+                if let Some(t) = out.license_consumption_token() {
+                    self.token = t.to_string();
+                }
+                self.extended_at = Instant::now();
+                crate::log::verbose(&format!(
+                    "license seat extended until {}",
+                    out.expiration().unwrap_or("an unspecified time")
+                ));
+                Ok(())
+            }
+            Err(e) => {
+                let ctx = Context { region: &self.region, source: self.source, hostname: "" };
+                Err(match classify(e, "ExtendLicenseConsumption", self.product, &ctx) {
+                    Ok(t) => t,
+                    Err(final_error) => final_error.to_string(),
+                })
+            }
+        }
+    }
+
+    /// A License Manager client with credentials valid for at least five more minutes: first the
+    /// ones the checkout used, then a fresh load from the same chain.
+    async fn client(&mut self) -> Result<aws_sdk_licensemanager::Client, String> {
+        let fresh = |exp: &Option<SystemTime>| exp.is_none_or(|e| e > SystemTime::now() + Duration::from_secs(300));
+        if let Some((c, exp)) = &self.client {
+            if fresh(exp) {
+                return Ok(c.clone());
+            }
+        }
+        if self.clients.is_none() {
+            self.clients = Some(Clients::new().map_err(|e| e.to_string())?);
+        }
+        let Some(clients) = &self.clients else { return Err("no HTTP client".into()) };
+        let creds = match self.seed.take() {
+            Some(c) if fresh(&c.expiry()) => c,
+            _ => {
+                credentials::load(self.env, &clients.provider_config(&self.region.name), clients.imds())
+                    .await
+                    .map_err(|e| format!("loading credentials: {e}"))?
+                    .credentials
+            }
+        };
+        let expiry = creds.expiry();
+        let client = clients.license_manager(self.env, &self.region.name, creds);
+        self.client = Some((client.clone(), expiry));
+        Ok(client)
+    }
+}
+
+fn warn(m: &str) {
+    crate::log::warn(m);
+}

@@ -1,0 +1,375 @@
+//! Contract pricing (issue 5), end to end against the emulator's License Manager: CheckoutLicense at
+//! start and every refusal class, what the workload receives, and seat hygiene per mode measured on
+//! the emulator's seat ledger. Runs the test-flavour gate baked with testdata/identity-contract.env
+//! (`mpgate-test-contract`): BasicTier or PremiumTier admits, one `Seats` per container.
+
+use crate::support::{dist_dir, scratch, workload_bin, Report, Run};
+use mpgate_emulator::{Emulator, Fault, Seat, SeatState, World, CONTRACT_LICENSE, CONTRACT_SKU};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn contract_bin() -> PathBuf {
+    let bin = dist_dir().join("mpgate-test-contract");
+    assert!(bin.is_file(), "{} missing: scripts/test builds it with testdata/identity-contract.env", bin.display());
+    bin
+}
+
+/// The demo world with the contract license's `Seats` set to `seats`.
+fn world_with_seats(seats: i64) -> World {
+    let mut world = World::demo();
+    let license = world.licenses.iter_mut().find(|l| l.arn == CONTRACT_LICENSE).expect("contract license");
+    license.entitlements.iter_mut().find(|e| e.name == "Seats").expect("Seats").max_count = Some(seats);
+    world
+}
+
+fn gate(emu: &Emulator, workload: &str, dir: &Path) -> Run {
+    Run::bin(contract_bin())
+        .envs(emu.workload_env(workload, dir).expect("env"))
+        .env("PATH", "/usr/bin:/bin")
+        .env("MPGATE_TERMINATION_LOG", dir.join("termination-log"))
+        .env("MPGATE_ENTITLEMENTS_DIR", dir)
+        .env("MPGATE_DEADLINE", "10s")
+}
+
+/// `mpgate exec -- mpgate-test-workload report dir/report.json`.
+fn exec_report(run: Run, dir: &Path) -> Run {
+    run.args(["exec", "-q", "--"]).arg(workload_bin()).arg("report").arg(dir.join("report.json"))
+}
+
+fn out_seats(emu: &Emulator) -> Vec<Seat> {
+    emu.seats().into_iter().filter(|s| s.state == SeatState::Out).collect()
+}
+
+fn checkouts(emu: &Emulator) -> Vec<serde_json::Value> {
+    emu.requests()
+        .into_iter()
+        .filter(|r| r.op == "CheckoutLicense")
+        .map(|r| serde_json::from_str(&r.body).expect("checkout body"))
+        .collect()
+}
+
+#[test]
+fn an_entitled_start_checks_out_the_baked_entitlements_and_hands_over_exactly_the_allowed_ones() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    exec_report(gate(&emu, "ecs-task", dir.path()), dir.path()).run().expect_status(0).check();
+
+    let sent = checkouts(&emu);
+    assert_eq!(sent.len(), 1);
+    let body = &sent[0];
+    assert_eq!(body["ProductSKU"], CONTRACT_SKU);
+    assert_eq!(body["CheckoutType"], "PROVISIONAL");
+    assert_eq!(body["KeyFingerprint"], "aws:294406891311:AWS/Marketplace:issuer-fingerprint");
+    assert_eq!(
+        body["Entitlements"],
+        serde_json::json!([
+            {"Name": "BasicTier", "Unit": "None"},
+            {"Name": "PremiumTier", "Unit": "None"},
+            {"Name": "Seats", "Unit": "Count", "Value": "1"}
+        ])
+    );
+    let token = body["ClientToken"].as_str().expect("ClientToken");
+    assert_eq!(token.len(), 36, "UUID-shaped ClientToken: {token}");
+
+    // The license has BasicTier and Seats (not PremiumTier): the workload sees exactly those.
+    let report = Report::read(&dir.path().join("report.json"));
+    assert_eq!(report.var("MPGATE_PRICING_MODEL").as_deref(), Some("contract"));
+    assert_eq!(report.var("MPGATE_PRODUCT_CODE").as_deref(), Some(CONTRACT_SKU));
+    assert_eq!(report.var("MPGATE_ENTITLEMENTS").as_deref(), Some("BasicTier:None,Seats:Count:1"));
+    assert_eq!(report.var("MPGATE_LICENSE_ARN").as_deref(), Some(CONTRACT_LICENSE));
+    assert!(report.var("MPGATE_CHECKOUT_EXPIRATION").is_some_and(|e| e.ends_with('Z')));
+    assert_eq!(report.var("MPGATE_SIGNATURE"), None);
+    let file = report.var("MPGATE_ENTITLEMENTS_FILE").expect("MPGATE_ENTITLEMENTS_FILE");
+    assert_eq!(Path::new(&file), dir.path().join("mpgate-entitlements.json"));
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).expect("file")).expect("json");
+    assert_eq!(doc["license_arn"], CONTRACT_LICENSE);
+    assert_eq!(doc["seat"], "returned");
+    let names: Vec<&str> =
+        doc["entitlements"].as_array().expect("list").iter().filter_map(|e| e["name"].as_str()).collect();
+    assert_eq!(names, ["BasicTier", "Seats"]);
+    assert!(!std::fs::read_to_string(&file).expect("file").contains(&emu.seats()[0].consumption_token));
+
+    // Exec mode: the seat was checked in before the workload started.
+    assert_eq!(emu.seats().len(), 1);
+    assert_eq!(emu.seats()[0].state, SeatState::CheckedIn);
+}
+
+#[test]
+fn incoming_contract_variables_are_replaced_and_a_read_only_directory_falls_back_to_env_only() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let out = exec_report(gate(&emu, "ecs-task", dir.path()), dir.path())
+        .env("MPGATE_ENTITLEMENTS", "PremiumTier:None")
+        .env("MPGATE_ENTITLEMENTS_FILE", "/etc/passwd")
+        .env("MPGATE_ENTITLEMENTS_DIR", dir.path().join("missing"))
+        .run()
+        .expect_status(0)
+        .check();
+    assert_eq!(out.code(), Some(0));
+    let report = Report::read(&dir.path().join("report.json"));
+    assert_eq!(report.var("MPGATE_ENTITLEMENTS").as_deref(), Some("BasicTier:None,Seats:Count:1"));
+    assert_eq!(report.var("MPGATE_ENTITLEMENTS_FILE"), None);
+}
+
+#[test]
+fn a_one_seat_contract_restarted_ten_times_in_exec_mode_still_admits() {
+    let emu = Emulator::start(world_with_seats(1)).expect("emulator");
+    let dir = scratch();
+    for i in 0..10 {
+        gate(&emu, "ecs-task", dir.path()).args(["exec", "-q", "--", "true"]).run().expect_status(0).check();
+        assert!(out_seats(&emu).is_empty(), "start {i} left a seat out: {:?}", emu.seats());
+    }
+    assert_eq!(emu.seats().len(), 10);
+}
+
+#[test]
+fn refusals_name_the_class_and_what_to_do() {
+    // Exhausted: every seat out (held by other containers).
+    let emu = Emulator::start(world_with_seats(1)).expect("emulator");
+    let dir = scratch();
+    let mut holder = spawn_supervised(&emu, dir.path(), "sleep 30");
+    wait_until("a seat is out", || out_seats(&emu).len() == 1);
+    gate(&emu, "ecs-task", dir.path())
+        .args(["exec", "--", "true"])
+        .run()
+        .expect_status(80)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("NoEntitlementsAllowedException")
+        .expect_stderr_contains("no seat left")
+        .check();
+    term(&holder);
+    assert_eq!(wait_exit(&mut holder), Some(143));
+
+    // Expired and suspended licenses, an unsubscribed account, a wrong unit.
+    for (status, end) in [("AVAILABLE", Some("2026-01-02T00:00:00Z")), ("SUSPENDED", None)] {
+        let mut world = World::demo();
+        let l = world.licenses.iter_mut().find(|l| l.arn == CONTRACT_LICENSE).expect("license");
+        l.status = status.to_string();
+        if let Some(end) = end {
+            l.end = Some(end.to_string());
+        }
+        let emu = Emulator::start(world).expect("emulator");
+        gate(&emu, "ecs-task", dir.path())
+            .args(["exec", "--", "true"])
+            .run()
+            .expect_status(80)
+            .expect_one_refusal_line()
+            .expect_stderr_contains("not-entitled: CheckoutLicense answered NoEntitlementsAllowedException")
+            .check();
+    }
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    gate(&emu, "unsubscribed-task", dir.path())
+        .args(["exec", "--", "true"])
+        .run()
+        .expect_status(80)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("ResourceNotFoundException")
+        .check();
+    let mut world = World::demo();
+    let l = world.licenses.iter_mut().find(|l| l.arn == CONTRACT_LICENSE).expect("license");
+    l.entitlements.retain(|e| e.name != "BasicTier");
+    for e in &mut l.entitlements {
+        e.unit = "Bytes".into();
+    }
+    let emu = Emulator::start(world).expect("emulator");
+    gate(&emu, "ecs-task", dir.path())
+        .args(["exec", "--", "true"])
+        .run()
+        .expect_status(80)
+        .expect_one_refusal_line()
+        .check();
+    assert!(out_seats(&emu).is_empty());
+}
+
+#[test]
+fn a_license_without_an_admitting_tier_refuses_and_returns_the_seat() {
+    let mut world = World::demo();
+    let l = world.licenses.iter_mut().find(|l| l.arn == CONTRACT_LICENSE).expect("license");
+    l.entitlements.retain(|e| e.name != "BasicTier");
+    let emu = Emulator::start(world).expect("emulator");
+    let dir = scratch();
+    gate(&emu, "ecs-task", dir.path())
+        .args(["exec", "--", "true"])
+        .run()
+        .expect_status(80)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("a start needs one of BasicTier, PremiumTier")
+        .check();
+    assert_eq!(emu.seats().len(), 1);
+    assert_eq!(emu.seats()[0].state, SeatState::CheckedIn);
+}
+
+#[test]
+fn throttling_and_server_errors_are_retried_with_the_same_client_token() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    emu.inject("CheckoutLicense", Fault::Throttle);
+    emu.inject("CheckoutLicense", Fault::InternalError);
+    emu.inject("CheckoutLicense", Fault::Status(409, "ConflictException".into()));
+    gate(&emu, "ecs-task", dir.path()).args(["exec", "-q", "--", "true"]).run().expect_status(0).check();
+    let sent = checkouts(&emu);
+    assert_eq!(sent.len(), 4);
+    assert!(sent.iter().all(|b| b["ClientToken"] == sent[0]["ClientToken"]), "one ClientToken per start");
+    let codes: Vec<Option<String>> =
+        emu.requests().into_iter().filter(|r| r.op == "CheckoutLicense").map(|r| r.error_code).collect();
+    assert_eq!(codes[0].as_deref(), Some("RateLimitExceededException"));
+    // Throttled until the deadline: cannot verify.
+    for _ in 0..200 {
+        emu.inject("CheckoutLicense", Fault::Throttle);
+    }
+    gate(&emu, "ecs-task", dir.path())
+        .env("MPGATE_DEADLINE", "2s")
+        .args(["exec", "--", "true"])
+        .run()
+        .expect_status(81)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("RateLimitExceededException")
+        .check();
+}
+
+#[test]
+fn a_wrong_region_is_explained_with_the_redirect_location() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    gate(&emu, "ecs-task", dir.path())
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_DEFAULT_REGION", "eu-west-1")
+        .args(["exec", "--", "true"])
+        .run()
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("RedirectException")
+        .expect_stderr_contains("https://license-manager.us-east-1.amazonaws.com")
+        .expect_stderr_contains("set AWS_REGION")
+        .check();
+}
+
+#[test]
+fn a_role_without_license_manager_actions_is_told_which_to_grant() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    gate(&emu, "ecs-task-no-iam", dir.path()).args(["exec", "--", "true"]).run().expect_status(0).check();
+    let mut world = World::demo();
+    let w = world.workloads.iter_mut().find(|w| w.id == "ecs-task-no-iam").expect("workload");
+    w.denied_actions = vec!["license-manager:CheckoutLicense".into()];
+    let emu = Emulator::start(world).expect("emulator");
+    gate(&emu, "ecs-task-no-iam", dir.path())
+        .args(["exec", "--", "true"])
+        .run()
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("AuthorizationException")
+        .expect_stderr_contains("license-manager:CheckoutLicense")
+        .check();
+}
+
+fn spawn_supervised(emu: &Emulator, dir: &Path, script: &str) -> Child {
+    Command::new(contract_bin())
+        .env_clear()
+        .envs(emu.workload_env("ecs-task", dir).expect("env"))
+        .env("PATH", "/usr/bin:/bin")
+        .env("MPGATE_DEADLINE", "10s")
+        .env("MPGATE_ENTITLEMENTS_DIR", dir)
+        .args(["supervise", "-q", "--", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn supervisor")
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(20), "{what} did not happen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_exit(child: &mut Child) -> Option<i32> {
+    let started = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s.code();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "supervisor did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn term(child: &Child) {
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+}
+
+#[test]
+fn supervise_holds_the_seat_while_running_and_returns_it_on_sigterm_and_on_exit() {
+    let emu = Emulator::start(world_with_seats(1)).expect("emulator");
+    let dir = scratch();
+    let mut child = spawn_supervised(&emu, dir.path(), "trap 'exit 0' TERM; while :; do sleep 0.05; done");
+    wait_until("the seat is out", || out_seats(&emu).len() == 1);
+    let doc = std::fs::read_to_string(dir.path().join("mpgate-entitlements.json")).expect("file");
+    assert!(doc.contains("\"seat\":\"held\""), "{doc}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(out_seats(&emu).len(), 1, "still held while running");
+    term(&child);
+    assert_eq!(wait_exit(&mut child), Some(0));
+    assert!(out_seats(&emu).is_empty(), "seat back after SIGTERM: {:?}", emu.seats());
+    assert_eq!(emu.seats()[0].state, SeatState::CheckedIn);
+
+    // The workload exits by itself: the seat goes back too.
+    let mut child = spawn_supervised(&emu, dir.path(), "exit 3");
+    assert_eq!(wait_exit(&mut child), Some(3));
+    assert_eq!(emu.seats().len(), 2);
+    assert!(out_seats(&emu).is_empty(), "{:?}", emu.seats());
+}
+
+#[test]
+fn a_killed_supervisor_leaks_the_seat_for_at_most_one_ttl() {
+    let emu = Emulator::start(world_with_seats(1)).expect("emulator");
+    let dir = scratch();
+    let mut child = spawn_supervised(&emu, dir.path(), "sleep 30");
+    wait_until("the seat is out", || out_seats(&emu).len() == 1);
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    // The sleeping workload is an orphan now; it holds nothing.
+    gate(&emu, "ecs-task", dir.path()).args(["exec", "--", "true"]).run().expect_status(80).check();
+    emu.advance_clock(Duration::from_secs(59 * 60));
+    gate(&emu, "ecs-task", dir.path()).args(["exec", "--", "true"]).run().expect_status(80).check();
+    emu.advance_clock(Duration::from_secs(61));
+    gate(&emu, "ecs-task", dir.path()).args(["exec", "-q", "--", "true"]).run().expect_status(0).check();
+    assert!(emu.seats().iter().any(|s| s.state == SeatState::Expired));
+}
+
+#[test]
+fn check_live_probes_the_contract_and_checks_the_seat_in_again() {
+    let emu = Emulator::start(world_with_seats(1)).expect("emulator");
+    let dir = scratch();
+    let out = gate(&emu, "ecs-task", dir.path()).args(["check", "--live"]).run();
+    assert!(out.stdout().contains("CheckoutLicense admitted product"), "{}", out.stdout());
+    assert!(out.stdout().contains("seat checked in again"), "{}", out.stdout());
+    assert_eq!(emu.seats().len(), 1);
+    assert!(out_seats(&emu).is_empty(), "{:?}", emu.seats());
+}
+
+#[test]
+fn supervise_extends_the_seat_when_half_its_lifetime_is_gone() {
+    // A 1-minute TTL: the supervisor extends after 30 s.
+    let mut world = world_with_seats(1);
+    world.licenses.iter_mut().find(|l| l.arn == CONTRACT_LICENSE).expect("license").provisional_ttl_minutes = 1;
+    let emu = Emulator::start(world).expect("emulator");
+    let dir = scratch();
+    let mut child = spawn_supervised(&emu, dir.path(), "sleep 60");
+    let started = Instant::now();
+    let extended = || emu.requests().iter().any(|r| r.op == "ExtendLicenseConsumption" && r.status == 200);
+    while !extended() {
+        assert!(started.elapsed() < Duration::from_secs(45), "no ExtendLicenseConsumption within 45 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(started.elapsed() >= Duration::from_secs(25), "extended too early: {:?}", started.elapsed());
+    assert_eq!(out_seats(&emu).len(), 1);
+    term(&child);
+    let _ = wait_exit(&mut child);
+    assert!(out_seats(&emu).is_empty(), "{:?}", emu.seats());
+}
