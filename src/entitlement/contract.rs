@@ -12,7 +12,7 @@
 //! Must not: hold the seat (that is `crate::license::Lease`) or touch the process.
 #![forbid(unsafe_code)]
 
-use super::hourly::{full_jitter, Context};
+use super::hourly::Context;
 use super::{Deadline, Progress};
 use crate::error::{Class, Error};
 use crate::identity::{BakedEntitlement, BakedProduct, MARKETPLACE_KEY_FINGERPRINT};
@@ -119,15 +119,7 @@ pub async fn checkout(
                 Ok(transient) => transient,
             },
         };
-        progress.set(format!("CheckoutLicense attempt {attempt}: {transient}"));
-        let wait = full_jitter(attempt);
-        if deadline.remaining() <= wait {
-            return Err(Error::Deadline {
-                secs: deadline.total().as_secs(),
-                last: format!("CheckoutLicense attempt {attempt}: {transient}"),
-            });
-        }
-        tokio::time::sleep(wait).await;
+        deadline.pause_or_give_up(progress, "CheckoutLicense", attempt, &transient).await?;
     }
     Err(Error::Internal("retry loop ended".into()))
 }

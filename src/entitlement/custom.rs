@@ -9,7 +9,7 @@
 //! Must not: send a real record (that is `metering::send`, after admission).
 #![forbid(unsafe_code)]
 
-use super::hourly::{classify, full_jitter, Context};
+use super::hourly::{classify, Context};
 use super::{Deadline, Progress};
 use crate::error::Error;
 use crate::identity::{BakedDimension, BakedProduct};
@@ -78,15 +78,7 @@ async fn probe_one(
                 Ok(transient) => transient,
             },
         };
-        progress.set(format!("MeterUsage dry run attempt {attempt}: {transient}"));
-        let wait = full_jitter(attempt);
-        if deadline.remaining() <= wait {
-            return Err(Error::Deadline {
-                secs: deadline.total().as_secs(),
-                last: format!("MeterUsage dry run attempt {attempt}: {transient}"),
-            });
-        }
-        tokio::time::sleep(wait).await;
+        deadline.pause_or_give_up(progress, "MeterUsage dry run", attempt, &transient).await?;
     }
     Err(Error::Internal("retry loop ended".into()))
 }

@@ -121,15 +121,7 @@ async fn register_version(
                 Ok(transient) => transient,
             },
         };
-        progress.set(format!("RegisterUsage attempt {attempt}: {transient}"));
-        let wait = full_jitter(attempt);
-        if deadline.remaining() <= wait {
-            return Err(Error::Deadline {
-                secs: deadline.total().as_secs(),
-                last: format!("RegisterUsage attempt {attempt}: {transient}"),
-            });
-        }
-        tokio::time::sleep(wait).await;
+        deadline.pause_or_give_up(progress, "RegisterUsage", attempt, &transient).await?;
     }
     Err(Error::Internal("retry loop ended".into()))
 }

@@ -102,6 +102,26 @@ impl Deadline {
     pub fn total(&self) -> Duration {
         self.total
     }
+
+    /// After a transient failure of `call`'s attempt `attempt`: record it, then sleep the backoff, or
+    /// give up with `Error::Deadline` when the backoff would not fit in the time left. The one retry
+    /// policy of every start-up call (RegisterUsage, MeterUsage dry run, CheckoutLicense).
+    pub async fn pause_or_give_up(
+        &self,
+        progress: &Progress,
+        call: &str,
+        attempt: u32,
+        transient: &str,
+    ) -> Result<(), Error> {
+        let last = format!("{call} attempt {attempt}: {transient}");
+        progress.set(last.clone());
+        let wait = hourly::full_jitter(attempt);
+        if self.remaining() <= wait {
+            return Err(Error::Deadline { secs: self.total.as_secs(), last });
+        }
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
 }
 
 /// The step in progress, so a deadline refusal can say where it was stuck.
