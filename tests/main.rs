@@ -12,6 +12,7 @@ mod gate_pass;
 mod hourly;
 mod logging;
 mod metering;
+mod netns;
 mod packaging;
 mod release;
 mod rootfs;

@@ -336,6 +336,20 @@ def metering_checks(url, env_dir):
             control(url, "/_emulator/clock", {"set_unix": now()})
     check("controllable clock: advancing 7 h puts a fresh timestamp out of the window", clock)
 
+    def before_start():
+        # The demo account's subscription to the metered product began 2026-01-01T00:00:00Z.
+        new_year = 1767225600
+        control(url, "/_emulator/clock", {"set_unix": new_year + 2 * 3600})
+        try:
+            e = fails(c, cap, "meter_usage", "TimestampOutOfBoundsException", 400, ProductCode=METERED,
+                      Timestamp=new_year - 1800, UsageDimension="requests", UsageQuantity=1)
+            assert "start of usage" in e.response["Error"]["Message"], e.response["Error"]
+            ok(c, cap, "meter_usage", ProductCode=METERED, Timestamp=new_year + 1800, UsageDimension="requests",
+               UsageQuantity=1)
+        finally:
+            control(url, "/_emulator/clock", {"set_unix": now()})
+    check("MeterUsage TimestampOutOfBoundsException 400 (before the subscription began); after it ok", before_start)
+
     m, mcap = novalidate(env_dir, "meteringmarketplace")
     check("MeterUsage ValidationException 400 (UsageDimension missing, client validation off)",
           lambda: fails(m, mcap, "meter_usage", "ValidationException", 400, ProductCode=METERED, Timestamp=ts))
@@ -529,6 +543,42 @@ def license_checks(url, env_dir):
                 break
         assert len(arns) == 2 and len(set(arns)) == 2, arns
     check("ListReceivedLicenses pagination (MaxResults=1, NextToken)", pages)
+
+    # Errors that arise from the situation (emulator/src/license_situations.rs), not from injected faults.
+    noiam, noiamcap = client(env_dir, "ecs-task-no-license-iam", service="license-manager")
+    check("CheckoutLicense AuthorizationException 403 (role without license-manager actions)",
+          lambda: fails(noiam, noiamcap, "checkout_license", "AuthorizationException", 403, **co()))
+    pol, polcap = client(env_dir, "ecs-task-lm-consumption-policy", service="license-manager")
+    check("ListReceivedLicenses AuthorizationException 403 (AWSLicenseManagerConsumptionPolicy lacks it)",
+          lambda: fails(pol, polcap, "list_received_licenses", "AuthorizationException", 403))
+    check("CheckoutLicense/CheckInLicense ok with AWSLicenseManagerConsumptionPolicy",
+          lambda: ok(pol, polcap, "check_in_license",
+                     LicenseConsumptionToken=ok(pol, polcap, "checkout_license", **co())["LicenseConsumptionToken"]))
+    other, othercap = client(env_dir, "unsubscribed-task", service="license-manager")
+    check("GetLicense AccessDeniedException 401 (another account's license)",
+          lambda: fails(other, othercap, "get_license", "AccessDeniedException", 401, LicenseArn=CONTRACT_LICENSE))
+
+    def foreign_token():
+        tok = ok(c, cap, "checkout_license", **co())["LicenseConsumptionToken"]
+        try:
+            fails(other, othercap, "extend_license_consumption", "AccessDeniedException", 401, LicenseConsumptionToken=tok)
+            fails(other, othercap, "check_in_license", "AccessDeniedException", 401, LicenseConsumptionToken=tok)
+        finally:
+            ok(c, cap, "check_in_license", LicenseConsumptionToken=tok)
+    check("ExtendLicenseConsumption/CheckInLicense AccessDeniedException 401 (another account's token)", foreign_token)
+
+    def racing():
+        control(url, "/_emulator/checkout-commit", {"ms": 5000})
+        first = co()
+        tok = ok(c, cap, "checkout_license", **first)["LicenseConsumptionToken"]
+        try:
+            fails(c, cap, "checkout_license", "ConflictException", 409, **co())
+            again = ok(c, cap, "checkout_license", **first)["LicenseConsumptionToken"]
+            assert again == tok, "a retry with the same ClientToken is no conflict"
+        finally:
+            control(url, "/_emulator/checkout-commit", {"ms": None})
+            ok(c, cap, "check_in_license", LicenseConsumptionToken=tok)
+    check("CheckoutLicense ConflictException 409 (racing checkout while the first commits; same ClientToken ok)", racing)
 
     # Containers Anywhere: refresh token -> GetAccessToken (unsigned) -> STS -> CheckoutLicense.
     clean_env()

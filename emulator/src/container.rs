@@ -1,6 +1,9 @@
 //! The container endpoints: ECS task-role credentials (agent at 169.254.170.2 in real life),
 //! EKS Pod Identity credentials (169.254.170.23) and ECS task metadata v4. Each answers only the
-//! token the emulator issued to that workload.
+//! token the emulator issued to that workload. Two forms of the ECS agent: on the main port under
+//! `/ecs/...` with an authorization token (a FULL_URI any user can point at loopback), and on the
+//! agent's own listener with the real paths, `/v2/credentials/<id>` (the RELATIVE_URI: the path
+//! is the secret, no header) and `/v4/<container id>[/task]`.
 
 use crate::proto::{container_error, Outcome};
 use crate::server::Incoming;
@@ -43,6 +46,56 @@ pub fn ecs_credentials(shared: &Shared, workload: &str, req: &Incoming) -> Outco
     }
 }
 
+/// The op name the ledger and fault queue use for a path on the ECS agent's own listener.
+pub fn agent_op(path: &str) -> &'static str {
+    if path.starts_with("/v2/credentials/") {
+        "EcsCredentials"
+    } else if path.starts_with("/v4/") {
+        "EcsTaskMetadata"
+    } else {
+        "NotFound"
+    }
+}
+
+/// The container id TMDE v4 names this task's one container by.
+pub fn container_id(task_id: &str) -> String {
+    format!("{task_id}-0000000000")
+}
+
+/// A request on the ECS agent's own listener.
+pub fn agent(shared: &Shared, op: &str, path: &str) -> Outcome {
+    match op {
+        "EcsCredentials" => {
+            let id = path.trim_start_matches("/v2/credentials/");
+            let owner = shared
+                .world
+                .workloads
+                .iter()
+                .find(|w| shared.setup.get(&w.id).and_then(|s| s.ecs_credentials_id.as_deref()) == Some(id));
+            let Some(w) = owner else {
+                // What the agent says for a credentials id it does not know.
+                return container_error(400, "InvalidIdInRequest", "Credentials not found for the given id");
+            };
+            let role = format!("arn:aws:iam::{}:role/{}-task-role", w.account, w.id);
+            creds_json(&shared.issue(principal(w, PrincipalKind::EcsTaskRole)), &role)
+        }
+        "EcsTaskMetadata" => {
+            let rest = path.trim_start_matches("/v4/");
+            let (container, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            let owner = shared
+                .world
+                .workloads
+                .iter()
+                .find(|w| shared.setup.get(&w.id).is_some_and(|s| container_id(&s.task_id) == container));
+            match owner {
+                Some(w) => task_metadata(shared, &w.id, tail),
+                None => container_error(404, "NotFound", "no such container"),
+            }
+        }
+        _ => container_error(404, "NotFound", "unknown agent path"),
+    }
+}
+
 /// `GET /pod-identity/credentials` with `Authorization: <contents of the token file>`.
 pub fn pod_identity_credentials(shared: &Shared, req: &Incoming) -> Outcome {
     let Some(token) = header(&req.headers, "authorization") else {
@@ -71,7 +124,7 @@ pub fn task_metadata(shared: &Shared, workload: &str, rest: &str) -> Outcome {
     let launch = if w.platform == Platform::EcsEc2 { "EC2" } else { "FARGATE" };
     let az = format!("{}a", w.region);
     let container = json!({
-        "DockerId": format!("{}-0000000000", s.task_id),
+        "DockerId": container_id(&s.task_id),
         "Name": "app",
         "Image": "example/paid-app:latest",
         "DesiredStatus": "RUNNING",

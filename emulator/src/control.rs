@@ -3,7 +3,8 @@
 //! `/_emulator/seats`. Knobs: `POST /_emulator/faults` (`{"op","fault","count"}` or
 //! `{"op","fault","probability"}`), `POST /_emulator/faults/clear` (`{"op"}`, "*" = all),
 //! `GET|POST /_emulator/clock` (`{"advance_secs"}` or `{"set_unix"}`), `POST /_emulator/quotas`
-//! (`{"enabled"}`), `POST /_emulator/dry-run` (`{"answer": "Empty"|"RecordId"|"DryRunOperationError"|null}`).
+//! (`{"enabled"}`), `POST /_emulator/dry-run` (`{"answer": "Empty"|"RecordId"|"DryRunOperationError"|null}`),
+//! `POST /_emulator/checkout-commit` (`{"ms": 2000}` or `{"ms": null}`: every license's `checkout_commit_ms`).
 //! Environment: `GET /_emulator/env/<workload>?dir=DIR`.
 
 use crate::fault::Fault;
@@ -47,6 +48,11 @@ struct ClockRequest {
 #[derive(Deserialize)]
 struct QuotaRequest {
     enabled: bool,
+}
+
+#[derive(Deserialize)]
+struct CommitRequest {
+    ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +141,10 @@ pub fn handle(shared: &Shared, req: &Incoming) -> Outcome {
         }),
         ("POST", "/_emulator/dry-run") => parse::<DryRunRequest>(&req.body).map(|d| {
             shared.lock().dry_run = d.answer;
+            json("{}".into())
+        }),
+        ("POST", "/_emulator/checkout-commit") => parse::<CommitRequest>(&req.body).map(|c| {
+            shared.lock().checkout_commit_ms = c.ms;
             json("{}".into())
         }),
         ("GET", p) if p.starts_with("/_emulator/env/") => Ok(workload_env(shared, &p["/_emulator/env/".len()..], req)),

@@ -3,8 +3,8 @@
 
 use crate::keys;
 use crate::world::{
-    Account, ClaimStyle, CredentialKind, DryRunAnswer, License, LicenseEntitlement, Platform, Product, Quotas,
-    RegistrationToken, Workload, World, MARKETPLACE_FINGERPRINT,
+    Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DryRunAnswer, License, LicenseEntitlement, Platform,
+    Product, Quotas, RegistrationToken, Workload, World, MARKETPLACE_FINGERPRINT,
 };
 use std::collections::BTreeMap;
 
@@ -39,6 +39,7 @@ fn product(code: &str, versions: Vec<i32>, keys: BTreeMap<i32, String>, dimensio
         dimensions: dimensions.iter().map(|d| d.to_string()).collect(),
         dry_run: DryRunAnswer::Empty,
         seller: Some(SELLER_ACCOUNT.to_string()),
+        before_start: BeforeStartAnswer::TimestampOutOfBounds,
     }
 }
 
@@ -64,6 +65,7 @@ fn workload(id: &str, platform: Platform, credential: CredentialKind) -> Workloa
         imds_reachable: true,
         node: None,
         denied_actions: Vec::new(),
+        started: None,
     }
 }
 
@@ -116,6 +118,25 @@ impl World {
                 denied_actions: vec!["aws-marketplace:RegisterUsage".into(), "aws-marketplace:MeterUsage".into()],
                 ..workload("ecs-task-no-iam", Platform::EcsFargate, CredentialKind::EcsTaskRole)
             },
+            // A task role with none of the License Manager actions the seller guide lists (§4.6).
+            Workload {
+                denied_actions: [
+                    "CheckoutLicense",
+                    "CheckInLicense",
+                    "ExtendLicenseConsumption",
+                    "GetLicense",
+                    "ListReceivedLicenses",
+                ]
+                .iter()
+                .map(|a| format!("license-manager:{a}"))
+                .collect(),
+                ..workload("ecs-task-no-license-iam", Platform::EcsFargate, CredentialKind::EcsTaskRole)
+            },
+            // A task role with only AWSLicenseManagerConsumptionPolicy, which lacks ListReceivedLicenses (§4.6).
+            Workload {
+                denied_actions: vec!["license-manager:ListReceivedLicenses".into()],
+                ..workload("ecs-task-lm-consumption-policy", Platform::EcsFargate, CredentialKind::EcsTaskRole)
+            },
             Workload {
                 // Containers Anywhere: License Manager refresh token + role, no AWS platform.
                 inject_region_env: false,
@@ -145,9 +166,22 @@ impl World {
                     id: ACCOUNT.to_string(),
                     subscriptions: [PAID, FREE, METERED, SAAS].iter().map(|c| c.to_string()).collect(),
                     customer_identifier: None,
+                    // The metered product's subscription began on New Year's Day: MeterUsage for an
+                    // hour before it is usage before start.
+                    subscribed_since: BTreeMap::from([(METERED.to_string(), "2026-01-01T00:00:00Z".to_string())]),
                 },
-                Account { id: UNSUBSCRIBED_ACCOUNT.to_string(), subscriptions: vec![], customer_identifier: None },
-                Account { id: SELLER_ACCOUNT.to_string(), subscriptions: vec![], customer_identifier: None },
+                Account {
+                    id: UNSUBSCRIBED_ACCOUNT.to_string(),
+                    subscriptions: vec![],
+                    customer_identifier: None,
+                    subscribed_since: BTreeMap::new(),
+                },
+                Account {
+                    id: SELLER_ACCOUNT.to_string(),
+                    subscriptions: vec![],
+                    customer_identifier: None,
+                    subscribed_since: BTreeMap::new(),
+                },
             ],
             products: vec![
                 product(
@@ -179,6 +213,7 @@ impl World {
                         entitlement("DataConsumption", "Gigabytes", Some(100)),
                     ],
                     provisional_ttl_minutes: 60,
+                    checkout_commit_ms: 0,
                 },
                 License {
                     // A second, expired contract: filters and pagination have something to skip.
@@ -194,6 +229,7 @@ impl World {
                     end: Some("2026-01-01T00:00:00Z".to_string()),
                     entitlements: vec![entitlement("BasicTier", "None", None)],
                     provisional_ttl_minutes: 60,
+                    checkout_commit_ms: 0,
                 },
             ],
             // Off: AWS publishes rates but not bursts, and suites that fire calls back to back

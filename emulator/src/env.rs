@@ -1,15 +1,27 @@
 //! The environment a container of each workload would see, mirroring what ECS, EKS and EC2
 //! inject (aws-wire.md §6.1), plus the token files it references.
 //!
-//! Deliberate difference from real ECS: the task-role endpoint is given as
+//! Without an ECS agent listener (the default), the task-role endpoint is given as
 //! `AWS_CONTAINER_CREDENTIALS_FULL_URI` + `AWS_CONTAINER_AUTHORIZATION_TOKEN`, because the real
-//! `…_RELATIVE_URI` is resolved against 169.254.170.2, which tests cannot bind. aws-config accepts
-//! a loopback FULL_URI over plain http.
+//! `…_RELATIVE_URI` is resolved against 169.254.170.2, which only a network namespace of one's own
+//! can bind; aws-config accepts a loopback FULL_URI over plain http. With the agent on
+//! 169.254.170.2:80 (`Listen::ECS_AGENT`) the environment is exactly ECS's: a RELATIVE_URI and no
+//! token. Likewise an IMDS on 169.254.169.254:80 gets no endpoint override.
 
 use crate::state::Shared;
 use crate::world::{CredentialKind, Platform};
 use std::io;
+use std::net::SocketAddr;
 use std::path::Path;
+
+/// `http://host[:port]`, without `:80` as the platforms write it.
+fn base(addr: SocketAddr) -> String {
+    if addr.port() == 80 {
+        format!("http://{}", addr.ip())
+    } else {
+        format!("http://{addr}")
+    }
+}
 
 pub fn workload_env(shared: &Shared, id: &str, dir: &Path) -> io::Result<Vec<(String, String)>> {
     let (Some(w), Some(setup)) = (shared.world.workload(id), shared.setup.get(id)) else {
@@ -22,15 +34,31 @@ pub fn workload_env(shared: &Shared, id: &str, dir: &Path) -> io::Result<Vec<(St
         set("AWS_REGION", w.region.clone());
         set("AWS_DEFAULT_REGION", w.region.clone());
     }
-    match setup.imds_port {
-        Some(port) => set("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("http://127.0.0.1:{port}")),
+    match setup.imds_addr {
+        Some(addr) if addr == crate::Listen::IMDS => {}
+        Some(addr) => set("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("http://{addr}")),
         None => set("AWS_EC2_METADATA_DISABLED", "true".into()),
     }
     match &w.credential {
         CredentialKind::EcsTaskRole => {
-            set("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("{url}/ecs/credentials/{id}"));
-            set("AWS_CONTAINER_AUTHORIZATION_TOKEN", setup.ecs_token.clone().unwrap_or_default());
-            set("ECS_CONTAINER_METADATA_URI_V4", format!("{url}/ecs/metadata/{id}"));
+            let creds_id = setup.ecs_credentials_id.clone().unwrap_or_default();
+            match shared.ecs_agent {
+                Some(agent) if agent == crate::Listen::ECS_AGENT => {
+                    set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", format!("/v2/credentials/{creds_id}"));
+                }
+                Some(agent) => {
+                    set("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("{}/v2/credentials/{creds_id}", base(agent)))
+                }
+                None => {
+                    set("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("{url}/ecs/credentials/{id}"));
+                    set("AWS_CONTAINER_AUTHORIZATION_TOKEN", setup.ecs_token.clone().unwrap_or_default());
+                }
+            }
+            let tmde = match shared.ecs_agent {
+                Some(agent) => format!("{}/v4/{}", base(agent), crate::container::container_id(&setup.task_id)),
+                None => format!("{url}/ecs/metadata/{id}"),
+            };
+            set("ECS_CONTAINER_METADATA_URI_V4", tmde);
             let exec = if w.platform == Platform::EcsEc2 { "AWS_ECS_EC2" } else { "AWS_ECS_FARGATE" };
             set("AWS_EXECUTION_ENV", exec.into());
         }

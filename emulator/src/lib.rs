@@ -19,6 +19,7 @@ pub mod keys;
 mod ledger;
 mod license;
 mod license_info;
+mod license_situations;
 mod meter;
 mod metering;
 mod proto;
@@ -37,8 +38,8 @@ pub use demo::{
 pub use fault::{Fault, TokenMutation};
 pub use ledger::{Allocation, MeteringRecord, Recorded, Registration, Seat, SeatState};
 pub use world::{
-    Account, ClaimStyle, CredentialKind, DryRunAnswer, License, LicenseEntitlement, Platform, Product, Quotas,
-    RegistrationToken, Workload, World, MARKETPLACE_FINGERPRINT,
+    Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DryRunAnswer, License, LicenseEntitlement, Platform,
+    Product, Quotas, RegistrationToken, Workload, World, MARKETPLACE_FINGERPRINT,
 };
 
 use server::Site;
@@ -50,6 +51,34 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
+
+/// Where the emulator listens. The defaults are loopback with ephemeral ports, which any user can
+/// bind; the real link-local addresses (`ECS_AGENT`, `IMDS`) need a network namespace of one's own
+/// (tests/netns.rs), where the workload's environment then carries no endpoint override at all.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    /// The AWS APIs, STS, the control API and the loopback forms of the container endpoints.
+    pub main: SocketAddr,
+    /// The ECS agent: `/v2/credentials/<id>` (what `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` points
+    /// at) and task metadata v4 `/v4/<container id>`. Off by default.
+    pub ecs_agent: Option<SocketAddr>,
+    /// Workload id → address of the IMDS it sees, instead of 127.0.0.1:0.
+    pub imds: Vec<(String, SocketAddr)>,
+}
+
+impl Listen {
+    /// Where ECS serves task credentials and metadata (aws-wire.md §6.1).
+    pub const ECS_AGENT: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 170, 2)), 80);
+    /// Where EC2 serves IMDS.
+    pub const IMDS: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 169, 254)), 80);
+}
+
+impl Default for Listen {
+    fn default() -> Listen {
+        Listen { main: SocketAddr::from(([127, 0, 0, 1], 0)), ecs_agent: None, imds: Vec::new() }
+    }
+}
 
 /// A running emulator. Dropping it stops the server and every listener.
 pub struct Emulator {
@@ -66,19 +95,37 @@ impl Emulator {
 
     /// As `start`, on a chosen address for the main port (IMDS ports are always 127.0.0.1:0).
     pub fn start_on(world: World, addr: SocketAddr) -> io::Result<Emulator> {
-        let main = TcpListener::bind(addr)?;
+        Self::start_with(world, Listen { main: addr, ..Listen::default() })
+    }
+
+    /// As `start`, with every listening address chosen (see `Listen`).
+    pub fn start_with(world: World, listen: Listen) -> io::Result<Emulator> {
+        let main = TcpListener::bind(listen.main)?;
         let url = format!("http://{}", main.local_addr()?);
-        let mut imds = Vec::new();
-        let mut ports = HashMap::new();
-        for w in world.workloads.iter().filter(|w| w.has_imds()) {
-            let l = TcpListener::bind(("127.0.0.1", 0))?;
-            ports.insert(w.id.clone(), l.local_addr()?.port());
-            imds.push((w.id.clone(), l));
-        }
-        let shared = Arc::new(Shared::new(world, url, &ports)?);
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let mut listeners = vec![(Site::Main, main)];
-        listeners.extend(imds.into_iter().map(|(id, l)| (Site::Imds(id), l)));
+        let mut addrs = HashMap::new();
+        for w in world.workloads.iter().filter(|w| w.has_imds()) {
+            let want =
+                listen.imds.iter().find(|(id, _)| *id == w.id).map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |p| p.1);
+            let l = TcpListener::bind(want)?;
+            addrs.insert(w.id.clone(), l.local_addr()?);
+            listeners.push((Site::Imds(w.id.clone()), l));
+        }
+        if let Some((id, _)) = listen.imds.iter().find(|(id, _)| !addrs.contains_key(id)) {
+            let why = format!("workload {id:?} has no IMDS (not on EC2, no node)");
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, why));
+        }
+        let ecs_agent = match listen.ecs_agent {
+            Some(a) => {
+                let l = TcpListener::bind(a)?;
+                let bound = l.local_addr()?;
+                listeners.push((Site::EcsAgent, l));
+                Some(bound)
+            }
+            None => None,
+        };
+        let shared = Arc::new(Shared::new(world, url, &addrs, ecs_agent)?);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let mut tokio_listeners = Vec::new();
         for (site, l) in listeners {
             l.set_nonblocking(true)?;
@@ -186,6 +233,12 @@ impl Emulator {
     /// Overrides every product's `dry_run` answer (None: back to each product's own).
     pub fn set_dry_run_answer(&self, answer: Option<DryRunAnswer>) {
         self.shared.lock().dry_run = answer;
+    }
+
+    /// Overrides every license's `checkout_commit_ms` (None: back to each license's own), the time
+    /// within which a second checkout of the same license answers `ConflictException`.
+    pub fn set_checkout_commit(&self, ms: Option<u64>) {
+        self.shared.lock().checkout_commit_ms = ms;
     }
 
     /// The ids of every workload in the world (for writing env files).

@@ -72,6 +72,8 @@ pub fn handle(shared: &Shared, op: &str, req: &Incoming) -> Outcome {
         lm_error(403, "AuthorizationException", &message)
     } else if shared.throttled(&caller.cred.principal.account, op) {
         crate::proto::throttle(op)
+    } else if let Some(refusal) = crate::license_situations::refuse(shared, &caller, op, req) {
+        refusal
     } else {
         let r = match op {
             "CheckoutLicense" => checkout(shared, &caller, req),
@@ -80,7 +82,9 @@ pub fn handle(shared: &Shared, op: &str, req: &Incoming) -> Outcome {
             "GetLicense" => crate::license_info::get_license(shared, &caller, req),
             _ => crate::license_info::list_received(shared, &caller, req),
         };
-        r.unwrap_or_else(|o| *o)
+        let out = r.unwrap_or_else(|o| *o);
+        crate::license_situations::settled(shared, &caller, op, req, &out);
+        out
     };
     out.signing_region = Some(region);
     out.workload = Some(workload);

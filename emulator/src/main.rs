@@ -1,5 +1,7 @@
-//! `mpgate-emulator [--listen 127.0.0.1:0] [--world FILE.json] [--env-dir DIR]`: runs the
-//! emulator as a process for sellers' CI and non-Rust tests. Prints one line with the URL,
+//! `mpgate-emulator [--listen 127.0.0.1:0] [--world FILE.json] [--env-dir DIR] [--ecs-agent ADDR]
+//! [--imds WORKLOAD=ADDR]...`: runs the emulator as a process for sellers' CI and non-Rust tests.
+//! `--ecs-agent 169.254.170.2:80` and `--imds ID=169.254.169.254:80` serve the real link-local
+//! endpoints (inside a network namespace or container where those addresses exist). Prints one line with the URL,
 //! optionally writes `<DIR>/<workload>.env` (+ `<DIR>/<workload>/` token files), serves until
 //! SIGINT or SIGTERM.
 //!
@@ -7,19 +9,20 @@
 //! `eval`: asked from a running emulator (`--url`; token files go under `--dir`, default /tmp), or
 //! read from the `<DIR>/<WORKLOAD>.env` file a `--env-dir` run wrote.
 
-use mpgate_emulator::{Emulator, World};
+use mpgate_emulator::{Emulator, Listen, World};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 struct Args {
-    listen: SocketAddr,
+    listen: Listen,
     world: Option<PathBuf>,
     env_dir: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: mpgate-emulator [--listen 127.0.0.1:0] [--world FILE.json] [--env-dir DIR]
+                      [--ecs-agent 169.254.170.2:80] [--imds WORKLOAD=169.254.169.254:80]...
        mpgate-emulator env WORKLOAD (--url URL [--dir DIR] | --dir DIR)";
 
 /// POSIX single-quoting: safe inside `eval`.
@@ -77,12 +80,19 @@ fn env_command(mut args: impl Iterator<Item = String>) -> Result<(), String> {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { listen: SocketAddr::from(([127, 0, 0, 1], 0)), world: None, env_dir: None };
+    let mut args = Args { listen: Listen::default(), world: None, env_dir: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"));
         match flag.as_str() {
-            "--listen" => args.listen = value()?.parse().map_err(|e| format!("--listen: {e}"))?,
+            "--listen" => args.listen.main = value()?.parse().map_err(|e| format!("--listen: {e}"))?,
+            "--ecs-agent" => args.listen.ecs_agent = Some(value()?.parse().map_err(|e| format!("--ecs-agent: {e}"))?),
+            "--imds" => {
+                let v = value()?;
+                let (id, addr) = v.split_once('=').ok_or_else(|| format!("--imds wants WORKLOAD=ADDR, got {v:?}"))?;
+                let addr: SocketAddr = addr.parse().map_err(|e| format!("--imds: {e}"))?;
+                args.listen.imds.push((id.to_string(), addr));
+            }
             "--world" => args.world = Some(PathBuf::from(value()?)),
             "--env-dir" => args.env_dir = Some(PathBuf::from(value()?)),
             "-h" | "--help" => return Err(USAGE.to_string()),
@@ -115,7 +125,7 @@ fn run() -> Result<(), String> {
         }
         None => World::demo(),
     };
-    let emu = Emulator::start_on(world, args.listen).map_err(|e| format!("cannot start: {e}"))?;
+    let emu = Emulator::start_with(world, args.listen).map_err(|e| format!("cannot start: {e}"))?;
     if let Some(dir) = &args.env_dir {
         write_env_files(&emu, dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }

@@ -10,7 +10,7 @@ use crate::ledger::{Allocation, MeteringRecord};
 use crate::proto::{json_error, json_ok, Outcome};
 use crate::server::Incoming;
 use crate::state::{request_id, PrincipalKind, Shared};
-use crate::world::{DryRunAnswer, Product};
+use crate::world::{BeforeStartAnswer, DryRunAnswer, Product};
 use serde_json::{json, Map, Value};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -134,6 +134,20 @@ fn entitled(shared: &Shared, account: &str, product: &Product) -> bool {
         || shared.world.account(account).is_some_and(|a| a.subscriptions.contains(&product.code))
 }
 
+/// When usage of `code` could first happen for this caller, in Unix milliseconds: the later of the
+/// account's subscription start and the workload's own start, where the world gives them.
+/// Unparsable times in the world are ignored (the world file is the seller's input, not AWS's).
+fn usage_start(shared: &Shared, account: &str, workload: &str, code: &str) -> Option<i64> {
+    let subscribed = shared.world.account(account).and_then(|a| a.subscribed_since.get(code));
+    let started = shared.world.workload(workload).and_then(|w| w.started.as_ref());
+    [subscribed, started]
+        .into_iter()
+        .flatten()
+        .filter_map(|t| crate::clock::parse_rfc3339(t))
+        .map(crate::clock::unix_millis_signed)
+        .max()
+}
+
 pub fn meter_usage(shared: &Shared, caller: &Caller, req: &Incoming) -> Outcome {
     meter_usage_inner(shared, caller, req).unwrap_or_else(|o| *o)
 }
@@ -199,6 +213,15 @@ fn meter_usage_inner(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Ou
             "TimestampOutOfBoundsException",
             "Timestamp is outside the accepted window (the past 6 hours).",
         ));
+    }
+    if product.before_start == BeforeStartAnswer::TimestampOutOfBounds {
+        if let Some(start) = usage_start(shared, &p.account, &p.workload, &code).filter(|s| ts < *s) {
+            let m = format!(
+                "Timestamp precedes the start of usage ({}).",
+                crate::clock::rfc3339(crate::clock::from_unix_secs(start.div_euclid(1000)))
+            );
+            return Err(bad("TimestampOutOfBoundsException", &m));
+        }
     }
     let allocs = allocations(allocs, qty)?;
     let hour = ts.div_euclid(HOUR_MS) * 3600;

@@ -32,6 +32,8 @@ pub enum Site {
     Main,
     /// The IMDS as seen from this workload.
     Imds(String),
+    /// The ECS agent's own address (169.254.170.2 in real life).
+    EcsAgent,
 }
 
 /// Returned by the service to make hyper drop the connection without answering.
@@ -147,6 +149,7 @@ fn dispatch(shared: &Shared, site: &Site, op: &str, req: &Incoming, m: Option<To
             Some(w) => imds::handle(shared, w, op, req),
             None => proto::plain(404, ""),
         },
+        Site::EcsAgent => container::agent(shared, op, &req.path),
         Site::Main => match op {
             "EcsCredentials" => {
                 container::ecs_credentials(shared, req.path.trim_start_matches("/ecs/credentials/"), req)
@@ -212,10 +215,11 @@ async fn handle(shared: Arc<Shared>, site: Site, reset: Arc<AtomicBool>, req: Re
     let op = match &site {
         Site::Main => main_op(&req),
         Site::Imds(_) => imds::op(&req.method, &req.path).to_string(),
+        Site::EcsAgent => container::agent_op(&req.path).to_string(),
     };
     let site_workload = match &site {
         Site::Imds(id) => Some(id.as_str()),
-        Site::Main => None,
+        Site::Main | Site::EcsAgent => None,
     };
     let mut mutation = None;
     let fault = shared.next_fault(&op);

@@ -13,6 +13,7 @@ use rsa::pkcs8::DecodePrivateKey;
 use rsa::RsaPrivateKey;
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 
 /// The credential source a principal authenticated with; decides RegisterUsage platform support.
@@ -55,7 +56,11 @@ pub struct Setup {
     /// License Manager refresh token (Containers Anywhere).
     pub lm_refresh_token: Option<String>,
     pub task_id: String,
-    pub imds_port: Option<u16>,
+    /// Where this workload's IMDS listens, if it can see one.
+    pub imds_addr: Option<SocketAddr>,
+    /// The `/v2/credentials/<id>` path id the ECS agent serves this task's role under (the real
+    /// agent uses a UUID; the path itself is the secret, there is no authorization header).
+    pub ecs_credentials_id: Option<String>,
 }
 
 #[derive(Default)]
@@ -83,6 +88,10 @@ pub struct Inner {
     pub checkout_tokens: HashMap<(String, String), (String, usize)>,
     /// License Manager access tokens issued by GetAccessToken → (workload, expiry Unix secs).
     pub lm_access_tokens: HashMap<String, (String, i64)>,
+    /// License ARN → (when its last checkout was committed, by which ClientToken).
+    pub license_commits: HashMap<String, (std::time::Instant, String)>,
+    /// Runtime override of every license's `checkout_commit_ms`.
+    pub checkout_commit_ms: Option<u64>,
 }
 
 pub struct Keys {
@@ -96,6 +105,8 @@ pub struct Shared {
     pub keys: Keys,
     pub setup: HashMap<String, Setup>,
     pub url: String,
+    /// Where the ECS agent endpoints (relative credentials URI, TMDE v4) listen, if anywhere.
+    pub ecs_agent: Option<SocketAddr>,
     inner: Mutex<Inner>,
 }
 
@@ -134,18 +145,26 @@ impl Keys {
 }
 
 impl Shared {
-    pub fn new(world: World, url: String, imds_ports: &HashMap<String, u16>) -> io::Result<Shared> {
+    pub fn new(
+        world: World,
+        url: String,
+        imds_addrs: &HashMap<String, SocketAddr>,
+        ecs_agent: Option<SocketAddr>,
+    ) -> io::Result<Shared> {
         let keys = Keys::load(&world)?;
         let mut inner = Inner::default();
         let mut setup = HashMap::new();
         for w in &world.workloads {
             let mut s = Setup {
                 task_id: hex::encode(rand::thread_rng().gen::<[u8; 16]>()),
-                imds_port: imds_ports.get(&w.id).copied(),
+                imds_addr: imds_addrs.get(&w.id).copied(),
                 ..Setup::default()
             };
             match &w.credential {
-                CredentialKind::EcsTaskRole => s.ecs_token = Some(random_string(48)),
+                CredentialKind::EcsTaskRole => {
+                    s.ecs_token = Some(random_string(48));
+                    s.ecs_credentials_id = Some(request_id());
+                }
                 CredentialKind::Irsa { .. } => s.irsa_token = Some(crate::sa_token::mint(&keys.emulator, w)),
                 CredentialKind::PodIdentity => s.pod_token = Some(crate::sa_token::mint(&keys.emulator, w)),
                 CredentialKind::StaticKeys => {
@@ -170,7 +189,7 @@ impl Shared {
             }
             setup.insert(w.id.clone(), s);
         }
-        Ok(Shared { world, keys, setup, url, inner: Mutex::new(inner) })
+        Ok(Shared { world, keys, setup, url, ecs_agent, inner: Mutex::new(inner) })
     }
 
     /// A poisoned lock only means a handler panicked mid-update; the ledgers are still usable.

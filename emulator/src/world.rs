@@ -32,6 +32,10 @@ pub struct Account {
     /// SaaS `CustomerIdentifier` of this account; `None` means `c-<account id>`.
     #[serde(default)]
     pub customer_identifier: Option<String>,
+    /// Product code → RFC 3339 time the subscription began; MeterUsage for an earlier hour is
+    /// usage before start (`Product::before_start`). Absent: no start known, nothing refused.
+    #[serde(default)]
+    pub subscribed_since: BTreeMap<String, String>,
 }
 
 impl Account {
@@ -68,6 +72,21 @@ pub struct Product {
     /// may call the SaaS operations for this product.
     #[serde(default)]
     pub seller: Option<String>,
+    /// What MeterUsage answers for a `Timestamp` before the start of usage (undocumented beyond
+    /// "must not precede start of usage"; aws-wire.md §2.3).
+    #[serde(default)]
+    pub before_start: BeforeStartAnswer,
+}
+
+/// The plausible answers to a MeterUsage record dated before usage started.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum BeforeStartAnswer {
+    /// 400 `TimestampOutOfBoundsException`, the modeled error for a timestamp outside what is
+    /// accepted (our guess of what AWS does).
+    #[default]
+    TimestampOutOfBounds,
+    /// Accepted like any timestamp in the 6-hour window.
+    Accept,
 }
 
 /// The plausible answers to a successful `MeterUsage` dry run; AWS documents none of them.
@@ -149,6 +168,10 @@ pub struct License {
     /// Minutes a PROVISIONAL checkout stays out unless extended (60 for Marketplace licenses).
     #[serde(default = "License::sixty")]
     pub provisional_ttl_minutes: u32,
+    /// Milliseconds License Manager takes to commit a checkout; another checkout of this license
+    /// in that time answers `ConflictException` (409). 0: checkouts never race.
+    #[serde(default)]
+    pub checkout_commit_ms: u64,
 }
 
 impl License {
@@ -223,6 +246,10 @@ pub struct Workload {
     /// of them are denied as IAM denies them, after authentication.
     #[serde(default)]
     pub denied_actions: Vec<String>,
+    /// RFC 3339 time the task/pod started; MeterUsage for an earlier time is usage before start
+    /// (`Product::before_start`). Absent: no start known.
+    #[serde(default)]
+    pub started: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

@@ -11,6 +11,22 @@ fn demo_world_round_trips_through_json() {
     assert_eq!(back, World::demo());
 }
 
+/// Every complete scenario in docs/emulator.md (a ```json block with no "…" placeholder that has
+/// `accounts`) loads and starts: the documented examples are real scenario files.
+#[test]
+fn every_complete_scenario_in_the_docs_loads() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/emulator.md")).expect("doc");
+    let blocks: Vec<&str> =
+        doc.split("```json\n").skip(1).filter_map(|b| b.split("\n```").next()).filter(|b| !b.contains('…')).collect();
+    let mut loaded = 0;
+    for block in blocks.iter().filter(|b| b.contains("\"accounts\"")) {
+        let world: World = serde_json::from_str(block).unwrap_or_else(|e| panic!("{e}:\n{block}"));
+        drop(Emulator::start(world).unwrap_or_else(|e| panic!("{e}:\n{block}")));
+        loaded += 1;
+    }
+    assert!(loaded >= 6, "only {loaded} scenarios found in docs/emulator.md");
+}
+
 #[test]
 fn environment_per_workload() {
     let emu = Emulator::start(World::demo()).expect("start");

@@ -1,0 +1,200 @@
+//! The real link-local endpoints, with no override for them in the workload's environment: ECS
+//! task-role credentials by `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` (aws-config resolves it
+//! against 169.254.170.2), ECS task metadata v4 for the region, and IMDS at 169.254.169.254.
+//!
+//! Those addresses need a network namespace of the test's own: the test creates one (`ip netns
+//! add`), puts both addresses on its loopback, and runs itself again inside it (`ip netns exec`,
+//! selected by `MPGATE_NETNS_INNER`), where the emulator binds them and the gate runs. Without
+//! root or `ip` the test prints why and passes, unless `MPGATE_REQUIRE_NETNS=1` (set by `.ci/run`,
+//! which runs as root), where that is a failure.
+
+use crate::hourly::{gate_as, with_workload};
+use crate::support::{scratch, Report, Run};
+use mpgate_emulator::{Emulator, Listen, Recorded, World, PAID};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const INNER: &str = "MPGATE_NETNS_INNER";
+
+#[allow(clippy::disallowed_methods)] // the harness is configured by its environment
+fn var(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+/// `ip` from iproute2, wherever the distribution put it.
+fn ip_bin() -> Option<PathBuf> {
+    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].iter().map(PathBuf::from).find(|p| p.is_file())
+}
+
+/// A network namespace, deleted on drop.
+struct Netns {
+    ip: PathBuf,
+    name: String,
+}
+
+impl Netns {
+    /// Creates `mpgate-<pid>-<tag>` with loopback up and both link-local addresses on it.
+    fn create(tag: &str) -> Result<Netns, String> {
+        let ip = ip_bin().ok_or("no `ip` command (iproute2)")?;
+        let ns = Netns { ip, name: format!("mpgate-{}-{tag}", std::process::id()) };
+        ns.ip(&["netns", "add", &ns.name]).map_err(|e| format!("cannot create a network namespace ({e})"))?;
+        for args in [
+            vec!["link", "set", "lo", "up"],
+            vec!["addr", "add", "169.254.170.2/32", "dev", "lo"],
+            vec!["addr", "add", "169.254.169.254/32", "dev", "lo"],
+        ] {
+            let mut full = vec!["-n", ns.name.as_str()];
+            full.extend(args);
+            ns.ip(&full)?;
+        }
+        Ok(ns)
+    }
+
+    fn ip(&self, args: &[&str]) -> Result<(), String> {
+        let out = Command::new(&self.ip).args(args).output().map_err(|e| format!("ip: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = self.ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// Runs `body` inside a fresh network namespace (see the module header). `test` is the test's name.
+fn in_namespace(test: &str, body: fn()) {
+    if var(INNER).as_deref() == Some(test) {
+        body();
+        return;
+    }
+    let ns = match Netns::create(&test[..test.len().min(12)]) {
+        Ok(ns) => ns,
+        Err(why) if var("MPGATE_REQUIRE_NETNS").as_deref() != Some("1") => {
+            println!("netns::{test} skipped: {why} (needs root; MPGATE_REQUIRE_NETNS=1 makes this a failure)");
+            return;
+        }
+        Err(why) => panic!("MPGATE_REQUIRE_NETNS=1 but {why}"),
+    };
+    let me = std::env::current_exe().expect("test binary path");
+    let mut run = Run::bin(ns.ip.clone())
+        .args(["netns", "exec", &ns.name])
+        .arg(me)
+        .args([&format!("netns::{test}"), "--exact", "--nocapture", "--test-threads=1"])
+        .env(INNER, test)
+        .timeout(Duration::from_secs(120));
+    for k in ["MPGATE_DIST", "PATH", "RUST_BACKTRACE"] {
+        if let Some(v) = var(k) {
+            run = run.env(k, v);
+        }
+    }
+    let out = run.run();
+    assert!(
+        out.code() == Some(0) && out.stdout().contains("1 passed"),
+        "inside the namespace: {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
+        out.output.status,
+        out.stdout(),
+        out.stderr()
+    );
+}
+
+fn value<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// The requests of `op`, each as (status, path, workload).
+fn calls(emu: &Emulator, op: &str) -> Vec<Recorded> {
+    emu.requests().into_iter().filter(|r| r.op == op).collect()
+}
+
+fn assert_ok_for(emu: &Emulator, op: &str, workload: &str) -> Vec<Recorded> {
+    let got = calls(emu, op);
+    assert!(!got.is_empty(), "no {op} call in the ledger: {:?}", emu.requests());
+    for r in &got {
+        assert_eq!((r.status, r.workload.as_deref()), (200, Some(workload)), "{op}: {r:?}");
+    }
+    got
+}
+
+fn assert_admitted_paid(out: &crate::support::Outcome, dir: &Path) {
+    assert_eq!(out.code(), Some(0), "not admitted:\n{}", out.stderr());
+    let report = Report::read(&dir.join("report.json"));
+    assert_eq!(report.var("MPGATE_PRODUCT_CODE").as_deref(), Some(PAID));
+}
+
+#[test]
+fn ecs_relative_uri_and_task_metadata_on_the_agent_address() {
+    in_namespace("ecs_relative_uri_and_task_metadata_on_the_agent_address", || {
+        let listen = Listen { ecs_agent: Some(Listen::ECS_AGENT), ..Listen::default() };
+        let emu = Emulator::start_with(World::demo(), listen).expect("emulator on 169.254.170.2:80");
+        let dir = scratch();
+        // Old ECS agent on EC2: no region variables, so the region comes from task metadata v4.
+        let env = emu.workload_env("ecs-ec2-old-agent", dir.path()).expect("env");
+        let relative = value(&env, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").expect("relative URI set");
+        assert!(relative.starts_with("/v2/credentials/"), "{relative}");
+        for absent in ["AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_REGION"] {
+            assert_eq!(value(&env, absent), None, "{absent} must not be set: ECS sets none of them here");
+        }
+        let tmde = value(&env, "ECS_CONTAINER_METADATA_URI_V4").expect("TMDE set");
+        assert!(tmde.starts_with("http://169.254.170.2/v4/"), "{tmde}");
+
+        let out = with_workload(gate_as(&emu, "ecs-ec2-old-agent", dir.path()), dir.path())
+            .run()
+            .expect_stderr_contains("credentials from the ECS task role")
+            .expect_stderr_contains("region from ECS task metadata")
+            .check();
+        assert_admitted_paid(&out, dir.path());
+        let creds = assert_ok_for(&emu, "EcsCredentials", "ecs-ec2-old-agent");
+        assert_eq!(creds[0].path, relative, "fetched from the relative URI's path");
+        assert!(creds[0].headers.iter().all(|(k, _)| k != "authorization"), "no token with a relative URI");
+        let meta = assert_ok_for(&emu, "EcsTaskMetadata", "ecs-ec2-old-agent");
+        assert!(meta[0].path.ends_with("/task"), "{:?}", meta[0].path);
+        let register = assert_ok_for(&emu, "RegisterUsage", "ecs-ec2-old-agent");
+        assert_eq!(register.len(), 1);
+        assert_eq!(register[0].signing_region.as_deref(), Some("us-east-1"), "region from the TaskARN");
+    });
+}
+
+#[test]
+fn imds_on_its_default_address_without_an_endpoint_override() {
+    in_namespace("imds_on_its_default_address_without_an_endpoint_override", || {
+        // An IRSA pod without region variables on a node whose IMDS it can reach: region from IMDS.
+        let listen = Listen { imds: vec![("eks-irsa-no-region".into(), Listen::IMDS)], ..Listen::default() };
+        let emu = Emulator::start_with(World::demo(), listen).expect("emulator on 169.254.169.254:80");
+        let dir = scratch();
+        let env = emu.workload_env("eks-irsa-no-region", dir.path()).expect("env");
+        for absent in ["AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_EC2_METADATA_DISABLED", "AWS_REGION"] {
+            assert_eq!(value(&env, absent), None, "{absent} must not be set");
+        }
+        let out = with_workload(gate_as(&emu, "eks-irsa-no-region", dir.path()), dir.path())
+            .run()
+            .expect_stderr_contains("region from EC2 instance metadata")
+            .check();
+        assert_admitted_paid(&out, dir.path());
+        assert_ok_for(&emu, "ImdsToken", "eks-irsa-no-region");
+        assert_ok_for(&emu, "ImdsRegion", "eks-irsa-no-region");
+        assert_ok_for(&emu, "RegisterUsage", "eks-irsa-no-region");
+        drop(emu);
+
+        // An EC2 instance role: the credentials really come from 169.254.169.254, and Marketplace
+        // refuses them (aws-wire.md: instance roles are not a container platform).
+        let listen = Listen { imds: vec![("ec2-instance".into(), Listen::IMDS)], ..Listen::default() };
+        let emu = Emulator::start_with(World::demo(), listen).expect("emulator on 169.254.169.254:80");
+        let dir = scratch();
+        let out = with_workload(gate_as(&emu, "ec2-instance", dir.path()), dir.path())
+            .run()
+            .expect_status(82)
+            .expect_stderr_contains("PlatformNotSupportedException")
+            .check();
+        assert!(!dir.path().join("report.json").exists(), "the workload must not run: {}", out.stderr());
+        assert_ok_for(&emu, "ImdsCredentials", "ec2-instance");
+        let refused = calls(&emu, "RegisterUsage");
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].workload.as_deref(), Some("ec2-instance"), "signed with the IMDS credentials");
+    });
+}
