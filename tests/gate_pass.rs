@@ -152,3 +152,49 @@ fn the_documented_node_check_accepts_a_real_pass_and_refuses_a_forgery() {
         .expect_stderr_contains("gate pass refused")
         .check();
 }
+
+/// Where Debian's golang-github-golang-jwt-jwt-dev puts the v4 source; the documented go.mod points here.
+const GO_JWT_SOURCE: &str = "/usr/share/gocode/src/github.com/golang-jwt/jwt";
+
+#[test]
+fn the_documented_go_check_accepts_a_real_pass_and_refuses_a_forgery() {
+    assert!(
+        Path::new(GO_JWT_SOURCE).join("go.mod").exists(),
+        "install golang-go and golang-github-golang-jwt-jwt-dev (.ci/run does)"
+    );
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let module = dir.path().join("gocheck");
+    std::fs::create_dir(&module).expect("module dir");
+    snippet(&module, "text", "go.mod");
+    snippet(&module, "go", "gate_pass_check.go");
+    // Offline by construction: no proxy, no checksum database, the packaged source via `replace`.
+    let build = format!("cd {} && go build -o gate_pass_check .", module.display());
+    let home = dir.path().display().to_string();
+    Run::bin("sh".into())
+        .env("PATH", host_path())
+        .env("HOME", &home)
+        .env("GOCACHE", format!("{home}/gocache"))
+        .env("GOPATH", format!("{home}/gopath"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOPROXY", "off")
+        .env("GOSUMDB", "off")
+        .env("GOTOOLCHAIN", "local")
+        .args(["-c", &build])
+        .timeout(std::time::Duration::from_secs(300))
+        .run()
+        .expect_status(0)
+        .check();
+    let check = module.join("gate_pass_check");
+    let key = format!("{PAID}:2:{}/testdata/keys/paid-v2.pub.pem", env!("CARGO_MANIFEST_DIR"));
+    let out = gate_as(&emu, "ecs-task", dir.path()).args(["-q", "--"]).arg(&check).arg(&key).run().check();
+    assert_eq!(out.code(), Some(0), "go check refused a real pass\n{}", out.stderr());
+    assert!(out.stdout().starts_with(&format!("gate pass ok: {PAID} key version 2")), "{}", out.stdout());
+    Run::bin(check)
+        .env("MPGATE_SIGNATURE", "eyJhbGciOiJQUzI1NiJ9.eyJwcm9kdWN0Q29kZSI6IngifQ.c2ln")
+        .arg(&key)
+        .run()
+        .expect_status(1)
+        .expect_stderr_contains("gate pass refused: signature does not verify")
+        .check();
+}

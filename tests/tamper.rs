@@ -275,3 +275,127 @@ fn row12_fake_imds_credentials_cannot_admit() {
     assert_eq!(register_calls(&emu), before, "but metering never went to it");
     assert!(!root.path().join("report.json").exists());
 }
+
+#[test]
+fn row13_license_manager_endpoint_url_has_no_effect_on_the_release_contract_build() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let root = rootfs("mpgate-contract");
+    release_row(&emu, root.path(), &[("AWS_ENDPOINT_URL_LICENSE_MANAGER", emu.url()), ("AWS_ENDPOINT_URL", emu.url())]);
+    let ops: Vec<String> = emu.requests().iter().map(|r| r.op.clone()).collect();
+    assert!(!ops.iter().any(|op| op == "CheckoutLicense"), "CheckoutLicense reached an overridden endpoint: {ops:?}");
+    assert!(ops.iter().any(|op| op == "EcsCredentials"), "positive control: the gate ran as the ECS task: {ops:?}");
+    assert!(!root.path().join("report.json").exists(), "the workload must not run");
+}
+
+/// The contract build (test flavour) as the `ecs-task` workload, reporting to `dir/report.json`.
+fn contract_gate(emu: &Emulator, dir: &Path) -> crate::support::Run {
+    crate::support::Run::bin(crate::support::dist_dir().join("mpgate-test-contract"))
+        .envs(emu.workload_env("ecs-task", dir).expect("env"))
+        .env("MPGATE_ENTITLEMENTS_DIR", dir)
+        .env("MPGATE_DEADLINE", "20s")
+}
+
+#[test]
+fn row14_mpgate_variables_cannot_change_the_contract_builds_sku_entitlements_or_model() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let out = contract_gate(&emu, dir.path())
+        .env("MPGATE_PRICING_MODEL", "hourly")
+        .env("MPGATE_PRODUCT_SKU", "prod-evil0contract0sku00")
+        .env("MPGATE_ENTITLEMENTS", "PremiumTier:None!,Seats:Count:0")
+        .env("MPGATE_TIER", "enterprise")
+        .args(["exec", "-q", "--"])
+        .arg(crate::support::workload_bin())
+        .arg("report")
+        .arg(dir.path().join("report.json"))
+        .run()
+        .check();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr());
+    let report = Report::read(&dir.path().join("report.json"));
+    assert_eq!(report.var("MPGATE_PRICING_MODEL").as_deref(), Some("contract"));
+    assert_eq!(report.var("MPGATE_PRODUCT_CODE").as_deref(), Some(mpgate_emulator::CONTRACT_SKU));
+    // What the license allows, not what the buyer wrote.
+    assert_eq!(report.var("MPGATE_ENTITLEMENTS").as_deref(), Some("BasicTier:None,Seats:Count:1"));
+    let ops: Vec<String> = emu.requests().iter().map(|r| r.op.clone()).collect();
+    assert!(!ops.iter().any(|op| op == "RegisterUsage"), "the model did not change to hourly: {ops:?}");
+    let sent: Vec<serde_json::Value> = emu
+        .requests()
+        .iter()
+        .filter(|r| r.op == "CheckoutLicense")
+        .map(|r| serde_json::from_str(&r.body).expect("json"))
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["ProductSKU"], mpgate_emulator::CONTRACT_SKU);
+    assert_eq!(
+        sent[0]["Entitlements"],
+        serde_json::json!([
+            {"Name": "BasicTier", "Unit": "None"},
+            {"Name": "PremiumTier", "Unit": "None"},
+            {"Name": "Seats", "Unit": "Count", "Value": "1"}
+        ])
+    );
+}
+
+#[test]
+fn row15_mpgate_variables_cannot_turn_the_metered_build_into_an_hourly_one() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let metered = crate::support::dist_dir().join("mpgate-test-metered");
+    let run = || {
+        crate::support::Run::bin(metered.clone())
+            .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
+            .env("MPGATE_SPOOL_DIR", dir.path().join("spool"))
+            .env("MPGATE_DEADLINE", "20s")
+            .env("MPGATE_PRICING_MODEL", "hourly")
+            .env("MPGATE_DIMENSIONS", "free_tier")
+            .env("MPGATE_TIER", "enterprise")
+    };
+    // `exec` stays refused (custom metering must stay to send usage), whatever the variable says.
+    run()
+        .args(["exec", "--"])
+        .arg(crate::support::workload_bin())
+        .arg("report")
+        .arg(dir.path().join("report.json"))
+        .run()
+        .expect_status(2)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("built for custom-metering pricing")
+        .check();
+    assert!(emu.requests().iter().all(|r| r.op != "RegisterUsage" && r.op != "MeterUsage"));
+    // `supervise` admits as custom metering, dry-running the baked dimensions, not the buyer's.
+    run()
+        .args(["supervise", "-q", "--"])
+        .arg(crate::support::workload_bin())
+        .arg("report")
+        .arg(dir.path().join("report.json"))
+        .run()
+        .expect_status(0)
+        .check();
+    let report = Report::read(&dir.path().join("report.json"));
+    assert_eq!(report.var("MPGATE_PRICING_MODEL").as_deref(), Some("custom-metering"));
+    assert_eq!(report.var("MPGATE_PRODUCT_CODE").as_deref(), Some(mpgate_emulator::METERED));
+    let dimensions: Vec<String> = emu
+        .requests()
+        .iter()
+        .filter(|r| r.op == "MeterUsage")
+        .map(|r| serde_json::from_str::<serde_json::Value>(&r.body).expect("json")["UsageDimension"].to_string())
+        .collect();
+    assert_eq!(dimensions, ["\"requests\"", "\"gb_processed\""]);
+    assert!(emu.requests().iter().all(|r| r.op != "RegisterUsage"), "the model did not change to hourly");
+    std::fs::remove_file(dir.path().join("report.json")).expect("report");
+    // A product code from the environment is a run-time choice among baked codes: PAID is not one.
+    let before = emu.requests().len();
+    run()
+        .env("MPGATE_PRODUCT_CODE", PAID)
+        .args(["supervise", "--"])
+        .arg(crate::support::workload_bin())
+        .arg("report")
+        .arg(dir.path().join("report.json"))
+        .run()
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("is not one this image trusts")
+        .check();
+    assert!(emu.requests()[before..].iter().all(|r| r.op != "RegisterUsage" && r.op != "MeterUsage"));
+    assert!(!dir.path().join("report.json").exists(), "the workload must not run");
+}

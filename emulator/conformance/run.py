@@ -669,6 +669,11 @@ def fault_checks(url, env_dir):
           lambda: (inject("WrongContentType"), ok(c, cap, "register_usage", **args)))
     check("fault OversizedBody(1 MiB) still parses",
           lambda: (inject({"OversizedBody": 1 << 20}), ok(c, cap, "register_usage", **args)))
+    def forged():
+        inject({"Signature": "forged.by.the-test"})
+        out = c.register_usage(**args)
+        assert out.get("Signature") == "forged.by.the-test", out
+    check("fault Signature(s): botocore returns exactly the forged Signature", forged)
     check("fault Status(503) -> 503 with the given code",
           lambda: (inject({"Status": [503, "ServiceUnavailable"]}), fails(c, cap, "register_usage", "ServiceUnavailable", 503, **args)))
 

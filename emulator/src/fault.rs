@@ -33,6 +33,9 @@ pub enum Fault {
     OversizedBody(usize),
     /// The real answer labelled `text/html; charset=utf-8`.
     WrongContentType,
+    /// Answer normally, but with exactly this string as the RegisterUsage `Signature`: a forgery the
+    /// test built itself (framing, other algorithms, edited payloads), sent through the real wire.
+    Signature(String),
 }
 
 /// Ways to corrupt the RegisterUsage JWT; each is an attack or bug the gate's verifier must catch.
@@ -48,6 +51,8 @@ pub enum TokenMutation {
     SignWithAttackerKey,
     BothClaimCasings,
     IatFarFuture,
+    /// `iat` a day before the call: a replayed or stockpiled answer, correct in every other claim.
+    IatFarPast,
     NotAJwt,
 }
 
@@ -55,6 +60,15 @@ pub enum TokenMutation {
 pub struct FaultQueue {
     queues: HashMap<String, VecDeque<Fault>>,
     random: HashMap<String, Vec<(Fault, f64)>>,
+}
+
+/// `Fault::Signature`: swap the `Signature` of a successful JSON answer for `signature`. Errors and
+/// answers without a `Signature` pass unchanged, so the fault never turns a refusal into a token.
+pub(crate) fn replace_signature(body: &str, signature: &str) -> Option<String> {
+    let mut v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let slot = v.as_object_mut()?.get_mut("Signature")?;
+    *slot = serde_json::Value::String(signature.to_string());
+    Some(v.to_string())
 }
 
 impl FaultQueue {

@@ -20,7 +20,7 @@ pub struct Claims {
     pub nonce: Option<String>,
     /// Already in the product's unit (seconds or milliseconds).
     pub iat: i64,
-    /// One day in the same unit as `iat`, for `IatFarFuture`.
+    /// One day in the same unit as `iat`, for `IatFarFuture` and `IatFarPast`.
     pub day: i64,
     pub style: ClaimStyle,
 }
@@ -71,6 +71,7 @@ pub fn issue(
         Some(M::WrongProductCode) => c.product_code = "0000000wrongproduct00000".to_string(),
         Some(M::WrongKeyVersion) => c.key_version = c.key_version.saturating_add(1),
         Some(M::IatFarFuture) => c.iat = c.iat.saturating_add(c.day),
+        Some(M::IatFarPast) => c.iat = c.iat.saturating_sub(c.day),
         _ => {}
     }
     let mut body = payload(&c, c.style);

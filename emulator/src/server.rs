@@ -202,6 +202,11 @@ fn corrupt(mut out: Outcome, fault: Option<&Fault>) -> Outcome {
             out.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
             out.headers.push(("content-type".into(), "text/html; charset=utf-8".into()));
         }
+        Some(Fault::Signature(forged)) if out.status == 200 => {
+            if let Some(body) = crate::fault::replace_signature(&out.body, forged) {
+                out.body = body;
+            }
+        }
         _ => {}
     }
     out

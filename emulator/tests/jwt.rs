@@ -100,6 +100,7 @@ fn mutations_look_as_named() {
     let p = mutated(Some(M::BothClaimCasings)).1;
     assert_eq!(p["productCode"], p["ProductCode"]);
     assert_eq!(mutated(Some(M::IatFarFuture)).1["iat"], 1_700_086_400);
+    assert_eq!(mutated(Some(M::IatFarPast)).1["iat"], 1_699_913_600);
     assert_eq!(
         issue(&private(keys::PAID_V1), &private(keys::ATTACKER), &claims(ClaimStyle::CamelCase), Some(M::NotAJwt)),
         "x"

@@ -99,6 +99,9 @@ fn corrupting_faults_reach_the_wire() {
     let r = call(&emu, &c, "us-east-1", "aws-marketplace", target, &body);
     let announced: usize = r.header("content-length").expect("length").parse().expect("number");
     assert!(r.body.len() < announced, "{} of {announced}", r.body.len());
+    emu.inject("RegisterUsage", Fault::Signature("forged.by.the-test".into()));
+    let r = call(&emu, &c, "us-east-1", "aws-marketplace", target, &body);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&r.body).expect("json")["Signature"], "forged.by.the-test");
     emu.inject_random("RegisterUsage", Fault::Throttle, 1.0);
     assert_eq!(call(&emu, &c, "us-east-1", "aws-marketplace", target, &body).status, 400);
     emu.clear_faults("*");

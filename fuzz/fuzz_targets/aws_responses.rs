@@ -1,20 +1,19 @@
 //! Arbitrary bytes as the HTTP answer to RegisterUsage / MeterUsage / CheckoutLicense, through the real SDK client
 //! (request building, signing, awsJson1.1 deserialisers, error parsing) with the network replaced by
-//! a connector that returns the input. Then what mpgate does with the answer: the signature goes
-//! through jwt::verify, errors are read the way `hourly::classify` reads them (status, code, message,
-//! request id, the one-line rendering). Must never panic or accept an unsigned token.
+//! a connector that returns the input. Then mpgate's own judgement of that answer, through
+//! `mpgate::entitlement::fuzzing` (the same `hourly::judge`, `custom::judge`, `contract::judge` and
+//! `classify` a start runs): admit, retry or refuse. Must never panic, never admit an unsigned
+//! RegisterUsage token, a failed dry run or a checkout without a consumption token, and every refusal
+//! must render as one line.
 //!
-//! Input: byte 0 picks the operation (mod 3: RegisterUsage, MeterUsage, CheckoutLicense), byte 1 the
-//! status (low 3 bits index STATUSES; bit 7: the body's first line becomes an `x-amzn-errortype`
-//! header), the rest is the body. (The answer is read as `entitlement::contract` reads it up to its
-//! private `judge`; `hourly::classify` is crate-private too, so `read_error` mirrors it.)
+//! Input: byte 0 picks the operation (mod 3: RegisterUsage, MeterUsage dry run, CheckoutLicense), byte 1
+//! the status (low 3 bits index STATUSES; bit 7: the body's first line becomes an `x-amzn-errortype`
+//! header), the rest is the body.
 #![no_main]
 
 mod common;
 
 use aws_credential_types::Credentials;
-use aws_sdk_marketplacemetering::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_marketplacemetering::operation::RequestId;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
 };
@@ -26,7 +25,8 @@ use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::DateTime;
 use common::{assert_signed_here, now, KEY, NONCE, PRODUCT};
 use libfuzzer_sys::fuzz_target;
-use mpgate::entitlement::jwt;
+use mpgate::entitlement::fuzzing::{self, Verdict};
+use mpgate::identity::{BakedEntitlement, BakedKey, BakedProduct};
 use std::sync::{LazyLock, Mutex};
 
 const STATUSES: [u16; 8] = [200, 400, 500, 403, 503, 200, 429, 404];
@@ -84,24 +84,33 @@ static CLIENT: LazyLock<aws_sdk_marketplacemetering::Client> = LazyLock::new(|| 
     aws_sdk_marketplacemetering::Client::from_conf(config)
 });
 
-/// What `hourly::classify` reads from a failed call (it is crate-private, so this mirrors it).
-fn read_error<E>(e: SdkError<E, HttpResponse>) -> String
-where
-    E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
-{
-    let rendered = mpgate::error::one_line(&DisplayErrorContext(&e).to_string());
-    assert!(!rendered.contains('\n'));
-    if let SdkError::ServiceError(s) = &e {
-        let status = s.raw().status().as_u16();
-        let err = s.err();
-        return format!(
-            "{status} {} {} {:?} {rendered}",
-            err.code().unwrap_or("UnknownError"),
-            mpgate::error::one_line(err.message().unwrap_or_default()),
-            err.request_id()
-        );
+/// The product the calls are made for, as a build would bake it: key version 1 is the fuzz key.
+static KEYS: LazyLock<[BakedKey; 1]> =
+    LazyLock::new(|| [BakedKey { version: 1, bits: 2048, sha256: "", der: KEY.spki_der.as_slice() }]);
+static BAKED: LazyLock<BakedProduct> = LazyLock::new(|| BakedProduct { code: PRODUCT, tier: "paid", keys: &KEYS[..] });
+/// Contract entitlements: one that admits, one that does not.
+static ENTITLEMENTS: [BakedEntitlement; 2] = [
+    BakedEntitlement { name: "ReadOnly", unit: "None", value: None, admits: true },
+    BakedEntitlement { name: "Seats", unit: "Count", value: Some(1), admits: false },
+];
+
+/// What every verdict must satisfy; returns whether it admitted.
+fn judged(verdict: Verdict) -> bool {
+    match verdict {
+        Verdict::Admitted => true,
+        Verdict::Retry(why) => {
+            assert!(!why.contains('\n'), "retry reason is not one line: {why:?}");
+            false
+        }
+        Verdict::Refused(e) => {
+            // main prints `one_line(e.to_string())`; the class must be one of the documented exits.
+            let line = mpgate::error::one_line(&e.to_string());
+            assert!(!line.contains('\n') && !line.is_empty(), "refusal is not one line: {line:?}");
+            let code = e.class().exit_code();
+            assert!(mpgate::error::EXIT_TABLE.iter().any(|row| row.1 == code), "undocumented exit {code}");
+            false
+        }
     }
-    rendered
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -129,38 +138,16 @@ fuzz_target!(|data: &[u8]| {
                 .client_token("fuzz-client-token")
                 .send()
                 .await;
-            match result {
-                Ok(out) => {
-                    let _ = format!(
-                        "{:?} {:?} {:?} {:?} {:?} {:?}",
-                        out.entitlements_allowed(),
-                        out.license_consumption_token(),
-                        out.expiration(),
-                        out.issued_at(),
-                        out.node_id(),
-                        out.signed_token().map(str::len)
-                    );
-                }
-                Err(e) => {
-                    let _ = read_error(e);
-                }
+            let had_token =
+                result.as_ref().is_ok_and(|out| out.license_consumption_token().is_some_and(|t| !t.is_empty()));
+            if judged(fuzzing::checkout_license(&LICENSES, result, &BAKED, &ENTITLEMENTS).await) {
+                assert!(had_token, "a checkout without a LicenseConsumptionToken admitted");
             }
         } else if op % 3 == 0 {
             let result = CLIENT.register_usage().product_code(PRODUCT).public_key_version(1).nonce(NONCE).send().await;
-            match result {
-                Ok(out) => {
-                    let _ = format!("{:?}", out.public_key_rotation_timestamp());
-                    if let Some(signature) = out.signature() {
-                        let expected =
-                            jwt::Expected { product_code: PRODUCT, key_version: 1, nonce: NONCE, now: now() };
-                        if jwt::verify(signature, &[KEY.spki_der.as_slice()], &expected).is_ok() {
-                            assert_signed_here(signature, "RegisterUsage answer");
-                        }
-                    }
-                }
-                Err(e) => {
-                    let _ = read_error(e);
-                }
+            let signature = result.as_ref().ok().and_then(|out| out.signature().map(str::to_string));
+            if judged(fuzzing::register_usage(result, &BAKED, &KEYS[0], NONCE, now())) {
+                assert_signed_here(signature.as_deref().unwrap_or_default(), "RegisterUsage answer");
             }
         } else {
             let result = CLIENT
@@ -168,16 +155,14 @@ fuzz_target!(|data: &[u8]| {
                 .product_code(PRODUCT)
                 .timestamp(DateTime::from_secs(1_800_000_000))
                 .usage_dimension("requests")
-                .usage_quantity(1)
+                .usage_quantity(0)
+                .dry_run(true)
                 .send()
                 .await;
-            match result {
-                Ok(out) => {
-                    let _ = out.metering_record_id().map(str::to_string);
-                }
-                Err(e) => {
-                    let _ = read_error(e);
-                }
+            let ok = result.is_ok();
+            if judged(fuzzing::meter_usage_dry_run(result, &BAKED, "requests")) {
+                // Only a 200 or an error whose code is DryRunOperation may pass.
+                assert!(ok || data.windows(15).any(|w| w == b"DryRunOperation"), "a failed dry run admitted");
             }
         }
     });

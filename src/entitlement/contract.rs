@@ -126,7 +126,7 @@ pub async fn checkout(
 
 /// Keep the baked entitlements AWS allowed and apply the admission rule; a refused checkout is
 /// checked in at once so it does not hold a seat.
-async fn judge(
+pub(super) async fn judge(
     client: &aws_sdk_licensemanager::Client,
     out: CheckoutLicenseOutput,
     product: &BakedProduct,

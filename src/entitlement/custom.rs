@@ -14,6 +14,8 @@ use super::{Deadline, Progress};
 use crate::error::Error;
 use crate::identity::{BakedDimension, BakedProduct};
 use aws_sdk_marketplacemetering::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_marketplacemetering::operation::meter_usage::{MeterUsageError, MeterUsageOutput};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::DateTime;
 use std::time::SystemTime;
 
@@ -61,24 +63,37 @@ async fn probe_one(
             .dry_run(true)
             .send()
             .await;
-        let transient = match result {
-            Ok(_) => return Ok(()),
-            Err(SdkError::ServiceError(s)) if s.err().code() == Some("DryRunOperation") => return Ok(()),
-            Err(e) => match classify(e, "MeterUsage", product, ctx) {
-                Err(Error::Aws { class, call, code, message, request_id, advice: _ })
-                    if code == "InvalidUsageDimensionException" =>
-                {
-                    let advice = format!(
-                        "dimension {dimension:?} baked into this image is not defined for product {}; the seller must rebuild with MPGATE_DIMENSIONS as in the product load form",
-                        product.code
-                    );
-                    return Err(Error::Aws { class, call, code, message, request_id, advice });
-                }
-                Err(final_error) => return Err(final_error),
-                Ok(transient) => transient,
-            },
+        let transient = match judge(result, product, dimension, ctx)? {
+            Ok(()) => return Ok(()),
+            Err(transient) => transient,
         };
         deadline.pause_or_give_up(progress, "MeterUsage dry run", attempt, &transient).await?;
     }
     Err(Error::Internal("retry loop ended".into()))
+}
+
+/// What one dry-run answer means: `Ok(Ok(()))` passed, `Ok(Err(why))` a transient failure worth
+/// retrying, `Err` a final refusal. The fuzz targets drive this (`fuzzing`).
+pub(super) fn judge(
+    result: Result<MeterUsageOutput, SdkError<MeterUsageError, HttpResponse>>,
+    product: &BakedProduct,
+    dimension: &str,
+    ctx: &Context<'_>,
+) -> Result<Result<(), String>, Error> {
+    match result {
+        Ok(_) => Ok(Ok(())),
+        Err(SdkError::ServiceError(s)) if s.err().code() == Some("DryRunOperation") => Ok(Ok(())),
+        Err(e) => match classify(e, "MeterUsage", product, ctx) {
+            Err(Error::Aws { class, call, code, message, request_id, advice: _ })
+                if code == "InvalidUsageDimensionException" =>
+            {
+                let advice = format!(
+                    "dimension {dimension:?} baked into this image is not defined for product {}; the seller must rebuild with MPGATE_DIMENSIONS as in the product load form",
+                    product.code
+                );
+                Err(Error::Aws { class, call, code, message, request_id, advice })
+            }
+            other => other.map(Err),
+        },
+    }
 }

@@ -13,7 +13,7 @@ use crate::error::{Class, Error};
 use crate::identity::{BakedKey, BakedProduct};
 use crate::platform::{CredentialSource, FoundRegion};
 use aws_sdk_marketplacemetering::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_marketplacemetering::operation::register_usage::RegisterUsageOutput;
+use aws_sdk_marketplacemetering::operation::register_usage::{RegisterUsageError, RegisterUsageOutput};
 use aws_sdk_marketplacemetering::operation::RequestId;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -114,16 +114,29 @@ async fn register_version(
             .nonce(&nonce)
             .send()
             .await;
-        let transient = match result {
-            Ok(out) => return verified(out, product, key, nonce),
-            Err(e) => match classify(e, "RegisterUsage", product, ctx) {
-                Err(final_error) => return Err(final_error),
-                Ok(transient) => transient,
-            },
+        let transient = match judge(result, product, key, nonce, ctx, SystemTime::now())? {
+            Ok(registered) => return Ok(registered),
+            Err(transient) => transient,
         };
         deadline.pause_or_give_up(progress, "RegisterUsage", attempt, &transient).await?;
     }
     Err(Error::Internal("retry loop ended".into()))
+}
+
+/// What one RegisterUsage answer means: `Ok(Ok(_))` a verified registration, `Ok(Err(why))` a
+/// transient failure worth retrying, `Err` a final refusal. The fuzz targets drive this (`fuzzing`).
+pub(super) fn judge(
+    result: Result<RegisterUsageOutput, SdkError<RegisterUsageError, HttpResponse>>,
+    product: &BakedProduct,
+    key: &BakedKey,
+    nonce: String,
+    ctx: &Context<'_>,
+    now: SystemTime,
+) -> Result<Result<Registered, String>, Error> {
+    match result {
+        Ok(out) => verified(out, product, key, nonce, now).map(Ok),
+        Err(e) => classify(e, "RegisterUsage", product, ctx).map(Err),
+    }
 }
 
 fn verified(
@@ -131,12 +144,12 @@ fn verified(
     product: &BakedProduct,
     key: &BakedKey,
     nonce: String,
+    now: SystemTime,
 ) -> Result<Registered, Error> {
     let signature =
         out.signature().ok_or_else(|| Error::BadSignature("the answer carries no Signature".into()))?.to_string();
     let keys = trusted_keys(key);
-    let expected =
-        jwt::Expected { product_code: product.code, key_version: key.version, nonce: &nonce, now: SystemTime::now() };
+    let expected = jwt::Expected { product_code: product.code, key_version: key.version, nonce: &nonce, now };
     let claims = jwt::verify(&signature, &keys, &expected).map_err(Error::BadSignature)?;
     let rotation = out.public_key_rotation_timestamp().map(|t| {
         format!(

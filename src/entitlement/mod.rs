@@ -7,6 +7,8 @@
 
 pub mod contract;
 pub mod custom;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hourly;
 pub mod jwt;
 pub mod nonce;
