@@ -54,3 +54,37 @@ pub fn ps256_ring(key: &RsaPrivateKey, message: &[u8]) -> Option<Vec<u8>> {
     pair.sign(&RSA_PSS_SHA256, &SystemRandom::new(), message, &mut sig).ok()?;
     Some(sig)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
+    use rsa::signature::Verifier;
+
+    fn verifies(public_pem: &str, message: &[u8], sig: &[u8]) -> bool {
+        let key = rsa::RsaPublicKey::from_public_key_pem(public_pem).expect("test key");
+        let sig = rsa::pss::Signature::try_from(sig).expect("signature");
+        rsa::pss::VerifyingKey::<sha2::Sha256>::new(key).verify(message, &sig).is_ok()
+    }
+
+    /// Every test key takes the ring path (not the `rsa` fallback), and the `rsa` crate's PS256 verifier
+    /// accepts what it signs; two signatures of one message differ (PSS is salted).
+    #[test]
+    fn ring_signs_with_every_test_key_and_rsa_verifies() {
+        for (private, public) in [
+            (EMULATOR, EMULATOR_PUB),
+            (PAID_V1, PAID_V1_PUB),
+            (PAID_V2, PAID_V2_PUB),
+            (FREE_V1, FREE_V1_PUB),
+            (ATTACKER, ATTACKER_PUB),
+        ] {
+            let key = RsaPrivateKey::from_pkcs8_pem(private).expect("test key");
+            let a = ps256_ring(&key, b"header.payload").expect("ring takes the test key");
+            let b = ps256_ring(&key, b"header.payload").expect("ring takes the test key (cached)");
+            assert_eq!(a.len(), 256);
+            assert_ne!(a, b, "PSS signatures carry a random salt");
+            assert!(verifies(public, b"header.payload", &a) && verifies(public, b"header.payload", &b));
+            assert!(!verifies(public, b"header.payloaX", &a));
+        }
+    }
+}

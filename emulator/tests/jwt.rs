@@ -105,25 +105,3 @@ fn mutations_look_as_named() {
         "x"
     );
 }
-
-/// The fast signer is the one in use for every test key (not the `rsa` fallback), and the `rsa` crate's
-/// verifier (the gate's) accepts what it signs; two signatures of one message differ (PSS is salted).
-#[test]
-fn ring_signer_takes_every_test_key_and_verifies_under_rsa() {
-    for (key, public_pem) in [
-        (keys::EMULATOR, keys::EMULATOR_PUB),
-        (keys::PAID_V1, keys::PAID_V1_PUB),
-        (keys::PAID_V2, keys::PAID_V2_PUB),
-        (keys::FREE_V1, keys::FREE_V1_PUB),
-        (keys::ATTACKER, keys::ATTACKER_PUB),
-    ] {
-        let key = private(key);
-        let a = keys::ps256_ring(&key, b"header.payload").expect("ring takes the test key");
-        let b = keys::ps256_ring(&key, b"header.payload").expect("ring takes the test key (cached)");
-        assert_eq!(a.len(), 256);
-        assert_ne!(a, b, "PSS signatures carry a random salt");
-        assert!(ps256_ok(&public(public_pem), "header.payload", &a));
-        assert!(ps256_ok(&public(public_pem), "header.payload", &b));
-        assert!(!ps256_ok(&public(public_pem), "header.payloaX", &a));
-    }
-}
