@@ -1,44 +1,84 @@
-//! The HTTPS client: rustls with the ring provider and the webpki root store compiled in.
+//! The HTTP(S) client every AWS call, credential fetch and IMDS request goes through: hyper 1 with
+//! rustls (ring provider) and the Mozilla root store compiled in as ready-made trust anchors.
 //!
 //! Why compiled-in roots: a FROM-scratch image has no /etc/ssl, and a buyer must not be able to add
 //! a trust anchor (`SSL_CERT_FILE`, `SSL_CERT_DIR`) that would let a fake endpoint answer for AWS.
 //! Why ring: aws-lc costs 30–60 ms of CPU at the first handshake and needs a C toolchain for musl
-//! (build-notes §2, §6). No proxy is configured: `HTTPS_PROXY` is ignored (aws-smithy-http-client only
-//! uses proxies when told to).
+//! (build-notes §2, §6). No proxy is configured: `HTTPS_PROXY` is ignored.
 //!
-//! Why one connector: aws-smithy-http-client builds a connector (and parses the ~150 roots into a
-//! rustls config) per distinct timeout setting, i.e. once for the credential provider and again for
-//! Metering. Parsing is the largest single start-up cost, so mpgate builds one connector, once, on
-//! first use, with its own timeouts; per-operation deadlines still come from each client's config.
+//! Why not aws-smithy-http-client's connector: its `TrustStore` only takes PEM, so every start
+//! base64-encoded the ~150 webpki roots and parsed them back (46 % of the gate's instructions under
+//! callgrind, about 1.2 ms; docs/performance.md). `webpki-roots` ships the same Mozilla roots as
+//! `TrustAnchor` constants, which rustls takes as they are, and smithy offers no way to hand it a
+//! rustls config. So this module is the small connector smithy would have built: one hyper client,
+//! built once, HTTP/1.1, TCP_NODELAY, connect and read timeouts, hyper errors mapped to the SDK's
+//! connector error kinds (so aws-config's credential providers classify them as before). Signing,
+//! credentials and retries stay the SDK's (retries are off; the entitlement code owns them).
+//! Must not: read the environment or the filesystem (no native roots, no proxy variables).
 #![forbid(unsafe_code)]
 
 use crate::error::Error;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
-use aws_smithy_http_client::Connector;
-use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use base64::Engine as _;
-use std::sync::OnceLock;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::retry::ErrorKind;
+use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::error::Error as _;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// TCP connect timeout for every connection mpgate makes.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Longest silence tolerated while reading an answer.
+/// Longest wait from sending a request to the answer's headers (what smithy calls the read timeout).
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Build the one HTTP client used for every AWS call, credential fetch and IMDS request.
+type Https = hyper_rustls::HttpsConnector<TcpConnector>;
+
+/// rustls with the ring provider, TLS 1.2/1.3, and only the compiled-in Mozilla roots.
+pub fn client_config() -> Result<Arc<rustls::ClientConfig>, Error> {
+    #[allow(unused_mut)] // the test flavour adds one root
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    #[cfg(feature = "insecure-test-endpoints")]
+    add_emulator_test_ca(&mut roots)?;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Internal(format!("cannot build the TLS configuration: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The test flavour also trusts the emulator's HTTPS test CA (testdata/emulator-tls, private key in the
+/// repository), so the TLS path can be tested and measured on loopback (bench/run). Compiled out of the
+/// release flavour, like the emulator's signing key; nothing at run time can add a root to either.
+#[cfg(feature = "insecure-test-endpoints")]
+fn add_emulator_test_ca(roots: &mut rustls::RootCertStore) -> Result<(), Error> {
+    use rustls::pki_types::pem::PemObject;
+    const CA: &[u8] = include_bytes!("../../testdata/emulator-tls/ca.pem");
+    let cert = rustls::pki_types::CertificateDer::from_pem_slice(CA)
+        .map_err(|e| Error::Internal(format!("emulator test CA: {e}")))?;
+    roots.add(cert).map_err(|e| Error::Internal(format!("emulator test CA: {e}")))
+}
+
+/// Build the one HTTP client used for every AWS call, credential fetch and IMDS request. The hyper
+/// client itself is built on first use, inside the tokio runtime.
 pub fn http_client() -> Result<SharedHttpClient, Error> {
-    let tls = TlsContext::builder()
-        .with_trust_store(TrustStore::empty().with_native_roots(false).with_pem_certificate(roots_pem()))
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot build the TLS context: {e}")))?;
+    let mut tls = Arc::unwrap_or_clone(client_config()?);
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(SharedHttpClient::new(OneConnector { tls, connector: OnceLock::new() }))
 }
 
-/// An `HttpClient` that hands every operation the same lazily built connector.
+/// An `HttpClient` that hands every operation the same connector, whatever its settings: the timeouts
+/// are this module's, per-operation deadlines still come from each client's config.
 #[derive(Debug)]
 struct OneConnector {
-    tls: TlsContext,
+    tls: rustls::ClientConfig,
     connector: OnceLock<SharedHttpConnector>,
 }
 
@@ -48,35 +88,77 @@ impl HttpClient for OneConnector {
         _settings: &HttpConnectorSettings,
         _components: &RuntimeComponents,
     ) -> SharedHttpConnector {
-        self.connector
-            .get_or_init(|| {
-                let settings = HttpConnectorSettings::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .read_timeout(READ_TIMEOUT)
-                    .build();
-                let connector = Connector::builder()
-                    .connector_settings(settings)
-                    .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-                    .tls_context(self.tls.clone())
-                    .build();
-                SharedHttpConnector::new(connector)
-            })
-            .clone()
+        self.connector.get_or_init(|| SharedHttpConnector::new(Hyper::new(self.tls.clone()))).clone()
     }
 }
 
-/// The webpki roots as one PEM bundle (TrustStore only takes PEM).
-fn roots_pem() -> Vec<u8> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut pem = Vec::with_capacity(webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() * 2048);
-    for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-        pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
-        let body = b64.encode(cert.as_ref());
-        for line in body.as_bytes().chunks(64) {
-            pem.extend_from_slice(line);
-            pem.push(b'\n');
-        }
-        pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
+/// hyper's pooled client over TCP or rustls.
+#[derive(Debug, Clone)]
+struct Hyper {
+    client: Client<Https, SdkBody>,
+}
+
+impl Hyper {
+    fn new(tls: rustls::ClientConfig) -> Self {
+        let mut tcp = TcpConnector::new();
+        tcp.enforce_http(false);
+        // As smithy: a small request written in pieces must not wait for a delayed ACK.
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let https = Https::from((tcp, tls));
+        let client = Client::builder(TokioExecutor::new()).pool_timer(TokioTimer::new()).build(https);
+        Hyper { client }
     }
-    pem
+}
+
+impl HttpConnector for Hyper {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let request = match request.try_into_http1x() {
+            Ok(request) => request,
+            Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
+        };
+        let answer = self.client.request(request);
+        HttpConnectorFuture::new(async move {
+            match tokio::time::timeout(READ_TIMEOUT, answer).await {
+                Err(elapsed) => Err(ConnectorError::timeout(
+                    format!("no answer within {} s: {elapsed}", READ_TIMEOUT.as_secs()).into(),
+                )),
+                Ok(Err(e)) => Err(connector_error(e)),
+                Ok(Ok(response)) => HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
+                    .map_err(|e| ConnectorError::other(e.into(), None)),
+            }
+        })
+    }
+}
+
+/// The SDK's classification of a hyper failure (as aws-smithy-http-client's): connecting (DNS, TCP,
+/// TLS, including a connect timeout) and broken connections are I/O errors, hyper's own timeouts are
+/// timeouts, a message cut short is transient; anything else is unclassified.
+fn connector_error(e: hyper_util::client::legacy::Error) -> ConnectorError {
+    if e.is_connect() {
+        return ConnectorError::io(e.into());
+    }
+    let chain = || std::iter::successors(e.source(), |&s| s.source());
+    let hyper = chain().find_map(|s| s.downcast_ref::<hyper::Error>());
+    let io = chain().any(|s| s.is::<std::io::Error>());
+    match hyper {
+        Some(h) if h.is_timeout() => ConnectorError::timeout(e.into()),
+        Some(h) if h.is_user() => ConnectorError::user(e.into()),
+        Some(h) if h.is_closed() || h.is_canceled() => ConnectorError::io(e.into()),
+        Some(h) if h.is_incomplete_message() => ConnectorError::other(e.into(), Some(ErrorKind::TransientError)),
+        _ if io => ConnectorError::io(e.into()),
+        _ => ConnectorError::other(e.into(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The trust anchors are the compiled-in Mozilla set, not empty and not the machine's.
+    #[test]
+    fn roots_are_the_compiled_in_mozilla_set() {
+        assert!(webpki_roots::TLS_SERVER_ROOTS.len() > 100);
+        assert!(client_config().is_ok());
+    }
 }

@@ -137,6 +137,16 @@ fn verifies(der: &[u8], input: &[u8], signature: &[u8]) -> bool {
     let Ok(key) = rsa::RsaPublicKey::from_public_key_der(der) else {
         return false;
     };
+    // ring does the RSA arithmetic when it can (2048–8192-bit keys, the size AWS uses): the rsa crate's
+    // bignum code at opt-level z was a third of the gate's instructions (docs/performance.md). Same
+    // check: RSASSA-PSS, SHA-256, MGF1-SHA-256, 32-byte salt. Smaller baked keys (build.rs allows 1024)
+    // keep the rsa crate.
+    use rsa::traits::PublicKeyParts;
+    if key.size() >= 256 {
+        let (n, e) = (key.n().to_bytes_be(), key.e().to_bytes_be());
+        let ring_key = ring::signature::RsaPublicKeyComponents { n: &n, e: &e };
+        return ring_key.verify(&ring::signature::RSA_PSS_2048_8192_SHA256, input, signature).is_ok();
+    }
     let Ok(sig) = rsa::pss::Signature::try_from(signature) else {
         return false;
     };

@@ -88,12 +88,7 @@ where
     Ok(Answer { status, date, body })
 }
 
-/// rustls with the compiled-in webpki roots, as the SDK client uses.
+/// The SDK client's TLS configuration: the same compiled-in roots, so the probe sees what a call would.
 fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS configuration: {e}"))?;
-    Ok(Arc::new(builder.with_root_certificates(roots).with_no_client_auth()))
+    crate::aws::tls::client_config().map_err(|e| e.to_string())
 }
