@@ -125,12 +125,13 @@ fn the_documented_python_check_accepts_a_real_pass_and_refuses_a_forgery() {
 fn the_documented_node_check_accepts_a_real_pass_and_refuses_a_forgery() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
-    let npm = std::process::Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--silent", "jose@5"])
+    // Bounded like every wait in the suite: coreutils' timeout kills a stalled registry fetch.
+    let npm = std::process::Command::new("timeout")
+        .args(["300", "npm", "install", "--no-audit", "--no-fund", "--silent", "jose@5"])
         .current_dir(dir.path())
         .status()
         .expect("npm (Node.js) is needed for this test");
-    assert!(npm.success(), "npm install jose failed");
+    assert!(npm.success(), "npm install jose failed or took more than 300 s: {npm}");
     let script = snippet(dir.path(), "js", "gate_pass_check.mjs");
     let key = format!("{PAID}:2:{}/testdata/keys/paid-v2.pub.pem", env!("CARGO_MANIFEST_DIR"));
     let out = gate_as(&emu, "ecs-task", dir.path())

@@ -46,11 +46,15 @@ pub fn verify(token: &str, keys: &[&[u8]], expected: &Expected<'_>) -> Result<Ve
     let (_, claims) = verify_signature(token, keys)?;
     let code = claim(&claims, "productCode", "ProductCode")?;
     if code.as_str() != Some(expected.product_code) {
-        return Err(format!("productCode claim {code} is not the code sent ({})", expected.product_code));
+        return Err(format!("productCode claim {} is not the code sent ({})", shown(code), expected.product_code));
     }
     let version = claim(&claims, "publicKeyVersion", "PublicKeyVersion")?;
     if !same_version(version, expected.key_version) {
-        return Err(format!("publicKeyVersion claim {version} is not the version sent ({})", expected.key_version));
+        return Err(format!(
+            "publicKeyVersion claim {} is not the version sent ({})",
+            shown(version),
+            expected.key_version
+        ));
     }
     let nonce = claim(&claims, "nonce", "Nonce")?;
     if nonce.as_str() != Some(expected.nonce) {
@@ -94,7 +98,7 @@ pub fn verified_claims(token: &str, keys: &[&[u8]]) -> Result<(usize, Claims), S
         _ => None,
     }
     .filter(|v| *v >= 1)
-    .ok_or_else(|| format!("publicKeyVersion claim {version} is not a positive integer"))?;
+    .ok_or_else(|| format!("publicKeyVersion claim {} is not a positive integer", shown(version)))?;
     Ok((
         index,
         Claims {
@@ -119,7 +123,7 @@ fn verify_signature(token: &str, keys: &[&[u8]]) -> Result<(usize, Map<String, V
     let header = decode_json(h64, "header")?;
     match header.get("alg") {
         Some(Value::String(a)) if a == "PS256" => {}
-        Some(other) => return Err(format!("algorithm {other} is not PS256")),
+        Some(other) => return Err(format!("algorithm {} is not PS256", shown(other))),
         None => return Err("header has no alg".into()),
     }
     if header.contains_key("crit") {
@@ -186,9 +190,21 @@ fn same_version(v: &Value, expected: u32) -> bool {
     }
 }
 
+/// A claim or header value as it appears in a refusal line, cut to 64 characters: the `alg` header is
+/// read before any signature check, so its text is the sender's choice and must not make the one
+/// stderr line (and the termination log) arbitrarily long.
+fn shown(v: &Value) -> String {
+    const MAX: usize = 64;
+    let text = v.to_string();
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
 /// `iat` in seconds; the unit is undocumented, so a value too large to be seconds is read as ms.
 fn issued_at(v: &Value) -> Result<u64, String> {
-    let n = v.as_u64().ok_or_else(|| format!("iat {v} is not a non-negative integer"))?;
+    let n = v.as_u64().ok_or_else(|| format!("iat {} is not a non-negative integer", shown(v)))?;
     Ok(if n > 100_000_000_000 { n / 1000 } else { n })
 }
 
@@ -258,6 +274,14 @@ mod tests {
         }
         let err = check(&sign_with(PRIV, &json!({"typ": "JWT"}), &good_claims())).expect_err("no alg");
         assert!(err.contains("no alg"), "{err}");
+    }
+
+    #[test]
+    fn a_long_alg_is_cut_in_the_refusal_line() {
+        let alg = "é".repeat(5000);
+        let err = check(&sign_with(PRIV, &json!({"alg": alg}), &good_claims())).expect_err("long alg");
+        assert!(err.ends_with("… is not PS256"), "{err}");
+        assert!(err.chars().count() < 100, "{} chars: {err}", err.chars().count());
     }
 
     #[test]
