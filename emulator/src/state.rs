@@ -83,6 +83,12 @@ pub struct Inner {
     pub checkout_tokens: HashMap<(String, String), (String, usize)>,
     /// License Manager access tokens issued by GetAccessToken → (workload, expiry Unix secs).
     pub lm_access_tokens: HashMap<String, (String, i64)>,
+    /// Real-time expiry of session credentials STS issued, by access key id: past it, signed calls
+    /// are refused with `ExpiredTokenException` (clients run on the real clock, so this does too).
+    pub cred_expiry: HashMap<String, std::time::SystemTime>,
+    /// Lifetime of the session credentials STS issues (None: AWS's default of one hour). Tests
+    /// shorten it to watch a client refresh without waiting an hour.
+    pub session_lifetime: Option<std::time::Duration>,
 }
 
 pub struct Keys {
