@@ -39,7 +39,8 @@ pub enum Proof {
     /// Custom metering: the MeterUsage dry runs that passed.
     Probed(custom::Probed),
     /// Contract pricing: the CheckoutLicense answer (holds a seat until checked in).
-    Licensed(contract::Licensed),
+    /// Boxed: a checkout carries far more than the other answers.
+    Licensed(Box<contract::Licensed>),
 }
 
 impl Entitled {
@@ -73,7 +74,7 @@ impl Entitled {
     /// The checkout (contract pricing only).
     pub fn licensed(&self) -> Option<&contract::Licensed> {
         match &self.proof {
-            Proof::Licensed(l) => Some(l),
+            Proof::Licensed(l) => Some(l.as_ref()),
             _ => None,
         }
     }
@@ -201,7 +202,7 @@ async fn prove_steps(
             let signer = contract::Signer { credentials: creds.credentials.clone(), refreshing };
             let licensed =
                 contract::checkout(&client, product, baked.entitlements, signer, &ctx, deadline, progress).await?;
-            Proof::Licensed(licensed)
+            Proof::Licensed(Box::new(licensed))
         }
     };
     Ok(Entitled {
