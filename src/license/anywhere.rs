@@ -140,8 +140,12 @@ impl LicenseTokenProvider {
                 }
                 Err(e) => e,
             };
-            let code = e.as_service_error().and_then(|s| aws_sdk_licensemanager::error::ProvideErrorMetadata::code(s));
-            let text = crate::error::one_line(&DisplayErrorContext(&e).to_string());
+            use aws_sdk_licensemanager::error::ProvideErrorMetadata as _;
+            let code = e.as_service_error().and_then(|s| s.code());
+            let text = match e.as_service_error() {
+                Some(s) => service_text(s.code(), s.message(), s.meta().extra("aws_request_id")),
+                None => crate::error::one_line(&DisplayErrorContext(&e).to_string()),
+            };
             let transient = match &e {
                 aws_sdk_licensemanager::error::SdkError::ServiceError(s) => {
                     s.raw().status().as_u16() >= 500
@@ -178,8 +182,12 @@ impl LicenseTokenProvider {
                 Ok(out) => return convert(out),
                 Err(e) => e,
             };
-            let code = e.as_service_error().and_then(|s| aws_sdk_sts::error::ProvideErrorMetadata::code(s));
-            let text = crate::error::one_line(&DisplayErrorContext(&e).to_string());
+            use aws_sdk_sts::error::ProvideErrorMetadata as _;
+            let code = e.as_service_error().and_then(|s| s.code());
+            let text = match e.as_service_error() {
+                Some(s) => service_text(s.code(), s.message(), s.meta().extra("aws_request_id")),
+                None => crate::error::one_line(&DisplayErrorContext(&e).to_string()),
+            };
             let transient = match &e {
                 aws_sdk_sts::error::SdkError::ServiceError(s) => {
                     s.raw().status().as_u16() >= 500 || matches!(code, Some("IDPCommunicationError" | "Throttling"))
@@ -227,6 +235,19 @@ fn convert(
         Some(refresh_at(SystemTime::now(), expires)),
         "mpgate-license-token",
     ))
+}
+
+/// `Code: message (request id …)` of an AWS error answer, on one line.
+fn service_text(code: Option<&str>, message: Option<&str>, request_id: Option<&str>) -> String {
+    let mut t = code.unwrap_or("UnknownError").to_string();
+    if let Some(m) = message.filter(|m| !m.is_empty()) {
+        t.push_str(": ");
+        t.push_str(&crate::error::one_line(m));
+    }
+    if let Some(id) = request_id {
+        t.push_str(&format!(" (request id {id})"));
+    }
+    t
 }
 
 /// When to refresh credentials issued now that expire at `expires`: `REFRESH_MARGIN` before, or a

@@ -197,7 +197,11 @@ fn container_source(env: &dyn Env) -> CredentialSource {
 
 /// Permanent answers (a rejected token, an unreadable file) are misconfiguration; the rest may pass.
 fn classify(source: CredentialSource, e: &CredentialsError) -> Error {
-    let text = crate::error::one_line(&DisplayErrorContext(e).to_string());
+    let text = match std::error::Error::source(e) {
+        // mpgate's own provider words its failures for people; the SDK's context would add Debug dumps.
+        Some(inner) if source == CredentialSource::LicenseToken => crate::error::one_line(&inner.to_string()),
+        _ => crate::error::one_line(&DisplayErrorContext(e).to_string()),
+    };
     const PERMANENT: &[&str] = &[
         "InvalidIdentityToken",
         "AccessDenied",
