@@ -29,8 +29,14 @@ pub const METERING_VARS: &[&str] = &["MPGATE_USAGE_FILE"];
 
 /// Variables added for contract pricing (docs/contract.md), instead of the key version, nonce and
 /// signature; also replaced or removed when incoming, whatever the pricing model.
-pub const CONTRACT_VARS: &[&str] =
-    &["MPGATE_ENTITLEMENTS", "MPGATE_LICENSE_ARN", "MPGATE_CHECKOUT_EXPIRATION", "MPGATE_ENTITLEMENTS_FILE"];
+pub const CONTRACT_VARS: &[&str] = &[
+    "MPGATE_ENTITLEMENTS",
+    "MPGATE_LICENSE_ARN",
+    "MPGATE_LICENSE_VALID_FROM",
+    "MPGATE_LICENSE_VALID_UNTIL",
+    "MPGATE_CHECKOUT_EXPIRATION",
+    "MPGATE_ENTITLEMENTS_FILE",
+];
 
 /// The variables describing what was verified, in `OUTPUT_VARS` order. Custom metering has no
 /// signed pass: the key version, nonce and signature are left unset (`MPGATE_USAGE_FILE` is added
@@ -60,6 +66,10 @@ pub fn verdict_env(e: &Entitled) -> Vec<(&'static str, String)> {
                 .collect();
             env.push(("MPGATE_ENTITLEMENTS", list.join(",")));
             env.push(("MPGATE_LICENSE_ARN", l.license_arn.clone()));
+            env.push(("MPGATE_LICENSE_VALID_FROM", l.valid_from.clone()));
+            if let Some(end) = &l.valid_until {
+                env.push(("MPGATE_LICENSE_VALID_UNTIL", end.clone()));
+            }
             env.push(("MPGATE_CHECKOUT_EXPIRATION", l.expiration.clone()));
             l.verified_at
         }

@@ -47,6 +47,15 @@ pub fn authenticate(shared: &Shared, req: &Incoming, service: &str) -> Result<Ca
     if presented != issued.session_token.as_deref() {
         return Err(Box::new(invalid_token()));
     }
+    // STS session credentials stop working at their Expiration (real clock, like the client's).
+    let expiry = shared.lock().cred_expiry.get(&cred.access_key_id).copied();
+    if expiry.is_some_and(|e| shared.wall_now() >= e) {
+        return Err(Box::new(with_region(json_error(
+            403,
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+        ))));
+    }
     let signed = SignedRequest {
         method: &req.method,
         path: &req.path,

@@ -225,6 +225,13 @@ impl Emulator {
         self.shared.lock().wall_skew_secs = secs;
     }
 
+    /// Sets the lifetime of the session credentials STS issues from now on (AWS: one hour); they
+    /// are refused with `ExpiredTokenException` once it has passed on the real clock. Tests shorten it
+    /// to watch a client refresh credentials in seconds instead of an hour.
+    pub fn set_session_lifetime(&self, lifetime: Duration) {
+        self.shared.lock().session_lifetime = Some(lifetime);
+    }
+
     /// Turns the per-account token-bucket quotas on or off, overriding `World::quotas.enabled`.
     pub fn set_quotas(&self, enabled: bool) {
         self.shared.lock().quotas_enabled = Some(enabled);

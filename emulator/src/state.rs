@@ -92,6 +92,12 @@ pub struct Inner {
     pub license_commits: HashMap<String, (std::time::Instant, String)>,
     /// Runtime override of every license's `checkout_commit_ms`.
     pub checkout_commit_ms: Option<u64>,
+    /// Real-time expiry of session credentials STS issued, by access key id: past it, signed calls
+    /// are refused with `ExpiredTokenException` (clients run on the real clock, so this does too).
+    pub cred_expiry: HashMap<String, std::time::SystemTime>,
+    /// Lifetime of the session credentials STS issues (None: AWS's default of one hour). Tests
+    /// shorten it to watch a client refresh without waiting an hour.
+    pub session_lifetime: Option<std::time::Duration>,
 }
 
 pub struct Keys {

@@ -30,6 +30,13 @@ fn assume_role_with_web_identity(shared: &Shared, form: &HashMap<String, String>
     else {
         return sts_error(400, "ValidationError", "RoleArn, RoleSessionName and WebIdentityToken are required");
     };
+    // BC-STS: RoleSessionName 2–64 characters of [\w+=,.@-].
+    let session_ok = (2..=64).contains(&session.len())
+        && session.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
+    if !session_ok {
+        let m = format!("1 validation error detected: Value '{session}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*");
+        return sts_error(400, "ValidationError", &m);
+    }
     if let Some(o) = license_token_role(shared, role_arn, session, token) {
         return o;
     }
@@ -102,7 +109,10 @@ fn answer(shared: &Shared, who: &Assumed, role_arn: &str, session: &str) -> Outc
         kind: who.kind,
         region: w.region.clone(),
     });
-    let expiration = crate::clock::rfc3339(SystemTime::now() + Duration::from_secs(3600));
+    let lifetime = shared.lock().session_lifetime.unwrap_or(Duration::from_secs(3600));
+    let expires = SystemTime::now() + lifetime;
+    shared.lock().cred_expiry.insert(cred.access_key_id.clone(), expires);
+    let expiration = crate::clock::rfc3339(expires);
     let role_name = role_arn.rsplit('/').next().unwrap_or(role_arn);
     let assumed_arn = format!("arn:aws:sts::{}:assumed-role/{role_name}/{session}", w.account);
     let (subject, provider) = (&who.subject, &who.provider);

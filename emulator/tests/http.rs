@@ -177,3 +177,42 @@ fn sts_assume_role_with_web_identity() {
     assert_eq!(forged.status, 400);
     assert!(forged.body.contains("<Code>InvalidIdentityToken</Code>"));
 }
+
+#[test]
+fn sts_session_credentials_expire_and_session_names_are_validated() {
+    let emu = Emulator::start(World::demo()).expect("start");
+    emu.set_session_lifetime(Duration::from_secs(1));
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = env_of(&emu, "eks-irsa", dir.path());
+    let token = std::fs::read_to_string(&env["AWS_WEB_IDENTITY_TOKEN_FILE"]).expect("token file");
+    let form = |session: &str| {
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("Action", "AssumeRoleWithWebIdentity")
+            .append_pair("Version", "2011-06-15")
+            .append_pair("RoleArn", &env["AWS_ROLE_ARN"])
+            .append_pair("RoleSessionName", session)
+            .append_pair("WebIdentityToken", &token)
+            .finish()
+    };
+    let ct = [("content-type", "application/x-www-form-urlencoded")];
+    let bad = send(&emu.url(), "POST", "/", &ct, &form("no spaces allowed"), Duration::from_secs(5)).expect("answer");
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("<Code>ValidationError</Code>"), "{}", bad.body);
+    let ok = send(&emu.url(), "POST", "/", &ct, &form("s1"), Duration::from_secs(5)).expect("answer");
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let member = |name: &str| {
+        let open = format!("<{name}>");
+        let start = ok.body.find(&open).expect(name) + open.len();
+        let end = ok.body[start..].find(&format!("</{name}>")).expect(name) + start;
+        ok.body[start..end].to_string()
+    };
+    let creds =
+        Creds { akid: member("AccessKeyId"), secret: member("SecretAccessKey"), token: Some(member("SessionToken")) };
+    let body = r#"{"LicenseArn":"arn:aws:license-manager::294406891311:license:l-0123456789abcdef0123456789abcdef"}"#;
+    let fresh = call(&emu, &creds, "us-east-1", "license-manager", "AWSLicenseManager.GetLicense", body);
+    assert_ne!(fresh.json()["__type"], "ExpiredTokenException", "{}", fresh.body);
+    std::thread::sleep(Duration::from_millis(2100));
+    let stale = call(&emu, &creds, "us-east-1", "license-manager", "AWSLicenseManager.GetLicense", body);
+    assert_eq!(stale.status, 403, "{}", stale.body);
+    assert_eq!(stale.json()["__type"], "ExpiredTokenException");
+}

@@ -15,6 +15,7 @@ pub mod tls;
 use crate::platform::Env;
 use aws_config::provider_config::ProviderConfig;
 use aws_config::BehaviorVersion;
+use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::Credentials;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::retry::RetryConfig;
@@ -84,7 +85,7 @@ impl Clients {
         &self,
         env: &dyn Env,
         region: &str,
-        credentials: Credentials,
+        credentials: impl ProvideCredentials + 'static,
     ) -> aws_sdk_licensemanager::Client {
         let mut builder = aws_sdk_licensemanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -97,6 +98,48 @@ impl Clients {
         builder.set_endpoint_url(license_manager_endpoint_override(env));
         aws_sdk_licensemanager::Client::from_conf(builder.build())
     }
+
+    /// An unsigned License Manager client for `GetAccessToken` (Containers Anywhere: both AWS
+    /// samples call it anonymously, aws-wire.md §5.3). No credentials, endpoint locked as above.
+    pub fn license_manager_unsigned(&self, env: &dyn Env, region: &str) -> aws_sdk_licensemanager::Client {
+        let mut builder = aws_sdk_licensemanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .allow_no_auth()
+            .http_client(self.http.clone())
+            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(ATTEMPT_TIMEOUT).build());
+        builder.set_endpoint_url(license_manager_endpoint_override(env));
+        aws_sdk_licensemanager::Client::from_conf(builder.build())
+    }
+
+    /// An unsigned regional STS client for `AssumeRoleWithWebIdentity` (`smithy.api#noAuth`) with a
+    /// License Manager access token. Endpoint locked in the release flavour.
+    pub fn sts_unsigned(&self, env: &dyn Env, region: &str) -> aws_sdk_sts::Client {
+        let mut builder = aws_sdk_sts::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .allow_no_auth()
+            .http_client(self.http.clone())
+            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(ATTEMPT_TIMEOUT).build());
+        builder.set_endpoint_url(sts_endpoint_override(env));
+        aws_sdk_sts::Client::from_conf(builder.build())
+    }
+}
+
+/// The release flavour never overrides the endpoint, whatever the environment says.
+#[cfg(not(feature = "insecure-test-endpoints"))]
+fn sts_endpoint_override(_env: &dyn Env) -> Option<String> {
+    None
+}
+
+/// The test flavour honours the standard SDK variables, so it can be pointed at the emulator.
+#[cfg(feature = "insecure-test-endpoints")]
+fn sts_endpoint_override(env: &dyn Env) -> Option<String> {
+    env.get("AWS_ENDPOINT_URL_STS").or_else(|| env.get("AWS_ENDPOINT_URL"))
 }
 
 /// The release flavour never overrides the endpoint, whatever the environment says.
@@ -134,5 +177,19 @@ pub async fn metering_endpoint(env: &dyn Env, region: &str) -> Result<String, St
         .resolve_endpoint(&params)
         .await
         .map_err(|e| format!("no Metering endpoint for {region}: {e}"))?;
+    Ok(endpoint.url().to_string())
+}
+
+/// The URL the License Manager client sends to: the override (test flavour only) or the SDK's resolver.
+pub async fn license_manager_endpoint(env: &dyn Env, region: &str) -> Result<String, String> {
+    use aws_sdk_licensemanager::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+    if let Some(url) = license_manager_endpoint_override(env) {
+        return Ok(url);
+    }
+    let params = Params::builder().region(region).build().map_err(|e| format!("endpoint parameters: {e}"))?;
+    let endpoint = DefaultResolver::new()
+        .resolve_endpoint(&params)
+        .await
+        .map_err(|e| format!("no License Manager endpoint for {region}: {e}"))?;
     Ok(endpoint.url().to_string())
 }

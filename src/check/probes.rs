@@ -113,9 +113,15 @@ pub async fn environment(env: &dyn Env, live: bool) -> Vec<Check> {
     };
     let imds_client = clients.imds();
     let imds = imds(env, &imds_client).await;
-    let mut checks = vec![platform(env, &imds)];
+    let contract = super::contract::applies();
+    let platform_check = super::contract::platform(env).filter(|_| contract);
+    let mut checks = vec![platform_check.unwrap_or_else(|| platform(env, &imds))];
     checks.push(imds);
-    let region = match platform::region::find(env, Some(&imds_client)).await {
+    let found = match super::contract::region(env).filter(|_| contract) {
+        Some(r) => Ok(r),
+        None => platform::region::find(env, Some(&imds_client)).await,
+    };
+    let region = match found {
         Ok(r) => {
             checks.push(Check::new("region", Status::Pass, format!("{} (from {})", r.name, r.source)));
             Some(r)
@@ -135,8 +141,13 @@ pub async fn environment(env: &dyn Env, live: bool) -> Vec<Check> {
         }
         return checks;
     };
-    checks.push(credentials(env, &clients, &region, imds_client).await);
-    checks.push(endpoint(env, &region).await);
+    if contract {
+        checks.push(super::contract::credentials(env, &clients, &region, imds_client).await);
+        checks.push(probe_endpoint(super::contract::endpoint_url(env, &region).await).await);
+    } else {
+        checks.push(credentials(env, &clients, &region, imds_client).await);
+        checks.push(endpoint(env, &region).await);
+    }
     checks.push(entitlement(env, live).await);
     checks
 }
@@ -248,7 +259,12 @@ async fn credentials(env: &dyn Env, clients: &Clients, region: &FoundRegion, imd
 }
 
 async fn endpoint(env: &dyn Env, region: &FoundRegion) -> Check {
-    let url = match crate::aws::metering_endpoint(env, &region.name).await {
+    probe_endpoint(crate::aws::metering_endpoint(env, &region.name).await).await
+}
+
+/// DNS, TLS and the clock of the endpoint at `url` (Metering, or License Manager for contract builds).
+async fn probe_endpoint(url: Result<String, String>) -> Check {
+    let url = match url {
         Ok(u) => u,
         Err(e) => return Check::new("endpoint", Status::Fail, e),
     };

@@ -16,6 +16,7 @@ use super::hourly::Context;
 use super::{Deadline, Progress};
 use crate::error::{Class, Error};
 use crate::identity::{BakedEntitlement, BakedProduct, MARKETPLACE_KEY_FINGERPRINT};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use aws_sdk_licensemanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_licensemanager::operation::checkout_license::CheckoutLicenseOutput;
@@ -26,8 +27,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use std::time::{Duration, SystemTime};
 
 /// The IAM actions a contract gate needs (all in `AWSLicenseManagerConsumptionPolicy`).
-pub const IAM_ACTIONS: &str =
-    "license-manager:CheckoutLicense, license-manager:CheckInLicense and license-manager:ExtendLicenseConsumption";
+pub const IAM_ACTIONS: &str = "license-manager:CheckoutLicense, license-manager:GetLicense, license-manager:CheckInLicense and license-manager:ExtendLicenseConsumption";
 
 /// AWS's documented lifetime of an unreturned PROVISIONAL checkout, used when the answer's times do not parse.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
@@ -41,6 +41,16 @@ pub struct Allowed {
     pub unit: String,
     /// Units checked out (counted) or the license's value (features), when AWS returned one.
     pub value: Option<String>,
+}
+
+/// What signed the checkout, for the seat's later calls: the credentials, and the provider when
+/// the source refreshes itself (a License Manager license token).
+#[derive(Clone, Debug)]
+pub struct Signer {
+    /// The credentials of the checkout (redacted in `Debug`).
+    pub credentials: Credentials,
+    /// The self-refreshing provider, for the license token source.
+    pub refreshing: Option<SharedCredentialsProvider>,
 }
 
 /// A successful checkout. `Debug` redacts the consumption token (it can return the seat) and the
@@ -58,10 +68,14 @@ pub struct Licensed {
     pub lifetime: Duration,
     /// Unix seconds (local clock) when the checkout succeeded.
     pub verified_at: u64,
+    /// The license's validity (`GetLicense` `Validity`): first day, as AWS sent it (ISO 8601).
+    pub valid_from: String,
+    /// The license's last moment, when it has one (a contract's end date).
+    pub valid_until: Option<String>,
     /// AWS's `SignedToken` over the checkout (format unpublished, aws-wire.md §4.7): handed over, not verified.
     pub signed_token: Option<String>,
     pub(crate) consumption_token: String,
-    pub(crate) credentials: Credentials,
+    pub(crate) signer: Signer,
 }
 
 impl std::fmt::Debug for Licensed {
@@ -73,9 +87,11 @@ impl std::fmt::Debug for Licensed {
             .field("expiration", &self.expiration)
             .field("lifetime", &self.lifetime)
             .field("verified_at", &self.verified_at)
+            .field("valid_from", &self.valid_from)
+            .field("valid_until", &self.valid_until)
             .field("signed_token", &self.signed_token.as_ref().map(|_| "** redacted **"))
             .field("consumption_token", &"** redacted **")
-            .field("credentials", &self.credentials)
+            .field("signer", &self.signer)
             .finish()
     }
 }
@@ -85,7 +101,7 @@ pub async fn checkout(
     client: &aws_sdk_licensemanager::Client,
     product: &'static BakedProduct,
     baked: &'static [BakedEntitlement],
-    credentials: Credentials,
+    signer: Signer,
     ctx: &Context<'_>,
     deadline: &Deadline,
     progress: &Progress,
@@ -113,7 +129,15 @@ pub async fn checkout(
             .send()
             .await;
         let transient = match result {
-            Ok(out) => return judge(client, out, product, baked, credentials).await,
+            Ok(out) => {
+                let mut licensed = judge(client, out, product, baked, signer).await?;
+                if let Err(refusal) = validity(client, &mut licensed, product, ctx, deadline, progress).await {
+                    let _ =
+                        client.check_in_license().license_consumption_token(&licensed.consumption_token).send().await;
+                    return Err(refusal);
+                }
+                return Ok(licensed);
+            }
             Err(e) => match classify(e, "CheckoutLicense", product, ctx) {
                 Err(final_error) => return Err(final_error),
                 Ok(transient) => transient,
@@ -131,7 +155,7 @@ pub(super) async fn judge(
     out: CheckoutLicenseOutput,
     product: &BakedProduct,
     baked: &'static [BakedEntitlement],
-    credentials: Credentials,
+    signer: Signer,
 ) -> Result<Licensed, Error> {
     let consumption_token = out.license_consumption_token().unwrap_or_default().to_string();
     let allowed: Vec<Allowed> = baked
@@ -178,10 +202,68 @@ pub(super) async fn judge(
         expiration,
         lifetime,
         verified_at: SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        valid_from: String::new(),
+        valid_until: None,
         signed_token: out.signed_token().map(str::to_string),
         consumption_token,
-        credentials,
+        signer,
     })
+}
+
+/// Read the license's status and validity (`GetLicense`, aws-wire.md §4.4), retried like the
+/// checkout, and refuse a license that is not AVAILABLE or not valid now by the local clock. The
+/// checkout already refuses such licenses; this holds AWS to its own answer and hands the dates over.
+async fn validity(
+    client: &aws_sdk_licensemanager::Client,
+    licensed: &mut Licensed,
+    product: &'static BakedProduct,
+    ctx: &Context<'_>,
+    deadline: &Deadline,
+    progress: &Progress,
+) -> Result<(), Error> {
+    for attempt in 1u32.. {
+        progress.set(format!("GetLicense attempt {attempt} ({})", licensed.license_arn));
+        let transient = match client.get_license().license_arn(&licensed.license_arn).send().await {
+            Ok(out) => {
+                let license = out.license();
+                let status = license.and_then(|l| l.status()).map(|s| s.as_str().to_string());
+                let range = license.and_then(|l| l.validity());
+                licensed.valid_from = range.map(|r| r.begin().to_string()).unwrap_or_default();
+                licensed.valid_until = range.and_then(|r| r.end()).map(str::to_string);
+                let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+                return judge_validity(now, status.as_deref(), &licensed.valid_from, licensed.valid_until.as_deref())
+                    .map_err(|detail| Error::License {
+                        class: Class::NotEntitled,
+                        detail: format!("not-entitled: the license {} for product {} {detail}; the buyer must renew or reactivate the contract in AWS Marketplace", licensed.license_arn, product.code),
+                    });
+            }
+            Err(e) => match classify(e, "GetLicense", product, ctx) {
+                Err(final_error) => return Err(final_error),
+                Ok(t) => t,
+            },
+        };
+        deadline.pause_or_give_up(progress, "GetLicense", attempt, &transient).await?;
+    }
+    Err(Error::Internal("retry loop ended".into()))
+}
+
+/// `Err(why)` unless the license is AVAILABLE and `now` (Unix seconds) lies in [begin, end).
+pub(crate) fn judge_validity(now: i64, status: Option<&str>, begin: &str, end: Option<&str>) -> Result<(), String> {
+    match status {
+        Some("AVAILABLE") => {}
+        Some(s) => return Err(format!("is {s}")),
+        None => return Err("has no status in GetLicense's answer".into()),
+    }
+    match parse_time(begin) {
+        Some(b) if now < b => return Err(format!("is not valid before {begin}")),
+        Some(_) => {}
+        None => return Err(format!("has an unreadable validity start {begin:?}")),
+    }
+    match end.map(|e| (e, parse_time(e))) {
+        Some((e, Some(t))) if now >= t => Err(format!("expired at {e}")),
+        Some((e, None)) => Err(format!("has an unreadable validity end {e:?}")),
+        _ => Ok(()),
+    }
 }
 
 /// Unix seconds of an ISO 8601 date-time with `Z` or a numeric offset.
@@ -268,7 +350,26 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{client_token, parse_time};
+    use super::{client_token, judge_validity, parse_time};
+
+    #[test]
+    fn only_an_available_license_inside_its_validity_admits() {
+        let (b, e) = ("2026-01-01T00:00:00Z", Some("2027-01-01T00:00:00Z"));
+        let t = |s: &str| parse_time(s).expect("time");
+        assert_eq!(judge_validity(t("2026-06-01T00:00:00Z"), Some("AVAILABLE"), b, e), Ok(()));
+        assert_eq!(judge_validity(t("2026-06-01T00:00:00Z"), Some("AVAILABLE"), b, None), Ok(()));
+        assert_eq!(judge_validity(t(b), Some("AVAILABLE"), b, e), Ok(()));
+        assert!(judge_validity(t("2025-12-31T23:59:59Z"), Some("AVAILABLE"), b, e)
+            .is_err_and(|w| w.contains("not valid before")));
+        assert!(
+            judge_validity(t("2027-01-01T00:00:00Z"), Some("AVAILABLE"), b, e).is_err_and(|w| w.contains("expired at"))
+        );
+        assert!(
+            judge_validity(t("2026-06-01T00:00:00Z"), Some("SUSPENDED"), b, e).is_err_and(|w| w.contains("SUSPENDED"))
+        );
+        assert!(judge_validity(t("2026-06-01T00:00:00Z"), None, b, e).is_err());
+        assert!(judge_validity(t("2026-06-01T00:00:00Z"), Some("AVAILABLE"), "garbage", e).is_err());
+    }
 
     #[test]
     fn client_tokens_are_fresh_and_uuid_shaped() {

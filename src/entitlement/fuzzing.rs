@@ -76,7 +76,8 @@ pub async fn checkout_license(
     match result {
         Ok(out) => {
             let credentials = Credentials::new("AKIDFUZZ", "fuzz-secret", None, None, "fuzzing");
-            match contract::judge(client, out, product, baked, credentials).await {
+            let signer = contract::Signer { credentials, refreshing: None };
+            match contract::judge(client, out, product, baked, signer).await {
                 Ok(_) => Verdict::Admitted,
                 Err(e) => Verdict::Refused(e),
             }

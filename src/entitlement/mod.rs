@@ -17,6 +17,7 @@ use crate::aws::Clients;
 use crate::error::Error;
 use crate::identity::{self, PricingModel};
 use crate::platform::{self, CredentialSource, Env, FoundRegion};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
@@ -40,7 +41,8 @@ pub enum Proof {
     /// Custom metering: the MeterUsage dry runs that passed.
     Probed(custom::Probed),
     /// Contract pricing: the CheckoutLicense answer (holds a seat until checked in).
-    Licensed(contract::Licensed),
+    /// Boxed: a checkout carries far more than the other answers.
+    Licensed(Box<contract::Licensed>),
 }
 
 impl Entitled {
@@ -74,7 +76,7 @@ impl Entitled {
     /// The checkout (contract pricing only).
     pub fn licensed(&self) -> Option<&contract::Licensed> {
         match &self.proof {
-            Proof::Licensed(l) => Some(l),
+            Proof::Licensed(l) => Some(l.as_ref()),
             _ => None,
         }
     }
@@ -164,11 +166,21 @@ async fn prove_steps(
     let product = baked.select(selection)?;
     let clients = Clients::new()?;
     let imds = clients.imds();
+    let contract = baked.pricing_model == PricingModel::Contract;
     progress.set("finding the region".into());
-    let region = platform::region::find(env, Some(&imds)).await?;
+    let region = match crate::license::anywhere::region(env).filter(|_| contract) {
+        Some(r) => r,
+        None => platform::region::find(env, Some(&imds)).await?,
+    };
     crate::log::verbose(&format!("region {} (from {})", region.name, region.source));
     progress.set("loading credentials".into());
-    let creds = platform::credentials::load(env, &clients.provider_config(&region.name), imds).await?;
+    // Contract pricing may use a License Manager license token (Containers Anywhere).
+    let token = contract
+        .then(|| crate::license::anywhere::LicenseTokenProvider::from_env(env, &clients, &region.name))
+        .flatten()
+        .map(SharedCredentialsProvider::new);
+    let config = clients.provider_config(&region.name);
+    let creds = platform::credentials::load_with(env, &config, imds, token.clone()).await?;
     crate::log::verbose(&format!("credentials from {}", creds.source));
     let hostname = nonce::hostname();
     let ctx = hourly::Context { region: &region, source: creds.source, hostname: &hostname };
@@ -182,18 +194,17 @@ async fn prove_steps(
             Proof::Probed(custom::probe(&client, product, baked.dimensions, &ctx, deadline, progress).await?)
         }
         PricingModel::Contract => {
-            let client = clients.license_manager(env, &region.name, creds.credentials.clone());
-            let licensed = contract::checkout(
-                &client,
-                product,
-                baked.entitlements,
-                creds.credentials.clone(),
-                &ctx,
-                deadline,
-                progress,
-            )
-            .await?;
-            Proof::Licensed(licensed)
+            // The license token's provider refreshes itself inside the client; other sources give
+            // fixed credentials that `license::Lease` reloads before they expire.
+            let refreshing = token.filter(|_| creds.source == CredentialSource::LicenseToken);
+            let client = match &refreshing {
+                Some(p) => clients.license_manager(env, &region.name, p.clone()),
+                None => clients.license_manager(env, &region.name, creds.credentials.clone()),
+            };
+            let signer = contract::Signer { credentials: creds.credentials.clone(), refreshing };
+            let licensed =
+                contract::checkout(&client, product, baked.entitlements, signer, &ctx, deadline, progress).await?;
+            Proof::Licensed(Box::new(licensed))
         }
     };
     Ok(Entitled {

@@ -27,6 +27,8 @@ pub fn document(entitled: &Entitled, seat: &str) -> Option<serde_json::Value> {
         "product_sku": entitled.product_code(),
         "pricing_model": entitled.pricing_model().as_str(),
         "license_arn": l.license_arn,
+        "license_valid_from": l.valid_from,
+        "license_valid_until": l.valid_until,
         "entitlements": l.entitlements.iter().map(|a| serde_json::json!({"name": a.name, "unit": a.unit, "value": a.value})).collect::<Vec<_>>(),
         "checkout_issued_at": l.issued_at,
         "checkout_expiration": l.expiration,

@@ -10,6 +10,7 @@
 //! forwarding and reaping: every wait here is async and bounded.
 #![forbid(unsafe_code)]
 
+pub mod anywhere;
 pub mod handover;
 
 use crate::aws::Clients;
@@ -18,6 +19,7 @@ use crate::entitlement::hourly::{jitter, Context};
 use crate::entitlement::Entitled;
 use crate::identity::BakedProduct;
 use crate::platform::{credentials, CredentialSource, Env, FoundRegion};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,6 +35,7 @@ pub struct Lease<'a> {
     token: String,
     lifetime: Duration,
     seed: Option<Credentials>,
+    refreshing: Option<SharedCredentialsProvider>,
     clients: Option<Clients>,
     client: Option<(aws_sdk_licensemanager::Client, Option<SystemTime>)>,
     held: bool,
@@ -52,7 +55,8 @@ impl<'a> Lease<'a> {
             source: entitled.credential_source(),
             token: licensed.consumption_token.clone(),
             lifetime: licensed.lifetime,
-            seed: Some(licensed.credentials.clone()),
+            seed: Some(licensed.signer.credentials.clone()),
+            refreshing: licensed.signer.refreshing.clone(),
             clients: None,
             client: None,
             held: true,
@@ -159,7 +163,8 @@ impl<'a> Lease<'a> {
     }
 
     /// A License Manager client with credentials valid for at least five more minutes: first the
-    /// ones the checkout used, then a fresh load from the same chain.
+    /// ones the checkout used, then a fresh load from the same chain; with a license token, one
+    /// client whose provider refreshes itself.
     async fn client(&mut self) -> Result<aws_sdk_licensemanager::Client, String> {
         let fresh = |exp: &Option<SystemTime>| exp.is_none_or(|e| e > SystemTime::now() + Duration::from_secs(300));
         if let Some((c, exp)) = &self.client {
@@ -171,6 +176,12 @@ impl<'a> Lease<'a> {
             self.clients = Some(Clients::new().map_err(|e| e.to_string())?);
         }
         let Some(clients) = &self.clients else { return Err("no HTTP client".into()) };
+        if let Some(provider) = &self.refreshing {
+            // A license token: the SDK asks the provider again before the credentials expire.
+            let client = clients.license_manager(self.env, &self.region.name, provider.clone());
+            self.client = Some((client.clone(), None));
+            return Ok(client);
+        }
         let creds = match self.seed.take() {
             Some(c) if fresh(&c.expiry()) => c,
             _ => {

@@ -7,7 +7,11 @@
 //! 2. shared profile files (`~/.aws/credentials`, `~/.aws/config`)
 //! 3. web identity token: EKS IRSA (`AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`)
 //! 4. container endpoint: ECS task role, EKS Pod Identity (`AWS_CONTAINER_CREDENTIALS_*`)
-//! 5. IMDSv2 instance role
+//! 5. contract pricing only (`load_with`): a License Manager license token (Containers Anywhere,
+//!    `AWS_WEB_IDENTITY_REFRESH_TOKEN_FILE` or `AWS_LICENSE_ACCESS_FILE` + `AWS_ROLE_ARN`,
+//!    `license::anywhere`). Before IMDS on purpose: the token is configured for this workload, an
+//!    instance role belongs to the node, and on premises probing IMDS only costs seconds.
+//! 6. IMDSv2 instance role
 //!
 //! A source that has nothing configured passes to the next; the first source that is configured and
 //! fails ends the search, as in aws-config.
@@ -17,7 +21,7 @@ use super::Env;
 use crate::error::{Class, Error};
 use aws_config::provider_config::ProviderConfig;
 use aws_credential_types::provider::error::CredentialsError;
-use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use std::fmt;
@@ -41,6 +45,8 @@ pub enum CredentialSource {
     ContainerEndpoint,
     /// The EC2 instance (or EKS/ECS node) role through IMDS.
     InstanceRole,
+    /// A License Manager license token exchanged for role credentials (Containers Anywhere).
+    LicenseToken,
 }
 
 impl CredentialSource {
@@ -67,6 +73,9 @@ impl CredentialSource {
             CredentialSource::WebIdentity | CredentialSource::EcsTaskRole | CredentialSource::ContainerEndpoint => {
                 "run the image on ECS or EKS (Fargate included); AWS Marketplace container products cannot run elsewhere"
             }
+            CredentialSource::LicenseToken => {
+                "a License Manager license token only serves contract pricing; hourly and custom-metered products need the ECS task role or EKS IRSA"
+            }
         }
     }
 }
@@ -82,6 +91,7 @@ impl fmt::Display for CredentialSource {
             CredentialSource::PodIdentity => "EKS Pod Identity",
             CredentialSource::ContainerEndpoint => "the container credentials endpoint",
             CredentialSource::InstanceRole => "the instance role from IMDS",
+            CredentialSource::LicenseToken => "a License Manager license token (Containers Anywhere)",
         })
     }
 }
@@ -95,11 +105,22 @@ pub struct LoadedCredentials {
     pub source: CredentialSource,
 }
 
-/// Try each source in order.
+/// Try each source in order (without the license token: hourly, monthly and custom metering).
 pub async fn load(
     env: &dyn Env,
     config: &ProviderConfig,
     imds: aws_config::imds::Client,
+) -> Result<LoadedCredentials, Error> {
+    load_with(env, config, imds, None).await
+}
+
+/// Try each source in order, with `license_token` (contract pricing, when one is configured) as
+/// source 5. Its provider refreshes itself; the credentials returned are its first ones.
+pub async fn load_with(
+    env: &dyn Env,
+    config: &ProviderConfig,
+    imds: aws_config::imds::Client,
+    license_token: Option<SharedCredentialsProvider>,
 ) -> Result<LoadedCredentials, Error> {
     use aws_config::{ecs, environment, imds as imds_mod, profile, web_identity_token};
     let env_source = if env.get("AWS_SESSION_TOKEN").is_some() {
@@ -107,7 +128,7 @@ pub async fn load(
     } else {
         CredentialSource::EnvStaticKeys
     };
-    let chain: [(CredentialSource, Box<dyn ProvideCredentials>); 5] = [
+    let chain: [(CredentialSource, Box<dyn ProvideCredentials>); 6] = [
         (env_source, Box::new(environment::credentials::EnvironmentVariableCredentialsProvider::new())),
         (
             CredentialSource::Profile,
@@ -118,6 +139,10 @@ pub async fn load(
             Box::new(web_identity_token::WebIdentityTokenCredentialsProvider::builder().configure(config).build()),
         ),
         (container_source(env), Box::new(ecs::EcsCredentialsProvider::builder().configure(config).build())),
+        (
+            CredentialSource::LicenseToken,
+            Box::new(license_token.unwrap_or_else(|| SharedCredentialsProvider::new(NotConfigured))),
+        ),
         (
             CredentialSource::InstanceRole,
             Box::new(
@@ -136,6 +161,19 @@ pub async fn load(
         class: Class::Misconfigured,
         detail: "no AWS credentials found (no environment keys, profile, IRSA token, container endpoint or instance role); run on ECS with a task role or on EKS with an IRSA service account".to_string(),
     })
+}
+
+/// The license-token slot when no token is configured (or the pricing model is not contract).
+#[derive(Debug)]
+struct NotConfigured;
+
+impl ProvideCredentials for NotConfigured {
+    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::ready(Err(CredentialsError::not_loaded_no_source()))
+    }
 }
 
 /// ECS sets the relative URI; EKS Pod Identity sets a full URI on 169.254.170.23 with a token file.
@@ -159,7 +197,11 @@ fn container_source(env: &dyn Env) -> CredentialSource {
 
 /// Permanent answers (a rejected token, an unreadable file) are misconfiguration; the rest may pass.
 fn classify(source: CredentialSource, e: &CredentialsError) -> Error {
-    let text = crate::error::one_line(&DisplayErrorContext(e).to_string());
+    let text = match std::error::Error::source(e) {
+        // mpgate's own provider words its failures for people; the SDK's context would add Debug dumps.
+        Some(inner) if source == CredentialSource::LicenseToken => crate::error::one_line(&inner.to_string()),
+        _ => crate::error::one_line(&DisplayErrorContext(e).to_string()),
+    };
     const PERMANENT: &[&str] = &[
         "InvalidIdentityToken",
         "AccessDenied",
@@ -181,6 +223,7 @@ fn classify(source: CredentialSource, e: &CredentialsError) -> Error {
     let fix = match source {
         CredentialSource::WebIdentity => "check the IRSA role's trust policy, AWS_ROLE_ARN, and that AWS_WEB_IDENTITY_TOKEN_FILE is readable by this user (set fsGroup for non-root pods)",
         CredentialSource::EcsTaskRole | CredentialSource::ContainerEndpoint | CredentialSource::PodIdentity => "check the task definition's taskRoleArn (or the pod's identity association) and the container credentials variables",
+        CredentialSource::LicenseToken => "mount the license token secret from AWS Marketplace (key license_token) at the path the variable names and set AWS_ROLE_ARN to its iam_role; create a new token if this one was deleted or expired",
         _ => "fix or remove that credential source",
     };
     Error::Credentials { class, detail: format!("cannot load credentials from {source}: {text}; {fix}") }

@@ -28,6 +28,9 @@ pub enum RegionSource {
     EcsTaskMetadata,
     /// IMDSv2 `placement/region`.
     Imds,
+    /// Contract pricing with a License Manager license token and no region variable: `us-east-1`,
+    /// the default of AWS's Containers Anywhere Helm chart (docs/contract.md).
+    LicenseTokenDefault,
 }
 
 impl fmt::Display for RegionSource {
@@ -37,6 +40,9 @@ impl fmt::Display for RegionSource {
             RegionSource::AwsDefaultRegion => "AWS_DEFAULT_REGION",
             RegionSource::EcsTaskMetadata => "ECS task metadata",
             RegionSource::Imds => "EC2 instance metadata",
+            RegionSource::LicenseTokenDefault => {
+                "the Containers Anywhere default (license token configured, AWS_REGION unset)"
+            }
         })
     }
 }
