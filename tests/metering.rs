@@ -582,3 +582,51 @@ fn bench_append_path_reports_throughput_and_latency() {
         lat[m * 99 / 100]
     );
 }
+
+/// `mpgate check --json` of the metered gate: (exit status, the entitlement check's status and summary).
+fn check_entitlement(emu: &Emulator, dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = gate(emu, "ecs-task", dir).args(["check", "--json"]).args(args).run();
+    let json: serde_json::Value =
+        serde_json::from_str(out.stdout().trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout()));
+    let c = json["checks"].as_array().expect("checks").iter().find(|c| c["id"] == "entitlement").expect("entitlement");
+    (out.code(), c["status"].as_str().expect("status").into(), c["summary"].as_str().expect("summary").into())
+}
+
+/// Issue 4: `mpgate check` of a custom-metering build sends no MeterUsage unless `--live`; with
+/// `--live` it dry-runs every baked dimension and names the one AWS refuses.
+#[test]
+fn check_live_dry_runs_every_dimension_and_names_a_refused_one() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let (code, status, summary) = check_entitlement(&emu, dir.path(), &[]);
+    assert_eq!((code, status.as_str()), (Some(0), "skip"), "{summary}");
+    assert!(
+        summary.contains("MeterUsage dry run per baked dimension") && !summary.contains("RegisterUsage"),
+        "{summary}"
+    );
+    assert!(emu.requests().iter().all(|r| r.op != "MeterUsage"), "nothing sent without --live");
+
+    let (code, status, summary) = check_entitlement(&emu, dir.path(), &["--live"]);
+    assert_eq!((code, status.as_str()), (Some(0), "pass"), "{summary}");
+    assert!(summary.ends_with("for every dimension: requests, gb_processed"), "{summary}");
+    let dry: Vec<serde_json::Value> = emu
+        .requests()
+        .iter()
+        .filter(|r| r.op == "MeterUsage")
+        .map(|r| serde_json::from_str(&r.body).expect("json"))
+        .collect();
+    assert_eq!(dry.len(), 2, "one dry run per dimension");
+    assert!(dry.iter().all(|b| b["DryRun"] == true), "{dry:?}");
+    assert!(ledger(&emu).is_empty(), "check bills nothing");
+    assert!(!dir.path().join("spool").exists(), "check leaves no spool behind");
+
+    let mut world = World::demo();
+    for p in world.products.iter_mut().filter(|p| p.code == METERED) {
+        p.dimensions.retain(|d| d != "gb_processed");
+    }
+    let emu = Emulator::start(world).expect("emulator");
+    let (code, status, summary) = check_entitlement(&emu, dir.path(), &["--live"]);
+    assert_eq!((code, status.as_str()), (Some(86), "fail"), "{summary}");
+    assert!(summary.starts_with("MeterUsage dry run for dimension gb_processed:"), "{summary}");
+    assert!(summary.contains("InvalidUsageDimensionException") && summary.ends_with("(passed: requests)"), "{summary}");
+}

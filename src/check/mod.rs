@@ -6,6 +6,7 @@
 //! called with `--live`. Must not print a secret.
 #![forbid(unsafe_code)]
 
+mod metering;
 mod probes;
 
 use crate::platform::Env;

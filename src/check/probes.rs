@@ -285,6 +285,9 @@ async fn endpoint(env: &dyn Env, region: &FoundRegion) -> Check {
 }
 
 async fn entitlement(env: &dyn Env, live: bool) -> Check {
+    if super::metering::applies() {
+        return super::metering::entitlement(env, live).await;
+    }
     if !live {
         return Check::new(
             "entitlement",
