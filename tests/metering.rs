@@ -39,6 +39,11 @@ fn gate(emu: &Emulator, workload: &str, dir: &Path) -> Run {
 
 /// `mpgate supervise -q -- sh -c script` in the background, stderr to `dir/stderr`.
 fn spawn(emu: &Emulator, dir: &Path, script: &str) -> Child {
+    spawn_with(emu, dir, script, &[])
+}
+
+/// `spawn` with more variables for the supervisor (and so for the workload).
+fn spawn_with(emu: &Emulator, dir: &Path, script: &str, extra: &[(&str, String)]) -> Child {
     let stderr = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("stderr")).expect("stderr file");
     Command::new(metered_bin())
         .env_clear()
@@ -47,6 +52,7 @@ fn spawn(emu: &Emulator, dir: &Path, script: &str) -> Child {
         .env("MPGATE_SPOOL_DIR", dir.join("spool"))
         .env("MPGATE_DEADLINE", "20s")
         .env("GATE", metered_bin())
+        .envs(extra.iter().map(|(k, v)| (k, v)))
         .args(["supervise", "-q", "--", "sh", "-c", script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -362,16 +368,125 @@ fn corrupt_lines_are_reported_and_quarantined_not_fatal() {
     assert_eq!(total(&ledger(&emu), "requests"), 4);
 }
 
-/// Sum of valid `requests` quantities in the usage file: what the workload recorded.
+/// Issue 4, hourly cadence: with the pod's clock (test flavour: MPGATE_TEST_CLOCK_OFFSET) and AWS's
+/// just before an hour boundary, usage of the open hour is not sent; once the hour closes it is sent
+/// while the workload runs, once per dimension, stamped with the start of the closed hour.
+#[test]
+fn an_hour_is_sent_once_it_closes_and_not_before() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let margin = 20;
+    let offset = (2 * HOUR - now() % HOUR - margin) % HOUR;
+    emu.advance_clock(Duration::from_secs(offset));
+    let d = dir.path().display();
+    let script = format!(
+        "trap 'exit 0' TERM; t=$(( $(date +%s) + {offset} )); echo \"$t requests 4 team=a\" >> \"$MPGATE_USAGE_FILE\"; \
+         echo \"$t gb_processed 2\" >> \"$MPGATE_USAGE_FILE\"; echo \"$t\" > {d}/t; touch {d}/ready; while :; do sleep 0.05; done"
+    );
+    let mut child = spawn_with(&emu, dir.path(), &script, &[("MPGATE_TEST_CLOCK_OFFSET", offset.to_string())]);
+    wait_until("workload ready", Duration::from_secs(20), || dir.path().join("ready").exists());
+    let t: u64 = std::fs::read_to_string(dir.path().join("t")).expect("t").trim().parse().expect("seconds");
+    let open_hour = hour_of(t);
+    if now() + offset + 6 < open_hour + HOUR {
+        // At least one 5 s poll has run since the usage was written, with the hour still open.
+        std::thread::sleep(Duration::from_millis(5500).min(Duration::from_secs(open_hour + HOUR - now() - offset - 1)));
+        assert!(ledger(&emu).is_empty(), "the open hour was sent before it closed: {:#?}", ledger(&emu));
+    }
+    wait_until("the closed hour's records", Duration::from_secs(margin + 20), || ledger(&emu).len() >= 2);
+    assert!(now() + offset >= open_hour + HOUR, "sent only after the hour closed");
+    std::thread::sleep(Duration::from_millis(300));
+    term(&child);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0), "{}", stderr_of(dir.path()));
+    let records = ledger(&emu);
+    assert_once_per_hour(&records);
+    assert_eq!(records.len(), 2, "nothing more at exit: {records:#?}");
+    assert!(records.iter().all(|r| r.hour as u64 == open_hour), "{records:#?}");
+    assert_eq!((total(&records, "requests"), total(&records, "gb_processed")), (4, 2));
+}
+
+/// Issue 4, duplicate handling: when AWS already holds another quantity for this pod's
+/// {dimension, hour} (here: sent by a run whose spool is gone), the usage rolls into the next hour.
+#[test]
+fn an_hour_aws_already_holds_with_another_quantity_rolls_into_the_next_hour() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let h2 = hour_of(now()) - 2 * HOUR;
+    let first = scratch();
+    seed(first.path(), &[format!("{} requests 5", h2 + 5)]);
+    let mut child = spawn(&emu, first.path(), "exit 0");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0), "{}", stderr_of(first.path()));
+    let second = scratch();
+    seed(second.path(), &[format!("{} requests 3", h2 + 9)]);
+    let mut child = spawn(&emu, second.path(), "exit 0");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0), "{}", stderr_of(second.path()));
+    let records = ledger(&emu);
+    assert_once_per_hour(&records);
+    let got: Vec<(u64, i64)> = records.iter().map(|r| (r.hour as u64, r.quantity)).collect();
+    assert_eq!(got, vec![(h2, 5), (h2 + HOUR, 3)], "{records:#?}");
+    let codes: Vec<Option<String>> =
+        emu.requests().iter().filter(|r| r.op == "MeterUsage").map(|r| r.error_code.clone()).collect();
+    assert!(codes.contains(&Some("DuplicateRequestException".into())), "{codes:?}");
+    assert!(stderr_of(second.path()).contains("already holds another requests record"), "{}", stderr_of(second.path()));
+}
+
+/// Issue 4, spool growth: consumed usage is released from disk (a hole, same size, same offsets), and
+/// a supervisor killed after the release restarts without losing or re-billing anything.
+#[test]
+fn consumed_usage_is_released_from_disk_and_a_restart_after_it_loses_nothing() {
+    use std::os::unix::fs::MetadataExt as _;
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let h3 = hour_of(now()) - 3 * HOUR;
+    let n = 50_000;
+    seed(dir.path(), &vec![format!("{} requests 1", h3 + 1); n]);
+    let log = dir.path().join("spool/usage.log");
+    let size = std::fs::metadata(&log).expect("log").len();
+    assert!(size > 1_000_000);
+    let d = dir.path().display();
+    let mut child = spawn(&emu, dir.path(), &format!("echo $$ > {d}/pid; while :; do sleep 0.05; done"));
+    wait_until("the hour's record", Duration::from_secs(30), || !ledger(&emu).is_empty());
+    let on_disk = || std::fs::metadata(&log).map_or(u64::MAX, |m| m.blocks() * 512);
+    wait_until("consumed blocks released", Duration::from_secs(10), || on_disk() < 128 * 1024);
+    assert_eq!(std::fs::metadata(&log).expect("log").len(), size, "the size and every offset stay");
+    let _ = child.kill();
+    let _ = child.wait();
+    let pid: i32 = std::fs::read_to_string(dir.path().join("pid")).expect("pid").trim().parse().expect("pid");
+    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    seed(dir.path(), &vec![format!("{} requests 2", h3 + HOUR + 1); 10]);
+    let mut child = spawn(&emu, dir.path(), "exit 0");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0), "{}", stderr_of(dir.path()));
+    let records = ledger(&emu);
+    assert_once_per_hour(&records);
+    let got: Vec<(u64, i64)> = records.iter().map(|r| (r.hour as u64, r.quantity)).collect();
+    assert_eq!(got, vec![(h3, n as i64), (h3 + HOUR, 20)], "{records:#?}");
+    let err = stderr_of(dir.path());
+    assert!(err.lines().all(|l| !l.contains("warning") || l.contains("test flavour")), "{err}");
+}
+
+/// Issue 4: SIGKILL of the workload (not of mpgate): mpgate exits 128+9 after sending what it recorded.
+#[test]
+fn a_sigkilled_workload_is_flushed_and_its_status_passed_on() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let d = dir.path().display();
+    let script = format!("\"$GATE\" meter requests 6 2>/dev/null; echo $$ > {d}/pid; while :; do sleep 0.05; done");
+    let mut child = spawn(&emu, dir.path(), &script);
+    wait_until("workload pid", Duration::from_secs(20), || dir.path().join("pid").exists());
+    let pid: i32 = std::fs::read_to_string(dir.path().join("pid")).expect("pid").trim().parse().expect("pid");
+    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("SIGKILL the workload");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(137), "{}", stderr_of(dir.path()));
+    assert_eq!(total(&ledger(&emu), "requests"), 6, "{}", stderr_of(dir.path()));
+}
+
+/// Every line `crash_loop`'s workload writes is `LINE` bytes and record number i has quantity
+/// `i % 7 + 1`, so the size of usage.log alone (kept by compaction, which punches holes and never
+/// truncates) says what the workload recorded, whatever mpgate did to the file's blocks.
+const LINE: u64 = 22;
+
+/// What the workload recorded: the sum of `requests` quantities appended to the usage file.
 fn recorded(dir: &Path) -> i64 {
-    std::fs::read_to_string(dir.join("spool/usage.log"))
-        .expect("usage")
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            (f.len() >= 3 && f[1] == "requests").then(|| f[2].parse::<i64>().ok()).flatten()
-        })
-        .sum()
+    let size = std::fs::metadata(dir.join("spool/usage.log")).expect("usage").len();
+    assert_eq!(size % LINE, 0, "usage.log holds a partial record");
+    (0..size / LINE).map(|i| (i % 7 + 1) as i64).sum()
 }
 
 /// Start, record, SIGKILL the supervisor (and its orphaned workload) at random points, `n` times;
@@ -381,11 +496,12 @@ fn crash_loop(n: u32) {
     let dir = scratch();
     let d = dir.path().display();
     let cur = hour_of(now());
-    // Past-hour usage too, so sends are in flight when the kill lands.
+    // Past-hour usage too, so sends are in flight when the kill lands. A new workload continues the
+    // record numbering from the file's size.
     let script = format!(
-        "echo $$ > {d}/pid; i=0; while :; do i=$((i+1)); \
-         echo \"$(( {past} + (i % 3) * 3600 + 1 )) requests $((i % 7 + 1))\" >> \"$MPGATE_USAGE_FILE\"; \
-         echo \"$(date +%s) requests 1\" >> \"$MPGATE_USAGE_FILE\"; sleep 0.01; done",
+        "echo $$ > {d}/pid; i=$(( $(stat -c %s \"$MPGATE_USAGE_FILE\") / {LINE} )); while :; do \
+         if [ $((i % 2)) = 0 ]; then t=$(( {past} + (i % 3) * 3600 + 1 )); else t=$(date +%s); fi; \
+         echo \"$t requests $((i % 7 + 1))\" >> \"$MPGATE_USAGE_FILE\"; i=$((i+1)); sleep 0.01; done",
         past = cur - 3 * HOUR
     );
     let mut seed_rng = now();
@@ -465,4 +581,52 @@ fn bench_append_path_reports_throughput_and_latency() {
         lat[m / 2],
         lat[m * 99 / 100]
     );
+}
+
+/// `mpgate check --json` of the metered gate: (exit status, the entitlement check's status and summary).
+fn check_entitlement(emu: &Emulator, dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = gate(emu, "ecs-task", dir).args(["check", "--json"]).args(args).run();
+    let json: serde_json::Value =
+        serde_json::from_str(out.stdout().trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout()));
+    let c = json["checks"].as_array().expect("checks").iter().find(|c| c["id"] == "entitlement").expect("entitlement");
+    (out.code(), c["status"].as_str().expect("status").into(), c["summary"].as_str().expect("summary").into())
+}
+
+/// Issue 4: `mpgate check` of a custom-metering build sends no MeterUsage unless `--live`; with
+/// `--live` it dry-runs every baked dimension and names the one AWS refuses.
+#[test]
+fn check_live_dry_runs_every_dimension_and_names_a_refused_one() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let (code, status, summary) = check_entitlement(&emu, dir.path(), &[]);
+    assert_eq!((code, status.as_str()), (Some(0), "skip"), "{summary}");
+    assert!(
+        summary.contains("MeterUsage dry run per baked dimension") && !summary.contains("RegisterUsage"),
+        "{summary}"
+    );
+    assert!(emu.requests().iter().all(|r| r.op != "MeterUsage"), "nothing sent without --live");
+
+    let (code, status, summary) = check_entitlement(&emu, dir.path(), &["--live"]);
+    assert_eq!((code, status.as_str()), (Some(0), "pass"), "{summary}");
+    assert!(summary.ends_with("for every dimension: requests, gb_processed"), "{summary}");
+    let dry: Vec<serde_json::Value> = emu
+        .requests()
+        .iter()
+        .filter(|r| r.op == "MeterUsage")
+        .map(|r| serde_json::from_str(&r.body).expect("json"))
+        .collect();
+    assert_eq!(dry.len(), 2, "one dry run per dimension");
+    assert!(dry.iter().all(|b| b["DryRun"] == true), "{dry:?}");
+    assert!(ledger(&emu).is_empty(), "check bills nothing");
+    assert!(!dir.path().join("spool").exists(), "check leaves no spool behind");
+
+    let mut world = World::demo();
+    for p in world.products.iter_mut().filter(|p| p.code == METERED) {
+        p.dimensions.retain(|d| d != "gb_processed");
+    }
+    let emu = Emulator::start(world).expect("emulator");
+    let (code, status, summary) = check_entitlement(&emu, dir.path(), &["--live"]);
+    assert_eq!((code, status.as_str()), (Some(86), "fail"), "{summary}");
+    assert!(summary.starts_with("MeterUsage dry run for dimension gb_processed:"), "{summary}");
+    assert!(summary.contains("InvalidUsageDimensionException") && summary.ends_with("(passed: requests)"), "{summary}");
 }

@@ -6,9 +6,11 @@ use mpgate_emulator::{Emulator, World};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// Wait until the workload has written `path`: `echo x > f` creates the file before it writes, so an
+/// existing but empty file is not ready yet (reading the pid then raced and failed to parse).
 fn wait_for(path: &Path) {
     let started = Instant::now();
-    while !path.exists() {
+    while std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
         assert!(started.elapsed() < Duration::from_secs(30), "{} never appeared", path.display());
         std::thread::sleep(Duration::from_millis(10));
     }

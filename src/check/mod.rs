@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod contract;
+mod metering;
 mod probes;
 
 use crate::platform::Env;

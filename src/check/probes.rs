@@ -301,6 +301,9 @@ async fn probe_endpoint(url: Result<String, String>) -> Check {
 }
 
 async fn entitlement(env: &dyn Env, live: bool) -> Check {
+    if super::metering::applies() {
+        return super::metering::entitlement(env, live).await;
+    }
     if !live {
         return Check::new(
             "entitlement",

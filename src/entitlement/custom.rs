@@ -44,7 +44,8 @@ pub async fn probe(
     Ok(Probed { dimensions: dimensions.iter().map(|d| d.name).collect(), verified_at })
 }
 
-async fn probe_one(
+/// Dry-run one dimension (also `mpgate check --live`, which reports each dimension).
+pub async fn probe_one(
     client: &aws_sdk_marketplacemetering::Client,
     product: &'static BakedProduct,
     dimension: &'static str,

@@ -2,7 +2,8 @@
 //! what was consumed and sent, and the hourly sender `supervise` runs beside the workload.
 //!
 //! Layout of the spool directory (an emptyDir or volume that survives container restarts in the pod):
-//! - `usage.log`: the workload appends one line per record (`record.rs` has the format); mpgate only reads it.
+//! - `usage.log`: the workload appends one line per record (`record.rs` has the format); mpgate reads it
+//!   and releases the blocks it has durably consumed (`compact.rs`), never renaming or truncating it.
 //! - `state.json`: consumed offset, unsent hourly aggregates, sent and in-flight records (`state.rs`),
 //!   replaced atomically (write temp, fsync, rename, fsync dir).
 //! - `quarantine.log`: copies of lines that are not valid records, each reported once on stderr.
@@ -13,6 +14,7 @@
 //! Must not: decide entitlement, or touch the workload process (that is `supervise`).
 #![forbid(unsafe_code)]
 
+pub mod compact;
 pub mod record;
 pub mod send;
 pub mod state;
@@ -71,6 +73,16 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> u64 {
         SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    }
+}
+
+/// The system clock plus a fixed number of seconds (test flavour: `MPGATE_TEST_CLOCK_OFFSET`).
+#[derive(Clone, Copy, Debug)]
+pub struct OffsetClock(pub u64);
+
+impl Clock for OffsetClock {
+    fn now(&self) -> u64 {
+        SystemClock.now() + self.0
     }
 }
 

@@ -10,6 +10,7 @@
 //! Must not: block `supervise`'s signal forwarding and reaping: every wait here is async.
 #![forbid(unsafe_code)]
 
+use super::compact::Compactor;
 use super::state::{Bucket, State};
 use super::{hour_of, record, Clock, Spool, SystemClock};
 use crate::aws::Clients;
@@ -46,6 +47,7 @@ pub struct Meter<'a> {
     client: Option<(aws_sdk_marketplacemetering::Client, Option<SystemTime>)>,
     state: State,
     paused_until: Option<Instant>,
+    compactor: Compactor,
 }
 
 impl<'a> Meter<'a> {
@@ -71,7 +73,7 @@ impl<'a> Meter<'a> {
         Ok(Meter {
             spool,
             env,
-            clock: Box::new(SystemClock),
+            clock: clock(env),
             product,
             dimensions: baked.dimensions,
             region: entitled.region().clone(),
@@ -81,6 +83,7 @@ impl<'a> Meter<'a> {
             client: None,
             state,
             paused_until: None,
+            compactor: Compactor::default(),
         })
     }
 
@@ -136,9 +139,14 @@ impl<'a> Meter<'a> {
         }
     }
 
-    fn save(&self) {
-        if let Err(e) = self.state.save(&self.spool) {
-            warn(&format!("cannot save {}: {e}", self.spool.state_file().display()));
+    /// Save the state; `false` (reported) when it could not be made durable.
+    fn save(&self) -> bool {
+        match self.state.save(&self.spool) {
+            Ok(()) => true,
+            Err(e) => {
+                warn(&format!("cannot save {}: {e}", self.spool.state_file().display()));
+                false
+            }
         }
     }
 
@@ -169,9 +177,17 @@ impl<'a> Meter<'a> {
             }
             let now = self.clock.now();
             let mut consumed = 0;
+            let mut zeros = 0;
             let mut bad = Vec::new();
             while consumed < buf.len() {
                 let rest = &buf[consumed..];
+                // A released (punched) range reads as zeros; no record starts with a NUL byte.
+                let nul = rest.iter().take_while(|&&b| b == 0).count();
+                if nul > 0 {
+                    consumed += nul;
+                    zeros += nul;
+                    continue;
+                }
                 let (line, used, torn) = match rest.iter().position(|&b| b == b'\n') {
                     Some(i) => (&rest[..i], i + 1, false),
                     // Unterminated: torn when the workload has exited, or longer than any record.
@@ -199,11 +215,23 @@ impl<'a> Meter<'a> {
             if !bad.is_empty() {
                 self.quarantine(&bad);
             }
+            if zeros > 0 {
+                warn(&format!(
+                    "{}: skipped {zeros} zero bytes after byte {} (usage already released: was state.json replaced?)",
+                    path.display(),
+                    self.state.offset
+                ));
+            }
             if consumed == 0 {
                 return;
             }
             self.state.offset += consumed as u64;
-            self.save();
+            // Release consumed blocks only once the offset that covers them is durable.
+            if self.save() {
+                if let Some(w) = self.compactor.release(&path, self.state.offset) {
+                    warn(&w);
+                }
+            }
             if buf.len() < CHUNK {
                 return;
             }
@@ -319,6 +347,18 @@ impl<'a> Meter<'a> {
         self.client = Some((client.clone(), expiry));
         Ok(client)
     }
+}
+
+/// The sender's clock: the system clock. The test flavour alone honours `MPGATE_TEST_CLOCK_OFFSET`
+/// (seconds added), so tests can put the pod just before an hour boundary; a release build has no
+/// such input.
+fn clock(env: &dyn Env) -> Box<dyn Clock> {
+    #[cfg(feature = "insecure-test-endpoints")]
+    if let Some(offset) = env.get("MPGATE_TEST_CLOCK_OFFSET").and_then(|v| v.parse::<u64>().ok()) {
+        return Box::new(super::OffsetClock(offset));
+    }
+    let _ = env;
+    Box::new(SystemClock)
 }
 
 /// One MeterUsage for `bucket`: Timestamp = start of the hour, allocations when any usage is tagged.
