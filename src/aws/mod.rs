@@ -29,6 +29,23 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// are the shared connector's, see `tls`; the operation timeout bounds each IMDS request.)
 const IMDS_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The settings every hand-built client shares: region, the one HTTP client, SDK retries off (the
+/// entitlement code owns retries and their deadline), a per-attempt timeout, and the endpoint locked
+/// in the release flavour. A macro because each SDK crate generates its own `Config::Builder` type.
+macro_rules! locked_config {
+    ($sdk:ident, $clients:expr, $env:expr, $region:expr, $service:expr) => {{
+        let mut builder = $sdk::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new($region.to_string()))
+            .http_client($clients.http.clone())
+            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(ATTEMPT_TIMEOUT).build());
+        builder.set_endpoint_url(endpoint_override($env, $service));
+        builder
+    }};
+}
+
 /// Shared pieces every AWS client is built from.
 pub struct Clients {
     http: SharedHttpClient,
@@ -66,16 +83,8 @@ impl Clients {
         region: &str,
         credentials: Credentials,
     ) -> aws_sdk_marketplacemetering::Client {
-        let mut builder = aws_sdk_marketplacemetering::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .credentials_provider(credentials)
-            .http_client(self.http.clone())
-            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(ATTEMPT_TIMEOUT).build());
-        builder.set_endpoint_url(endpoint_override(env));
-        aws_sdk_marketplacemetering::Client::from_conf(builder.build())
+        let config = locked_config!(aws_sdk_marketplacemetering, self, env, region, Service::Metering);
+        aws_sdk_marketplacemetering::Client::from_conf(config.credentials_provider(credentials).build())
     }
 
     /// The License Manager client for `region` (contract pricing), built like the Metering one: by hand,
@@ -87,89 +96,61 @@ impl Clients {
         region: &str,
         credentials: impl ProvideCredentials + 'static,
     ) -> aws_sdk_licensemanager::Client {
-        let mut builder = aws_sdk_licensemanager::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .credentials_provider(credentials)
-            .http_client(self.http.clone())
-            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(ATTEMPT_TIMEOUT).build());
-        builder.set_endpoint_url(license_manager_endpoint_override(env));
-        aws_sdk_licensemanager::Client::from_conf(builder.build())
+        let config = locked_config!(aws_sdk_licensemanager, self, env, region, Service::LicenseManager);
+        aws_sdk_licensemanager::Client::from_conf(config.credentials_provider(credentials).build())
     }
 
     /// An unsigned License Manager client for `GetAccessToken` (Containers Anywhere: both AWS
     /// samples call it anonymously, aws-wire.md §5.3). No credentials, endpoint locked as above.
     pub fn license_manager_unsigned(&self, env: &dyn Env, region: &str) -> aws_sdk_licensemanager::Client {
-        let mut builder = aws_sdk_licensemanager::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .allow_no_auth()
-            .http_client(self.http.clone())
-            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(ATTEMPT_TIMEOUT).build());
-        builder.set_endpoint_url(license_manager_endpoint_override(env));
-        aws_sdk_licensemanager::Client::from_conf(builder.build())
+        let config = locked_config!(aws_sdk_licensemanager, self, env, region, Service::LicenseManager);
+        aws_sdk_licensemanager::Client::from_conf(config.allow_no_auth().build())
     }
 
     /// An unsigned regional STS client for `AssumeRoleWithWebIdentity` (`smithy.api#noAuth`) with a
     /// License Manager access token. Endpoint locked in the release flavour.
     pub fn sts_unsigned(&self, env: &dyn Env, region: &str) -> aws_sdk_sts::Client {
-        let mut builder = aws_sdk_sts::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .allow_no_auth()
-            .http_client(self.http.clone())
-            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(ATTEMPT_TIMEOUT).build());
-        builder.set_endpoint_url(sts_endpoint_override(env));
-        aws_sdk_sts::Client::from_conf(builder.build())
+        let config = locked_config!(aws_sdk_sts, self, env, region, Service::Sts);
+        aws_sdk_sts::Client::from_conf(config.allow_no_auth().build())
     }
 }
 
-/// The release flavour never overrides the endpoint, whatever the environment says.
+/// The services mpgate builds clients for by hand, each with its service-specific endpoint variable
+/// (honoured by the test flavour only).
+#[derive(Clone, Copy)]
+enum Service {
+    Metering,
+    LicenseManager,
+    Sts,
+}
+
+impl Service {
+    #[cfg_attr(not(feature = "insecure-test-endpoints"), allow(dead_code))]
+    fn endpoint_variable(self) -> &'static str {
+        match self {
+            Service::Metering => "AWS_ENDPOINT_URL_MARKETPLACE_METERING",
+            Service::LicenseManager => "AWS_ENDPOINT_URL_LICENSE_MANAGER",
+            Service::Sts => "AWS_ENDPOINT_URL_STS",
+        }
+    }
+}
+
+/// The release flavour never overrides an endpoint, whatever the environment says.
 #[cfg(not(feature = "insecure-test-endpoints"))]
-fn sts_endpoint_override(_env: &dyn Env) -> Option<String> {
+fn endpoint_override(_env: &dyn Env, _service: Service) -> Option<String> {
     None
 }
 
 /// The test flavour honours the standard SDK variables, so it can be pointed at the emulator.
 #[cfg(feature = "insecure-test-endpoints")]
-fn sts_endpoint_override(env: &dyn Env) -> Option<String> {
-    env.get("AWS_ENDPOINT_URL_STS").or_else(|| env.get("AWS_ENDPOINT_URL"))
-}
-
-/// The release flavour never overrides the endpoint, whatever the environment says.
-#[cfg(not(feature = "insecure-test-endpoints"))]
-fn license_manager_endpoint_override(_env: &dyn Env) -> Option<String> {
-    None
-}
-
-/// The test flavour honours the standard SDK variables, so it can be pointed at the emulator.
-#[cfg(feature = "insecure-test-endpoints")]
-fn license_manager_endpoint_override(env: &dyn Env) -> Option<String> {
-    env.get("AWS_ENDPOINT_URL_LICENSE_MANAGER").or_else(|| env.get("AWS_ENDPOINT_URL"))
-}
-
-/// The release flavour never overrides the endpoint, whatever the environment says.
-#[cfg(not(feature = "insecure-test-endpoints"))]
-fn endpoint_override(_env: &dyn Env) -> Option<String> {
-    None
-}
-
-/// The test flavour honours the standard SDK variables, so it can be pointed at the emulator.
-#[cfg(feature = "insecure-test-endpoints")]
-fn endpoint_override(env: &dyn Env) -> Option<String> {
-    env.get("AWS_ENDPOINT_URL_MARKETPLACE_METERING").or_else(|| env.get("AWS_ENDPOINT_URL"))
+fn endpoint_override(env: &dyn Env, service: Service) -> Option<String> {
+    env.get(service.endpoint_variable()).or_else(|| env.get("AWS_ENDPOINT_URL"))
 }
 
 /// The URL the Metering client sends to: the override (test flavour only) or the SDK's resolver.
 pub async fn metering_endpoint(env: &dyn Env, region: &str) -> Result<String, String> {
     use aws_sdk_marketplacemetering::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
-    if let Some(url) = endpoint_override(env) {
+    if let Some(url) = endpoint_override(env, Service::Metering) {
         return Ok(url);
     }
     let params = Params::builder().region(region).build().map_err(|e| format!("endpoint parameters: {e}"))?;
@@ -183,7 +164,7 @@ pub async fn metering_endpoint(env: &dyn Env, region: &str) -> Result<String, St
 /// The URL the License Manager client sends to: the override (test flavour only) or the SDK's resolver.
 pub async fn license_manager_endpoint(env: &dyn Env, region: &str) -> Result<String, String> {
     use aws_sdk_licensemanager::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
-    if let Some(url) = license_manager_endpoint_override(env) {
+    if let Some(url) = endpoint_override(env, Service::LicenseManager) {
         return Ok(url);
     }
     let params = Params::builder().region(region).build().map_err(|e| format!("endpoint parameters: {e}"))?;

@@ -18,7 +18,10 @@ use crate::aws::Clients;
 use crate::platform::{Env, FoundRegion, RegionSource};
 use aws_credential_types::provider::{self, error::CredentialsError, ProvideCredentials};
 use aws_credential_types::Credentials;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -140,20 +143,7 @@ impl LicenseTokenProvider {
                 }
                 Err(e) => e,
             };
-            use aws_sdk_licensemanager::error::ProvideErrorMetadata as _;
-            let code = e.as_service_error().and_then(|s| s.code());
-            let text = match e.as_service_error() {
-                Some(s) => service_text(s.code(), s.message(), s.meta().extra("aws_request_id")),
-                None => crate::error::one_line(&DisplayErrorContext(&e).to_string()),
-            };
-            let transient = match &e {
-                aws_sdk_licensemanager::error::SdkError::ServiceError(s) => {
-                    s.raw().status().as_u16() >= 500
-                        || matches!(code, Some("RateLimitExceededException" | "ServerInternalException"))
-                }
-                aws_sdk_licensemanager::error::SdkError::ConstructionFailure(_) => false,
-                _ => true,
-            };
+            let (transient, text) = judge(&e, &["RateLimitExceededException", "ServerInternalException"]);
             if !transient {
                 return Err(CredentialsError::invalid_configuration(format!(
                     "License Manager refused the license token (GetAccessToken: {text})"
@@ -182,19 +172,7 @@ impl LicenseTokenProvider {
                 Ok(out) => return convert(out),
                 Err(e) => e,
             };
-            use aws_sdk_sts::error::ProvideErrorMetadata as _;
-            let code = e.as_service_error().and_then(|s| s.code());
-            let text = match e.as_service_error() {
-                Some(s) => service_text(s.code(), s.message(), s.meta().extra("aws_request_id")),
-                None => crate::error::one_line(&DisplayErrorContext(&e).to_string()),
-            };
-            let transient = match &e {
-                aws_sdk_sts::error::SdkError::ServiceError(s) => {
-                    s.raw().status().as_u16() >= 500 || matches!(code, Some("IDPCommunicationError" | "Throttling"))
-                }
-                aws_sdk_sts::error::SdkError::ConstructionFailure(_) => false,
-                _ => true,
-            };
+            let (transient, text) = judge(&e, &["IDPCommunicationError", "Throttling"]);
             if !transient {
                 return Err(CredentialsError::invalid_configuration(format!(
                     "STS refused the role {role_arn} for the license token's access token (AssumeRoleWithWebIdentity: {text})"
@@ -235,6 +213,26 @@ fn convert(
         Some(refresh_at(SystemTime::now(), expires)),
         "mpgate-license-token",
     ))
+}
+
+/// Whether a failed exchange call is worth another attempt (a 5xx, one of `transient_codes`, or no
+/// answer at all; never a request the SDK could not build), and its one-line description.
+fn judge<E>(e: &SdkError<E, HttpResponse>, transient_codes: &[&str]) -> (bool, String)
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let text = match e.as_service_error() {
+        Some(s) => service_text(s.code(), s.message(), s.meta().extra("aws_request_id")),
+        None => crate::error::one_line(&DisplayErrorContext(e).to_string()),
+    };
+    let transient = match e {
+        SdkError::ServiceError(s) => {
+            s.raw().status().as_u16() >= 500 || s.err().code().is_some_and(|c| transient_codes.contains(&c))
+        }
+        SdkError::ConstructionFailure(_) => false,
+        _ => true,
+    };
+    (transient, text)
 }
 
 /// `Code: message (request id …)` of an AWS error answer, on one line.
