@@ -10,6 +10,7 @@ mod docs;
 mod exec_identity;
 mod gate_pass;
 mod hourly;
+mod https;
 mod logging;
 mod metering;
 mod netns;

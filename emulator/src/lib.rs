@@ -64,6 +64,10 @@ pub struct Listen {
     pub ecs_agent: Option<SocketAddr>,
     /// Workload id → address of the IMDS it sees, instead of 127.0.0.1:0.
     pub imds: Vec<(String, SocketAddr)>,
+    /// A second main port speaking HTTPS (same APIs, same world and ledger), with the test certificate
+    /// for 127.0.0.1/localhost from testdata/emulator-tls. Off by default. The container credential
+    /// endpoints in `workload_env` keep pointing at the plain port, as ECS's are plain http.
+    pub tls_main: Option<SocketAddr>,
 }
 
 impl Listen {
@@ -76,13 +80,14 @@ impl Listen {
 
 impl Default for Listen {
     fn default() -> Listen {
-        Listen { main: SocketAddr::from(([127, 0, 0, 1], 0)), ecs_agent: None, imds: Vec::new() }
+        Listen { main: SocketAddr::from(([127, 0, 0, 1], 0)), ecs_agent: None, imds: Vec::new(), tls_main: None }
     }
 }
 
 /// A running emulator. Dropping it stops the server and every listener.
 pub struct Emulator {
     shared: Arc<Shared>,
+    tls_url: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -124,6 +129,16 @@ impl Emulator {
             }
             None => None,
         };
+        let (tls, tls_url) = match listen.tls_main {
+            Some(a) => {
+                let l = TcpListener::bind(a)?;
+                let tls_url = format!("https://{}", l.local_addr()?);
+                listeners.push((Site::Main, l));
+                (Some(server::tls_acceptor()?), Some(tls_url))
+            }
+            None => (None, None),
+        };
+        let tls_index = tls.as_ref().map(|_| listeners.len() - 1);
         let shared = Arc::new(Shared::new(world, url, &addrs, ecs_agent)?);
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let mut tokio_listeners = Vec::new();
@@ -138,7 +153,11 @@ impl Emulator {
             rt.block_on(async move {
                 let accept_loops: Vec<_> = tokio_listeners
                     .into_iter()
-                    .map(|(site, l)| tokio::spawn(server::serve(l, for_thread.clone(), site)))
+                    .enumerate()
+                    .map(|(i, (site, l))| {
+                        let tls = if Some(i) == tls_index { tls.clone() } else { None };
+                        tokio::spawn(server::serve(l, for_thread.clone(), site, tls))
+                    })
                     .collect();
                 // Either an explicit stop or the handle being dropped ends the server.
                 let _ = stopped.await;
@@ -151,12 +170,17 @@ impl Emulator {
             // Hung connections (Fault::Hang) would block an orderly shutdown; abandon them.
             rt.shutdown_background();
         })?;
-        Ok(Emulator { shared, stop: Some(stop), thread: Some(thread) })
+        Ok(Emulator { shared, tls_url, stop: Some(stop), thread: Some(thread) })
     }
 
     /// "http://127.0.0.1:PORT"
     pub fn url(&self) -> String {
         self.shared.url.clone()
+    }
+
+    /// "https://127.0.0.1:PORT" when started with `Listen::tls_main`.
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_url.clone()
     }
 
     /// Writes the workload's token files into `dir` and returns the environment its container

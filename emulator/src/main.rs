@@ -1,5 +1,7 @@
-//! `mpgate-emulator [--listen 127.0.0.1:0] [--world FILE.json] [--env-dir DIR] [--ecs-agent ADDR]
-//! [--imds WORKLOAD=ADDR]...`: runs the emulator as a process for sellers' CI and non-Rust tests.
+//! `mpgate-emulator [--listen 127.0.0.1:0] [--tls-listen 127.0.0.1:0] [--world FILE.json] [--env-dir DIR]
+//! [--ecs-agent ADDR] [--imds WORKLOAD=ADDR]...`: runs the emulator as a process for sellers' CI and
+//! non-Rust tests. `--tls-listen` adds an HTTPS port with the test certificate of testdata/emulator-tls
+//! (trust `testdata/emulator-tls/ca.pem`), printed on a second line `... listening on https://...`.
 //! `--ecs-agent 169.254.170.2:80` and `--imds ID=169.254.169.254:80` serve the real link-local
 //! endpoints (inside a network namespace or container where those addresses exist). Prints one line with the URL,
 //! optionally writes `<DIR>/<workload>.env` (+ `<DIR>/<workload>/` token files), serves until
@@ -21,7 +23,8 @@ struct Args {
     env_dir: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: mpgate-emulator [--listen 127.0.0.1:0] [--world FILE.json] [--env-dir DIR]
+const USAGE: &str = "usage: mpgate-emulator [--listen 127.0.0.1:0] [--tls-listen 127.0.0.1:0]
+                      [--world FILE.json] [--env-dir DIR]
                       [--ecs-agent 169.254.170.2:80] [--imds WORKLOAD=169.254.169.254:80]...
        mpgate-emulator env WORKLOAD (--url URL [--dir DIR] | --dir DIR)";
 
@@ -86,6 +89,9 @@ fn parse_args() -> Result<Args, String> {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"));
         match flag.as_str() {
             "--listen" => args.listen.main = value()?.parse().map_err(|e| format!("--listen: {e}"))?,
+            "--tls-listen" => {
+                args.listen.tls_main = Some(value()?.parse().map_err(|e| format!("--tls-listen: {e}"))?);
+            }
             "--ecs-agent" => args.listen.ecs_agent = Some(value()?.parse().map_err(|e| format!("--ecs-agent: {e}"))?),
             "--imds" => {
                 let v = value()?;
@@ -132,6 +138,9 @@ fn run() -> Result<(), String> {
     let mut out = std::io::stdout();
     // Launchers wait for this exact line, so flush it before serving.
     let _ = writeln!(out, "mpgate-emulator listening on {}", emu.url());
+    if let Some(tls) = emu.tls_url() {
+        let _ = writeln!(out, "mpgate-emulator listening on {tls}");
+    }
     let _ = out.flush();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async {

@@ -15,6 +15,30 @@ use hyper_util::rt::TokioIo;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// The emulator's HTTPS test certificate for 127.0.0.1 and localhost, issued by the test CA that the
+/// gate's test flavour trusts (testdata/emulator-tls; every key there is public).
+const TLS_CERT: &[u8] = include_bytes!("../../testdata/emulator-tls/server.pem");
+const TLS_KEY: &[u8] = include_bytes!("../../testdata/emulator-tls/server.key");
+
+/// TLS 1.2 and 1.3 with the ring provider, HTTP/1.1 only (as the main port).
+pub fn tls_acceptor() -> std::io::Result<TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &str, e: &dyn std::fmt::Display| std::io::Error::other(format!("emulator TLS {what}: {e}"));
+    let certs =
+        CertificateDer::pem_slice_iter(TLS_CERT).collect::<Result<Vec<_>, _>>().map_err(|e| bad("certificate", &e))?;
+    let key = PrivateKeyDer::from_pem_slice(TLS_KEY).map_err(|e| bad("key", &e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("versions", &e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| bad("certificate", &e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
 
 /// A request fully read off the wire.
 #[derive(Debug, Clone)]
@@ -46,12 +70,13 @@ impl std::fmt::Display for Dropped {
 }
 impl std::error::Error for Dropped {}
 
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, site: Site) {
+/// Serves `site` on `listener`; with `tls`, every connection is a TLS one (the HTTPS main port).
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, site: Site, tls: Option<TlsAcceptor>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let (shared, site) = (shared.clone(), site.clone());
+        let (shared, site, tls) = (shared.clone(), site.clone(), tls.clone());
         tokio::spawn(async move {
             // A second descriptor for the same socket keeps it open after hyper lets go, so a
             // ConnectionReset fault can set SO_LINGER 0 and turn the close into a TCP RST.
@@ -61,8 +86,19 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, site: Site) {
             let reset = Arc::new(AtomicBool::new(false));
             let flag = reset.clone();
             let svc = service_fn(move |req| handle(shared.clone(), site.clone(), flag.clone(), req));
-            // Errors here are client disconnects or our own Dropped; nothing to report.
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            let http = hyper::server::conn::http1::Builder::new();
+            // Errors here are client disconnects, failed handshakes or our own Dropped; nothing to report.
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                }
+                Some(acceptor) => {
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                }
+            }
             if reset.load(Ordering::SeqCst) {
                 let _ = socket2::SockRef::from(&dup).set_linger(Some(std::time::Duration::ZERO));
             }

@@ -1,0 +1,100 @@
+//! The TLS path against the emulator's own HTTPS port (`Listen::tls_main`): the static test-flavour gate,
+//! which trusts the emulator test CA compiled in, is admitted over it, and so is botocore given that CA
+//! as `AWS_CA_BUNDLE`. Credentials stay on the plain port, as ECS's endpoint is plain http.
+
+use crate::hourly::with_workload;
+use crate::support::{dist_dir, scratch, Report, Run};
+use mpgate_emulator::{Emulator, Listen, World, PAID};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+fn start() -> (Emulator, String) {
+    let listen = Listen { tls_main: Some(SocketAddr::from(([127, 0, 0, 1], 0))), ..Listen::default() };
+    let emu = Emulator::start_with(World::demo(), listen).expect("emulator");
+    let https = emu.tls_url().expect("the HTTPS listener's URL");
+    assert!(https.starts_with("https://127.0.0.1:"), "{https}");
+    (emu, https)
+}
+
+fn static_test_gate(emu: &Emulator, dir: &Path, metering_url: &str) -> Run {
+    Run::bin(dist_dir().join("mpgate-test"))
+        .envs(emu.workload_env("ecs-task", dir).expect("workload env"))
+        .env("AWS_ENDPOINT_URL_MARKETPLACE_METERING", metering_url)
+        .env("MPGATE_DEADLINE", "20s")
+        .arg("exec")
+}
+
+fn register_calls(emu: &Emulator) -> usize {
+    emu.requests().iter().filter(|r| r.op == "RegisterUsage").count()
+}
+
+fn ca_bundle() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/emulator-tls/ca.pem")
+}
+
+#[test]
+fn the_static_test_gate_is_admitted_over_the_emulators_https_port() {
+    let (emu, https) = start();
+    let dir = scratch();
+    let out = with_workload(static_test_gate(&emu, dir.path(), &https), dir.path()).run().expect_status(0).check();
+    drop(out);
+    assert_eq!(Report::read(&dir.path().join("report.json")).var("MPGATE_PRODUCT_CODE").as_deref(), Some(PAID));
+    assert_eq!(register_calls(&emu), 1, "{:?}", emu.requests());
+}
+
+#[test]
+fn the_https_port_speaks_only_tls() {
+    // The same port asked in plain http: no request reaches the APIs, the gate refuses (fails closed).
+    let (emu, https) = start();
+    let plain = https.replacen("https://", "http://", 1);
+    let dir = scratch();
+    let out = with_workload(static_test_gate(&emu, dir.path(), &plain), dir.path())
+        .env("MPGATE_DEADLINE", "3s")
+        .run()
+        .expect_one_refusal_line()
+        .check();
+    assert_ne!(out.code(), Some(0), "admitted over plain http to the TLS port:\n{}", out.stderr());
+    assert!(!dir.path().join("report.json").exists(), "the workload ran");
+    assert_eq!(register_calls(&emu), 0, "{:?}", emu.requests());
+}
+
+/// boto3's RegisterUsage over `url`, with the ecs-task credentials and `extra` environment.
+fn boto3_register(emu: &Emulator, url: &str, extra: &[(&str, &Path)]) -> std::process::Output {
+    let dir = scratch();
+    let script = format!(
+        "import boto3\nr = boto3.client('meteringmarketplace', region_name='us-east-1', endpoint_url='{url}')\
+         .register_usage(ProductCode='{PAID}', PublicKeyVersion=2, Nonce='https-test')\nprint(r['Signature'][:3])"
+    );
+    #[allow(clippy::disallowed_methods)] // the test's own PATH, to find python3
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
+    let mut cmd = std::process::Command::new("python3");
+    cmd.env_clear()
+        .envs(emu.workload_env("ecs-task", dir.path()).expect("workload env"))
+        .env("PATH", path)
+        .env("HOME", dir.path())
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .args(["-c", &script]);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("python3 (boto3 from PyPI, as scripts/test installs it)")
+}
+
+#[test]
+fn botocore_calls_register_usage_over_the_emulators_https_port() {
+    let (emu, https) = start();
+    let out = boto3_register(&emu, &https, &[("AWS_CA_BUNDLE", &ca_bundle())]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "boto3 over https failed:\n{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "eyJ", "not a JWS");
+    assert_eq!(register_calls(&emu), 1, "{:?}", emu.requests());
+    // Without the test CA botocore must refuse the certificate: the port is really verified TLS.
+    let out = boto3_register(&emu, &https, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("SSL"),
+        "botocore trusted the test certificate unasked:\n{stderr}"
+    );
+    assert_eq!(register_calls(&emu), 1, "{:?}", emu.requests());
+}
