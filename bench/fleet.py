@@ -4,7 +4,8 @@
 Usage: bench/fleet.py GATE EMULATOR N [--out DIR]
 Every gate is the `ecs-task` workload of the demo world (one AWS account, so one quota bucket) and runs
 `exec -q -- /bin/true`. Reports: admitted count, total time against the ideal N/5 s, the spread of
-admission times, RegisterUsage requests sent (throttled and not). Writes DIR/fleet-N.json and, when
+admission times, RegisterUsage requests sent (throttled and not) and their rate per second (from each
+request's X-Amz-Date, so one-second bins: the peak and the mean against the 5/s quota). Writes DIR/fleet-N.json and, when
 matplotlib is importable, DIR/fleet-N.png (admissions over time).
 """
 import json
@@ -46,6 +47,11 @@ def main():
             emu.wait(timeout=10)
     reg = [r for r in ledger if r["op"] == "RegisterUsage"]
     throttled = sum(1 for r in reg if r.get("error_code") == "ThrottlingException")
+    per_second = {}
+    for r in reg:
+        stamp = dict(r["headers"]).get("x-amz-date")
+        if stamp:
+            per_second[stamp] = per_second.get(stamp, 0) + 1
     admitted = sum(1 for c in codes if c == 0)
     times = sorted(t for t, c in zip(done, codes) if c == 0)
     ideal = n / 5.0
@@ -56,6 +62,8 @@ def main():
         "admission_s": {"p50": round(pct(0.5), 2), "p90": round(pct(0.9), 2), "max": round(pct(1.0), 2)},
         "register_usage_requests": len(reg), "throttled": throttled,
         "requests_per_admission": round(len(reg) / max(admitted, 1), 2),
+        "requests_per_s": {"peak": max(per_second.values(), default=0),
+                           "mean": round(len(reg) / max(total, 1e-9), 1)},
     }
     print(json.dumps(result))
     os.makedirs(out_dir, exist_ok=True)

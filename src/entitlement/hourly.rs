@@ -3,8 +3,8 @@
 //!
 //! Retried (AWS: "terminate on any error except ThrottlingException"; the model marks
 //! InternalServiceError as retryable): `ThrottlingException`, `InternalServiceErrorException`, any 5xx,
-//! timeouts, connection and response errors — exponential backoff with full jitter, never past the
-//! deadline. Everything else is final at once. `InvalidPublicKeyVersionException` moves on to the next
+//! timeouts, connection and response errors — paced by `pacing` (windows that double, capped by a
+//! share of the wait so far), never past the deadline. Everything else is final at once. `InvalidPublicKeyVersionException` moves on to the next
 //! older baked key version, so an image can carry a key before AWS activates it.
 #![forbid(unsafe_code)]
 
@@ -18,13 +18,6 @@ use aws_sdk_marketplacemetering::operation::RequestId;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use std::time::{Duration, SystemTime};
-
-/// Backoff for throttling, 5xx and network errors: full jitter, 250 ms doubling, capped at 5 s.
-/// Measured with bench/fleet.py against the 5 requests/s RegisterUsage quota (docs/performance.md):
-/// a 15 s cap left 100 simultaneous starts waiting 1.59x the ideal N/5 s; 5 s gives 1.08x (N=100)
-/// and 1.01x (N=500), at the price of more throttled requests while the fleet waits.
-const BACKOFF_BASE: Duration = Duration::from_millis(250);
-const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
 /// A verified registration. `Debug` redacts the token: it is a bearer proof of this start.
 pub struct Registered {
@@ -239,25 +232,15 @@ where
     })
 }
 
-/// Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))].
-pub(crate) fn full_jitter(attempt: u32) -> Duration {
-    jitter(attempt, BACKOFF_BASE, BACKOFF_CAP)
-}
-
 /// Full jitter with a chosen base and cap.
 pub(crate) fn jitter(attempt: u32, base: Duration, cap: Duration) -> Duration {
     let ceiling = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(cap);
-    let mut r = [0u8; 8];
-    let fraction = match getrandom::getrandom(&mut r) {
-        Ok(()) => (u64::from_le_bytes(r) >> 11) as f64 / (1u64 << 53) as f64,
-        Err(_) => 0.5,
-    };
-    ceiling.mul_f64(fraction)
+    ceiling.mul_f64(super::pacing::unit_random())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{full_jitter, Registered};
+    use super::{jitter, Registered};
     use crate::platform::{CredentialSource, LoadedCredentials};
     use aws_credential_types::Credentials;
 
@@ -281,11 +264,11 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn backoff_grows_and_is_capped() {
+    fn full_jitter_stays_under_its_doubling_ceiling() {
+        let (base, cap) = (Duration::from_millis(200), Duration::from_secs(2));
         for attempt in 1..40 {
-            let ceiling =
-                Duration::from_millis(250).saturating_mul(1 << (attempt - 1).min(16)).min(Duration::from_secs(5));
-            assert!(full_jitter(attempt) <= ceiling);
+            let ceiling = base.saturating_mul(1 << (attempt - 1).min(16)).min(cap);
+            assert!(jitter(attempt, base, cap) <= ceiling);
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod fuzzing;
 pub mod hourly;
 pub mod jwt;
 pub mod nonce;
+pub(crate) mod pacing;
 
 use crate::aws::Clients;
 use crate::error::Error;
@@ -107,9 +108,12 @@ impl Deadline {
         self.total
     }
 
-    /// After a transient failure of `call`'s attempt `attempt`: record it, then sleep the backoff, or
-    /// give up with `Error::Deadline` when the backoff would not fit in the time left. The one retry
-    /// policy of every start-up call (RegisterUsage, MeterUsage dry run, CheckoutLicense).
+    /// After a transient failure of `call`'s attempt `attempt`: record it, then sleep the pause
+    /// `pacing` chooses. The one retry policy of every start-up call (RegisterUsage, MeterUsage dry
+    /// run, CheckoutLicense, GetLicense). A pause that would run past the deadline is cut short to
+    /// leave [`LAST_TRY`] for one last attempt (late in a long wait a window is a fifth of the wait,
+    /// so giving up instead would forfeit up to that much of the budget); with less than that left,
+    /// give up with `Error::Deadline`.
     pub async fn pause_or_give_up(
         &self,
         progress: &Progress,
@@ -119,14 +123,22 @@ impl Deadline {
     ) -> Result<(), Error> {
         let last = format!("{call} attempt {attempt}: {transient}");
         progress.set(last.clone());
-        let wait = hourly::full_jitter(attempt);
-        if self.remaining() <= wait {
+        let wait = pacing::pause(attempt, self.start.elapsed());
+        let left = self.remaining();
+        let wait = if wait < left {
+            wait
+        } else if left > LAST_TRY {
+            left - LAST_TRY
+        } else {
             return Err(Error::Deadline { secs: self.total.as_secs(), last });
-        }
+        };
         tokio::time::sleep(wait).await;
         Ok(())
     }
 }
+
+/// Time kept for the last attempt of a start-up call when a pause is cut short by the deadline.
+pub const LAST_TRY: Duration = Duration::from_secs(1);
 
 /// The step in progress, so a deadline refusal can say where it was stuck.
 #[derive(Debug, Default)]
@@ -215,4 +227,41 @@ async fn prove_steps(
         source: creds.source,
         proof,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Deadline, Progress, LAST_TRY};
+    use crate::error::Error;
+    use std::time::{Duration, Instant};
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_pause_past_the_deadline_is_cut_to_leave_one_last_try_then_gives_up() {
+        let deadline = Deadline::new(LAST_TRY + Duration::from_millis(300));
+        let progress = Progress::default();
+        let t = Instant::now();
+        // Attempt 20's window is far longer than the budget: the pause is cut to what is left
+        // minus LAST_TRY, instead of giving up with most of the budget unused.
+        deadline.pause_or_give_up(&progress, "RegisterUsage", 20, "ThrottlingException (HTTP 400)").await.unwrap();
+        let slept = t.elapsed();
+        assert!(slept < Duration::from_millis(400), "slept {slept:?}");
+        assert!(deadline.remaining() <= LAST_TRY, "{:?} left", deadline.remaining());
+        // With no more than LAST_TRY left, the next failure ends the start.
+        match deadline.pause_or_give_up(&progress, "RegisterUsage", 21, "ThrottlingException (HTTP 400)").await {
+            Err(Error::Deadline { last, .. }) => {
+                assert_eq!(last, "RegisterUsage attempt 21: ThrottlingException (HTTP 400)")
+            }
+            other => panic!("expected a deadline refusal, got {other:?}"),
+        }
+        assert!(t.elapsed() < Duration::from_millis(400), "gave up without sleeping");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_early_pause_is_the_pacing_window() {
+        let deadline = Deadline::new(Duration::from_secs(300));
+        let t = Instant::now();
+        deadline.pause_or_give_up(&Progress::default(), "RegisterUsage", 1, "HTTP 503").await.unwrap();
+        let slept = t.elapsed();
+        assert!(slept >= Duration::from_millis(250) && slept < Duration::from_millis(600), "slept {slept:?}");
+    }
 }
