@@ -242,7 +242,10 @@ mod tests {
         let t = Instant::now();
         // Attempt 20's window is far longer than the budget: the pause is cut to what is left
         // minus LAST_TRY, instead of giving up with most of the budget unused.
-        deadline.pause_or_give_up(&progress, "RegisterUsage", 20, "ThrottlingException (HTTP 400)").await.unwrap();
+        deadline
+            .pause_or_give_up(&progress, "RegisterUsage", 20, "ThrottlingException (HTTP 400)")
+            .await
+            .expect("a last try fits");
         let slept = t.elapsed();
         assert!(slept < Duration::from_millis(400), "slept {slept:?}");
         assert!(deadline.remaining() <= LAST_TRY, "{:?} left", deadline.remaining());
@@ -260,7 +263,10 @@ mod tests {
     async fn an_early_pause_is_the_pacing_window() {
         let deadline = Deadline::new(Duration::from_secs(300));
         let t = Instant::now();
-        deadline.pause_or_give_up(&Progress::default(), "RegisterUsage", 1, "HTTP 503").await.unwrap();
+        deadline
+            .pause_or_give_up(&Progress::default(), "RegisterUsage", 1, "HTTP 503")
+            .await
+            .expect("the first pause fits");
         let slept = t.elapsed();
         assert!(slept >= Duration::from_millis(250) && slept < Duration::from_millis(600), "slept {slept:?}");
     }
