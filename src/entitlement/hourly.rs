@@ -17,7 +17,7 @@ use aws_sdk_marketplacemetering::operation::register_usage::{RegisterUsageError,
 use aws_sdk_marketplacemetering::operation::RequestId;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// A verified registration. `Debug` redacts the token: it is a bearer proof of this start.
 pub struct Registered {
@@ -232,15 +232,9 @@ where
     })
 }
 
-/// Full jitter with a chosen base and cap.
-pub(crate) fn jitter(attempt: u32, base: Duration, cap: Duration) -> Duration {
-    let ceiling = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(cap);
-    ceiling.mul_f64(super::pacing::unit_random())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{jitter, Registered};
+    use super::Registered;
     use crate::platform::{CredentialSource, LoadedCredentials};
     use aws_credential_types::Credentials;
 
@@ -260,15 +254,5 @@ mod tests {
         };
         let shown = format!("{c:?}");
         assert!(!shown.contains("SECRETKEY123") && !shown.contains("SESSIONTOKEN456"), "{shown}");
-    }
-    use std::time::Duration;
-
-    #[test]
-    fn full_jitter_stays_under_its_doubling_ceiling() {
-        let (base, cap) = (Duration::from_millis(200), Duration::from_secs(2));
-        for attempt in 1..40 {
-            let ceiling = base.saturating_mul(1 << (attempt - 1).min(16)).min(cap);
-            assert!(jitter(attempt, base, cap) <= ceiling);
-        }
     }
 }

@@ -43,6 +43,13 @@ pub fn pause(attempt: u32, waited: Duration) -> Duration {
     half + half.mul_f64(unit_random())
 }
 
+/// Full jitter, for the supervisor's retries (metering sends, seat extension, token exchange), where
+/// a gate is alone with its own calls: uniform in [0, min(cap, base * 2^(attempt-1))].
+pub fn full_jitter(attempt: u32, base: Duration, cap: Duration) -> Duration {
+    let ceiling = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(cap);
+    ceiling.mul_f64(unit_random())
+}
+
 /// Uniform in [0, 1) from the OS; 0.5 if the OS has no randomness to give (a pause is not a secret,
 /// and gates that cannot draw still back off, only in step).
 pub fn unit_random() -> f64 {
@@ -84,6 +91,15 @@ mod tests {
                     w / 2
                 );
             }
+        }
+    }
+
+    #[test]
+    fn full_jitter_stays_under_its_doubling_ceiling() {
+        let (base, cap) = (Duration::from_millis(200), S(2));
+        for attempt in 1..40 {
+            let ceiling = base.saturating_mul(1 << (attempt - 1).min(16)).min(cap);
+            assert!(full_jitter(attempt, base, cap) <= ceiling);
         }
     }
 

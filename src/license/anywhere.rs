@@ -256,8 +256,12 @@ pub fn refresh_at(now: SystemTime, expires: SystemTime) -> SystemTime {
 }
 
 async fn pause(attempt: u32) {
-    tokio::time::sleep(crate::entitlement::hourly::jitter(attempt, Duration::from_millis(200), Duration::from_secs(2)))
-        .await;
+    tokio::time::sleep(crate::entitlement::pacing::full_jitter(
+        attempt,
+        Duration::from_millis(200),
+        Duration::from_secs(2),
+    ))
+    .await;
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@ pub mod handover;
 
 use crate::aws::Clients;
 use crate::entitlement::contract::{classify, Licensed};
-use crate::entitlement::hourly::{jitter, Context};
+use crate::entitlement::hourly::Context;
+use crate::entitlement::pacing::full_jitter;
 use crate::entitlement::Entitled;
 use crate::identity::BakedProduct;
 use crate::platform::{credentials, CredentialSource, Env, FoundRegion};
@@ -94,7 +95,7 @@ impl<'a> Lease<'a> {
                     Ok(t) => t,
                 },
             };
-            let wait = jitter(attempt, Duration::from_millis(250), Duration::from_secs(2));
+            let wait = full_jitter(attempt, Duration::from_millis(250), Duration::from_secs(2));
             if Instant::now() + wait >= until {
                 return Err(format!("CheckInLicense attempt {attempt}: {transient}"));
             }
@@ -110,7 +111,7 @@ impl<'a> Lease<'a> {
             let due = if attempt == 0 {
                 self.extend_due()
             } else {
-                Instant::now() + jitter(attempt, Duration::from_secs(1), Duration::from_secs(60))
+                Instant::now() + full_jitter(attempt, Duration::from_secs(1), Duration::from_secs(60))
             };
             tokio::select! {
                 _ = stop.recv() => {

@@ -14,7 +14,8 @@ use super::compact::Compactor;
 use super::state::{Bucket, State};
 use super::{hour_of, record, Clock, Spool, SystemClock};
 use crate::aws::Clients;
-use crate::entitlement::hourly::{classify, jitter, Context};
+use crate::entitlement::hourly::{classify, Context};
+use crate::entitlement::pacing::full_jitter;
 use crate::entitlement::Entitled;
 use crate::error::Error;
 use crate::identity::{self, BakedDimension, BakedProduct};
@@ -318,7 +319,7 @@ impl<'a> Meter<'a> {
                     }
                 }
             };
-            let wait = jitter(attempt, Duration::from_millis(200), cap);
+            let wait = full_jitter(attempt, Duration::from_millis(200), cap);
             if until.is_some_and(|u| Instant::now() + wait >= u) {
                 return Err(format!("MeterUsage attempt {attempt}: {transient}"));
             }
