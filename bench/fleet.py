@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Fleet start: N gates started at once against the emulator enforcing RegisterUsage 5 requests/s.
 
-Usage: bench/fleet.py GATE EMULATOR N [--out DIR]
+Usage: bench/fleet.py GATE EMULATOR N [--out DIR] [--label NAME]
 Every gate is the `ecs-task` workload of the demo world (one AWS account, so one quota bucket) and runs
 `exec -q -- /bin/true`. Reports: admitted count, total time against the ideal N/5 s, the spread of
 admission times, RegisterUsage requests sent (throttled and not) and their rate per second (from each
-request's X-Amz-Date, so one-second bins: the peak and the mean against the 5/s quota). Writes DIR/fleet-N.json and, when
-matplotlib is importable, DIR/fleet-N.png (admissions over time).
+request's arrival at the emulator, one-second bins: the peak and the mean against the 5/s quota). Writes DIR/fleet-N.json and, when
+matplotlib is importable, DIR/fleet-N.png (admissions, and RegisterUsage requests per second, over
+time). NAME (default: none) goes into the file names and the title; bench/fleet-compare.py overlays
+the JSON of several runs.
 """
 import json
 import os
@@ -20,6 +22,7 @@ import urllib.request
 def main():
     gate, emulator, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     out_dir = sys.argv[sys.argv.index("--out") + 1] if "--out" in sys.argv else "."
+    label = sys.argv[sys.argv.index("--label") + 1] if "--label" in sys.argv else ""
     with tempfile.TemporaryDirectory() as tmp:
         emu = subprocess.Popen([emulator, "--env-dir", tmp], stdout=subprocess.PIPE, text=True)
         try:
@@ -27,7 +30,7 @@ def main():
             post(url + "/_emulator/quotas", {"enabled": True})
             env = dict(line.rstrip("\n").split("=", 1) for line in open(os.path.join(tmp, "ecs-task.env")))
             env["PATH"] = "/usr/bin:/bin"
-            start = time.monotonic()
+            start, wall_start = time.monotonic(), time.time()
             procs = [subprocess.Popen([gate, "exec", "-q", "--", "/bin/true"], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(n)]
             done, codes = [None] * n, [None] * n
@@ -47,11 +50,11 @@ def main():
             emu.wait(timeout=10)
     reg = [r for r in ledger if r["op"] == "RegisterUsage"]
     throttled = sum(1 for r in reg if r.get("error_code") == "ThrottlingException")
+    # Requests per one-second bin since the start, by the emulator's receive time.
     per_second = {}
     for r in reg:
-        stamp = dict(r["headers"]).get("x-amz-date")
-        if stamp:
-            per_second[stamp] = per_second.get(stamp, 0) + 1
+        second = int(r["at_unix_ms"] / 1000 - wall_start)
+        per_second[second] = per_second.get(second, 0) + 1
     admitted = sum(1 for c in codes if c == 0)
     times = sorted(t for t, c in zip(done, codes) if c == 0)
     ideal = n / 5.0
@@ -65,19 +68,28 @@ def main():
         "requests_per_s": {"peak": max(per_second.values(), default=0),
                            "mean": round(len(reg) / max(total, 1e-9), 1)},
     }
+    if label:
+        result["label"] = label
     print(json.dumps(result))
+    rate = [(s, per_second.get(s, 0)) for s in range(0, max(per_second, default=-1) + 1)]
+    name = f"fleet-{n}" + (f"-{label}" if label else "")
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, f"fleet-{n}.json"), "w") as f:
-        json.dump({"result": result, "admission_times_s": times}, f)
+    with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
+        json.dump({"result": result, "admission_times_s": times, "requests_per_s": rate}, f)
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        plt.figure(figsize=(6, 3.5))
-        plt.step(times, range(1, len(times) + 1), where="post", label="admitted")
-        plt.plot([0, ideal], [0, n], "--", label="ideal (5/s)")
-        plt.xlabel("seconds since start"); plt.ylabel("gates admitted"); plt.title(f"{n} gates, RegisterUsage quota 5/s")
-        plt.legend(); plt.tight_layout(); plt.savefig(os.path.join(out_dir, f"fleet-{n}.png"), dpi=100)
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5.5), sharex=True)
+        top.step(times, range(1, len(times) + 1), where="post", label="admitted")
+        top.plot([0, ideal], [0, n], "--", label="ideal (5/s)")
+        top.set_ylabel("gates admitted"); top.legend()
+        top.set_title(f"{n} gates, RegisterUsage quota 5/s" + (f" ({label})" if label else ""))
+        bottom.step([t for t, _ in rate], [v for _, v in rate], where="post")
+        bottom.axhline(5, linestyle="--", color="gray", label="quota 5/s")
+        bottom.set_yscale("log"); bottom.set_ylabel("RegisterUsage requests/s"); bottom.legend()
+        bottom.set_xlabel("seconds since start")
+        fig.tight_layout(); fig.savefig(os.path.join(out_dir, f"{name}.png"), dpi=100)
     except ImportError:
         pass
     sys.exit(0 if admitted == n else 1)

@@ -22,6 +22,10 @@ pub struct Recorded {
     pub workload: Option<String>,
     /// SigV4 credential-scope region, when the request carried a parsable signature.
     pub signing_region: Option<String>,
+    /// When the answer was decided, real wall-clock milliseconds since the Unix epoch (not the
+    /// emulated clock): request rates over time (bench/fleet.py). A client's X-Amz-Date cannot serve,
+    /// the SDK shifts it by the clock skew it reads from the one-second `Date` of earlier answers.
+    pub at_unix_ms: u64,
 }
 
 /// A successful RegisterUsage: what AWS would start billing.

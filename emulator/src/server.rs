@@ -313,6 +313,9 @@ fn record(shared: &Shared, op: &str, req: &Incoming, out: &Outcome) {
         error_code: out.error_code.clone(),
         workload: out.workload.clone(),
         signing_region: out.signing_region.clone(),
+        at_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
     };
     shared.lock().ledger.push(rec);
 }
