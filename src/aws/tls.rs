@@ -34,7 +34,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// TCP connect timeout for every connection mpgate makes.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest wait from sending a request to the answer's headers (what smithy calls the read timeout).
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 

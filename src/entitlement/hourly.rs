@@ -4,8 +4,9 @@
 //! Retried (AWS: "terminate on any error except ThrottlingException"; the model marks
 //! InternalServiceError as retryable): `ThrottlingException`, `InternalServiceErrorException`, any 5xx,
 //! timeouts, connection and response errors — paced by `pacing` (windows that double, capped by a
-//! share of the wait so far), never past the deadline. Everything else is final at once. `InvalidPublicKeyVersionException` moves on to the next
-//! older baked key version, so an image can carry a key before AWS activates it.
+//! share of the wait so far), never past the deadline. Everything else is final at once.
+//! `InvalidPublicKeyVersionException` moves on to the next older baked key version, so an image can
+//! carry a key before AWS activates it.
 #![forbid(unsafe_code)]
 
 use super::{jwt, nonce, Deadline, Progress};

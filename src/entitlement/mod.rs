@@ -19,8 +19,9 @@ use crate::error::Error;
 use crate::identity::{self, PricingModel};
 use crate::platform::{self, CredentialSource, Env, FoundRegion};
 use aws_credential_types::provider::SharedCredentialsProvider;
-use std::cell::RefCell;
-use std::time::{Duration, Instant};
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Proof that this start is entitled. Fields are private and there is no public constructor:
 /// only `prove` makes one, and `exec::exec` consumes one.
@@ -87,17 +88,24 @@ impl Entitled {
     }
 }
 
-/// The start-up deadline shared by every step.
+/// The start-up deadline shared by every step, and the pacing state of the start's retries.
 #[derive(Debug)]
 pub struct Deadline {
+    /// tokio's clock (the real one outside tests), so tests can run the pacing on a paused clock.
     start: Instant,
     total: Duration,
+    /// Failed attempts of every start-up call so far: each call's retries go on from the windows
+    /// the start has reached (a second dimension or key version late in a wait does not ramp from
+    /// 0.5 s again).
+    failures: Cell<u32>,
+    /// Whether a pause has already been cut short for a last attempt.
+    cut: Cell<bool>,
 }
 
 impl Deadline {
     /// Starts now.
     pub fn new(total: Duration) -> Self {
-        Deadline { start: Instant::now(), total }
+        Deadline { start: Instant::now(), total, failures: Cell::new(0), cut: Cell::new(false) }
     }
     /// Time left.
     pub fn remaining(&self) -> Duration {
@@ -109,11 +117,14 @@ impl Deadline {
     }
 
     /// After a transient failure of `call`'s attempt `attempt`: record it, then sleep the pause
-    /// `pacing` chooses. The one retry policy of every start-up call (RegisterUsage, MeterUsage dry
-    /// run, CheckoutLicense, GetLicense). A pause that would run past the deadline is cut short to
-    /// leave [`LAST_TRY`] for one last attempt (late in a long wait a window is a fifth of the wait,
-    /// so giving up instead would forfeit up to that much of the budget); with less than that left,
-    /// give up with `Error::Deadline`.
+    /// `pacing` chooses for the start's failures so far. The one retry policy of the start-up calls
+    /// to AWS Marketplace and License Manager (RegisterUsage, MeterUsage dry run, CheckoutLicense,
+    /// GetLicense; the Containers Anywhere token exchange retries on its own, see
+    /// `license::anywhere`). A pause that would cross the deadline is cut short, once per start, to
+    /// a random point before the last [`LAST_TRY`] (late in a long wait a window is a fifth of the
+    /// wait, so giving up instead would forfeit up to that much of the budget; random, so a fleet
+    /// started together does not make its last attempts in the same instant). Otherwise, give up
+    /// with `Error::Deadline`.
     pub async fn pause_or_give_up(
         &self,
         progress: &Progress,
@@ -122,13 +133,14 @@ impl Deadline {
         transient: &str,
     ) -> Result<(), Error> {
         let last = format!("{call} attempt {attempt}: {transient}");
-        progress.set(last.clone());
-        let wait = pacing::pause(attempt, self.start.elapsed());
+        progress.failed(last.clone());
+        self.failures.set(self.failures.get().saturating_add(1));
+        let wait = pacing::pause(self.failures.get(), self.start.elapsed());
         let left = self.remaining();
         let wait = if wait < left {
             wait
-        } else if left > LAST_TRY {
-            left - LAST_TRY
+        } else if left > LAST_TRY && !self.cut.replace(true) {
+            (left - LAST_TRY).mul_f64(pacing::unit_random())
         } else {
             return Err(Error::Deadline { secs: self.total.as_secs(), last });
         };
@@ -137,22 +149,36 @@ impl Deadline {
     }
 }
 
-/// Time kept for the last attempt of a start-up call when a pause is cut short by the deadline.
-pub const LAST_TRY: Duration = Duration::from_secs(1);
+/// Time kept for the last attempt when a pause is cut short by the deadline: enough to connect
+/// (the connector's timeout), so that attempt can at least fail with its own error.
+pub(crate) const LAST_TRY: Duration = crate::aws::tls::CONNECT_TIMEOUT;
 
-/// The step in progress, so a deadline refusal can say where it was stuck.
+/// The step in progress and the last transient failure, so a deadline refusal can say where it was
+/// stuck and why.
 #[derive(Debug, Default)]
-pub struct Progress(RefCell<String>);
+pub struct Progress {
+    step: RefCell<String>,
+    failure: RefCell<Option<String>>,
+}
 
 impl Progress {
-    /// Record the current step.
     /// Record the current step; each step is also a `-v` line.
     pub fn set(&self, step: String) {
         crate::log::verbose(&step);
-        *self.0.borrow_mut() = step;
+        *self.step.borrow_mut() = step;
     }
-    fn get(&self) -> String {
-        self.0.borrow().clone()
+    /// Record a transient failure (also the current step).
+    fn failed(&self, failure: String) {
+        self.set(failure.clone());
+        *self.failure.borrow_mut() = Some(failure);
+    }
+    /// What was still running when the deadline struck, and the failure before it.
+    fn stuck(&self) -> String {
+        let step = self.step.borrow();
+        match self.failure.borrow().as_deref() {
+            Some(failure) if failure != step.as_str() => format!("{step} did not finish (after {failure})"),
+            _ => format!("{step} did not finish"),
+        }
     }
 }
 
@@ -161,10 +187,7 @@ pub async fn prove(env: &dyn Env, selection: Option<&str>, deadline: &Deadline) 
     let progress = Progress::default();
     match tokio::time::timeout(deadline.remaining(), prove_steps(env, selection, deadline, &progress)).await {
         Ok(result) => result,
-        Err(_) => Err(Error::Deadline {
-            secs: deadline.total().as_secs(),
-            last: format!("{} did not finish", progress.get()),
-        }),
+        Err(_) => Err(Error::Deadline { secs: deadline.total().as_secs(), last: progress.stuck() }),
     }
 }
 
@@ -233,41 +256,80 @@ async fn prove_steps(
 mod tests {
     use super::{Deadline, Progress, LAST_TRY};
     use crate::error::Error;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
+    use tokio::time::{advance, Instant};
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_pause_past_the_deadline_is_cut_to_leave_one_last_try_then_gives_up() {
-        let deadline = Deadline::new(LAST_TRY + Duration::from_millis(300));
-        let progress = Progress::default();
+    const S: fn(u64) -> Duration = Duration::from_secs;
+    const THROTTLED: &str = "ThrottlingException (HTTP 400)";
+
+    /// How long one `pause_or_give_up` slept on the paused clock, or the refusal's text.
+    async fn pause(deadline: &Deadline, call: &str, attempt: u32) -> Result<Duration, String> {
         let t = Instant::now();
-        // Attempt 20's window is far longer than the budget: the pause is cut to what is left
-        // minus LAST_TRY, instead of giving up with most of the budget unused.
-        deadline
-            .pause_or_give_up(&progress, "RegisterUsage", 20, "ThrottlingException (HTTP 400)")
-            .await
-            .expect("a last try fits");
-        let slept = t.elapsed();
-        assert!(slept < Duration::from_millis(400), "slept {slept:?}");
-        assert!(deadline.remaining() <= LAST_TRY, "{:?} left", deadline.remaining());
-        // With no more than LAST_TRY left, the next failure ends the start.
-        match deadline.pause_or_give_up(&progress, "RegisterUsage", 21, "ThrottlingException (HTTP 400)").await {
-            Err(Error::Deadline { last, .. }) => {
-                assert_eq!(last, "RegisterUsage attempt 21: ThrottlingException (HTTP 400)")
-            }
-            other => panic!("expected a deadline refusal, got {other:?}"),
+        match deadline.pause_or_give_up(&Progress::default(), call, attempt, THROTTLED).await {
+            Ok(()) => Ok(t.elapsed()),
+            Err(Error::Deadline { last, .. }) if t.elapsed().is_zero() => Err(last),
+            Err(other) => panic!("unexpected {other:?} after {:?}", t.elapsed()),
         }
-        assert!(t.elapsed() < Duration::from_millis(400), "gave up without sleeping");
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn an_early_pause_is_the_pacing_window() {
-        let deadline = Deadline::new(Duration::from_secs(300));
-        let t = Instant::now();
-        deadline
-            .pause_or_give_up(&Progress::default(), "RegisterUsage", 1, "HTTP 503")
-            .await
-            .expect("the first pause fits");
-        let slept = t.elapsed();
-        assert!(slept >= Duration::from_millis(250) && slept < Duration::from_millis(600), "slept {slept:?}");
+    #[tokio::test(start_paused = true)]
+    async fn the_first_pause_is_the_upper_half_of_the_first_window() {
+        let slept = pause(&Deadline::new(S(300)), "RegisterUsage", 1).await.expect("fits");
+        assert!(slept >= Duration::from_millis(250) && slept < Duration::from_millis(500), "slept {slept:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn windows_go_on_across_the_calls_of_one_start() {
+        let deadline = Deadline::new(S(300));
+        for attempt in 1..=2 {
+            pause(&deadline, "MeterUsage dry run (dimension a)", attempt).await.expect("fits");
+        }
+        // Third failure of the start, first of this call: the 1-2 s half of the 2 s window.
+        let slept = pause(&deadline, "MeterUsage dry run (dimension b)", 1).await.expect("fits");
+        assert!(slept >= S(1) && slept < S(2), "slept {slept:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_across_the_deadline_is_cut_once_to_a_random_point_before_the_last_try() {
+        let mut cuts = Vec::new();
+        for _ in 0..20 {
+            // 100 s into a 104 s budget, the window is 20 s: every pause would cross the deadline.
+            let deadline = Deadline::new(S(104));
+            advance(S(100)).await;
+            deadline.failures.set(20);
+            let cut = pause(&deadline, "RegisterUsage", 21).await.expect("one last try");
+            assert!(cut < S(4) - LAST_TRY, "cut to {cut:?}");
+            assert!(deadline.remaining() >= LAST_TRY, "{:?} left for the last try", deadline.remaining());
+            // That was the last try: the next crossing pause gives up at once.
+            let refusal = pause(&deadline, "RegisterUsage", 22).await.expect_err("gives up");
+            assert_eq!(refusal, format!("RegisterUsage attempt 22: {THROTTLED}"));
+            cuts.push(cut);
+        }
+        cuts.sort();
+        cuts.dedup();
+        assert!(cuts.len() > 10, "cut points are drawn, not fixed: {cuts:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_more_than_the_last_try_left_a_crossing_pause_gives_up() {
+        let deadline = Deadline::new(S(100));
+        advance(S(100) - LAST_TRY).await;
+        deadline.failures.set(20);
+        pause(&deadline, "CheckoutLicense", 3).await.expect_err("no cut with only LAST_TRY left");
+    }
+
+    #[test]
+    fn a_refusal_at_the_deadline_names_the_step_and_the_failure_before_it() {
+        let progress = Progress::default();
+        progress.set("RegisterUsage attempt 1 (key version 2)".into());
+        assert_eq!(progress.stuck(), "RegisterUsage attempt 1 (key version 2) did not finish");
+        progress.failed(format!("RegisterUsage attempt 4: {THROTTLED}"));
+        progress.set("RegisterUsage attempt 5 (key version 2)".into());
+        assert_eq!(
+            progress.stuck(),
+            format!(
+                "RegisterUsage attempt 5 (key version 2) did not finish (after RegisterUsage attempt 4: {THROTTLED})"
+            )
+        );
     }
 }
