@@ -14,6 +14,9 @@ import matplotlib.pyplot as plt
 
 def main():
     out, runs = sys.argv[1], [json.load(open(p)) for p in sys.argv[2:]]
+    sizes = {run["result"]["n"] for run in runs}
+    if len(sizes) != 1:
+        sys.exit(f"fleet-compare: the runs have different N ({sorted(sizes)}); compare runs of one size")
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
     for run in runs:
         r = run["result"]
@@ -21,8 +24,9 @@ def main():
         print(name)
         times = run["admission_times_s"]
         top.step(times, range(1, len(times) + 1), where="post", label=name)
-        rate = run.get("requests_per_s", [])
-        bottom.step([t for t, _ in rate], [v for _, v in rate], where="post", label=r.get("label", "?"))
+        rate = run.get("requests_per_second_bin", [])
+        # Empty seconds drawn at 0.5 so the log axis keeps them.
+        bottom.step([t for t, _ in rate], [max(v, 0.5) for _, v in rate], where="post", label=r.get("label", "?"))
     n = runs[0]["result"]["n"]
     top.plot([0, n / 5], [0, n], "--", color="gray", label="ideal (5/s)")
     top.set_ylabel("gates admitted"); top.legend(fontsize=8)

@@ -5,7 +5,8 @@ Usage: bench/fleet.py GATE EMULATOR N [--out DIR] [--label NAME]
 Every gate is the `ecs-task` workload of the demo world (one AWS account, so one quota bucket) and runs
 `exec -q -- /bin/true`. Reports: admitted count, total time against the ideal N/5 s, the spread of
 admission times, RegisterUsage requests sent (throttled and not) and their rate per second (from each
-request's arrival at the emulator, one-second bins: the peak and the mean against the 5/s quota). Writes DIR/fleet-N.json and, when
+request's time at the emulator (when its answer was decided), one-second bins, the last one partial:
+the peak and the mean against the 5/s quota). Writes DIR/fleet-N.json and, when
 matplotlib is importable, DIR/fleet-N.png (admissions, and RegisterUsage requests per second, over
 time). NAME (default: none) goes into the file names and the title; bench/fleet-compare.py overlays
 the JSON of several runs.
@@ -50,7 +51,7 @@ def main():
             emu.wait(timeout=10)
     reg = [r for r in ledger if r["op"] == "RegisterUsage"]
     throttled = sum(1 for r in reg if r.get("error_code") == "ThrottlingException")
-    # Requests per one-second bin since the start, by the emulator's receive time.
+    # Requests per one-second bin since the start, by when the emulator decided each answer.
     per_second = {}
     for r in reg:
         second = int(r["at_unix_ms"] / 1000 - wall_start)
@@ -65,7 +66,7 @@ def main():
         "admission_s": {"p50": round(pct(0.5), 2), "p90": round(pct(0.9), 2), "max": round(pct(1.0), 2)},
         "register_usage_requests": len(reg), "throttled": throttled,
         "requests_per_admission": round(len(reg) / max(admitted, 1), 2),
-        "requests_per_s": {"peak": max(per_second.values(), default=0),
+        "request_rate_per_s": {"peak": max(per_second.values(), default=0),
                            "mean": round(len(reg) / max(total, 1e-9), 1)},
     }
     if label:
@@ -75,7 +76,7 @@ def main():
     name = f"fleet-{n}" + (f"-{label}" if label else "")
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
-        json.dump({"result": result, "admission_times_s": times, "requests_per_s": rate}, f)
+        json.dump({"result": result, "admission_times_s": times, "requests_per_second_bin": rate}, f)
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -85,7 +86,8 @@ def main():
         top.plot([0, ideal], [0, n], "--", label="ideal (5/s)")
         top.set_ylabel("gates admitted"); top.legend()
         top.set_title(f"{n} gates, RegisterUsage quota 5/s" + (f" ({label})" if label else ""))
-        bottom.step([t for t, _ in rate], [v for _, v in rate], where="post")
+        # Empty seconds drawn at 0.5 so the log axis keeps them.
+        bottom.step([t for t, _ in rate], [max(v, 0.5) for _, v in rate], where="post")
         bottom.axhline(5, linestyle="--", color="gray", label="quota 5/s")
         bottom.set_yscale("log"); bottom.set_ylabel("RegisterUsage requests/s"); bottom.legend()
         bottom.set_xlabel("seconds since start")
