@@ -3,12 +3,10 @@
 //! the emulator's seat ledger. Runs the test-flavour gate baked with testdata/identity-contract.env
 //! (`mpgate-test-contract`): BasicTier or PremiumTier admits, one `Seats` per container.
 
-use crate::support::{dist_dir, scratch, workload_bin, Report, Run};
+use crate::support::{dist_dir, scratch, workload_bin, Report, Run, Spawned};
 use mpgate_emulator::{Emulator, Fault, Seat, SeatState, World, CONTRACT_LICENSE, CONTRACT_SKU};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn contract_bin() -> PathBuf {
@@ -140,7 +138,7 @@ fn refusals_name_the_class_and_what_to_do() {
         .expect_stderr_contains("NoEntitlementsAllowedException")
         .expect_stderr_contains("no seat left")
         .check();
-    term(&holder);
+    holder.term();
     assert_eq!(wait_exit(&mut holder), Some(143));
 
     // Expired and suspended licenses, an unsubscribed account, a wrong unit.
@@ -266,18 +264,23 @@ fn a_role_without_license_manager_actions_is_told_which_to_grant() {
         .check();
 }
 
-fn spawn_supervised(emu: &Emulator, dir: &Path, script: &str) -> Child {
-    Command::new(contract_bin())
-        .env_clear()
-        .envs(emu.workload_env("ecs-task", dir).expect("env"))
+fn spawn_supervised(emu: &Emulator, dir: &Path, script: &str) -> Spawned {
+    supervisor(emu, "ecs-task", dir, &["sh", "-c", script])
+}
+
+/// `mpgate supervise -q -- workload` in the background, as the emulator's `workload_id`.
+fn supervisor(emu: &Emulator, workload_id: &str, dir: &Path, workload: &[&str]) -> Spawned {
+    let mut cmd = Command::new(contract_bin());
+    cmd.env_clear()
+        .envs(emu.workload_env(workload_id, dir).expect("env"))
         .env("PATH", "/usr/bin:/bin")
         .env("MPGATE_DEADLINE", "10s")
         .env("MPGATE_ENTITLEMENTS_DIR", dir)
-        .args(["supervise", "-q", "--", "sh", "-c", script])
+        .args(["supervise", "-q", "--"])
+        .args(workload)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn supervisor")
+        .stdout(Stdio::null());
+    Spawned::spawn(&mut cmd, "the contract supervisor")
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -288,19 +291,8 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn wait_exit(child: &mut Child) -> Option<i32> {
-    let started = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            return s.code();
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "supervisor did not exit");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn term(child: &Child) {
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+fn wait_exit(child: &mut Spawned) -> Option<i32> {
+    child.wait_exit(Duration::from_secs(20))
 }
 
 #[test]
@@ -313,7 +305,7 @@ fn supervise_holds_the_seat_while_running_and_returns_it_on_sigterm_and_on_exit(
     assert!(doc.contains("\"seat\":\"held\""), "{doc}");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(out_seats(&emu).len(), 1, "still held while running");
-    term(&child);
+    child.term();
     assert_eq!(wait_exit(&mut child), Some(0));
     assert!(out_seats(&emu).is_empty(), "seat back after SIGTERM: {:?}", emu.seats());
     assert_eq!(emu.seats()[0].state, SeatState::CheckedIn);
@@ -331,8 +323,7 @@ fn a_killed_supervisor_leaks_the_seat_for_at_most_one_ttl() {
     let dir = scratch();
     let mut child = spawn_supervised(&emu, dir.path(), "sleep 30");
     wait_until("the seat is out", || out_seats(&emu).len() == 1);
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+    child.kill();
     // The sleeping workload is an orphan now; it holds nothing.
     gate(&emu, "ecs-task", dir.path()).args(["exec", "--", "true"]).run().expect_status(80).check();
     emu.advance_clock(Duration::from_secs(59 * 60));
@@ -369,7 +360,7 @@ fn supervise_extends_the_seat_when_half_its_lifetime_is_gone() {
     }
     assert!(started.elapsed() >= Duration::from_secs(25), "extended too early: {:?}", started.elapsed());
     assert_eq!(out_seats(&emu).len(), 1);
-    term(&child);
+    child.term();
     let _ = wait_exit(&mut child);
     assert!(out_seats(&emu).is_empty(), "{:?}", emu.seats());
 }
@@ -530,24 +521,15 @@ fn containers_anywhere_supervise_refreshes_the_credentials_and_keeps_the_seat() 
     let emu = Emulator::start(world).expect("emulator");
     emu.set_session_lifetime(Duration::from_secs(24));
     let dir = scratch();
-    let mut child = Command::new(contract_bin())
-        .env_clear()
-        .envs(emu.workload_env(ON_PREM, dir.path()).expect("env"))
-        .env("PATH", "/usr/bin:/bin")
-        .env("MPGATE_DEADLINE", "10s")
-        .env("MPGATE_ENTITLEMENTS_DIR", dir.path())
-        .args(["supervise", "-q", "--", "sleep", "120"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn supervisor");
+    let mut child = supervisor(&emu, ON_PREM, dir.path(), &["sleep", "120"]);
     let started = Instant::now();
     let extended = || recorded(&emu, "ExtendLicenseConsumption").iter().any(|r| r.status == 200);
     while !extended() {
-        if started.elapsed() > Duration::from_secs(50) {
-            let _ = child.kill();
-            panic!("no successful ExtendLicenseConsumption within 50 s: {:#?}", emu.requests());
-        }
+        assert!(
+            started.elapsed() <= Duration::from_secs(50),
+            "no successful ExtendLicenseConsumption within 50 s: {:#?}",
+            emu.requests()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(out_seats(&emu).len(), 1, "the seat is still held: {:?}", emu.seats());
@@ -566,7 +548,7 @@ fn containers_anywhere_supervise_refreshes_the_credentials_and_keeps_the_seat() 
     let extend = recorded(&emu, "ExtendLicenseConsumption").into_iter().find(|r| r.status == 200).expect("extend");
     assert_ne!(signing_key(checkout), signing_key(&extend), "the extension is signed with refreshed credentials");
 
-    term(&child);
+    child.term();
     assert_eq!(wait_exit(&mut child), Some(143));
     assert!(out_seats(&emu).is_empty(), "seat back after SIGTERM: {:?}", emu.seats());
     assert_eq!(emu.seats()[0].state, SeatState::CheckedIn);
