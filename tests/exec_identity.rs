@@ -150,7 +150,8 @@ fn sigterm_sent_to_the_pid_reaches_the_workload() {
         .stderr(std::process::Stdio::null());
     let mut child = crate::support::Spawned::spawn(&mut cmd, "the gate (exec)");
     let started = Instant::now();
-    while !ready.exists() {
+    // `echo $$ > ready` creates the file before it writes the pid: wait for the pid, not the file.
+    while std::fs::metadata(&ready).map_or(true, |m| m.len() == 0) {
         assert!(started.elapsed() < Duration::from_secs(30), "workload never started");
         std::thread::sleep(Duration::from_millis(10));
     }
