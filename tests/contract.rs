@@ -41,21 +41,13 @@ fn out_seats(emu: &Emulator) -> Vec<Seat> {
     emu.seats().into_iter().filter(|s| s.state == SeatState::Out).collect()
 }
 
-fn checkouts(emu: &Emulator) -> Vec<serde_json::Value> {
-    emu.requests()
-        .into_iter()
-        .filter(|r| r.op == "CheckoutLicense")
-        .map(|r| serde_json::from_str(&r.body).expect("checkout body"))
-        .collect()
-}
-
 #[test]
 fn an_entitled_start_checks_out_the_baked_entitlements_and_hands_over_exactly_the_allowed_ones() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
     exec_report(gate(&emu, "ecs-task", dir.path()), dir.path()).run().expect_status(0).check();
 
-    let sent = checkouts(&emu);
+    let sent = emu.bodies("CheckoutLicense");
     assert_eq!(sent.len(), 1);
     let body = &sent[0];
     assert_eq!(body["ProductSKU"], CONTRACT_SKU);
@@ -208,7 +200,7 @@ fn throttling_and_server_errors_are_retried_with_the_same_client_token() {
     emu.inject("CheckoutLicense", Fault::InternalError);
     emu.inject("CheckoutLicense", Fault::Status(409, "ConflictException".into()));
     gate(&emu, "ecs-task", dir.path()).args(["exec", "-q", "--", "true"]).run().expect_status(0).check();
-    let sent = checkouts(&emu);
+    let sent = emu.bodies("CheckoutLicense");
     assert_eq!(sent.len(), 4);
     assert!(sent.iter().all(|b| b["ClientToken"] == sent[0]["ClientToken"]), "one ClientToken per start");
     let codes: Vec<Option<String>> =
@@ -395,7 +387,7 @@ fn containers_anywhere_admits_an_on_prem_start_through_the_unsigned_token_exchan
     assert_eq!(exchange[0].status, 200);
     assert_eq!(header(&exchange[0], "authorization"), None, "GetAccessToken must be unsigned");
     let token = std::fs::read_to_string(dir.path().join("license_token")).expect("token file");
-    let sent: serde_json::Value = serde_json::from_str(&exchange[0].body).expect("json");
+    let sent = &emu.bodies("GetAccessToken")[0];
     assert_eq!(sent["Token"].as_str(), Some(token.trim()));
 
     let assume = recorded(&emu, "AssumeRoleWithWebIdentity");
@@ -561,10 +553,9 @@ fn the_workload_receives_the_license_validity() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
     exec_report(gate(&emu, "ecs-task", dir.path()), dir.path()).run().expect_status(0).check();
-    let get = recorded(&emu, "GetLicense");
+    let get = emu.bodies("GetLicense");
     assert_eq!(get.len(), 1);
-    let body: serde_json::Value = serde_json::from_str(&get[0].body).expect("json");
-    assert_eq!(body["LicenseArn"], CONTRACT_LICENSE);
+    assert_eq!(get[0]["LicenseArn"], CONTRACT_LICENSE);
     let report = Report::read(&dir.path().join("report.json"));
     assert_eq!(report.var("MPGATE_LICENSE_VALID_FROM").as_deref(), Some("2026-01-01T00:00:00Z"));
     assert_eq!(report.var("MPGATE_LICENSE_VALID_UNTIL").as_deref(), Some("2099-01-01T00:00:00Z"));

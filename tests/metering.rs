@@ -124,12 +124,7 @@ fn dry_runs_admit_in_every_answer_form() {
         let usage_file = dir.path().join("spool/usage.log");
         assert_eq!(report.var("MPGATE_USAGE_FILE").as_deref(), Some(usage_file.to_str().expect("utf-8")));
         assert_eq!(report.var("MPGATE_SIGNATURE"), None, "custom metering hands over no signed pass");
-        let dry: Vec<serde_json::Value> = emu
-            .requests()
-            .iter()
-            .filter(|r| r.op == "MeterUsage")
-            .map(|r| serde_json::from_str(&r.body).expect("json"))
-            .collect();
+        let dry = emu.bodies("MeterUsage");
         assert_eq!(dry.len(), 2, "one dry run per baked dimension ({answer:?})");
         assert!(dry.iter().all(|b| b["DryRun"] == true && b["UsageQuantity"] == 0), "{dry:?}");
         assert!(ledger(&emu).is_empty(), "a dry run bills nothing");
@@ -591,12 +586,7 @@ fn check_live_dry_runs_every_dimension_and_names_a_refused_one() {
     let (code, status, summary) = check_entitlement(&emu, dir.path(), &["--live"]);
     assert_eq!((code, status.as_str()), (Some(0), "pass"), "{summary}");
     assert!(summary.ends_with("for every dimension: requests, gb_processed"), "{summary}");
-    let dry: Vec<serde_json::Value> = emu
-        .requests()
-        .iter()
-        .filter(|r| r.op == "MeterUsage")
-        .map(|r| serde_json::from_str(&r.body).expect("json"))
-        .collect();
+    let dry = emu.bodies("MeterUsage");
     assert_eq!(dry.len(), 2, "one dry run per dimension");
     assert!(dry.iter().all(|b| b["DryRun"] == true), "{dry:?}");
     assert!(ledger(&emu).is_empty(), "check bills nothing");
