@@ -12,6 +12,7 @@ pub mod fuzzing;
 pub mod hourly;
 pub mod jwt;
 pub mod nonce;
+mod triage;
 
 use crate::aws::Clients;
 use crate::error::Error;
