@@ -48,36 +48,15 @@ const VARS: &[&str] = &[
     "MPGATE_ENTITLEMENTS",
 ];
 
-/// The License Manager entitlement units (aws-wire.md §4.2, `EntitlementDataUnit`).
-const UNITS: &[&str] = &[
-    "Count",
-    "None",
-    "Seconds",
-    "Microseconds",
-    "Milliseconds",
-    "Bytes",
-    "Kilobytes",
-    "Megabytes",
-    "Gigabytes",
-    "Terabytes",
-    "Bits",
-    "Kilobits",
-    "Megabits",
-    "Gigabits",
-    "Terabits",
-    "Percent",
-    "Bytes/Second",
-    "Kilobytes/Second",
-    "Megabytes/Second",
-    "Gigabytes/Second",
-    "Terabytes/Second",
-    "Bits/Second",
-    "Kilobits/Second",
-    "Megabits/Second",
-    "Gigabits/Second",
-    "Terabits/Second",
-    "Count/Second",
-];
+/// The License Manager entitlement units (aws-wire.md §4.2, `EntitlementDataUnit`), one a line. The
+/// emulator's License Manager reads the same file: one list, and the gate does not depend on the
+/// emulator crate.
+const UNITS_FILE: &str = "src/license_units.txt";
+const UNITS: &str = include_str!("src/license_units.txt");
+
+fn units() -> Vec<&'static str> {
+    UNITS.lines().collect()
+}
 
 /// One baked contract entitlement: name, unit, units one container consumes (None for `None`), admits.
 struct Entitlement {
@@ -104,6 +83,7 @@ fn main() {
         println!("cargo:rerun-if-env-changed={var}");
     }
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed={UNITS_FILE}");
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
     let test_flavour = std::env::var_os("CARGO_FEATURE_INSECURE_TEST_ENDPOINTS").is_some();
     if test_flavour && std::env::var("MPGATE_INSECURE_TEST_BUILD").as_deref() != Ok(TEST_BUILD_PHRASE) {
@@ -281,6 +261,7 @@ fn bake_contract(code_set: bool) -> Baked {
 /// `Name:Unit[:Value][!],...`, parsed from the right so a name may contain `:`.
 fn contract_entitlements(list: &str) -> Vec<Entitlement> {
     const VAR: &str = "MPGATE_ENTITLEMENTS";
+    let units = units();
     let mut out: Vec<Entitlement> = Vec::new();
     for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (body, admits) = match entry.strip_suffix('!') {
@@ -290,14 +271,14 @@ fn contract_entitlements(list: &str) -> Vec<Entitlement> {
         let Some((left, last)) = body.rsplit_once(':') else {
             fail(&format!("{VAR}: entry {entry:?} is not Name:Unit[:Value][!]"))
         };
-        let (name, unit, value) = if UNITS.contains(&last) {
+        let (name, unit, value) = if units.contains(&last) {
             (left, last, None)
         } else {
             match left.rsplit_once(':') {
-                Some((name, unit)) if UNITS.contains(&unit) => (name, unit, Some(last)),
+                Some((name, unit)) if units.contains(&unit) => (name, unit, Some(last)),
                 _ => fail(&format!(
                     "{VAR}: entry {entry:?} names no License Manager unit; use one of {} (case matters)",
-                    UNITS.join(", ")
+                    units.join(", ")
                 )),
             }
         };

@@ -3,12 +3,10 @@
 //! the emulator's seat ledger. Runs the test-flavour gate baked with testdata/identity-contract.env
 //! (`mpgate-test-contract`): BasicTier or PremiumTier admits, one `Seats` per container.
 
-use crate::support::{dist_dir, scratch, workload_bin, Report, Run};
+use crate::support::{dist_dir, scratch, workload_bin, Report, Run, Spawned};
 use mpgate_emulator::{Emulator, Fault, Seat, SeatState, World, CONTRACT_LICENSE, CONTRACT_SKU};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn contract_bin() -> PathBuf {
@@ -43,21 +41,13 @@ fn out_seats(emu: &Emulator) -> Vec<Seat> {
     emu.seats().into_iter().filter(|s| s.state == SeatState::Out).collect()
 }
 
-fn checkouts(emu: &Emulator) -> Vec<serde_json::Value> {
-    emu.requests()
-        .into_iter()
-        .filter(|r| r.op == "CheckoutLicense")
-        .map(|r| serde_json::from_str(&r.body).expect("checkout body"))
-        .collect()
-}
-
 #[test]
 fn an_entitled_start_checks_out_the_baked_entitlements_and_hands_over_exactly_the_allowed_ones() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
     exec_report(gate(&emu, "ecs-task", dir.path()), dir.path()).run().expect_status(0).check();
 
-    let sent = checkouts(&emu);
+    let sent = emu.bodies("CheckoutLicense");
     assert_eq!(sent.len(), 1);
     let body = &sent[0];
     assert_eq!(body["ProductSKU"], CONTRACT_SKU);
@@ -140,7 +130,7 @@ fn refusals_name_the_class_and_what_to_do() {
         .expect_stderr_contains("NoEntitlementsAllowedException")
         .expect_stderr_contains("no seat left")
         .check();
-    term(&holder);
+    holder.term();
     assert_eq!(wait_exit(&mut holder), Some(143));
 
     // Expired and suspended licenses, an unsubscribed account, a wrong unit.
@@ -210,7 +200,7 @@ fn throttling_and_server_errors_are_retried_with_the_same_client_token() {
     emu.inject("CheckoutLicense", Fault::InternalError);
     emu.inject("CheckoutLicense", Fault::Status(409, "ConflictException".into()));
     gate(&emu, "ecs-task", dir.path()).args(["exec", "-q", "--", "true"]).run().expect_status(0).check();
-    let sent = checkouts(&emu);
+    let sent = emu.bodies("CheckoutLicense");
     assert_eq!(sent.len(), 4);
     assert!(sent.iter().all(|b| b["ClientToken"] == sent[0]["ClientToken"]), "one ClientToken per start");
     let codes: Vec<Option<String>> =
@@ -266,18 +256,23 @@ fn a_role_without_license_manager_actions_is_told_which_to_grant() {
         .check();
 }
 
-fn spawn_supervised(emu: &Emulator, dir: &Path, script: &str) -> Child {
-    Command::new(contract_bin())
-        .env_clear()
-        .envs(emu.workload_env("ecs-task", dir).expect("env"))
+fn spawn_supervised(emu: &Emulator, dir: &Path, script: &str) -> Spawned {
+    supervisor(emu, "ecs-task", dir, &["sh", "-c", script])
+}
+
+/// `mpgate supervise -q -- workload` in the background, as the emulator's `workload_id`.
+fn supervisor(emu: &Emulator, workload_id: &str, dir: &Path, workload: &[&str]) -> Spawned {
+    let mut cmd = Command::new(contract_bin());
+    cmd.env_clear()
+        .envs(emu.workload_env(workload_id, dir).expect("env"))
         .env("PATH", "/usr/bin:/bin")
         .env("MPGATE_DEADLINE", "10s")
         .env("MPGATE_ENTITLEMENTS_DIR", dir)
-        .args(["supervise", "-q", "--", "sh", "-c", script])
+        .args(["supervise", "-q", "--"])
+        .args(workload)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn supervisor")
+        .stdout(Stdio::null());
+    Spawned::spawn(&mut cmd, "the contract supervisor")
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -288,19 +283,8 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn wait_exit(child: &mut Child) -> Option<i32> {
-    let started = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            return s.code();
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "supervisor did not exit");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn term(child: &Child) {
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+fn wait_exit(child: &mut Spawned) -> Option<i32> {
+    child.wait_exit(Duration::from_secs(20))
 }
 
 #[test]
@@ -313,7 +297,7 @@ fn supervise_holds_the_seat_while_running_and_returns_it_on_sigterm_and_on_exit(
     assert!(doc.contains("\"seat\":\"held\""), "{doc}");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(out_seats(&emu).len(), 1, "still held while running");
-    term(&child);
+    child.term();
     assert_eq!(wait_exit(&mut child), Some(0));
     assert!(out_seats(&emu).is_empty(), "seat back after SIGTERM: {:?}", emu.seats());
     assert_eq!(emu.seats()[0].state, SeatState::CheckedIn);
@@ -331,8 +315,7 @@ fn a_killed_supervisor_leaks_the_seat_for_at_most_one_ttl() {
     let dir = scratch();
     let mut child = spawn_supervised(&emu, dir.path(), "sleep 30");
     wait_until("the seat is out", || out_seats(&emu).len() == 1);
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+    child.kill();
     // The sleeping workload is an orphan now; it holds nothing.
     gate(&emu, "ecs-task", dir.path()).args(["exec", "--", "true"]).run().expect_status(80).check();
     emu.advance_clock(Duration::from_secs(59 * 60));
@@ -369,7 +352,7 @@ fn supervise_extends_the_seat_when_half_its_lifetime_is_gone() {
     }
     assert!(started.elapsed() >= Duration::from_secs(25), "extended too early: {:?}", started.elapsed());
     assert_eq!(out_seats(&emu).len(), 1);
-    term(&child);
+    child.term();
     let _ = wait_exit(&mut child);
     assert!(out_seats(&emu).is_empty(), "{:?}", emu.seats());
 }
@@ -404,7 +387,7 @@ fn containers_anywhere_admits_an_on_prem_start_through_the_unsigned_token_exchan
     assert_eq!(exchange[0].status, 200);
     assert_eq!(header(&exchange[0], "authorization"), None, "GetAccessToken must be unsigned");
     let token = std::fs::read_to_string(dir.path().join("license_token")).expect("token file");
-    let sent: serde_json::Value = serde_json::from_str(&exchange[0].body).expect("json");
+    let sent = &emu.bodies("GetAccessToken")[0];
     assert_eq!(sent["Token"].as_str(), Some(token.trim()));
 
     let assume = recorded(&emu, "AssumeRoleWithWebIdentity");
@@ -530,24 +513,15 @@ fn containers_anywhere_supervise_refreshes_the_credentials_and_keeps_the_seat() 
     let emu = Emulator::start(world).expect("emulator");
     emu.set_session_lifetime(Duration::from_secs(24));
     let dir = scratch();
-    let mut child = Command::new(contract_bin())
-        .env_clear()
-        .envs(emu.workload_env(ON_PREM, dir.path()).expect("env"))
-        .env("PATH", "/usr/bin:/bin")
-        .env("MPGATE_DEADLINE", "10s")
-        .env("MPGATE_ENTITLEMENTS_DIR", dir.path())
-        .args(["supervise", "-q", "--", "sleep", "120"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn supervisor");
+    let mut child = supervisor(&emu, ON_PREM, dir.path(), &["sleep", "120"]);
     let started = Instant::now();
     let extended = || recorded(&emu, "ExtendLicenseConsumption").iter().any(|r| r.status == 200);
     while !extended() {
-        if started.elapsed() > Duration::from_secs(50) {
-            let _ = child.kill();
-            panic!("no successful ExtendLicenseConsumption within 50 s: {:#?}", emu.requests());
-        }
+        assert!(
+            started.elapsed() <= Duration::from_secs(50),
+            "no successful ExtendLicenseConsumption within 50 s: {:#?}",
+            emu.requests()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(out_seats(&emu).len(), 1, "the seat is still held: {:?}", emu.seats());
@@ -566,7 +540,7 @@ fn containers_anywhere_supervise_refreshes_the_credentials_and_keeps_the_seat() 
     let extend = recorded(&emu, "ExtendLicenseConsumption").into_iter().find(|r| r.status == 200).expect("extend");
     assert_ne!(signing_key(checkout), signing_key(&extend), "the extension is signed with refreshed credentials");
 
-    term(&child);
+    child.term();
     assert_eq!(wait_exit(&mut child), Some(143));
     assert!(out_seats(&emu).is_empty(), "seat back after SIGTERM: {:?}", emu.seats());
     assert_eq!(emu.seats()[0].state, SeatState::CheckedIn);
@@ -579,10 +553,9 @@ fn the_workload_receives_the_license_validity() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
     exec_report(gate(&emu, "ecs-task", dir.path()), dir.path()).run().expect_status(0).check();
-    let get = recorded(&emu, "GetLicense");
+    let get = emu.bodies("GetLicense");
     assert_eq!(get.len(), 1);
-    let body: serde_json::Value = serde_json::from_str(&get[0].body).expect("json");
-    assert_eq!(body["LicenseArn"], CONTRACT_LICENSE);
+    assert_eq!(get[0]["LicenseArn"], CONTRACT_LICENSE);
     let report = Report::read(&dir.path().join("report.json"));
     assert_eq!(report.var("MPGATE_LICENSE_VALID_FROM").as_deref(), Some("2026-01-01T00:00:00Z"));
     assert_eq!(report.var("MPGATE_LICENSE_VALID_UNTIL").as_deref(), Some("2099-01-01T00:00:00Z"));

@@ -141,17 +141,17 @@ fn sigterm_sent_to_the_pid_reaches_the_workload() {
         r = ready.display()
     );
     let env = emu.workload_env("ecs-task", dir.path()).expect("env");
-    let mut child = std::process::Command::new(crate::support::gate_bin())
-        .env_clear()
+    let mut cmd = std::process::Command::new(crate::support::gate_bin());
+    cmd.env_clear()
         .envs(env)
         .env("PATH", "/usr/bin:/bin")
         .args(["exec", "-q", "--", "sh", "-c", &script])
         .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn gate");
+        .stderr(std::process::Stdio::null());
+    let mut child = crate::support::Spawned::spawn(&mut cmd, "the gate (exec)");
     let started = Instant::now();
-    while !ready.exists() {
+    // `echo $$ > ready` creates the file before it writes the pid: wait for the pid, not the file.
+    while std::fs::metadata(&ready).map_or(true, |m| m.len() == 0) {
         assert!(started.elapsed() < Duration::from_secs(30), "workload never started");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -159,13 +159,5 @@ fn sigterm_sent_to_the_pid_reaches_the_workload() {
     assert_eq!(pid, child.id(), "the shell runs as mpgate's PID");
     let kill = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
     assert!(kill.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "workload ignored SIGTERM");
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    assert_eq!(status.code(), Some(42), "the workload's trap ran");
+    assert_eq!(child.wait_exit(Duration::from_secs(10)), Some(42), "the workload's trap ran");
 }

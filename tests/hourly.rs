@@ -22,14 +22,6 @@ pub fn with_workload(run: Run, dir: &Path) -> Run {
     run.arg("--").arg(workload_bin()).arg("report").arg(dir.join("report.json"))
 }
 
-fn register_calls(emu: &Emulator) -> Vec<serde_json::Value> {
-    emu.requests()
-        .iter()
-        .filter(|r| r.op == "RegisterUsage")
-        .map(|r| serde_json::from_str(&r.body).expect("RegisterUsage body is JSON"))
-        .collect()
-}
-
 /// Admitted: the workload ran, saw the verdict, and the emulator saw exactly one matching call.
 fn assert_admitted(emu: &Emulator, out: &Outcome, dir: &Path, code: &str, tier: &str, version: i64) -> Report {
     assert_eq!(out.code(), Some(0), "not admitted:\n{}", out.stderr());
@@ -40,7 +32,7 @@ fn assert_admitted(emu: &Emulator, out: &Outcome, dir: &Path, code: &str, tier: 
     assert_eq!(report.var("MPGATE_PUBLIC_KEY_VERSION"), Some(version.to_string()));
     let signature = report.var("MPGATE_SIGNATURE").expect("signature handed over");
     assert_eq!(signature.split('.').count(), 3);
-    let calls = register_calls(emu);
+    let calls = emu.bodies("RegisterUsage");
     let last = calls.last().expect("a RegisterUsage call");
     assert_eq!(last["ProductCode"], code);
     assert_eq!(last["PublicKeyVersion"], version);
@@ -59,7 +51,7 @@ fn admitted(workload: &str, stderr_needles: &[&str]) {
     }
     let out = out.check();
     assert_admitted(&emu, &out, dir.path(), PAID, "paid", 2);
-    assert_eq!(register_calls(&emu).len(), 1, "one RegisterUsage per start");
+    assert_eq!(emu.bodies("RegisterUsage").len(), 1, "one RegisterUsage per start");
 }
 
 #[test]
@@ -172,7 +164,7 @@ fn no_credentials_at_all_is_misconfigured() {
     .expect_stderr_contains("no AWS credentials found")
     .check();
     drop(out);
-    assert!(register_calls(&emu).is_empty());
+    assert!(emu.bodies("RegisterUsage").is_empty());
 }
 
 #[test]
@@ -204,7 +196,7 @@ fn unsubscribed_account_is_not_entitled_and_says_so_in_the_termination_log() {
         .check();
     let log = std::fs::read_to_string(dir.path().join("termination-log")).expect("termination log");
     assert_eq!(log.trim_end(), out.last_line());
-    assert_eq!(register_calls(&emu).len(), 1, "not entitled is final: no retry");
+    assert_eq!(emu.bodies("RegisterUsage").len(), 1, "not entitled is final: no retry");
 }
 
 #[test]
@@ -237,7 +229,7 @@ fn newer_key_version_not_yet_active_falls_back_to_the_older_one() {
     let out = with_workload(gate_as(&emu, "ecs-task", dir.path()), dir.path()).run().check();
     assert_admitted(&emu, &out, dir.path(), PAID, "paid", 1);
     let versions: Vec<i64> =
-        register_calls(&emu).iter().map(|c| c["PublicKeyVersion"].as_i64().expect("version")).collect();
+        emu.bodies("RegisterUsage").iter().map(|c| c["PublicKeyVersion"].as_i64().expect("version")).collect();
     assert_eq!(versions, [2, 1]);
 }
 
@@ -247,7 +239,7 @@ fn stale_key_versions_are_refused_with_the_rebuild_advice() {
     world.products.iter_mut().filter(|p| p.code == PAID).for_each(|p| p.key_versions = vec![7]);
     let emu = Emulator::start(world).expect("emulator");
     refused(&emu, "ecs-task", 82, &["InvalidPublicKeyVersionException", "key version(s) [2, 1]", "rebuild the image"]);
-    assert_eq!(register_calls(&emu).len(), 2);
+    assert_eq!(emu.bodies("RegisterUsage").len(), 2);
 }
 
 #[test]
@@ -272,7 +264,7 @@ fn throttled_three_times_then_admitted() {
     let dir = scratch();
     let out = with_workload(gate_as(&emu, "ecs-task", dir.path()), dir.path()).run().check();
     assert_admitted(&emu, &out, dir.path(), PAID, "paid", 2);
-    assert_eq!(register_calls(&emu).len(), 4);
+    assert_eq!(emu.bodies("RegisterUsage").len(), 4);
 }
 
 #[test]
@@ -283,7 +275,7 @@ fn server_errors_then_admitted() {
     let dir = scratch();
     let out = with_workload(gate_as(&emu, "ecs-task", dir.path()), dir.path()).run().check();
     assert_admitted(&emu, &out, dir.path(), PAID, "paid", 2);
-    assert_eq!(register_calls(&emu).len(), 3);
+    assert_eq!(emu.bodies("RegisterUsage").len(), 3);
 }
 
 #[test]
@@ -301,7 +293,7 @@ fn endless_throttling_ends_at_the_deadline_as_cannot_verify() {
         .expect_stderr_contains("ThrottlingException")
         .check();
     assert!(out.elapsed < Duration::from_secs(8), "deadline overrun: {:?}", out.elapsed);
-    assert!(register_calls(&emu).len() >= 3, "retried inside the deadline");
+    assert!(emu.bodies("RegisterUsage").len() >= 3, "retried inside the deadline");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `mpgate supervise`: tini's duties after admission — exit status passthrough (128+n for a signal),
 //! signal forwarding (to the child or its group), reaping as PID 1, subreaper otherwise.
 
-use crate::support::{gate_bin, scratch, Run};
+use crate::support::{gate_bin, scratch, Run, Spawned};
 use mpgate_emulator::{Emulator, World};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -41,28 +41,20 @@ fn the_workload_status_is_passed_through() {
 }
 
 /// Start `mpgate supervise [extra] -- sh -c script` in the background.
-fn spawn_supervised(emu: &Emulator, dir: &Path, extra: &[&str], script: &str) -> std::process::Child {
-    std::process::Command::new(gate_bin())
-        .env_clear()
+fn spawn_supervised(emu: &Emulator, dir: &Path, extra: &[&str], script: &str) -> Spawned {
+    let mut cmd = std::process::Command::new(gate_bin());
+    cmd.env_clear()
         .envs(emu.workload_env("ecs-task", dir).expect("env"))
         .env("PATH", "/usr/bin:/bin")
         .arg("supervise")
         .args(extra)
         .args(["-q", "--", "sh", "-c", script])
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn supervisor")
+        .stdin(std::process::Stdio::null());
+    Spawned::spawn(&mut cmd, "the supervisor")
 }
 
-fn wait_exit(child: &mut std::process::Child) -> Option<i32> {
-    let started = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            return s.code();
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "supervisor did not exit");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn wait_exit(child: &mut Spawned) -> Option<i32> {
+    child.wait_exit(Duration::from_secs(20))
 }
 
 #[test]
@@ -75,8 +67,7 @@ fn sigterm_to_the_supervisor_reaches_the_workload() {
     wait_for(&dir.path().join("pid"));
     let workload_pid: u32 = std::fs::read_to_string(dir.path().join("pid")).expect("pid").trim().parse().expect("num");
     assert_ne!(workload_pid, child.id(), "supervise runs the workload as a child");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
-        .expect("kill");
+    child.term();
     assert_eq!(wait_exit(&mut child), Some(42), "the supervisor exits with the workload's status");
     assert!(dir.path().join("term").exists(), "the workload's TERM trap ran");
 }
@@ -89,20 +80,23 @@ fn group_mode_signals_the_whole_process_group() {
         let d = dir.path().display();
         // A grandchild in the workload's process group, with its own TERM trap.
         let script = format!(
-            "sh -c 'trap \"echo gc > {d}/gc; exit 0\" TERM; echo > {d}/gc-ready; while :; do sleep 0.05; done' & \
+            "sh -c 'trap \"echo gc > {d}/gc; exit 0\" TERM; echo $$ > {d}/gc-ready; while :; do sleep 0.05; done' & \
              trap 'sleep 0.3; exit 0' TERM; while [ ! -e {d}/gc-ready ]; do sleep 0.02; done; echo > {d}/ready; while :; do sleep 0.05; done"
         );
         let extra: &[&str] = if group { &["--group"] } else { &[] };
         let mut child = spawn_supervised(&emu, dir.path(), extra, &script);
         wait_for(&dir.path().join("ready"));
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
-            .expect("kill");
+        child.term();
         assert_eq!(wait_exit(&mut child), Some(0));
         std::thread::sleep(Duration::from_millis(100));
-        assert_eq!(dir.path().join("gc").exists(), group, "grandchild got SIGTERM only in group mode (group={group})");
+        let got_term = dir.path().join("gc").exists();
+        // Without --group the grandchild is still running (an orphan now, out of the guard's reach): end
+        // it by its pid, not by a name that a parallel run of this test would match too.
+        let gc: i32 =
+            std::fs::read_to_string(dir.path().join("gc-ready")).expect("gc pid").trim().parse().expect("num");
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(gc), nix::sys::signal::Signal::SIGKILL);
+        assert_eq!(got_term, group, "grandchild got SIGTERM only in group mode (group={group})");
     }
-    // Without --group the grandchild is still running; it is in our test's session, end it.
-    let _ = std::process::Command::new("pkill").args(["-f", "gc-ready"]).status();
 }
 
 #[test]

@@ -213,12 +213,7 @@ fn row09_mpgate_variables_cannot_change_code_tier_key_or_model() {
     assert_eq!(report.var("MPGATE_TIER").as_deref(), Some("paid"));
     assert_eq!(report.var("MPGATE_PRICING_MODEL").as_deref(), Some("hourly"));
     assert_eq!(report.var("MPGATE_PUBLIC_KEY_VERSION").as_deref(), Some("2"));
-    let calls: Vec<serde_json::Value> = emu
-        .requests()
-        .iter()
-        .filter(|r| r.op == "RegisterUsage")
-        .map(|r| serde_json::from_str(&r.body).expect("json"))
-        .collect();
+    let calls = emu.bodies("RegisterUsage");
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0]["ProductCode"], PAID);
     assert_eq!(calls[0]["PublicKeyVersion"], 2);
@@ -318,12 +313,7 @@ fn row14_mpgate_variables_cannot_change_the_contract_builds_sku_entitlements_or_
     assert_eq!(report.var("MPGATE_ENTITLEMENTS").as_deref(), Some("BasicTier:None,Seats:Count:1"));
     let ops: Vec<String> = emu.requests().iter().map(|r| r.op.clone()).collect();
     assert!(!ops.iter().any(|op| op == "RegisterUsage"), "the model did not change to hourly: {ops:?}");
-    let sent: Vec<serde_json::Value> = emu
-        .requests()
-        .iter()
-        .filter(|r| r.op == "CheckoutLicense")
-        .map(|r| serde_json::from_str(&r.body).expect("json"))
-        .collect();
+    let sent = emu.bodies("CheckoutLicense");
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["ProductSKU"], mpgate_emulator::CONTRACT_SKU);
     assert_eq!(
@@ -374,12 +364,7 @@ fn row15_mpgate_variables_cannot_turn_the_metered_build_into_an_hourly_one() {
     let report = Report::read(&dir.path().join("report.json"));
     assert_eq!(report.var("MPGATE_PRICING_MODEL").as_deref(), Some("custom-metering"));
     assert_eq!(report.var("MPGATE_PRODUCT_CODE").as_deref(), Some(mpgate_emulator::METERED));
-    let dimensions: Vec<String> = emu
-        .requests()
-        .iter()
-        .filter(|r| r.op == "MeterUsage")
-        .map(|r| serde_json::from_str::<serde_json::Value>(&r.body).expect("json")["UsageDimension"].to_string())
-        .collect();
+    let dimensions: Vec<String> = emu.bodies("MeterUsage").iter().map(|b| b["UsageDimension"].to_string()).collect();
     assert_eq!(dimensions, ["\"requests\"", "\"gb_processed\""]);
     assert!(emu.requests().iter().all(|r| r.op != "RegisterUsage"), "the model did not change to hourly");
     std::fs::remove_file(dir.path().join("report.json")).expect("report");

@@ -194,6 +194,18 @@ impl Emulator {
         self.shared.lock().ledger.clone()
     }
 
+    /// The JSON bodies of the ledger's `op` requests, in arrival order. For tests: panics on a body
+    /// that is not JSON (every JSON-protocol call the gate makes has one).
+    pub fn bodies(&self, op: &str) -> Vec<serde_json::Value> {
+        self.requests()
+            .iter()
+            .filter(|r| r.op == op)
+            .map(|r| {
+                serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{op} body is not JSON ({e}): {:?}", r.body))
+            })
+            .collect()
+    }
+
     /// Queues `fault` for the next call of `op`; faults are consumed FIFO, one per call.
     pub fn inject(&self, op: &str, fault: Fault) {
         self.shared.lock().faults.push(op, fault);

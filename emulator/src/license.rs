@@ -16,35 +16,10 @@ use serde_json::{json, Value};
 pub const TARGET_PREFIX: &str = "AWSLicenseManager.";
 const L: Service = Service::LicenseManager;
 
-const UNITS: [&str; 27] = [
-    "Count",
-    "None",
-    "Seconds",
-    "Microseconds",
-    "Milliseconds",
-    "Bytes",
-    "Kilobytes",
-    "Megabytes",
-    "Gigabytes",
-    "Terabytes",
-    "Bits",
-    "Kilobits",
-    "Megabits",
-    "Gigabits",
-    "Terabits",
-    "Percent",
-    "Bytes/Second",
-    "Kilobytes/Second",
-    "Megabytes/Second",
-    "Gigabytes/Second",
-    "Terabytes/Second",
-    "Bits/Second",
-    "Kilobits/Second",
-    "Megabits/Second",
-    "Gigabits/Second",
-    "Terabits/Second",
-    "Count/Second",
-];
+/// The `EntitlementDataUnit` enum, one a line: the file the gate's build.rs validates
+/// MPGATE_ENTITLEMENTS against (one list for both; the gate does not depend on this crate). It is a
+/// symlink to the gate's src/license_units.txt, so `cargo package` copies it into this crate too.
+const UNITS: &str = include_str!("license_units.txt");
 
 fn e(status: u16, code: &str, m: &str) -> Box<Outcome> {
     Box::new(lm_error(status, code, m))
@@ -148,7 +123,7 @@ fn checkout(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome> {
         let (name, value, unit) = (em.string("Name")?, em.string("Value")?, em.string("Unit")?);
         let (name, unit) = (em.require("Name", name), em.require("Unit", unit));
         if let Some(u) = &unit {
-            if !UNITS.contains(&u.as_str()) {
+            if !UNITS.lines().any(|unit| unit == u) {
                 em.violation("Unit", u, "Member must satisfy enum value set");
             }
         }

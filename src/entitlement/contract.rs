@@ -23,7 +23,6 @@ use aws_sdk_licensemanager::operation::checkout_license::CheckoutLicenseOutput;
 use aws_sdk_licensemanager::operation::RequestId;
 use aws_sdk_licensemanager::types::{CheckoutType, EntitlementData, EntitlementDataUnit};
 use aws_smithy_runtime_api::http::Response as HttpResponse;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use std::time::{Duration, SystemTime};
 
 /// The IAM actions a contract gate needs (all in `AWSLicenseManagerConsumptionPolicy`).
@@ -293,22 +292,13 @@ pub(crate) fn classify<E>(
 where
     E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
 {
-    let service = match &e {
-        SdkError::ServiceError(s) => s,
-        SdkError::ConstructionFailure(_) => return Err(Error::Internal(DisplayErrorContext(&e).to_string())),
-        _ => return Ok(crate::error::one_line(&DisplayErrorContext(&e).to_string())),
+    let retryable = ["RateLimitExceededException", "ServerInternalException", "ConflictException"];
+    let refusal = match super::triage::triage(e, &retryable) {
+        Ok(refusal) => refusal,
+        Err(verdict) => return verdict,
     };
-    let status = service.raw().status().as_u16();
-    let location = service.raw().headers().get("Location").map(str::to_string);
-    let err = service.err();
-    let code = err.code().unwrap_or("UnknownError").to_string();
-    let retryable =
-        matches!(code.as_str(), "RateLimitExceededException" | "ServerInternalException" | "ConflictException");
-    if retryable || status >= 500 {
-        return Ok(format!("{code} (HTTP {status})"));
-    }
     let sku = product.code;
-    let (class, advice) = match code.as_str() {
+    let (class, advice) = match refusal.code.as_str() {
         "NoEntitlementsAllowedException" => (
             Class::NotEntitled,
             format!("the license for product {sku} is expired, inactive, lacks this image's entitlements or has no seat left; renew or extend the contract in AWS Marketplace, or stop another container (a seat that was never returned comes back within 60 minutes)"),
@@ -319,7 +309,7 @@ where
         ),
         "RedirectException" => (
             Class::Misconfigured,
-            match location {
+            match &refusal.location {
                 Some(l) => format!("the license lives in another region ({l}); set AWS_REGION to the license's home region (the region was {} from {})", ctx.region.name, ctx.region.source),
                 None => format!("the license lives in another region than {} (from {}); set AWS_REGION to the license's home region", ctx.region.name, ctx.region.source),
             },
@@ -338,14 +328,7 @@ where
         ),
         _ => (Class::Misconfigured, "this error is not retryable; see docs/contract.md".to_string()),
     };
-    Err(Error::Aws {
-        class,
-        call,
-        code,
-        message: err.message().unwrap_or_default().to_string(),
-        request_id: err.request_id().map(str::to_string),
-        advice,
-    })
+    Err(refusal.into_error(class, call, advice))
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@ use aws_sdk_marketplacemetering::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_marketplacemetering::operation::register_usage::{RegisterUsageError, RegisterUsageOutput};
 use aws_sdk_marketplacemetering::operation::RequestId;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use std::time::SystemTime;
 
 /// A verified registration. `Debug` redacts the token: it is a bearer proof of this start.
@@ -174,23 +173,16 @@ pub(crate) fn classify<E>(
 where
     E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
 {
-    let service = match &e {
-        SdkError::ServiceError(s) => s,
-        SdkError::ConstructionFailure(_) => return Err(Error::Internal(DisplayErrorContext(&e).to_string())),
-        _ => return Ok(crate::error::one_line(&DisplayErrorContext(&e).to_string())),
+    let refusal = match super::triage::triage(e, &["ThrottlingException", "InternalServiceErrorException"]) {
+        Ok(refusal) => refusal,
+        Err(verdict) => return verdict,
     };
-    let status = service.raw().status().as_u16();
-    let err = service.err();
-    let code = err.code().unwrap_or("UnknownError").to_string();
-    if matches!(code.as_str(), "ThrottlingException" | "InternalServiceErrorException") || status >= 500 {
-        return Ok(format!("{code} (HTTP {status})"));
-    }
     let policy = if call == "RegisterUsage" {
         "AWSMarketplaceMeteringRegisterUsage"
     } else {
         "AWSMarketplaceMeteringFullAccess"
     };
-    let (class, advice) = match code.as_str() {
+    let (class, advice) = match refusal.code.as_str() {
         "CustomerNotEntitledException" => (
             Class::NotEntitled,
             format!("the AWS account running this task or pod must subscribe to product {} in AWS Marketplace", product.code),
@@ -223,14 +215,7 @@ where
         ),
         _ => (Class::Misconfigured, "this error is not retryable; see docs/exit-codes.md".to_string()),
     };
-    Err(Error::Aws {
-        class,
-        call,
-        code,
-        message: err.message().unwrap_or_default().to_string(),
-        request_id: err.request_id().map(str::to_string),
-        advice,
-    })
+    Err(refusal.into_error(class, call, advice))
 }
 
 #[cfg(test)]

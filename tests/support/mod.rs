@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 /// The test-flavour gate built by cargo for this test run.
@@ -98,21 +98,126 @@ impl Run {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let started = Instant::now();
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
+        // Guarded: on a timeout the panic drops it, which kills and reaps the binary and its workload.
+        let mut child = Spawned::spawn(&mut cmd, &self.bin.display().to_string());
         let pid = child.id();
-        loop {
-            match child.try_wait().expect("wait") {
-                Some(_) => break,
-                None if started.elapsed() > self.timeout => {
-                    let _ = child.kill();
-                    panic!("{} did not finish within {:?}", self.bin.display(), self.timeout);
-                }
-                None => std::thread::sleep(Duration::from_millis(5)),
-            }
+        while child.try_wait().is_none() {
+            assert!(
+                started.elapsed() <= self.timeout,
+                "{} did not finish within {:?}",
+                self.bin.display(),
+                self.timeout
+            );
+            std::thread::sleep(Duration::from_millis(5));
         }
-        let output: Output = child.wait_with_output().expect("output");
+        let output: Output = child.into_child().wait_with_output().expect("output");
         Outcome { output, pid, elapsed: started.elapsed(), problems: Vec::new() }
     }
+}
+
+/// A process left running in the background (a gate as supervisor, a gate whose workload waits for a
+/// signal). Dropping it, on the test's success or on a failed assert, SIGKILLs what is still running of
+/// it — its descendants first, so that no workload is orphaned, then the process — and reaps it, so a
+/// failing test leaves no process behind.
+pub struct Spawned {
+    child: Option<Child>,
+    what: String,
+}
+
+impl Spawned {
+    /// Start `cmd`; `what` names it in failure messages.
+    pub fn spawn(cmd: &mut Command, what: &str) -> Spawned {
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        Spawned { child: Some(child), what: what.to_string() }
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("child present until into_child")
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().expect("child present until into_child").id()
+    }
+
+    /// Send `signal` to the process (not to its descendants).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.id() as i32);
+        nix::sys::signal::kill(pid, signal).unwrap_or_else(|e| panic!("{signal} to {}: {e}", self.what));
+    }
+
+    pub fn term(&self) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+    }
+
+    /// SIGKILL the process alone (a crash: its workload is left as an orphan) and reap it.
+    pub fn kill(&mut self) {
+        let child = self.child();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// The exit status if it has exited (reaping it), None while it runs.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child().try_wait().expect("wait")
+    }
+
+    /// Wait at most `limit` for the process to exit; its exit code (None when killed by a signal).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.try_wait() {
+                return status.code();
+            }
+            assert!(started.elapsed() < limit, "{} did not exit within {limit:?}", self.what);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The exited child, for its piped output; the guard is disarmed.
+    fn into_child(mut self) -> Child {
+        self.child.take().expect("child present until into_child")
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let Some(child) = self.child.as_mut() else { return };
+        if matches!(child.try_wait(), Ok(None)) {
+            // Bounded: a few passes catch what was forked while the previous pass was killing.
+            for _ in 0..3 {
+                for pid in descendants(child.id()) {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+    }
+}
+
+/// Every live descendant of `root`, from /proc (each process's parent is field 4 of /proc/<pid>/stat,
+/// after the parenthesised command name, which may itself hold spaces and parentheses).
+fn descendants(root: u32) -> Vec<i32> {
+    let parents: Vec<(i32, i32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut found = vec![root as i32];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
 
 /// What a run did; `expect_*` calls collect mismatches, `check` reports them all.
