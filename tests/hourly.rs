@@ -63,6 +63,25 @@ fn ecs_task_role_is_admitted() {
 }
 
 #[test]
+fn a_role_arn_with_a_blank_token_file_is_still_an_irsa_misconfiguration() {
+    // The IRSA source is built only when AWS_WEB_IDENTITY_TOKEN_FILE or AWS_ROLE_ARN is set (building
+    // it costs an STS client); with a role ARN it must still be tried, and fail, before the container
+    // endpoint, as in aws-config's chain.
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let gate = gate_as(&emu, "ecs-task", dir.path())
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", " ")
+        .env("AWS_ROLE_ARN", "arn:aws:iam::111122223333:role/irsa");
+    with_workload(gate, dir.path())
+        .run()
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("cannot load credentials from EKS IRSA")
+        .check();
+    assert!(emu.bodies("RegisterUsage").is_empty(), "refused before any metering call");
+}
+
+#[test]
 fn ecs_on_ec2_without_region_variables_uses_task_metadata() {
     admitted("ecs-ec2-old-agent", &["region from ECS task metadata"]);
 }
