@@ -89,6 +89,9 @@ pub enum Error {
     License { class: Class, detail: String },
     /// The custom-metering spool cannot be used (missing, read-only, corrupt state).
     Spool(String),
+    /// A variable in the environment would let it choose where mpgate's AWS calls go (the message
+    /// names it and says what to do).
+    UnsafeEnvironment(String),
     /// A bug or resource exhaustion.
     Internal(String),
 }
@@ -99,9 +102,11 @@ impl Error {
         match self {
             Error::Usage(_) => Class::Usage,
             Error::Unbaked => Class::BadBuild,
-            Error::UntrustedProductCode(_) | Error::NoRegion(_) | Error::BadSignature(_) | Error::Spool(_) => {
-                Class::Misconfigured
-            }
+            Error::UntrustedProductCode(_)
+            | Error::NoRegion(_)
+            | Error::BadSignature(_)
+            | Error::Spool(_)
+            | Error::UnsafeEnvironment(_) => Class::Misconfigured,
             Error::Credentials { class, .. } | Error::Aws { class, .. } | Error::License { class, .. } => *class,
             Error::Deadline { .. } => Class::CannotVerify,
             Error::Exec { errno, .. } => match errno {
@@ -158,7 +163,7 @@ impl fmt::Display for Error {
                 f,
                 "no valid gate pass: {why}; start this container through its ENTRYPOINT (mpgate exec) and check the pass right away"
             ),
-            Error::Spool(m) => f.write_str(m),
+            Error::Spool(m) | Error::UnsafeEnvironment(m) => f.write_str(m),
             Error::Internal(m) => write!(f, "internal error: {m}; please report it"),
         }
     }

@@ -298,3 +298,26 @@ fn a_skewed_clock_is_reported_against_the_endpoint_date() {
     assert_eq!(s, "warn");
     assert!((85..=95).contains(&drift_secs(summary)) && summary.contains("ahead of the endpoint"), "{summary}");
 }
+
+#[test]
+fn sdk_custom_partition_variable_would_refuse_and_nothing_is_probed() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    for value in ["/nonexistent.json", ""] {
+        let out = Run::gate()
+            .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
+            .env("SMITHY_CLIENT_SDK_CUSTOM_PARTITION", value)
+            .args(["check", "--json"])
+            .run();
+        let report: Value =
+            serde_json::from_str(out.stdout().trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout()));
+        assert_eq!(out.code(), Some(mpgate::error::Class::CheckWouldRefuse.exit_code().into()), "{report}");
+        assert_eq!(report["verdict"], "would-refuse");
+        let (s, summary, fix) = status(&report, "overrides");
+        assert_eq!(s, "fail", "{value:?}");
+        assert!(summary.contains("SMITHY_CLIENT_SDK_CUSTOM_PARTITION is set"), "{summary}");
+        assert!(fix.is_some_and(|f| f.contains("unset SMITHY_CLIENT_SDK_CUSTOM_PARTITION")), "{fix:?}");
+        assert_eq!(status(&report, "environment").0, "skip");
+    }
+    assert_eq!(emu.requests().len(), 0, "check probed AWS despite the partition override");
+}

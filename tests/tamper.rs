@@ -384,3 +384,87 @@ fn row15_mpgate_variables_cannot_turn_the_metered_build_into_an_hourly_one() {
     assert!(emu.requests()[before..].iter().all(|r| r.op != "RegisterUsage" && r.op != "MeterUsage"));
     assert!(!dir.path().join("report.json").exists(), "the workload must not run");
 }
+
+/// A partitions file in the SDK's format whose `aws` partition ends every endpoint in `suffix`.
+fn partitions_json(suffix: &str) -> String {
+    serde_json::json!({
+        "version": "1.1",
+        "partitions": [{
+            "id": "aws",
+            "regionRegex": "^(us|eu|ap|sa|ca|me|af|il|mx)\\-\\w+\\-\\d+$",
+            "regions": {"us-east-1": {}},
+            "outputs": {
+                "name": "aws", "dnsSuffix": suffix, "dualStackDnsSuffix": suffix,
+                "implicitGlobalRegion": "us-east-1", "supportsFIPS": true, "supportsDualStack": true
+            }
+        }]
+    })
+    .to_string()
+}
+
+#[test]
+fn row16_sdk_custom_partition_variable_is_refused_before_any_aws_call() {
+    // The SDK reads SMITHY_CLIENT_SDK_CUSTOM_PARTITION with std::env::var whenever a client is built,
+    // endpoint lock or not. This file would send Metering to metering.marketplace.us-east-1.attacker.test
+    // (and License Manager likewise), which /etc/hosts below points at the fake endpoint: with a
+    // publicly trusted certificate for that domain, MeterUsage's DryRun and CheckoutLicense (no
+    // signature to check) would admit. A missing file made the SDK panic (exit 134); a blank value
+    // is read as a path too.
+    let dir = scratch();
+    let fake = FakeAws::start("127.0.0.80", dir.path());
+    for (gate, value) in [
+        ("mpgate", "/partitions.json"),
+        ("mpgate", "/nonexistent.json"),
+        ("mpgate", ""),
+        ("mpgate-contract", "/partitions.json"),
+        ("mpgate-test", "/partitions.json"),
+    ] {
+        let emu = Emulator::start(World::demo()).expect("emulator");
+        let root = rootfs(gate);
+        std::fs::create_dir_all(root.path().join("etc")).expect("etc");
+        std::fs::write(
+            root.path().join("etc/hosts"),
+            "127.0.0.80 metering.marketplace.us-east-1.attacker.test license-manager.us-east-1.attacker.test\n",
+        )
+        .expect("hosts");
+        std::fs::write(root.path().join("partitions.json"), partitions_json("attacker.test")).expect("partitions");
+        let env_dir = scratch();
+        let mut env = emu.workload_env("ecs-task", env_dir.path()).expect("env");
+        env.push(("SMITHY_CLIENT_SDK_CUSTOM_PARTITION".into(), value.into()));
+        in_chroot(root.path(), env)
+            .args(["exec", "--deadline", "3s", "--", "/workload", "report", "/report.json"])
+            .run()
+            .expect_status(82)
+            .expect_one_refusal_line()
+            .expect_stderr_contains("the environment sets SMITHY_CLIENT_SDK_CUSTOM_PARTITION,")
+            .check();
+        assert_eq!(emu.requests().len(), 0, "{gate} {value:?}: no AWS call at all, not even credentials");
+        assert!(!root.path().join("report.json").exists(), "{gate} {value:?}: the workload must not run");
+        let line = std::fs::read_to_string(root.path().join("dev/termination-log")).expect("termination log");
+        assert!(line.contains("SMITHY_CLIENT_SDK_CUSTOM_PARTITION"), "{gate} {value:?}: {line:?}");
+    }
+    assert_eq!(fake.events(), "", "nothing may reach the redirected endpoint");
+    fake.assert_trusting_client_gets_through();
+}
+
+#[test]
+fn row17_sdk_custom_partition_variable_is_refused_by_the_metered_supervisor() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    std::fs::write(dir.path().join("partitions.json"), partitions_json("attacker.test")).expect("partitions");
+    crate::support::Run::bin(crate::support::dist_dir().join("mpgate-test-metered"))
+        .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
+        .env("MPGATE_SPOOL_DIR", dir.path().join("spool"))
+        .env("SMITHY_CLIENT_SDK_CUSTOM_PARTITION", dir.path().join("partitions.json"))
+        .args(["supervise", "--"])
+        .arg(crate::support::workload_bin())
+        .arg("report")
+        .arg(dir.path().join("report.json"))
+        .run()
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("the environment sets SMITHY_CLIENT_SDK_CUSTOM_PARTITION,")
+        .check();
+    assert_eq!(emu.requests().len(), 0, "no AWS call at all");
+    assert!(!dir.path().join("report.json").exists(), "the workload must not run");
+}

@@ -23,6 +23,17 @@ use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::region::Region;
 use std::time::Duration;
 
+/// Read by every generated SDK client (`endpoint_lib.rs` of aws-sdk-marketplacemetering,
+/// -licensemanager, -sts) with `std::env::var` the first time a client is built, whatever endpoint
+/// or resolver the client is configured with: a path to a partitions JSON that replaces the SDK's
+/// compiled-in table, DNS suffixes included. Set, it would let the environment send the release
+/// flavour's Metering and License Manager calls to `metering.marketplace.<region>.<any domain>`,
+/// where a certificate for that domain passes TLS. RegisterUsage's signed answer would still fail
+/// verification there, but MeterUsage's DryRun probe and CheckoutLicense's answer carry no
+/// signature mpgate can check, and a path that does not exist makes the SDK panic. So mpgate
+/// refuses to build any AWS client while it is set, blank or not (the SDK reads blank as a path).
+pub const SDK_PARTITION_VARIABLE: &str = "SMITHY_CLIENT_SDK_CUSTOM_PARTITION";
+
 /// One RegisterUsage attempt, including TLS and reading the answer.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// IMDS is a local service; hop limit 1 makes it hang, so give up fast. (Connect and read timeouts
@@ -52,8 +63,14 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Build the HTTP client once per process.
-    pub fn new() -> Result<Self, crate::error::Error> {
+    /// Build the HTTP client once per process. Refuses when `SMITHY_CLIENT_SDK_CUSTOM_PARTITION` is
+    /// set (see `SDK_PARTITION_VARIABLE`): every AWS client mpgate builds is built from these.
+    pub fn new(env: &dyn Env) -> Result<Self, crate::error::Error> {
+        if env.is_set(SDK_PARTITION_VARIABLE) {
+            return Err(crate::error::Error::UnsafeEnvironment(format!(
+                "the environment sets {SDK_PARTITION_VARIABLE}, from which the AWS SDK would take the domain of every AWS endpoint (even in the release flavour), so mpgate cannot know where its entitlement check goes; unset it for this container (docs/security.md)"
+            )));
+        }
         Ok(Clients { http: tls::http_client()? })
     }
 
@@ -173,4 +190,30 @@ pub async fn license_manager_endpoint(env: &dyn Env, region: &str) -> Result<Str
         .await
         .map_err(|e| format!("no License Manager endpoint for {region}: {e}"))?;
     Ok(endpoint.url().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Class, Error};
+    use crate::platform::env::MapEnv;
+
+    #[test]
+    fn no_client_is_built_while_the_sdk_partition_variable_is_set_even_blank() {
+        for value in ["/etc/partitions.json", "", "  "] {
+            let env = MapEnv::from_pairs(&[(SDK_PARTITION_VARIABLE, value)]);
+            match Clients::new(&env) {
+                Err(e @ Error::UnsafeEnvironment(_)) => {
+                    assert_eq!(e.class(), Class::Misconfigured);
+                    assert!(
+                        e.to_string().starts_with("the environment sets SMITHY_CLIENT_SDK_CUSTOM_PARTITION,"),
+                        "{e}"
+                    );
+                }
+                Err(e) => panic!("{value:?}: wrong refusal: {e}"),
+                Ok(_) => panic!("{value:?}: clients built"),
+            }
+        }
+        assert!(Clients::new(&MapEnv::from_pairs(&[("AWS_REGION", "us-east-1")])).is_ok());
+    }
 }

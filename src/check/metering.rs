@@ -45,7 +45,7 @@ async fn probe(env: &dyn Env, deadline: &Deadline) -> Check {
     let setup = async {
         let baked = identity::baked()?;
         let product = baked.select(env.get("MPGATE_PRODUCT_CODE").as_deref())?;
-        let clients = Clients::new()?;
+        let clients = Clients::new(env)?;
         let region = platform::region::find(env, Some(&clients.imds())).await?;
         let creds = platform::credentials::load(env, &clients.provider_config(&region.name), clients.imds()).await?;
         let client = clients.metering(env, &region.name, creds.credentials.clone());

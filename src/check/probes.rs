@@ -5,7 +5,7 @@
 use super::{Check, Status};
 use crate::aws::Clients;
 use crate::entitlement::{self, Deadline};
-use crate::error::Class;
+use crate::error::{Class, Error};
 use crate::identity;
 use crate::platform::{self, metadata, Env, FoundRegion};
 use base64::Engine as _;
@@ -88,6 +88,15 @@ pub fn flavour() -> Check {
 
 /// Endpoint, CA and proxy variables present.
 pub fn overrides(env: &dyn Env) -> Check {
+    if env.is_set(crate::aws::SDK_PARTITION_VARIABLE) {
+        let var = crate::aws::SDK_PARTITION_VARIABLE;
+        return Check::new(
+            "overrides",
+            Status::Fail,
+            format!("{var} is set: the AWS SDK would read every AWS endpoint's domain from that file, so the gate refuses to call AWS at all"),
+        )
+        .fix(format!("unset {var} for this container (docs/security.md)"));
+    }
     let set: Vec<&str> = OVERRIDE_VARS.iter().copied().filter(|v| env.get(v).is_some()).collect();
     if set.is_empty() {
         return Check::new("overrides", Status::Pass, "no endpoint, CA or proxy overrides set");
@@ -107,8 +116,16 @@ pub fn overrides(env: &dyn Env) -> Check {
 
 /// Platform, region, credentials, IRSA token, IMDS, endpoint, entitlement.
 pub async fn environment(env: &dyn Env, live: bool) -> Vec<Check> {
-    let clients = match Clients::new() {
+    let clients = match Clients::new(env) {
         Ok(c) => c,
+        // Already a failed `overrides` row; probing would only repeat it.
+        Err(Error::UnsafeEnvironment(_)) => {
+            return vec![Check::new(
+                "environment",
+                Status::Skip,
+                "not probed: the gate would refuse first (see overrides)",
+            )]
+        }
         Err(e) => return vec![Check::new("http-client", Status::Fail, e.to_string())],
     };
     let imds_client = clients.imds();

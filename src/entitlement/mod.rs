@@ -200,7 +200,7 @@ async fn prove_steps(
 ) -> Result<Entitled, Error> {
     let baked = identity::baked()?;
     let product = baked.select(selection)?;
-    let clients = Clients::new()?;
+    let clients = Clients::new(env)?;
     let imds = clients.imds();
     let contract = baked.pricing_model == PricingModel::Contract;
     progress.set("finding the region".into());

@@ -174,7 +174,7 @@ impl<'a> Lease<'a> {
             }
         }
         if self.clients.is_none() {
-            self.clients = Some(Clients::new().map_err(|e| e.to_string())?);
+            self.clients = Some(Clients::new(self.env).map_err(|e| e.to_string())?);
         }
         let Some(clients) = &self.clients else { return Err("no HTTP client".into()) };
         if let Some(provider) = &self.refreshing {

@@ -337,7 +337,7 @@ impl<'a> Meter<'a> {
             }
         }
         if self.clients.is_none() {
-            self.clients = Some(Clients::new().map_err(|e| e.to_string())?);
+            self.clients = Some(Clients::new(self.env).map_err(|e| e.to_string())?);
         }
         let Some(clients) = &self.clients else { return Err("no HTTP client".into()) };
         let loaded = credentials::load(self.env, &clients.provider_config(&self.region.name), clients.imds())
