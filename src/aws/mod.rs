@@ -60,6 +60,8 @@ macro_rules! locked_config {
 /// Shared pieces every AWS client is built from.
 pub struct Clients {
     http: SharedHttpClient,
+    /// Built on first use: on ECS and EKS neither the region nor the credentials come from IMDS.
+    imds: std::sync::OnceLock<aws_config::imds::Client>,
 }
 
 impl Clients {
@@ -71,7 +73,7 @@ impl Clients {
                 "the environment sets {SDK_PARTITION_VARIABLE}, from which the AWS SDK would take the domain of every AWS endpoint (even in the release flavour), so mpgate cannot know where its entitlement check goes; unset it for this container (docs/security.md)"
             )));
         }
-        Ok(Clients { http: tls::http_client()? })
+        Ok(Clients { http: tls::http_client()?, imds: std::sync::OnceLock::new() })
     }
 
     /// Configuration for aws-config's credential providers (STS for IRSA, ECS, IMDS).
@@ -82,8 +84,12 @@ impl Clients {
             .with_behavior_version(Some(BehaviorVersion::latest()))
     }
 
-    /// An IMDS client with short timeouts and a single attempt.
+    /// The IMDS client (short timeouts, a single attempt), built the first time it is asked for.
     pub fn imds(&self) -> aws_config::imds::Client {
+        self.imds.get_or_init(|| self.build_imds()).clone()
+    }
+
+    fn build_imds(&self) -> aws_config::imds::Client {
         aws_config::imds::Client::builder()
             .configure(&ProviderConfig::without_region().with_http_client(self.http.clone()))
             .max_attempts(1)

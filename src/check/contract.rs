@@ -47,12 +47,10 @@ pub async fn credentials(
     env: &dyn Env,
     clients: &Clients,
     region: &FoundRegion,
-    imds: aws_config::imds::Client,
 ) -> Check {
     let token =
         anywhere::LicenseTokenProvider::from_env(env, clients, &region.name).map(SharedCredentialsProvider::new);
-    let config = clients.provider_config(&region.name);
-    match platform::credentials::load_with(env, &config, imds, token).await {
+    match platform::credentials::load_with(env, clients, &region.name, token).await {
         Ok(c) if c.source == CredentialSource::LicenseToken => Check::new(
             "credentials",
             Status::Pass,

@@ -46,8 +46,8 @@ async fn probe(env: &dyn Env, deadline: &Deadline) -> Check {
         let baked = identity::baked()?;
         let product = baked.select(env.get("MPGATE_PRODUCT_CODE").as_deref())?;
         let clients = Clients::new(env)?;
-        let region = platform::region::find(env, Some(&clients.imds())).await?;
-        let creds = platform::credentials::load(env, &clients.provider_config(&region.name), clients.imds()).await?;
+        let region = platform::region::find(env, Some(&clients)).await?;
+        let creds = platform::credentials::load(env, &clients, &region.name).await?;
         let client = clients.metering(env, &region.name, creds.credentials.clone());
         Ok::<_, Error>((baked.dimensions, product, region, creds.source, client))
     };

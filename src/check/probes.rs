@@ -128,15 +128,14 @@ pub async fn environment(env: &dyn Env, live: bool) -> Vec<Check> {
         }
         Err(e) => return vec![Check::new("http-client", Status::Fail, e.to_string())],
     };
-    let imds_client = clients.imds();
-    let imds = imds(env, &imds_client).await;
+    let imds = imds(env, &clients.imds()).await;
     let contract = super::contract::applies();
     let platform_check = super::contract::platform(env).filter(|_| contract);
     let mut checks = vec![platform_check.unwrap_or_else(|| platform(env, &imds))];
     checks.push(imds);
     let found = match super::contract::region(env).filter(|_| contract) {
         Some(r) => Ok(r),
-        None => platform::region::find(env, Some(&imds_client)).await,
+        None => platform::region::find(env, Some(&clients)).await,
     };
     let region = match found {
         Ok(r) => {
@@ -159,10 +158,10 @@ pub async fn environment(env: &dyn Env, live: bool) -> Vec<Check> {
         return checks;
     };
     if contract {
-        checks.push(super::contract::credentials(env, &clients, &region, imds_client).await);
+        checks.push(super::contract::credentials(env, &clients, &region).await);
         checks.push(probe_endpoint(super::contract::endpoint_url(env, &region).await).await);
     } else {
-        checks.push(credentials(env, &clients, &region, imds_client).await);
+        checks.push(credentials(env, &clients, &region).await);
         checks.push(endpoint(env, &region).await);
     }
     checks.push(entitlement(env, live).await);
@@ -261,8 +260,8 @@ fn irsa_token(env: &dyn Env) -> Check {
     }
 }
 
-async fn credentials(env: &dyn Env, clients: &Clients, region: &FoundRegion, imds: aws_config::imds::Client) -> Check {
-    match platform::credentials::load(env, &clients.provider_config(&region.name), imds).await {
+async fn credentials(env: &dyn Env, clients: &Clients, region: &FoundRegion) -> Check {
+    match platform::credentials::load(env, clients, &region.name).await {
         Ok(c) if c.source.marketplace_accepts() => {
             Check::new("credentials", Status::Pass, format!("from {}", c.source))
         }

@@ -201,12 +201,11 @@ async fn prove_steps(
     let baked = identity::baked()?;
     let product = baked.select(selection)?;
     let clients = Clients::new(env)?;
-    let imds = clients.imds();
     let contract = baked.pricing_model == PricingModel::Contract;
     progress.set("finding the region".into());
     let region = match crate::license::anywhere::region(env).filter(|_| contract) {
         Some(r) => r,
-        None => platform::region::find(env, Some(&imds)).await?,
+        None => platform::region::find(env, Some(&clients)).await?,
     };
     crate::log::verbose(&format!("region {} (from {})", region.name, region.source));
     progress.set("loading credentials".into());
@@ -215,8 +214,7 @@ async fn prove_steps(
         .then(|| crate::license::anywhere::LicenseTokenProvider::from_env(env, &clients, &region.name))
         .flatten()
         .map(SharedCredentialsProvider::new);
-    let config = clients.provider_config(&region.name);
-    let creds = platform::credentials::load_with(env, &config, imds, token.clone()).await?;
+    let creds = platform::credentials::load_with(env, &clients, &region.name, token.clone()).await?;
     crate::log::verbose(&format!("credentials from {}", creds.source));
     let hostname = nonce::hostname();
     let ctx = hourly::Context { region: &region, source: creds.source, hostname: &hostname };

@@ -186,7 +186,7 @@ impl<'a> Lease<'a> {
         let creds = match self.seed.take() {
             Some(c) if fresh(&c.expiry()) => c,
             _ => {
-                credentials::load(self.env, &clients.provider_config(&self.region.name), clients.imds())
+                credentials::load(self.env, clients, &self.region.name)
                     .await
                     .map_err(|e| format!("loading credentials: {e}"))?
                     .credentials

@@ -340,7 +340,7 @@ impl<'a> Meter<'a> {
             self.clients = Some(Clients::new(self.env).map_err(|e| e.to_string())?);
         }
         let Some(clients) = &self.clients else { return Err("no HTTP client".into()) };
-        let loaded = credentials::load(self.env, &clients.provider_config(&self.region.name), clients.imds())
+        let loaded = credentials::load(self.env, clients, &self.region.name)
             .await
             .map_err(|e| format!("loading credentials: {e}"))?;
         let expiry = loaded.credentials.expiry();

@@ -19,6 +19,7 @@
 
 use super::Env;
 use crate::error::{Class, Error};
+use crate::aws::Clients;
 use aws_config::provider_config::ProviderConfig;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
@@ -106,60 +107,33 @@ pub struct LoadedCredentials {
 }
 
 /// Try each source in order (without the license token: hourly, monthly and custom metering).
-pub async fn load(
-    env: &dyn Env,
-    config: &ProviderConfig,
-    imds: aws_config::imds::Client,
-) -> Result<LoadedCredentials, Error> {
-    load_with(env, config, imds, None).await
+pub async fn load(env: &dyn Env, clients: &Clients, region: &str) -> Result<LoadedCredentials, Error> {
+    load_with(env, clients, region, None).await
 }
 
 /// Try each source in order, with `license_token` (contract pricing, when one is configured) as
-/// source 5. Its provider refreshes itself; the credentials returned are its first ones.
+/// source 5. Its provider refreshes itself; the credentials returned are its first ones. Each
+/// provider is built only when the chain reaches it: on ECS the profile, IRSA, license-token and
+/// IMDS providers (and the IMDS client) cost nothing.
 pub async fn load_with(
     env: &dyn Env,
-    config: &ProviderConfig,
-    imds: aws_config::imds::Client,
+    clients: &Clients,
+    region: &str,
     license_token: Option<SharedCredentialsProvider>,
 ) -> Result<LoadedCredentials, Error> {
-    use aws_config::{ecs, environment, imds as imds_mod, profile, web_identity_token};
-    let env_source = if env.get("AWS_SESSION_TOKEN").is_some() {
-        CredentialSource::EnvSession
-    } else {
-        CredentialSource::EnvStaticKeys
-    };
-    let chain: [(CredentialSource, Box<dyn ProvideCredentials>); 6] = [
-        (env_source, Box::new(environment::credentials::EnvironmentVariableCredentialsProvider::new())),
-        (
-            CredentialSource::Profile,
-            Box::new(profile::ProfileFileCredentialsProvider::builder().configure(config).build()),
-        ),
-        (
-            CredentialSource::WebIdentity,
-            // Built only when IRSA is configured at all: building it builds an STS client, whose
-            // endpoint resolver parses the SDK's partition table (870k of an ECS admission's 4.76M
-            // instructions, callgrind). With neither variable set the SDK's provider answers "not
-            // loaded" anyway; with either one it is built and judges them as before (a blank token
-            // file next to a role ARN is still refused).
-            if env.get("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() || env.get("AWS_ROLE_ARN").is_some() {
-                Box::new(web_identity_token::WebIdentityTokenCredentialsProvider::builder().configure(config).build())
-            } else {
-                Box::new(NotConfigured)
-            },
-        ),
-        (container_source(env), Box::new(ecs::EcsCredentialsProvider::builder().configure(config).build())),
-        (
-            CredentialSource::LicenseToken,
-            Box::new(license_token.unwrap_or_else(|| SharedCredentialsProvider::new(NotConfigured))),
-        ),
-        (
-            CredentialSource::InstanceRole,
-            Box::new(
-                imds_mod::credentials::ImdsCredentialsProvider::builder().configure(config).imds_client(imds).build(),
-            ),
-        ),
-    ];
-    for (source, provider) in chain {
+    let env_source =
+        if env.get("AWS_SESSION_TOKEN").is_some() { CredentialSource::EnvSession } else { CredentialSource::EnvStaticKeys };
+    let config = clients.provider_config(region);
+    let mut license_token = license_token;
+    for source in [
+        env_source,
+        CredentialSource::Profile,
+        CredentialSource::WebIdentity,
+        container_source(env),
+        CredentialSource::LicenseToken,
+        CredentialSource::InstanceRole,
+    ] {
+        let provider = provider(source, env, &config, clients, &mut license_token);
         match provider.provide_credentials().await {
             Ok(credentials) => return Ok(LoadedCredentials { credentials, source }),
             Err(CredentialsError::CredentialsNotLoaded(_)) => continue,
@@ -170,6 +144,42 @@ pub async fn load_with(
         class: Class::Misconfigured,
         detail: "no AWS credentials found (no environment keys, profile, IRSA token, container endpoint or instance role); run on ECS with a task role or on EKS with an IRSA service account".to_string(),
     })
+}
+
+/// The aws-config provider (or mpgate's license-token provider) behind `source`.
+fn provider(
+    source: CredentialSource,
+    env: &dyn Env,
+    config: &ProviderConfig,
+    clients: &Clients,
+    license_token: &mut Option<SharedCredentialsProvider>,
+) -> Box<dyn ProvideCredentials> {
+    use aws_config::{ecs, environment, imds, profile, web_identity_token};
+    match source {
+        CredentialSource::EnvSession | CredentialSource::EnvStaticKeys => {
+            Box::new(environment::credentials::EnvironmentVariableCredentialsProvider::new())
+        }
+        CredentialSource::Profile => Box::new(profile::ProfileFileCredentialsProvider::builder().configure(config).build()),
+        // Building it builds an STS client, whose endpoint resolver parses the SDK's partition
+        // table; with neither variable set the SDK's provider answers "not loaded" anyway. With
+        // either one it is built and judges them (a blank token file next to a role ARN is refused).
+        CredentialSource::WebIdentity
+            if env.get("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() || env.get("AWS_ROLE_ARN").is_some() =>
+        {
+            Box::new(web_identity_token::WebIdentityTokenCredentialsProvider::builder().configure(config).build())
+        }
+        CredentialSource::EcsTaskRole | CredentialSource::ContainerEndpoint | CredentialSource::PodIdentity => {
+            Box::new(ecs::EcsCredentialsProvider::builder().configure(config).build())
+        }
+        CredentialSource::LicenseToken => match license_token.take() {
+            Some(token) => Box::new(token),
+            None => Box::new(NotConfigured),
+        },
+        CredentialSource::InstanceRole => Box::new(
+            imds::credentials::ImdsCredentialsProvider::builder().configure(config).imds_client(clients.imds()).build(),
+        ),
+        CredentialSource::WebIdentity => Box::new(NotConfigured),
+    }
 }
 
 /// The license-token slot when no token is configured (or the pricing model is not contract).

@@ -59,8 +59,8 @@ pub struct FoundRegion {
 /// Time allowed for the task metadata endpoint (a local agent; it answers in milliseconds).
 const TMDE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Walk the sources in order. `imds` is asked last and only if given.
-pub async fn find(env: &dyn Env, imds: Option<&aws_config::imds::Client>) -> Result<FoundRegion, Error> {
+/// Walk the sources in order. IMDS is asked last and only if `imds` gives its client.
+pub async fn find(env: &dyn Env, imds: Option<&crate::aws::Clients>) -> Result<FoundRegion, Error> {
     for (var, source) in
         [("AWS_REGION", RegionSource::AwsRegion), ("AWS_DEFAULT_REGION", RegionSource::AwsDefaultRegion)]
     {
@@ -77,10 +77,10 @@ pub async fn find(env: &dyn Env, imds: Option<&aws_config::imds::Client>) -> Res
         let name = arn_region(&arn).ok_or_else(|| region_error(&tried, &format!("TaskARN {arn:?} has no region")))?;
         return validate(name, RegionSource::EcsTaskMetadata).map_err(|why| region_error(&tried, &why));
     }
-    if let Some(client) = imds {
+    if let Some(clients) = imds {
         tried.push("EC2 instance metadata");
         let region =
-            aws_config::imds::region::ImdsRegionProvider::builder().imds_client(client.clone()).build().region().await;
+            aws_config::imds::region::ImdsRegionProvider::builder().imds_client(clients.imds()).build().region().await;
         if let Some(r) = region {
             return validate(r.as_ref(), RegionSource::Imds).map_err(|why| region_error(&tried, &why));
         }
