@@ -153,6 +153,28 @@ fn laptop_with_static_keys_is_refused_as_platform_not_supported() {
 }
 
 #[test]
+fn a_profile_naming_a_credential_source_still_reaches_it_and_is_refused_as_a_profile() {
+    // The profile provider's `EcsContainer` and `Ec2InstanceMetadata` fallbacks are built on first
+    // use (src/platform/credentials.rs, BuiltOnUse): a profile that names one must still get there.
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        "[default]\nrole_arn = arn:aws:iam::111122223333:role/laptop\ncredential_source = EcsContainer\n",
+    )
+    .expect("profile");
+    let out = with_workload(gate_as(&emu, "ecs-task", dir.path()).env("AWS_CONFIG_FILE", &config), dir.path()).run();
+    assert_ne!(out.code(), Some(0), "a profile is never admitted:\n{}", out.stderr());
+    let out = out.expect_one_refusal_line().expect_stderr_contains("from a shared AWS profile file").check();
+    drop(out);
+    let ops: Vec<String> = emu.requests().iter().map(|r| r.op.clone()).collect();
+    // The container endpoint answered the profile's source; the emulator has no AssumeRole.
+    assert_eq!(ops, ["EcsCredentials", "AssumeRole"]);
+    assert!(!dir.path().join("report.json").exists(), "the workload must not run");
+}
+
+#[test]
 fn the_token_and_credentials_never_reach_stderr() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();

@@ -43,11 +43,7 @@ pub fn region(env: &dyn Env) -> Option<FoundRegion> {
 
 /// The credential chain with the license token source; License Manager accepts any IAM principal
 /// the consumption policy is attached to, so any source passes.
-pub async fn credentials(
-    env: &dyn Env,
-    clients: &Clients,
-    region: &FoundRegion,
-) -> Check {
+pub async fn credentials(env: &dyn Env, clients: &Clients, region: &FoundRegion) -> Check {
     let token =
         anywhere::LicenseTokenProvider::from_env(env, clients, &region.name).map(SharedCredentialsProvider::new);
     match platform::credentials::load_with(env, clients, &region.name, token).await {

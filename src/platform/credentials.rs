@@ -18,8 +18,8 @@
 #![forbid(unsafe_code)]
 
 use super::Env;
-use crate::error::{Class, Error};
 use crate::aws::Clients;
+use crate::error::{Class, Error};
 use aws_config::provider_config::ProviderConfig;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
@@ -121,8 +121,11 @@ pub async fn load_with(
     region: &str,
     license_token: Option<SharedCredentialsProvider>,
 ) -> Result<LoadedCredentials, Error> {
-    let env_source =
-        if env.get("AWS_SESSION_TOKEN").is_some() { CredentialSource::EnvSession } else { CredentialSource::EnvStaticKeys };
+    let env_source = if env.get("AWS_SESSION_TOKEN").is_some() {
+        CredentialSource::EnvSession
+    } else {
+        CredentialSource::EnvStaticKeys
+    };
     let config = clients.provider_config(region);
     let mut license_token = license_token;
     for source in [
@@ -159,7 +162,25 @@ fn provider(
         CredentialSource::EnvSession | CredentialSource::EnvStaticKeys => {
             Box::new(environment::credentials::EnvironmentVariableCredentialsProvider::new())
         }
-        CredentialSource::Profile => Box::new(profile::ProfileFileCredentialsProvider::builder().configure(config).build()),
+        CredentialSource::Profile => {
+            // Its `credential_source` fallbacks, built only if a profile names them.
+            let (imds_config, ecs_config) = (config.clone(), config.clone());
+            Box::new(
+                profile::ProfileFileCredentialsProvider::builder()
+                    .configure(config)
+                    .with_custom_provider(
+                        "Ec2InstanceMetadata",
+                        BuiltOnUse::new(move || {
+                            imds::credentials::ImdsCredentialsProvider::builder().configure(&imds_config).build()
+                        }),
+                    )
+                    .with_custom_provider(
+                        "EcsContainer",
+                        BuiltOnUse::new(move || ecs::EcsCredentialsProvider::builder().configure(&ecs_config).build()),
+                    )
+                    .build(),
+            )
+        }
         // Building it builds an STS client, whose endpoint resolver parses the SDK's partition
         // table; with neither variable set the SDK's provider answers "not loaded" anyway. With
         // either one it is built and judges them (a blank token file next to a role ARN is refused).
@@ -179,6 +200,35 @@ fn provider(
             imds::credentials::ImdsCredentialsProvider::builder().configure(config).imds_client(clients.imds()).build(),
         ),
         CredentialSource::WebIdentity => Box::new(NotConfigured),
+    }
+}
+
+/// A provider built the first time it is asked for credentials. aws-config's profile provider builds
+/// its `Ec2InstanceMetadata` and `EcsContainer` fallbacks (an IMDS client among them) whenever it is
+/// built, though only a profile that names one as `credential_source` uses it.
+struct BuiltOnUse<P> {
+    provider: std::sync::OnceLock<P>,
+    build: Box<dyn Fn() -> P + Send + Sync>,
+}
+
+impl<P> BuiltOnUse<P> {
+    fn new(build: impl Fn() -> P + Send + Sync + 'static) -> Self {
+        BuiltOnUse { provider: std::sync::OnceLock::new(), build: Box::new(build) }
+    }
+}
+
+impl<P: fmt::Debug> fmt::Debug for BuiltOnUse<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("BuiltOnUse").field(&self.provider.get()).finish()
+    }
+}
+
+impl<P: ProvideCredentials> ProvideCredentials for BuiltOnUse<P> {
+    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        self.provider.get_or_init(|| (self.build)()).provide_credentials()
     }
 }
 
