@@ -28,8 +28,10 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Subcommands.
+/// Subcommands. Deferred: clap builds a subcommand's arguments only when it is the one being run
+/// (and for help), so `mpgate exec` does not pay for building `check`, `supervise` and the rest.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Prove entitlement, then replace mpgate with CMD (same PID, argv and environment).
     #[command(

@@ -35,7 +35,9 @@ fn generate(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     let man = dir.join("man");
     std::fs::create_dir_all(&man)?;
-    let cmd = mpgate::cli::Cli::command();
+    // Subcommands are deferred (src/cli.rs): build the tree so each page has its arguments.
+    let mut cmd = mpgate::cli::Cli::command();
+    cmd.build();
     let mut pages = vec![("mpgate".to_string(), cmd.clone())];
     for sub in cmd.get_subcommands() {
         pages.push((format!("mpgate-{}", sub.get_name()), sub.clone().name(format!("mpgate-{}", sub.get_name()))));
