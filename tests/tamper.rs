@@ -452,14 +452,12 @@ fn row17_sdk_custom_partition_variable_is_refused_by_the_metered_supervisor() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
     std::fs::write(dir.path().join("partitions.json"), partitions_json("attacker.test")).expect("partitions");
-    crate::support::Run::bin(crate::support::dist_dir().join("mpgate-test-metered"))
+    let gate = crate::support::Run::bin(crate::support::dist_dir().join("mpgate-test-metered"))
         .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
         .env("MPGATE_SPOOL_DIR", dir.path().join("spool"))
         .env("SMITHY_CLIENT_SDK_CUSTOM_PARTITION", dir.path().join("partitions.json"))
-        .args(["supervise", "--"])
-        .arg(crate::support::workload_bin())
-        .arg("report")
-        .arg(dir.path().join("report.json"))
+        .arg("supervise");
+    with_workload(gate, dir.path())
         .run()
         .expect_status(82)
         .expect_one_refusal_line()
