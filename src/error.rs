@@ -171,6 +171,27 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// An error and its sources as one line of their `Display` texts joined by ": ", leaving out a source
+/// whose text the line already holds (the SDK's wrappers often repeat their cause). Unlike the SDK's
+/// `DisplayErrorContext`, it appends no `Debug` dump of the whole chain (response bodies and all).
+pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = String::new();
+    let mut next = Some(e);
+    // Bounded: a chain is a handful of wrappers; a cycle would otherwise never end.
+    for _ in 0..32 {
+        let Some(err) = next else { break };
+        let text = one_line(&err.to_string());
+        if !text.is_empty() && !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        next = err.source();
+    }
+    line
+}
+
 /// Collapse whitespace so an AWS message cannot break the one-line contract.
 pub fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")

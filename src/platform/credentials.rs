@@ -266,10 +266,13 @@ fn container_source(env: &dyn Env) -> CredentialSource {
 
 /// Permanent answers (a rejected token, an unreadable file) are misconfiguration; the rest may pass.
 fn classify(source: CredentialSource, e: &CredentialsError) -> Error {
+    // What the line says: the causes' own words. What decides the class: the SDK's full context,
+    // whose Debug part also carries codes and statuses that some Display texts leave out.
+    let full = DisplayErrorContext(e).to_string();
     let text = match std::error::Error::source(e) {
-        // mpgate's own provider words its failures for people; the SDK's context would add Debug dumps.
+        // mpgate's own provider words its failures for people.
         Some(inner) if source == CredentialSource::LicenseToken => crate::error::one_line(&inner.to_string()),
-        _ => crate::error::one_line(&DisplayErrorContext(e).to_string()),
+        _ => crate::error::causes(e),
     };
     const PERMANENT: &[&str] = &[
         "InvalidIdentityToken",
@@ -286,7 +289,7 @@ fn classify(source: CredentialSource, e: &CredentialsError) -> Error {
         CredentialsError::InvalidConfiguration(_) => Class::Misconfigured,
         CredentialsError::ProviderTimedOut(_) => Class::CannotVerify,
         _ if source == CredentialSource::InstanceRole => Class::Misconfigured,
-        _ if PERMANENT.iter().any(|p| text.contains(p)) => Class::Misconfigured,
+        _ if PERMANENT.iter().any(|p| full.contains(p)) => Class::Misconfigured,
         _ => Class::CannotVerify,
     };
     let fix = match source {
