@@ -92,6 +92,9 @@ pub enum Error {
     /// A variable in the environment would let it choose where mpgate's AWS calls go (the message
     /// names it and says what to do).
     UnsafeEnvironment(String),
+    /// The TLS certificate presented for an AWS endpoint did not verify against the compiled-in roots
+    /// (TLS interception, or the name resolving to another server): no retry can fix it.
+    UntrustedCertificate { call: &'static str, host: String, problem: String },
     /// A bug or resource exhaustion.
     Internal(String),
 }
@@ -106,7 +109,8 @@ impl Error {
             | Error::NoRegion(_)
             | Error::BadSignature(_)
             | Error::Spool(_)
-            | Error::UnsafeEnvironment(_) => Class::Misconfigured,
+            | Error::UnsafeEnvironment(_)
+            | Error::UntrustedCertificate { .. } => Class::Misconfigured,
             Error::Credentials { class, .. } | Error::Aws { class, .. } | Error::License { class, .. } => *class,
             Error::Deadline { .. } => Class::CannotVerify,
             Error::Exec { errno, .. } => match errno {
@@ -164,6 +168,10 @@ impl fmt::Display for Error {
                 "no valid gate pass: {why}; start this container through its ENTRYPOINT (mpgate exec) and check the pass right away"
             ),
             Error::Spool(m) | Error::UnsafeEnvironment(m) => f.write_str(m),
+            Error::UntrustedCertificate { call, host, problem } => write!(
+                f,
+                "misconfigured: {call} did not reach AWS: the TLS certificate presented for {host} {problem}; something between this container and AWS intercepts TLS (a proxy or firewall), or {host} resolves to a server that is not AWS; let {host} through without TLS interception (mpgate trusts only the Mozilla root certificates compiled into it and never reads SSL_CERT_FILE or AWS_CA_BUNDLE)"
+            ),
             Error::Internal(m) => write!(f, "internal error: {m}; please report it"),
         }
     }

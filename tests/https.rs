@@ -1,12 +1,14 @@
 //! The TLS path against the emulator's own HTTPS port (`Listen::tls_main`): the static test-flavour gate,
 //! which trusts the emulator test CA compiled in, is admitted over it, and so is botocore given that CA
-//! as `AWS_CA_BUNDLE`. Credentials stay on the plain port, as ECS's endpoint is plain http.
+//! as `AWS_CA_BUNDLE`. Credentials stay on the plain port, as ECS's endpoint is plain http. The same
+//! port on a name its certificate lacks is refused at once by every pricing model (exit 82).
 
 use crate::hourly::with_workload;
 use crate::support::{dist_dir, scratch, Report, Run};
 use mpgate_emulator::{Emulator, Listen, World, PAID};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 fn start() -> (Emulator, String) {
     let listen = Listen { tls_main: Some(SocketAddr::from(([127, 0, 0, 1], 0))), ..Listen::default() };
@@ -97,4 +99,74 @@ fn botocore_calls_register_usage_over_the_emulators_https_port() {
         "botocore trusted the test certificate unasked:\n{stderr}"
     );
     assert_eq!(register_calls(&emu), 1, "{:?}", emu.requests());
+}
+
+/// The emulator's HTTPS port on 127.0.0.2: its certificate names only 127.0.0.1 and localhost, so
+/// the test-flavour gate, which trusts the test CA, refuses it for the name (NotValidForName).
+fn start_on_a_name_the_certificate_lacks() -> (Emulator, String) {
+    let listen = Listen { tls_main: Some(SocketAddr::from(([127, 0, 0, 2], 0))), ..Listen::default() };
+    let emu = Emulator::start_with(World::demo(), listen).expect("emulator");
+    let https = emu.tls_url().expect("the HTTPS listener's URL");
+    assert!(https.starts_with("https://127.0.0.2:"), "{https}");
+    (emu, https)
+}
+
+/// A certificate that does not verify is final at once: 82 with one line naming the host, the
+/// problem, the likely cause and the fix, long before the 30 s deadline (retrying it to the deadline
+/// ended in 81 after 30 s), and nothing reached the API.
+fn assert_refused_for_the_certificate(run: Run, emu: &Emulator, dir: &Path, call: &str) {
+    let out = run
+        .env("MPGATE_DEADLINE", "30s")
+        .run()
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains(call)
+        .expect_stderr_contains("the TLS certificate presented for 127.0.0.2 is for another name")
+        .expect_stderr_contains("intercepts TLS")
+        .expect_stderr_contains("let 127.0.0.2 through without TLS interception")
+        .expect_stderr_contains("never reads SSL_CERT_FILE or AWS_CA_BUNDLE")
+        .check();
+    assert!(out.elapsed < Duration::from_secs(10), "took {:?}: retried toward the deadline", out.elapsed);
+    assert!(!dir.join("report.json").exists(), "the workload ran");
+    let api = ["RegisterUsage", "MeterUsage", "CheckoutLicense"];
+    assert!(emu.requests().iter().all(|r| !api.contains(&r.op.as_str())), "{:?}", emu.requests());
+}
+
+#[test]
+fn hourly_refuses_a_certificate_for_another_name_at_once() {
+    let (emu, https) = start_on_a_name_the_certificate_lacks();
+    let dir = scratch();
+    let run = with_workload(static_test_gate(&emu, dir.path(), &https), dir.path());
+    assert_refused_for_the_certificate(run, &emu, dir.path(), "RegisterUsage");
+    assert_eq!(register_calls(&emu), 0, "{:?}", emu.requests());
+}
+
+#[test]
+fn custom_metering_refuses_a_certificate_for_another_name_at_once() {
+    let (emu, https) = start_on_a_name_the_certificate_lacks();
+    let dir = scratch();
+    let run = Run::bin(dist_dir().join("mpgate-test-metered"))
+        .envs(emu.workload_env("ecs-task", dir.path()).expect("workload env"))
+        .env("PATH", "/usr/bin:/bin")
+        .env("MPGATE_SPOOL_DIR", dir.path().join("spool"))
+        .env("AWS_ENDPOINT_URL_MARKETPLACE_METERING", &https)
+        .args(["supervise", "--"])
+        .arg(crate::support::workload_bin())
+        .arg("report")
+        .arg(dir.path().join("report.json"));
+    assert_refused_for_the_certificate(run, &emu, dir.path(), "MeterUsage");
+}
+
+#[test]
+fn contract_refuses_a_certificate_for_another_name_at_once() {
+    let (emu, https) = start_on_a_name_the_certificate_lacks();
+    let dir = scratch();
+    let run = Run::bin(dist_dir().join("mpgate-test-contract"))
+        .envs(emu.workload_env("ecs-task", dir.path()).expect("workload env"))
+        .env("PATH", "/usr/bin:/bin")
+        .env("MPGATE_ENTITLEMENTS_DIR", dir.path())
+        .env("AWS_ENDPOINT_URL_LICENSE_MANAGER", &https)
+        .arg("exec");
+    assert_refused_for_the_certificate(with_workload(run, dir.path()), &emu, dir.path(), "CheckoutLicense");
+    assert!(emu.seats().is_empty(), "a seat was taken: {:?}", emu.seats());
 }

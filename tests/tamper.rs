@@ -28,6 +28,26 @@ fn release_row(emu: &Emulator, root: &Path, extra: &[(&str, String)]) -> Outcome
         .check()
 }
 
+/// Rows 7 and 8: the release gate in an empty root whose hosts file sends the Metering name to the
+/// attacker's server. Its certificate does not verify, which no retry can fix: the gate refuses at
+/// once with 82 naming the host, well before the 30 s deadline it used to wait out (then 81).
+fn release_row_meets_the_attacker_certificate(emu: &Emulator, root: &Path, extra: &[(&str, String)]) {
+    let env_dir = scratch();
+    let mut env = emu.workload_env("ecs-task", env_dir.path()).expect("env");
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_string(), v.clone())));
+    let out = in_chroot(root, env)
+        .args(["exec", "--deadline", "30s", "--", "/workload", "report", "/report.json"])
+        .run()
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains(
+            "the TLS certificate presented for metering.marketplace.us-east-1.amazonaws.com is not issued by a public certificate authority",
+        )
+        .expect_stderr_contains("let metering.marketplace.us-east-1.amazonaws.com through without TLS interception")
+        .check();
+    assert!(out.elapsed < std::time::Duration::from_secs(10), "took {:?}: retried toward the deadline", out.elapsed);
+}
+
 fn assert_not_redirected(emu: &Emulator, root: &Path) {
     assert_eq!(register_calls(emu), 0, "RegisterUsage reached an overridden endpoint");
     assert!(!root.join("report.json").exists(), "the workload must not run");
@@ -149,7 +169,7 @@ fn row07_attacker_ca_in_ssl_cert_file_and_dir_is_not_trusted() {
     std::fs::copy(ca, root.path().join("certs/ca.pem")).expect("ca");
     let dir = scratch();
     let fake = FakeAws::start("127.0.0.77", dir.path());
-    release_row(
+    release_row_meets_the_attacker_certificate(
         &emu,
         root.path(),
         &[("SSL_CERT_FILE", "/ca.pem".into()), ("SSL_CERT_DIR", "/certs".into()), ("AWS_CA_BUNDLE", "/ca.pem".into())],
@@ -172,7 +192,7 @@ fn row08_https_proxy_is_ignored() {
     let dir = scratch();
     let fake = FakeAws::start("127.0.0.78", dir.path());
     let proxy = "http://127.0.0.78:3128".to_string();
-    release_row(
+    release_row_meets_the_attacker_certificate(
         &emu,
         root.path(),
         &[

@@ -117,13 +117,15 @@ impl HttpConnector for Hyper {
             Ok(request) => request,
             Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
         };
+        // Only a refused certificate needs it; the authority is a cheap, shared clone of the URI's bytes.
+        let authority = request.uri().authority().cloned();
         let answer = self.client.request(request);
         HttpConnectorFuture::new(async move {
             match tokio::time::timeout(READ_TIMEOUT, answer).await {
                 Err(elapsed) => Err(ConnectorError::timeout(
                     format!("no answer within {} s: {elapsed}", READ_TIMEOUT.as_secs()).into(),
                 )),
-                Ok(Err(e)) => Err(connector_error(e)),
+                Ok(Err(e)) => Err(connector_error(e, authority.as_ref().map_or("", |a| a.host()))),
                 Ok(Ok(response)) => HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
                     .map_err(|e| ConnectorError::other(e.into(), None)),
             }
@@ -133,9 +135,14 @@ impl HttpConnector for Hyper {
 
 /// The SDK's classification of a hyper failure (as aws-smithy-http-client's): connecting (DNS, TCP,
 /// TLS, including a connect timeout) and broken connections are I/O errors, hyper's own timeouts are
-/// timeouts, a message cut short is transient; anything else is unclassified.
-fn connector_error(e: hyper_util::client::legacy::Error) -> ConnectorError {
+/// timeouts, a message cut short is transient; anything else is unclassified. A server certificate
+/// that did not verify is still an I/O error to the SDK, but wrapped in [`CertificateRejected`] with the
+/// `host` it was presented for, which the entitlement triage turns into a final refusal.
+fn connector_error(e: hyper_util::client::legacy::Error, host: &str) -> ConnectorError {
     if e.is_connect() {
+        if certificate_error(&e).is_some() {
+            return ConnectorError::io(Box::new(CertificateRejected { host: host.to_string(), source: e.into() }));
+        }
         return ConnectorError::io(e.into());
     }
     let chain = || std::iter::successors(e.source(), |&s| s.source());
@@ -151,9 +158,84 @@ fn connector_error(e: hyper_util::client::legacy::Error) -> ConnectorError {
     }
 }
 
+/// A connection refused because the server's certificate did not verify against the compiled-in
+/// roots: rustls's error does not say which host presented it, and the operator needs the name.
+#[derive(Debug)]
+pub(crate) struct CertificateRejected {
+    /// The host name (or IP address) mpgate asked for.
+    pub(crate) host: String,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl CertificateRejected {
+    /// rustls's reason, found in the wrapped error.
+    pub(crate) fn problem(&self) -> Option<&rustls::CertificateError> {
+        certificate_error(&*self.source)
+    }
+}
+
+#[cfg(test)]
+impl CertificateRejected {
+    pub(crate) fn for_test(host: &str, source: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        CertificateRejected { host: host.to_string(), source }
+    }
+}
+
+impl std::fmt::Display for CertificateRejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the TLS certificate presented for {} did not verify", self.host)
+    }
+}
+
+impl std::error::Error for CertificateRejected {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// rustls's certificate verdict somewhere in `e`'s chain. hyper-rustls wraps rustls's error in an
+/// `io::Error` inside another, and `io::Error::source` skips the error it wraps, so the walk also
+/// looks inside each `io::Error`. Any other TLS failure (EOF or reset mid-handshake, a protocol
+/// alert, a timeout) is not a certificate verdict and gives `None`.
+pub(crate) fn certificate_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::CertificateError> {
+    let next = |e: &'a (dyn std::error::Error + 'static)| match e.downcast_ref::<std::io::Error>() {
+        Some(io) => io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static)),
+        None => e.source(),
+    };
+    // Bounded: a chain is a handful of links; 16 guards against a cycle a buggy error type could make.
+    std::iter::successors(Some(e), |&e| next(e)).take(16).find_map(|e| match e.downcast_ref::<rustls::Error>() {
+        Some(rustls::Error::InvalidCertificate(c)) => Some(c),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// As hyper-rustls hands it to hyper: rustls's error in tokio-rustls's io::Error in another.
+    fn wrapped(e: rustls::Error) -> std::io::Error {
+        std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+
+    #[test]
+    fn a_certificate_verdict_is_found_inside_nested_io_errors() {
+        let e = wrapped(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer));
+        assert_eq!(certificate_error(&e), Some(&rustls::CertificateError::UnknownIssuer));
+        let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(e);
+        let rejected = CertificateRejected::for_test("h", boxed);
+        assert_eq!(rejected.problem(), Some(&rustls::CertificateError::UnknownIssuer));
+    }
+
+    #[test]
+    fn other_tls_failures_are_not_certificate_verdicts() {
+        let eof = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "tls handshake eof");
+        assert_eq!(certificate_error(&eof), None);
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(certificate_error(&reset), None);
+        let alert = wrapped(rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure));
+        assert_eq!(certificate_error(&alert), None);
+    }
 
     /// The trust anchors are the compiled-in Mozilla set, not empty and not the machine's.
     #[test]

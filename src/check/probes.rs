@@ -286,6 +286,13 @@ async fn probe_endpoint(url: Result<String, String>) -> Check {
     };
     match metadata::fetch(&url, Duration::from_secs(5)).await {
         Err(e) if e.contains("no answer") => Check::new("endpoint", Status::Unknown, e),
+        // rustls's wording for a certificate verdict: worded as the refusal `mpgate exec` now gives at once.
+        Err(e) if e.contains("invalid peer certificate") => {
+            let host = url.trim_start_matches("https://").split(['/', ':']).next().unwrap_or(&url).to_string();
+            Check::new("endpoint", Status::Fail, format!("{url}: {e}")).fix(format!(
+                "the TLS certificate presented for {host} did not verify: something between this container and AWS intercepts TLS (a proxy or firewall), or {host} resolves to a server that is not AWS; let {host} through without TLS interception (TLS trusts only the Mozilla roots compiled into mpgate, never SSL_CERT_FILE or AWS_CA_BUNDLE)"
+            ))
+        }
         Err(e) => Check::new("endpoint", Status::Fail, format!("{url}: {e}")).fix(
             "allow DNS and HTTPS (443) egress to the endpoint; TLS trusts only the public roots compiled into mpgate",
         ),

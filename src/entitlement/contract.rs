@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 use super::hourly::Context;
+use super::triage::{triage, Triage};
 use super::{Deadline, Progress};
 use crate::error::{Class, Error};
 use crate::identity::{BakedEntitlement, BakedProduct, MARKETPLACE_KEY_FINGERPRINT};
@@ -293,9 +294,10 @@ where
     E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
 {
     let retryable = ["RateLimitExceededException", "ServerInternalException", "ConflictException"];
-    let refusal = match super::triage::triage(e, &retryable) {
-        Ok(refusal) => refusal,
-        Err(verdict) => return verdict,
+    let refusal = match triage(e, call, &retryable) {
+        Triage::Answer(refusal) => refusal,
+        Triage::Retry(reason) => return Ok(reason),
+        Triage::Fail(error) => return Err(error),
     };
     let sku = product.code;
     let (class, advice) = match refusal.code.as_str() {

@@ -9,6 +9,7 @@
 //! carry a key before AWS activates it.
 #![forbid(unsafe_code)]
 
+use super::triage::{triage, Triage};
 use super::{jwt, nonce, Deadline, Progress};
 use crate::error::{Class, Error};
 use crate::identity::{BakedKey, BakedProduct};
@@ -173,9 +174,10 @@ pub(crate) fn classify<E>(
 where
     E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
 {
-    let refusal = match super::triage::triage(e, &["ThrottlingException", "InternalServiceErrorException"]) {
-        Ok(refusal) => refusal,
-        Err(verdict) => return verdict,
+    let refusal = match triage(e, call, &["ThrottlingException", "InternalServiceErrorException"]) {
+        Triage::Answer(refusal) => refusal,
+        Triage::Retry(reason) => return Ok(reason),
+        Triage::Fail(error) => return Err(error),
     };
     let policy = if call == "RegisterUsage" {
         "AWSMarketplaceMeteringRegisterUsage"

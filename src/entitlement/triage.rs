@@ -1,9 +1,11 @@
-//! The SdkError triage both pricing models' `classify` open with: what is worth another attempt (no
-//! answer, a retryable code, any 5xx), what is a bug (the request could not be built), and the AWS
-//! error answer that the model then classifies by its code.
-//! Must not: name a class or give advice; each pricing model knows its own error codes.
+//! The SdkError triage every pricing model's `classify` opens with: what is worth another attempt (no
+//! answer, a retryable code, any 5xx), what is final before AWS answered (the request could not be
+//! built; the endpoint's TLS certificate did not verify), and the AWS error answer that the model then
+//! classifies by its code.
+//! Must not: classify an AWS error code or give advice about one; each pricing model knows its own.
 #![forbid(unsafe_code)]
 
+use crate::aws::tls::CertificateRejected;
 use crate::error::{Class, Error};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
@@ -28,28 +30,165 @@ impl Refusal {
     }
 }
 
-/// `Ok` is an error answer for the caller to classify; `Err` is already `classify`'s result:
-/// `Err(Ok(reason))` to try again (timeout, connection or response error, a `retryable` code, any 5xx),
-/// `Err(Err(Internal))` when the SDK could not build the request.
-pub(crate) fn triage<E>(e: SdkError<E, HttpResponse>, retryable: &[&str]) -> Result<Refusal, Result<String, Error>>
+/// What to do with a failed AWS call.
+pub(crate) enum Triage {
+    /// An error answer from AWS for the pricing model to classify by its code.
+    Answer(Refusal),
+    /// Worth another attempt (timeout, connection or response error, a retryable code, any 5xx); the
+    /// reason is the last error the deadline refusal quotes.
+    Retry(String),
+    /// Final before any answer: the SDK could not build the request, or the endpoint's TLS
+    /// certificate did not verify.
+    Fail(Error),
+}
+
+/// Sort the failure of `call`; `retryable` lists the error codes worth another attempt.
+pub(crate) fn triage<E>(e: SdkError<E, HttpResponse>, call: &'static str, retryable: &[&str]) -> Triage
 where
     E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
 {
     let service = match &e {
         SdkError::ServiceError(s) => s,
-        SdkError::ConstructionFailure(_) => return Err(Err(Error::Internal(DisplayErrorContext(&e).to_string()))),
-        _ => return Err(Ok(crate::error::one_line(&DisplayErrorContext(&e).to_string()))),
+        SdkError::ConstructionFailure(_) => return Triage::Fail(Error::Internal(DisplayErrorContext(&e).to_string())),
+        SdkError::DispatchFailure(_) => {
+            return match untrusted_certificate(&e, call) {
+                Some(refusal) => Triage::Fail(refusal),
+                None => Triage::Retry(crate::error::one_line(&DisplayErrorContext(&e).to_string())),
+            }
+        }
+        _ => return Triage::Retry(crate::error::one_line(&DisplayErrorContext(&e).to_string())),
     };
     let status = service.raw().status().as_u16();
     let err = service.err();
     let code = err.code().unwrap_or("UnknownError").to_string();
     if retryable.contains(&code.as_str()) || status >= 500 {
-        return Err(Ok(format!("{code} (HTTP {status})")));
+        return Triage::Retry(format!("{code} (HTTP {status})"));
     }
-    Ok(Refusal {
+    Triage::Answer(Refusal {
         code,
         location: service.raw().headers().get("Location").map(str::to_string),
         message: err.message().unwrap_or_default().to_string(),
         request_id: err.request_id().map(str::to_string),
     })
+}
+
+/// The final refusal when the connection failed because the endpoint's certificate did not verify:
+/// a TLS-intercepting proxy or firewall, or the AWS name resolving elsewhere, answers every retry the
+/// same way, so waiting out the deadline would only delay the operator. Found by walking the error's
+/// `source()` chain to the connector's [`CertificateRejected`]; any other TLS or connection failure
+/// (EOF or reset mid-handshake, a timeout) gives `None` and stays transient.
+fn untrusted_certificate(e: &(dyn std::error::Error + 'static), call: &'static str) -> Option<Error> {
+    // Bounded: a chain is a handful of links; 16 guards against a cycle a buggy error type could make.
+    let rejected = std::iter::successors(Some(e), |&e| e.source())
+        .take(16)
+        .find_map(|e| e.downcast_ref::<CertificateRejected>())?;
+    let problem = plain_words(rejected.problem()?);
+    Some(Error::UntrustedCertificate { call, host: rejected.host.clone(), problem })
+}
+
+/// rustls's certificate verdict as an operator reads it, after "the TLS certificate presented for HOST".
+fn plain_words(c: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as C;
+    match c {
+        C::UnknownIssuer => "is not issued by a public certificate authority (none of the Mozilla roots)".into(),
+        C::BadSignature => "has a signature that does not match its issuer".into(),
+        C::NotValidForName => "is for another name".into(),
+        C::NotValidForNameContext { presented, .. } if presented.is_empty() => "names no host".into(),
+        C::NotValidForNameContext { presented, .. } => {
+            // webpki lists them as `DnsName("x")` / `IpAddress(1.2.3.4)`: keep the names.
+            let bare = |n: &'_ str| -> String {
+                n.split_once('(').and_then(|(_, r)| r.strip_suffix(')')).unwrap_or(n).trim_matches('"').to_string()
+            };
+            format!("is for another name ({})", presented.iter().map(|n| bare(n)).collect::<Vec<_>>().join(", "))
+        }
+        C::Expired | C::ExpiredContext { .. } => "has expired (or the container's clock is wrong)".into(),
+        C::NotValidYet | C::NotValidYetContext { .. } => "is not valid yet (or the container's clock is wrong)".into(),
+        C::Revoked => "has been revoked".into(),
+        C::BadEncoding => "is malformed".into(),
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => "is not meant for a TLS server".into(),
+        other => format!("did not verify ({})", crate::error::one_line(&format!("{other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{triage, Triage};
+    use crate::aws::tls::CertificateRejected;
+    use crate::error::Class;
+    use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
+    use aws_smithy_runtime_api::http::Response;
+    use aws_smithy_types::error::ErrorMetadata;
+    use std::io;
+
+    type Sdk = SdkError<ErrorMetadata, Response>;
+
+    /// A dispatch failure with `source` as the connector's I/O error, as the SDK hands it to `classify`.
+    fn dispatch(source: Box<dyn std::error::Error + Send + Sync>) -> Sdk {
+        SdkError::dispatch_failure(ConnectorError::io(source))
+    }
+
+    /// rustls's verdict as hyper-rustls wraps it (an io::Error in an io::Error), for `host`.
+    fn rejected(host: &str, problem: rustls::CertificateError) -> Box<dyn std::error::Error + Send + Sync> {
+        let tls =
+            io::Error::other(io::Error::new(io::ErrorKind::InvalidData, rustls::Error::InvalidCertificate(problem)));
+        Box::new(CertificateRejected::for_test(host, Box::new(tls)))
+    }
+
+    #[test]
+    fn an_untrusted_certificate_is_final_and_names_host_problem_cause_and_fix() {
+        let host = "metering.marketplace.us-east-1.amazonaws.com";
+        let e = dispatch(rejected(host, rustls::CertificateError::UnknownIssuer));
+        let Triage::Fail(err) = triage(e, "RegisterUsage", &[]) else { panic!("a certificate failure was retried") };
+        assert_eq!(err.class(), Class::Misconfigured);
+        let line = err.to_string();
+        for needle in
+            [host, "not issued by a public certificate authority", "intercepts TLS", "SSL_CERT_FILE", "RegisterUsage"]
+        {
+            assert!(line.contains(needle), "{needle:?} missing from {line:?}");
+        }
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn a_name_mismatch_lists_the_names_the_certificate_is_for() {
+        let problem = rustls::CertificateError::NotValidForNameContext {
+            expected: rustls::pki_types::ServerName::try_from("h.example").expect("name").to_owned(),
+            presented: vec!["DnsName(\"other.example\")".into(), "IpAddress(127.0.0.1)".into()],
+        };
+        let Triage::Fail(err) = triage(dispatch(rejected("h.example", problem)), "MeterUsage", &[]) else {
+            panic!("a name mismatch was retried")
+        };
+        let line = err.to_string();
+        assert!(line.contains("presented for h.example is for another name (other.example, 127.0.0.1);"), "{line}");
+    }
+
+    #[test]
+    fn every_certificate_verdict_is_final() {
+        use rustls::CertificateError as C;
+        for problem in [C::BadSignature, C::NotValidForName, C::Expired, C::NotValidYet, C::Revoked, C::BadEncoding] {
+            let e = dispatch(rejected("h.example", problem.clone()));
+            assert!(matches!(triage(e, "CheckoutLicense", &[]), Triage::Fail(_)), "{problem:?} was retried");
+        }
+    }
+
+    #[test]
+    fn other_tls_and_connection_failures_stay_transient() {
+        let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "tls handshake eof");
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        let alert = io::Error::other(io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure),
+        ));
+        // rustls's verdict without the connector's wrapper (no host to name) is not trusted to be final.
+        let bare = io::Error::other(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer));
+        for source in [eof, reset, alert, bare] {
+            let what = source.to_string();
+            assert!(
+                matches!(triage(dispatch(Box::new(source)), "MeterUsage", &[]), Triage::Retry(_)),
+                "{what} was final"
+            );
+        }
+        let timeout = SdkError::<ErrorMetadata, Response>::dispatch_failure(ConnectorError::timeout("slow".into()));
+        assert!(matches!(triage(timeout, "MeterUsage", &[]), Triage::Retry(_)));
+    }
 }
