@@ -205,7 +205,7 @@ async fn imds(env: &dyn Env, client: &aws_config::imds::Client) -> Check {
     match client.get("/latest/meta-data/placement/region").await {
         Ok(_) => Check::new("imds", Status::Pass, "IMDSv2 answers (token and placement/region)"),
         Err(e) => {
-            let text = crate::error::one_line(&aws_smithy_types::error::display::DisplayErrorContext(&e).to_string());
+            let text = crate::error::causes(&e);
             if text.contains("timeout") || text.contains("timed out") {
                 Check::new("imds", Status::Warn, "IMDSv2 token request timed out: the hop-limit-1 symptom inside a container")
                     .fix("harmless if AWS_REGION is set and credentials come from IRSA or the ECS task role; otherwise raise HttpPutResponseHopLimit to 2")

@@ -53,10 +53,10 @@ where
         SdkError::DispatchFailure(_) => {
             return match untrusted_certificate(&e, call) {
                 Some(refusal) => Triage::Fail(refusal),
-                None => Triage::Retry(crate::error::one_line(&DisplayErrorContext(&e).to_string())),
+                None => Triage::Retry(crate::error::causes(&e)),
             }
         }
-        _ => return Triage::Retry(crate::error::one_line(&DisplayErrorContext(&e).to_string())),
+        _ => return Triage::Retry(crate::error::causes(&e)),
     };
     let status = service.raw().status().as_u16();
     let err = service.err();

@@ -20,7 +20,6 @@ use aws_credential_types::provider::{self, error::CredentialsError, ProvideCrede
 use aws_credential_types::Credentials;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -223,7 +222,7 @@ where
 {
     let text = match e.as_service_error() {
         Some(s) => service_text(s.code(), s.message(), s.meta().extra("aws_request_id")),
-        None => crate::error::one_line(&DisplayErrorContext(e).to_string()),
+        None => crate::error::causes(e),
     };
     let transient = match e {
         SdkError::ServiceError(s) => {
