@@ -130,26 +130,6 @@ impl Clients {
         aws_sdk_licensemanager::Client::from_conf(config.allow_no_auth().build())
     }
 
-    /// Start building the Metering (or, for contract pricing, License Manager) endpoint tables on
-    /// another thread while this one finds the region and the credentials. The first client of each
-    /// SDK crate parses the SDK's partition table when it is built (a JSON document and its region
-    /// regexes; ~710k of an ECS admission's 3.5M instructions, callgrind), whatever endpoint it is
-    /// given; the table is a process-wide `LazyLock`, so the client built later finds it ready, or
-    /// waits for the thread to finish it. Best effort: without a thread the client builds it itself.
-    /// A method of `Clients` because only a built `Clients` has checked `SDK_PARTITION_VARIABLE`.
-    pub fn warm_endpoint_tables(&self, contract: bool) {
-        let warm = move || {
-            if contract {
-                let _ = aws_sdk_licensemanager::config::endpoint::DefaultResolver::new();
-            } else {
-                let _ = aws_sdk_marketplacemetering::config::endpoint::DefaultResolver::new();
-            }
-        };
-        if let Err(e) = std::thread::Builder::new().name("mpgate-warm".into()).spawn(warm) {
-            crate::log::verbose(&format!("endpoint tables are built in line: no thread ({e})"));
-        }
-    }
-
     /// An unsigned regional STS client for `AssumeRoleWithWebIdentity` (`smithy.api#noAuth`) with a
     /// License Manager access token. Endpoint locked in the release flavour.
     pub fn sts_unsigned(&self, env: &dyn Env, region: &str) -> aws_sdk_sts::Client {

@@ -202,7 +202,6 @@ async fn prove_steps(
     let product = baked.select(selection)?;
     let clients = Clients::new(env)?;
     let contract = baked.pricing_model == PricingModel::Contract;
-    clients.warm_endpoint_tables(contract);
     progress.set("finding the region".into());
     let region = match crate::license::anywhere::region(env).filter(|_| contract) {
         Some(r) => r,
