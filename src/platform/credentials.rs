@@ -113,8 +113,8 @@ pub async fn load(env: &dyn Env, clients: &Clients, region: &str) -> Result<Load
 
 /// Try each source in order, with `license_token` (contract pricing, when one is configured) as
 /// source 5. Its provider refreshes itself; the credentials returned are its first ones. Each
-/// provider is built only when the chain reaches it: on ECS the profile, IRSA, license-token and
-/// IMDS providers (and the IMDS client) cost nothing.
+/// provider is built only when the chain reaches it: on ECS the license-token and IMDS providers
+/// (and the IMDS client) are never built, and IRSA's only when it is configured.
 pub async fn load_with(
     env: &dyn Env,
     clients: &Clients,
