@@ -150,11 +150,8 @@ fn custom_metering_refuses_a_certificate_for_another_name_at_once() {
         .env("PATH", "/usr/bin:/bin")
         .env("MPGATE_SPOOL_DIR", dir.path().join("spool"))
         .env("AWS_ENDPOINT_URL_MARKETPLACE_METERING", &https)
-        .args(["supervise", "--"])
-        .arg(crate::support::workload_bin())
-        .arg("report")
-        .arg(dir.path().join("report.json"));
-    assert_refused_for_the_certificate(run, &emu, dir.path(), "MeterUsage");
+        .arg("supervise");
+    assert_refused_for_the_certificate(with_workload(run, dir.path()), &emu, dir.path(), "MeterUsage");
 }
 
 #[test]
