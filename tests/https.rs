@@ -167,3 +167,42 @@ fn contract_refuses_a_certificate_for_another_name_at_once() {
     assert_refused_for_the_certificate(with_workload(run, dir.path()), &emu, dir.path(), "CheckoutLicense");
     assert!(emu.seats().is_empty(), "a seat was taken: {:?}", emu.seats());
 }
+
+#[test]
+fn irsa_credentials_refuse_a_certificate_for_another_name_at_once() {
+    // STS behind TLS interception: the credential request, not only the metering call, is final at once.
+    let (emu, https) = start_on_a_name_the_certificate_lacks();
+    let dir = scratch();
+    let run = Run::bin(dist_dir().join("mpgate-test"))
+        .envs(emu.workload_env("eks-irsa", dir.path()).expect("workload env"))
+        .env("AWS_ENDPOINT_URL_STS", &https)
+        .arg("exec");
+    let call = "the IRSA credential request (STS AssumeRoleWithWebIdentity)";
+    assert_refused_for_the_certificate(with_workload(run, dir.path()), &emu, dir.path(), call);
+    assert!(emu.requests().iter().all(|r| r.op != "AssumeRoleWithWebIdentity"), "{:?}", emu.requests());
+}
+
+#[test]
+fn a_license_token_exchange_refuses_a_certificate_for_another_name_at_once() {
+    // Containers Anywhere: either step of the exchange behind TLS interception is final at once.
+    for (variable, op) in
+        [("AWS_ENDPOINT_URL_LICENSE_MANAGER", "GetAccessToken"), ("AWS_ENDPOINT_URL_STS", "AssumeRoleWithWebIdentity")]
+    {
+        let (emu, https) = start_on_a_name_the_certificate_lacks();
+        let dir = scratch();
+        let run = Run::bin(dist_dir().join("mpgate-test-contract"))
+            .envs(emu.workload_env("onprem-license", dir.path()).expect("workload env"))
+            .env("PATH", "/usr/bin:/bin")
+            .env("MPGATE_ENTITLEMENTS_DIR", dir.path())
+            .env(variable, &https)
+            .arg("exec");
+        assert_refused_for_the_certificate(
+            with_workload(run, dir.path()),
+            &emu,
+            dir.path(),
+            "the license token exchange",
+        );
+        assert!(emu.requests().iter().all(|r| r.op != op), "{variable}: {:?}", emu.requests());
+        assert!(emu.seats().is_empty(), "a seat was taken: {:?}", emu.seats());
+    }
+}

@@ -193,6 +193,16 @@ impl std::error::Error for CertificateRejected {
     }
 }
 
+/// The connector's [`CertificateRejected`] somewhere in `e`'s `source()` chain, when it carries
+/// rustls's verdict: a failure no retry can change.
+pub(crate) fn rejection<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a CertificateRejected> {
+    // Bounded: a chain is a handful of links; 16 guards against a cycle a buggy error type could make.
+    std::iter::successors(Some(e), |&e| e.source())
+        .take(16)
+        .find_map(|e| e.downcast_ref::<CertificateRejected>())
+        .filter(|r| r.problem().is_some())
+}
+
 /// rustls's certificate verdict somewhere in `e`'s chain. hyper-rustls wraps rustls's error in an
 /// `io::Error` inside another, and `io::Error::source` skips the error it wraps, so the walk also
 /// looks inside each `io::Error`. Any other TLS failure (EOF or reset mid-handshake, a protocol

@@ -13,7 +13,7 @@ pub mod hourly;
 pub mod jwt;
 pub mod nonce;
 pub(crate) mod pacing;
-mod triage;
+pub(crate) mod triage;
 
 use crate::aws::Clients;
 use crate::error::Error;

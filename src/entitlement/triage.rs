@@ -5,7 +5,6 @@
 //! Must not: classify an AWS error code or give advice about one; each pricing model knows its own.
 #![forbid(unsafe_code)]
 
-use crate::aws::tls::CertificateRejected;
 use crate::error::{Class, Error};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
@@ -75,13 +74,10 @@ where
 /// The final refusal when the connection failed because the endpoint's certificate did not verify:
 /// a TLS-intercepting proxy or firewall, or the AWS name resolving elsewhere, answers every retry the
 /// same way, so waiting out the deadline would only delay the operator. Found by walking the error's
-/// `source()` chain to the connector's [`CertificateRejected`]; any other TLS or connection failure
+/// `source()` chain to the connector's [`CertificateRejected`](crate::aws::tls::CertificateRejected); any other TLS or connection failure
 /// (EOF or reset mid-handshake, a timeout) gives `None` and stays transient.
-fn untrusted_certificate(e: &(dyn std::error::Error + 'static), call: &'static str) -> Option<Error> {
-    // Bounded: a chain is a handful of links; 16 guards against a cycle a buggy error type could make.
-    let rejected = std::iter::successors(Some(e), |&e| e.source())
-        .take(16)
-        .find_map(|e| e.downcast_ref::<CertificateRejected>())?;
+pub(crate) fn untrusted_certificate(e: &(dyn std::error::Error + 'static), call: &'static str) -> Option<Error> {
+    let rejected = crate::aws::tls::rejection(e)?;
     let problem = plain_words(rejected.problem()?);
     Some(Error::UntrustedCertificate { call, host: rejected.host.clone(), problem })
 }

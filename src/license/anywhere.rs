@@ -142,6 +142,10 @@ impl LicenseTokenProvider {
                 }
                 Err(e) => e,
             };
+            if crate::aws::tls::rejection(&e).is_some() {
+                // Final: the SDK error keeps the host and verdict for the refusal line.
+                return Err(CredentialsError::provider_error(e));
+            }
             let (transient, text) = judge(&e, &["RateLimitExceededException", "ServerInternalException"]);
             if !transient {
                 return Err(CredentialsError::invalid_configuration(format!(
@@ -171,6 +175,9 @@ impl LicenseTokenProvider {
                 Ok(out) => return convert(out),
                 Err(e) => e,
             };
+            if crate::aws::tls::rejection(&e).is_some() {
+                return Err(CredentialsError::provider_error(e));
+            }
             let (transient, text) = judge(&e, &["IDPCommunicationError", "Throttling"]);
             if !transient {
                 return Err(CredentialsError::invalid_configuration(format!(

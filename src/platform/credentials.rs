@@ -266,6 +266,11 @@ fn container_source(env: &dyn Env) -> CredentialSource {
 
 /// Permanent answers (a rejected token, an unreadable file) are misconfiguration; the rest may pass.
 fn classify(source: CredentialSource, e: &CredentialsError) -> Error {
+    // A certificate that does not verify (TLS interception in front of STS, say) answers every retry
+    // the same way: final at once, as for the metering and licensing calls.
+    if let Some(refusal) = crate::entitlement::triage::untrusted_certificate(e, credential_call(source)) {
+        return refusal;
+    }
     // What the line says: the causes' own words. What decides the class: the SDK's full context,
     // whose Debug part also carries codes and statuses that some Display texts leave out.
     let full = DisplayErrorContext(e).to_string();
@@ -301,6 +306,22 @@ fn classify(source: CredentialSource, e: &CredentialsError) -> Error {
     Error::Credentials { class, detail: format!("cannot load credentials from {source}: {text}; {fix}") }
 }
 
+/// The request behind `source`, as a refusal line names it.
+fn credential_call(source: CredentialSource) -> &'static str {
+    match source {
+        CredentialSource::WebIdentity => "the IRSA credential request (STS AssumeRoleWithWebIdentity)",
+        CredentialSource::LicenseToken => {
+            "the license token exchange (License Manager GetAccessToken, then STS AssumeRoleWithWebIdentity)"
+        }
+        CredentialSource::EcsTaskRole | CredentialSource::ContainerEndpoint | CredentialSource::PodIdentity => {
+            "the container credentials request"
+        }
+        CredentialSource::InstanceRole => "the instance metadata credentials request",
+        CredentialSource::Profile => "the profile's credential request",
+        CredentialSource::EnvSession | CredentialSource::EnvStaticKeys => "the credential request",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,5 +353,38 @@ mod tests {
         ]);
         assert_eq!(container_source(&full), CredentialSource::EcsTaskRole);
         assert!(CredentialSource::EcsTaskRole.marketplace_accepts());
+    }
+
+    /// An STS (or container endpoint) connection refused for its certificate, as the web identity
+    /// provider hands it back: the SDK's dispatch failure inside the provider error.
+    fn failed_for(source: Box<dyn std::error::Error + Send + Sync>) -> CredentialsError {
+        use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
+        let sdk: SdkError<aws_smithy_types::error::ErrorMetadata, aws_smithy_runtime_api::http::Response> =
+            SdkError::dispatch_failure(ConnectorError::io(source));
+        CredentialsError::provider_error(sdk)
+    }
+
+    #[test]
+    fn a_certificate_that_does_not_verify_is_final_for_credentials_too() {
+        let host = "sts.us-east-1.amazonaws.com";
+        let tls = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        ));
+        let rejected = crate::aws::tls::CertificateRejected::for_test(host, Box::new(tls));
+        let err = classify(CredentialSource::WebIdentity, &failed_for(Box::new(rejected)));
+        assert_eq!(err.class(), Class::Misconfigured);
+        let line = err.to_string();
+        for needle in
+            ["STS AssumeRoleWithWebIdentity", host, "not issued by a public certificate authority", "intercepts TLS"]
+        {
+            assert!(line.contains(needle), "{needle:?} missing from {line:?}");
+        }
+        // A reset mid-handshake is no verdict: transient, retried until the deadline.
+        let reset = classify(
+            CredentialSource::WebIdentity,
+            &failed_for(Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset))),
+        );
+        assert_eq!(reset.class(), Class::CannotVerify, "{reset}");
     }
 }
