@@ -40,8 +40,13 @@ pub const SHARE: f64 = 0.2;
 
 /// The window after the `attempt`th failed attempt (1-based), `waited` into the start.
 pub fn window(attempt: u32, waited: Duration) -> Duration {
-    let doubled = FIRST.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-    doubled.min(FLOOR.max(waited.mul_f64(SHARE)))
+    doubling(FIRST, attempt).min(FLOOR.max(waited.mul_f64(SHARE)))
+}
+
+/// `base` doubled for every attempt after the first (`base * 2^(attempt-1)`), the doubling stopping
+/// at 2^16 so that no count of attempts overflows.
+fn doubling(base: Duration, attempt: u32) -> Duration {
+    base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
 }
 
 /// The pause after the `attempt`th failed attempt: equal jitter, uniform in [w/2, w] of [`window`].
@@ -54,8 +59,7 @@ pub fn pause(attempt: u32, waited: Duration) -> Duration {
 /// pacing (the supervisor's metering sends and seat extensions, the Containers Anywhere token
 /// exchange): uniform in [0, min(cap, base * 2^(attempt-1))].
 pub fn full_jitter(attempt: u32, base: Duration, cap: Duration) -> Duration {
-    let ceiling = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(cap);
-    ceiling.mul_f64(unit_random())
+    doubling(base, attempt).min(cap).mul_f64(unit_random())
 }
 
 /// Uniform in [0, 1) from the OS; 0.5 if the OS has no randomness to give (a pause is not a secret,
