@@ -132,6 +132,18 @@ fn assert_refused_for_the_certificate(run: Run, emu: &Emulator, dir: &Path, call
     assert!(emu.requests().iter().all(|r| !api.contains(&r.op.as_str())), "{:?}", emu.requests());
 }
 
+/// The static gate `bin` (a dist/ name) in `workload`'s environment from `emu`.
+fn gate_in(emu: &Emulator, dir: &Path, bin: &str, workload: &str) -> Run {
+    Run::bin(dist_dir().join(bin))
+        .envs(emu.workload_env(workload, dir).expect("workload env"))
+        .env("PATH", "/usr/bin:/bin")
+}
+
+/// The contract test gate in `workload`'s environment, handing entitlements to `dir`.
+fn contract_gate_in(emu: &Emulator, dir: &Path, workload: &str) -> Run {
+    gate_in(emu, dir, "mpgate-test-contract", workload).env("MPGATE_ENTITLEMENTS_DIR", dir)
+}
+
 #[test]
 fn hourly_refuses_a_certificate_for_another_name_at_once() {
     let (emu, https) = start_on_a_name_the_certificate_lacks();
@@ -145,9 +157,7 @@ fn hourly_refuses_a_certificate_for_another_name_at_once() {
 fn custom_metering_refuses_a_certificate_for_another_name_at_once() {
     let (emu, https) = start_on_a_name_the_certificate_lacks();
     let dir = scratch();
-    let run = Run::bin(dist_dir().join("mpgate-test-metered"))
-        .envs(emu.workload_env("ecs-task", dir.path()).expect("workload env"))
-        .env("PATH", "/usr/bin:/bin")
+    let run = gate_in(&emu, dir.path(), "mpgate-test-metered", "ecs-task")
         .env("MPGATE_SPOOL_DIR", dir.path().join("spool"))
         .env("AWS_ENDPOINT_URL_MARKETPLACE_METERING", &https)
         .arg("supervise");
@@ -158,12 +168,8 @@ fn custom_metering_refuses_a_certificate_for_another_name_at_once() {
 fn contract_refuses_a_certificate_for_another_name_at_once() {
     let (emu, https) = start_on_a_name_the_certificate_lacks();
     let dir = scratch();
-    let run = Run::bin(dist_dir().join("mpgate-test-contract"))
-        .envs(emu.workload_env("ecs-task", dir.path()).expect("workload env"))
-        .env("PATH", "/usr/bin:/bin")
-        .env("MPGATE_ENTITLEMENTS_DIR", dir.path())
-        .env("AWS_ENDPOINT_URL_LICENSE_MANAGER", &https)
-        .arg("exec");
+    let run =
+        contract_gate_in(&emu, dir.path(), "ecs-task").env("AWS_ENDPOINT_URL_LICENSE_MANAGER", &https).arg("exec");
     assert_refused_for_the_certificate(with_workload(run, dir.path()), &emu, dir.path(), "CheckoutLicense");
     assert!(emu.seats().is_empty(), "a seat was taken: {:?}", emu.seats());
 }
@@ -173,10 +179,7 @@ fn irsa_credentials_refuse_a_certificate_for_another_name_at_once() {
     // STS behind TLS interception: the credential request, not only the metering call, is final at once.
     let (emu, https) = start_on_a_name_the_certificate_lacks();
     let dir = scratch();
-    let run = Run::bin(dist_dir().join("mpgate-test"))
-        .envs(emu.workload_env("eks-irsa", dir.path()).expect("workload env"))
-        .env("AWS_ENDPOINT_URL_STS", &https)
-        .arg("exec");
+    let run = gate_in(&emu, dir.path(), "mpgate-test", "eks-irsa").env("AWS_ENDPOINT_URL_STS", &https).arg("exec");
     let call = "the IRSA credential request (STS AssumeRoleWithWebIdentity)";
     assert_refused_for_the_certificate(with_workload(run, dir.path()), &emu, dir.path(), call);
     assert!(emu.requests().iter().all(|r| r.op != "AssumeRoleWithWebIdentity"), "{:?}", emu.requests());
@@ -190,12 +193,7 @@ fn a_license_token_exchange_refuses_a_certificate_for_another_name_at_once() {
     {
         let (emu, https) = start_on_a_name_the_certificate_lacks();
         let dir = scratch();
-        let run = Run::bin(dist_dir().join("mpgate-test-contract"))
-            .envs(emu.workload_env("onprem-license", dir.path()).expect("workload env"))
-            .env("PATH", "/usr/bin:/bin")
-            .env("MPGATE_ENTITLEMENTS_DIR", dir.path())
-            .env(variable, &https)
-            .arg("exec");
+        let run = contract_gate_in(&emu, dir.path(), "onprem-license").env(variable, &https).arg("exec");
         assert_refused_for_the_certificate(
             with_workload(run, dir.path()),
             &emu,
