@@ -10,12 +10,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-fn start() -> (Emulator, String) {
-    let listen = Listen { tls_main: Some(SocketAddr::from(([127, 0, 0, 1], 0))), ..Listen::default() };
+/// The emulator with its HTTPS listener on 127.0.0.`host`, and that listener's URL.
+fn start_on(host: u8) -> (Emulator, String) {
+    let listen = Listen { tls_main: Some(SocketAddr::from(([127, 0, 0, host], 0))), ..Listen::default() };
     let emu = Emulator::start_with(World::demo(), listen).expect("emulator");
     let https = emu.tls_url().expect("the HTTPS listener's URL");
-    assert!(https.starts_with("https://127.0.0.1:"), "{https}");
+    assert!(https.starts_with(&format!("https://127.0.0.{host}:")), "{https}");
     (emu, https)
+}
+
+fn start() -> (Emulator, String) {
+    start_on(1)
 }
 
 fn static_test_gate(emu: &Emulator, dir: &Path, metering_url: &str) -> Run {
@@ -104,11 +109,7 @@ fn botocore_calls_register_usage_over_the_emulators_https_port() {
 /// The emulator's HTTPS port on 127.0.0.2: its certificate names only 127.0.0.1 and localhost, so
 /// the test-flavour gate, which trusts the test CA, refuses it for the name (NotValidForName).
 fn start_on_a_name_the_certificate_lacks() -> (Emulator, String) {
-    let listen = Listen { tls_main: Some(SocketAddr::from(([127, 0, 0, 2], 0))), ..Listen::default() };
-    let emu = Emulator::start_with(World::demo(), listen).expect("emulator");
-    let https = emu.tls_url().expect("the HTTPS listener's URL");
-    assert!(https.starts_with("https://127.0.0.2:"), "{https}");
-    (emu, https)
+    start_on(2)
 }
 
 /// A certificate that does not verify is final at once: 82 with one line naming the host, the
