@@ -94,7 +94,8 @@ pub enum PassCommand {
     },
 }
 
-/// Arguments of `mpgate exec`.
+// Arguments of `mpgate exec`. A plain comment, not `///`: with the subcommands deferred, clap would
+// take a doc comment here as the subcommand's description and replace the one on `Command::Exec`.
 #[derive(Debug, clap::Args)]
 pub struct ExecArgs {
     /// Register this product code instead of the default; must be one baked into the image
@@ -116,7 +117,7 @@ pub struct ExecArgs {
     pub command: Vec<OsString>,
 }
 
-/// Arguments of `mpgate supervise`.
+// Arguments of `mpgate supervise` (plain comment: see `ExecArgs`).
 #[derive(Debug, clap::Args)]
 pub struct SuperviseArgs {
     /// Run the workload in its own process group and forward signals to the whole group.
@@ -135,7 +136,7 @@ pub struct SuperviseArgs {
     pub exec: ExecArgs,
 }
 
-/// Arguments of `mpgate meter`.
+// Arguments of `mpgate meter` (plain comment: see `ExecArgs`).
 #[derive(Debug, clap::Args)]
 pub struct MeterArgs {
     /// A dimension baked into this image (see `mpgate version`).

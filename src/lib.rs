@@ -66,9 +66,14 @@ pub fn run(args: Vec<OsString>, env: &dyn Env, base_env: Vec<(OsString, OsString
             return Ok(0);
         }
         Err(e) => {
+            // clap's first paragraph, on one line: "the following required arguments were not
+            // provided:" alone would leave out which ones.
             let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-            return Err(Error::Usage(first.to_string()).into());
+            let head = rendered.split("\n\n").next().unwrap_or_default();
+            let line = head.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+            let line = line.trim_start_matches("error: ");
+            let line = if line.is_empty() { "invalid arguments" } else { line };
+            return Err(Error::Usage(line.to_string()).into());
         }
     };
     if cli.version {
@@ -220,6 +225,14 @@ fn start(
         },
         (None, None) => DEFAULT_DEADLINE,
     };
+    // CMD takes values that start with '-' (its own arguments), so an option mpgate does not know
+    // lands there too: refuse it before proving anything. No workload's name starts with '-'.
+    if let Some(first) = args.command.first().map(|c| c.to_string_lossy()).filter(|c| c.starts_with('-')) {
+        let sub = if supervise.is_some() { "supervise" } else { "exec" };
+        return Err(fail(Error::Usage(format!(
+            "{first} is not an option of mpgate {sub}; options go before the workload, the workload after -- (mpgate {sub} -- /app/server)"
+        ))));
+    }
     let metered = identity::BAKED.as_ref().is_some_and(|b| b.pricing_model == identity::PricingModel::CustomMetering);
     if metered && supervise.is_none() {
         return Err(fail(Error::Usage(

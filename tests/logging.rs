@@ -88,3 +88,23 @@ fn every_command_help_has_examples() {
         assert!(out.stdout().contains("Examples:"), "{cmd:?} --help lacks examples:\n{}", out.stdout());
     }
 }
+
+#[test]
+fn each_command_help_opens_with_the_description_the_top_level_help_lists() {
+    let top = Run::gate().arg("--help").run().expect_status(0).check();
+    for name in ["exec", "check", "supervise", "meter", "version"] {
+        let out = Run::gate().args([name, "--help"]).run().expect_status(0).check();
+        // The first 40 characters: either text may be wrapped at a different width.
+        let first: String = out.stdout().lines().next().unwrap_or_default().trim().chars().take(40).collect();
+        let listed = top
+            .stdout()
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} missing from mpgate --help:\n{}", top.stdout()))
+            .to_string();
+        assert!(
+            !first.is_empty() && listed.contains(&first),
+            "{name} --help opens with {first:?}; mpgate --help lists {listed:?}"
+        );
+    }
+}

@@ -38,6 +38,25 @@ fn usage_errors_are_one_line_and_exit_2() {
         .expect_one_refusal_line()
         .check();
     Run::gate().args(["frobnicate"]).run().expect_status(2).expect_one_refusal_line().check();
+    // clap's whole first paragraph: the line names the missing argument.
+    Run::gate()
+        .args(["exec", "-q"])
+        .run()
+        .expect_status(2)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("the following required arguments were not provided: <CMD>...")
+        .check();
+    // A mistyped option lands in CMD (which takes '-' values for the workload): refused before any
+    // AWS call, not proven and then failed as a command that cannot be found (127).
+    for sub in ["exec", "supervise"] {
+        Run::gate()
+            .args([sub, "--quite", "--", "/bin/true"])
+            .run()
+            .expect_status(2)
+            .expect_one_refusal_line()
+            .expect_stderr_contains(&format!("--quite is not an option of mpgate {sub}"))
+            .check();
+    }
     Run::gate()
         .env("MPGATE_DEADLINE", "forever")
         .args(["exec", "--", "true"])
