@@ -87,6 +87,38 @@ fn ecs_on_ec2_without_region_variables_uses_task_metadata() {
 }
 
 #[test]
+fn an_irsa_role_sts_refuses_is_refused_with_stss_request_id() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let out = with_workload(gate_as(&emu, "eks-irsa", dir.path()), dir.path())
+        .env("AWS_ROLE_ARN", "arn:aws:iam::111122223333:role/someone-else")
+        .run()
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("cannot load credentials from EKS IRSA")
+        .check();
+    assert!(
+        emu.requests().iter().any(|r| r.op == "AssumeRoleWithWebIdentity" && r.status == 403),
+        "{:?}",
+        emu.requests()
+    );
+    // The emulator's ids are UUID-shaped (8-4-4-4-12 hex digits), as STS's are.
+    let id = out
+        .stderr()
+        .split("(request id ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_default()
+        .to_string();
+    let groups: Vec<usize> = id.split('-').map(str::len).collect();
+    assert!(
+        groups == [8, 4, 4, 4, 12] && id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()),
+        "no STS request id in:\n{}",
+        out.stderr()
+    );
+}
+
+#[test]
 fn eks_irsa_is_admitted_through_sts() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();

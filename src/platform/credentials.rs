@@ -277,7 +277,7 @@ fn classify(source: CredentialSource, e: &CredentialsError) -> Error {
     let text = match std::error::Error::source(e) {
         // mpgate's own provider words its failures for people.
         Some(inner) if source == CredentialSource::LicenseToken => crate::error::one_line(&inner.to_string()),
-        _ => crate::error::causes(e),
+        _ => sts_answer(e).unwrap_or_else(|| crate::error::causes(e)),
     };
     const PERMANENT: &[&str] = &[
         "InvalidIdentityToken",
@@ -304,6 +304,32 @@ fn classify(source: CredentialSource, e: &CredentialsError) -> Error {
         _ => "fix or remove that credential source",
     };
     Error::Credentials { class, detail: format!("cannot load credentials from {source}: {text}; {fix}") }
+}
+
+/// STS's answer to IRSA's AssumeRoleWithWebIdentity, when `e` holds one, in the words of the other
+/// AWS refusals: code, message and request id (STS's error texts leave the id out, or bury it in a
+/// `Debug` dump, and AWS support asks for it).
+fn sts_answer(e: &CredentialsError) -> Option<String> {
+    use aws_sdk_sts::error::ProvideErrorMetadata as _;
+    use aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityError;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::client::result::SdkError;
+    use aws_types::request_id::RequestId as _;
+    let first: &(dyn std::error::Error + 'static) = e;
+    // Bounded like the other chain walks: a chain is a handful of links.
+    let sdk = std::iter::successors(Some(first), |&e| e.source())
+        .take(16)
+        .find_map(|e| e.downcast_ref::<SdkError<AssumeRoleWithWebIdentityError, HttpResponse>>())?;
+    let answer = sdk.as_service_error()?;
+    let mut text = format!("STS AssumeRoleWithWebIdentity answered {}", answer.code().unwrap_or("an unknown error"));
+    if let Some(m) = answer.message().filter(|m| !m.is_empty()) {
+        text.push_str(": ");
+        text.push_str(&crate::error::one_line(m));
+    }
+    if let Some(id) = sdk.request_id() {
+        text.push_str(&format!(" (request id {id})"));
+    }
+    Some(text)
 }
 
 /// The request behind `source`, as a refusal line names it.
