@@ -87,6 +87,24 @@ fn ecs_on_ec2_without_region_variables_uses_task_metadata() {
 }
 
 #[test]
+fn a_container_endpoint_that_refuses_the_token_is_a_misconfiguration() {
+    // The ECS agent answers 403 to a wrong authorization token: final (82), with the task-role fix.
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    with_workload(gate_as(&emu, "ecs-task", dir.path()), dir.path())
+        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "not-the-agents-token")
+        .run()
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("cannot load credentials from the ECS task role")
+        .expect_stderr_contains("403")
+        .expect_stderr_contains("taskRoleArn")
+        .check();
+    assert!(emu.requests().iter().any(|r| r.op == "EcsCredentials" && r.status == 403), "{:?}", emu.requests());
+    assert!(emu.requests().iter().all(|r| r.op != "RegisterUsage"), "{:?}", emu.requests());
+}
+
+#[test]
 fn an_irsa_role_sts_refuses_is_refused_with_stss_request_id() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();

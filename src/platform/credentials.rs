@@ -287,8 +287,10 @@ fn classify(source: CredentialSource, e: &CredentialsError) -> Error {
         "RegionDisabled",
         "Permission denied",
         "No such file",
-        "403",
-        "401",
+        // The container endpoint's refusals, as aws-config words them. Not a bare "403": the full
+        // context also holds request ids, whose hex digits can spell it.
+        "HTTP credential provider: StatusCode(403)",
+        "HTTP credential provider: StatusCode(401)",
     ];
     let class = match e {
         CredentialsError::InvalidConfiguration(_) => Class::Misconfigured,
@@ -388,6 +390,17 @@ mod tests {
         let sdk: SdkError<aws_smithy_types::error::ErrorMetadata, aws_smithy_runtime_api::http::Response> =
             SdkError::dispatch_failure(ConnectorError::io(source));
         CredentialsError::provider_error(sdk)
+    }
+
+    #[test]
+    fn a_container_endpoint_refusal_is_permanent_and_a_request_id_spelling_403_is_not() {
+        let refused =
+            CredentialsError::provider_error("Non-success status from HTTP credential provider: StatusCode(403)");
+        assert_eq!(classify(CredentialSource::EcsTaskRole, &refused).class(), Class::Misconfigured);
+        let unavailable = CredentialsError::provider_error(
+            "InternalFailure: try again (aws_request_id: \"7f403a01-0000-4000-a000-000000000000\")",
+        );
+        assert_eq!(classify(CredentialSource::WebIdentity, &unavailable).class(), Class::CannotVerify);
     }
 
     #[test]
