@@ -257,7 +257,16 @@ fn release_check_reports_tls_failure_with_the_compiled_in_roots() {
         summary.contains("https://metering.marketplace.us-east-1.amazonaws.com") && summary.contains("TLS"),
         "{summary}"
     );
-    assert!(fix.expect("fix").contains("compiled into mpgate"));
+    // Worded as the refusal `mpgate exec` gives for the same certificate (exit 82).
+    let fix = fix.expect("fix");
+    for needle in [
+        "the TLS certificate presented for metering.marketplace.us-east-1.amazonaws.com did not verify",
+        "intercepts TLS",
+        "let metering.marketplace.us-east-1.amazonaws.com through",
+        "compiled into mpgate",
+    ] {
+        assert!(fix.contains(needle), "{needle:?} missing from {fix:?}");
+    }
     assert_eq!(status(&report, "flavour").0, "pass");
 }
 
