@@ -74,8 +74,9 @@ where
 /// The final refusal when the connection failed because the endpoint's certificate did not verify:
 /// a TLS-intercepting proxy or firewall, or the AWS name resolving elsewhere, answers every retry the
 /// same way, so waiting out the deadline would only delay the operator. Found by walking the error's
-/// `source()` chain to the connector's [`CertificateRejected`](crate::aws::tls::CertificateRejected); any other TLS or connection failure
-/// (EOF or reset mid-handshake, a timeout) gives `None` and stays transient.
+/// `source()` chain to the connector's [`CertificateRejected`](crate::aws::tls::CertificateRejected);
+/// any other TLS or connection failure (EOF or reset mid-handshake, a timeout) gives `None` and stays
+/// transient.
 pub(crate) fn untrusted_certificate(e: &(dyn std::error::Error + 'static), call: &'static str) -> Option<Error> {
     let rejected = crate::aws::tls::rejection(e)?;
     let problem = plain_words(rejected.problem()?);

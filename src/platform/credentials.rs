@@ -419,7 +419,7 @@ mod tests {
         {
             assert!(line.contains(needle), "{needle:?} missing from {line:?}");
         }
-        // A reset mid-handshake is no verdict: transient, retried until the deadline.
+        // A reset mid-handshake is no verdict: "cannot verify" (81), not a misconfiguration.
         let reset = classify(
             CredentialSource::WebIdentity,
             &failed_for(Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset))),
