@@ -3,7 +3,7 @@
 //! the emulator's seat ledger. Runs the test-flavour gate baked with testdata/identity-contract.env
 //! (`mpgate-test-contract`): BasicTier or PremiumTier admits, one `Seats` per container.
 
-use crate::support::{dist_dir, scratch, workload_bin, Report, Run, Spawned};
+use crate::support::{dist_dir, scratch, wait_for_line, workload_bin, Report, Run, Spawned};
 use mpgate_emulator::{Emulator, Fault, Seat, SeatState, World, CONTRACT_LICENSE, CONTRACT_SKU};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -120,8 +120,9 @@ fn refusals_name_the_class_and_what_to_do() {
     // Exhausted: every seat out (held by other containers).
     let emu = Emulator::start(world_with_seats(1)).expect("emulator");
     let dir = scratch();
-    let mut holder = spawn_supervised(&emu, dir.path(), "sleep 30");
-    wait_until("a seat is out", || out_seats(&emu).len() == 1);
+    let mut holder = spawn_supervised(&emu, dir.path(), &running(dir.path(), ":", "exec sleep 30"));
+    wait_for_line(&dir.path().join("running"), LIMIT);
+    assert_eq!(out_seats(&emu).len(), 1, "the holder's seat is out: {:?}", emu.seats());
     gate(&emu, "ecs-task", dir.path())
         .args(["exec", "--", "true"])
         .run()
@@ -275,24 +276,28 @@ fn supervisor(emu: &Emulator, workload_id: &str, dir: &Path, workload: &[&str]) 
     Spawned::spawn(&mut cmd, "the contract supervisor")
 }
 
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < Duration::from_secs(20), "{what} did not happen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// How long a supervisor may take to admit and start its workload, or to exit.
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A workload script that runs `setup` (its signal traps), writes its pid to `dir/running`, then runs
+/// `body`. The supervisor writes the hand-over file and holds the seat before it starts the workload,
+/// so a line in `running` means all of these are in place.
+fn running(dir: &Path, setup: &str, body: &str) -> String {
+    format!("{setup}; echo $$ > {}/running; {body}", dir.display())
 }
 
 fn wait_exit(child: &mut Spawned) -> Option<i32> {
-    child.wait_exit(Duration::from_secs(20))
+    child.wait_exit(LIMIT)
 }
 
 #[test]
 fn supervise_holds_the_seat_while_running_and_returns_it_on_sigterm_and_on_exit() {
     let emu = Emulator::start(world_with_seats(1)).expect("emulator");
     let dir = scratch();
-    let mut child = spawn_supervised(&emu, dir.path(), "trap 'exit 0' TERM; while :; do sleep 0.05; done");
-    wait_until("the seat is out", || out_seats(&emu).len() == 1);
+    let mut child =
+        spawn_supervised(&emu, dir.path(), &running(dir.path(), "trap 'exit 0' TERM", "while :; do sleep 0.05; done"));
+    wait_for_line(&dir.path().join("running"), LIMIT);
+    assert_eq!(out_seats(&emu).len(), 1, "the seat is out while the workload runs: {:?}", emu.seats());
     let doc = std::fs::read_to_string(dir.path().join("mpgate-entitlements.json")).expect("file");
     assert!(doc.contains("\"seat\":\"held\""), "{doc}");
     std::thread::sleep(Duration::from_millis(300));
@@ -313,10 +318,12 @@ fn supervise_holds_the_seat_while_running_and_returns_it_on_sigterm_and_on_exit(
 fn a_killed_supervisor_leaks_the_seat_for_at_most_one_ttl() {
     let emu = Emulator::start(world_with_seats(1)).expect("emulator");
     let dir = scratch();
-    let mut child = spawn_supervised(&emu, dir.path(), "sleep 30");
-    wait_until("the seat is out", || out_seats(&emu).len() == 1);
+    let mut child = spawn_supervised(&emu, dir.path(), &running(dir.path(), ":", "exec sleep 30"));
+    let orphan: i32 = wait_for_line(&dir.path().join("running"), LIMIT).parse().expect("workload pid");
+    assert_eq!(out_seats(&emu).len(), 1, "the seat is out while the workload runs: {:?}", emu.seats());
     child.kill();
-    // The sleeping workload is an orphan now; it holds nothing.
+    // The sleeping workload is an orphan now; it holds nothing (and is ended here, not left behind).
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(orphan), nix::sys::signal::Signal::SIGKILL);
     gate(&emu, "ecs-task", dir.path()).args(["exec", "--", "true"]).run().expect_status(80).check();
     emu.advance_clock(Duration::from_secs(59 * 60));
     gate(&emu, "ecs-task", dir.path()).args(["exec", "--", "true"]).run().expect_status(80).check();
@@ -343,7 +350,7 @@ fn supervise_extends_the_seat_when_half_its_lifetime_is_gone() {
     world.licenses.iter_mut().find(|l| l.arn == CONTRACT_LICENSE).expect("license").provisional_ttl_minutes = 1;
     let emu = Emulator::start(world).expect("emulator");
     let dir = scratch();
-    let mut child = spawn_supervised(&emu, dir.path(), "sleep 60");
+    let mut child = spawn_supervised(&emu, dir.path(), "exec sleep 60");
     let started = Instant::now();
     let extended = || emu.requests().iter().any(|r| r.op == "ExtendLicenseConsumption" && r.status == 200);
     while !extended() {
@@ -353,7 +360,7 @@ fn supervise_extends_the_seat_when_half_its_lifetime_is_gone() {
     assert!(started.elapsed() >= Duration::from_secs(25), "extended too early: {:?}", started.elapsed());
     assert_eq!(out_seats(&emu).len(), 1);
     child.term();
-    let _ = wait_exit(&mut child);
+    assert_eq!(wait_exit(&mut child), Some(143), "the workload ended by the forwarded SIGTERM");
     assert!(out_seats(&emu).is_empty(), "{:?}", emu.seats());
 }
 

@@ -30,6 +30,7 @@ fn a_fresh_pass_verifies_in_the_workload() {
 }
 
 #[test]
+#[ignore = "needs root: unshare and chroot (scripts/test runs it)"]
 fn a_pass_replayed_in_another_container_is_refused() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
@@ -94,6 +95,7 @@ fn python_snippet(dir: &Path) -> PathBuf {
 }
 
 #[test]
+#[ignore = "needs python3 with PyJWT and cryptography (scripts/test installs them)"]
 fn the_documented_python_check_accepts_a_real_pass_and_refuses_a_forgery() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
@@ -122,6 +124,7 @@ fn the_documented_python_check_accepts_a_real_pass_and_refuses_a_forgery() {
 }
 
 #[test]
+#[ignore = "needs Node.js and the npm registry (scripts/test runs it)"]
 fn the_documented_node_check_accepts_a_real_pass_and_refuses_a_forgery() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
@@ -158,6 +161,7 @@ fn the_documented_node_check_accepts_a_real_pass_and_refuses_a_forgery() {
 const GO_JWT_SOURCE: &str = "/usr/share/gocode/src/github.com/golang-jwt/jwt";
 
 #[test]
+#[ignore = "needs Go and Debian golang-github-golang-jwt-jwt-dev (scripts/test installs them)"]
 fn the_documented_go_check_accepts_a_real_pass_and_refuses_a_forgery() {
     assert!(
         Path::new(GO_JWT_SOURCE).join("go.mod").exists(),

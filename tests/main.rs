@@ -11,6 +11,7 @@ mod exec_identity;
 mod gate_pass;
 mod hourly;
 mod https;
+mod hygiene;
 mod logging;
 mod metering;
 mod netns;

@@ -2,14 +2,16 @@
 //! `mpgate meter`, the hourly sender in `mpgate supervise`, the exit flush, restarts and crashes.
 //! Runs the test-flavour gate baked with testdata/identity-metered.env (`mpgate-test-metered`).
 
-use crate::support::{dist_dir, scratch, workload_bin, Report, Run, Spawned};
+use crate::support::{
+    alive, dist_dir, scratch, test_seed, wait_for_line, wait_until, workload_bin, Report, Rng, Run, Spawned,
+};
 use mpgate_emulator::{DryRunAnswer, Emulator, Fault, MeteringRecord, World, METERED};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 const HOUR: u64 = 3600;
 
@@ -58,14 +60,6 @@ fn spawn_with(emu: &Emulator, dir: &Path, script: &str, extra: &[(&str, String)]
         .stdout(Stdio::null())
         .stderr(stderr);
     Spawned::spawn(&mut cmd, "the metered supervisor")
-}
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "{what} did not happen within {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn stderr_of(dir: &Path) -> String {
@@ -426,8 +420,8 @@ fn consumed_usage_is_released_from_disk_and_a_restart_after_it_loses_nothing() {
     let on_disk = || std::fs::metadata(&log).map_or(u64::MAX, |m| m.blocks() * 512);
     wait_until("consumed blocks released", Duration::from_secs(10), || on_disk() < 128 * 1024);
     assert_eq!(std::fs::metadata(&log).expect("log").len(), size, "the size and every offset stay");
+    let pid: i32 = wait_for_line(&dir.path().join("pid"), Duration::from_secs(20)).parse().expect("pid");
     child.kill();
-    let pid: i32 = std::fs::read_to_string(dir.path().join("pid")).expect("pid").trim().parse().expect("pid");
     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     seed(dir.path(), &vec![format!("{} requests 2", h3 + HOUR + 1); 10]);
     let mut child = spawn(&emu, dir.path(), "exit 0");
@@ -448,8 +442,7 @@ fn a_sigkilled_workload_is_flushed_and_its_status_passed_on() {
     let d = dir.path().display();
     let script = format!("\"$GATE\" meter requests 6 2>/dev/null; echo $$ > {d}/pid; while :; do sleep 0.05; done");
     let mut child = spawn(&emu, dir.path(), &script);
-    wait_until("workload pid", Duration::from_secs(20), || dir.path().join("pid").exists());
-    let pid: i32 = std::fs::read_to_string(dir.path().join("pid")).expect("pid").trim().parse().expect("pid");
+    let pid: i32 = wait_for_line(&dir.path().join("pid"), Duration::from_secs(20)).parse().expect("pid");
     kill(Pid::from_raw(pid), Signal::SIGKILL).expect("SIGKILL the workload");
     assert_eq!(child.wait_exit(Duration::from_secs(30)), Some(137), "{}", stderr_of(dir.path()));
     assert_eq!(total(&ledger(&emu), "requests"), 6, "{}", stderr_of(dir.path()));
@@ -469,7 +462,7 @@ fn recorded(dir: &Path) -> i64 {
 
 /// Start, record, SIGKILL the supervisor (and its orphaned workload) at random points, `n` times;
 /// then a clean start flushes: the ledger must hold exactly what was recorded.
-fn crash_loop(n: u32) {
+fn crash_loop(test: &str, n: u32) {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
     let d = dir.path().display();
@@ -482,20 +475,15 @@ fn crash_loop(n: u32) {
          echo \"$t requests $((i % 7 + 1))\" >> \"$MPGATE_USAGE_FILE\"; i=$((i+1)); sleep 0.01; done",
         past = cur - 3 * HOUR
     );
-    let mut seed_rng = now();
+    let mut rng = Rng::new(test_seed(test));
     for _ in 0..n {
         let _ = std::fs::remove_file(dir.path().join("pid"));
         let mut child = spawn(&emu, dir.path(), &script);
-        wait_until("workload pid", Duration::from_secs(20), || dir.path().join("pid").exists());
-        seed_rng = seed_rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        std::thread::sleep(Duration::from_millis(50 + (seed_rng >> 33) % 700));
+        let pid: i32 = wait_for_line(&dir.path().join("pid"), Duration::from_secs(20)).parse().expect("workload pid");
+        std::thread::sleep(Duration::from_millis(50 + rng.below(700)));
         child.kill();
-        if let Ok(pid) = std::fs::read_to_string(dir.path().join("pid")) {
-            if let Ok(pid) = pid.trim().parse::<i32>() {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(30));
+        kill(Pid::from_raw(pid), Signal::SIGKILL).expect("SIGKILL the orphaned workload");
+        wait_until("the killed workload is gone", Duration::from_secs(10), || !alive(pid));
     }
     let mut child = spawn(&emu, dir.path(), "exit 0");
     assert_eq!(child.wait_exit(Duration::from_secs(60)), Some(0), "{}", stderr_of(dir.path()));
@@ -507,12 +495,12 @@ fn crash_loop(n: u32) {
 
 #[test]
 fn a_restart_after_sigkill_sends_nothing_twice_and_loses_nothing() {
-    crash_loop(1);
+    crash_loop("a_restart_after_sigkill_sends_nothing_twice_and_loses_nothing", 1);
 }
 
 #[test]
 fn crash_loop_of_sigkills_loses_nothing_and_bills_nothing_twice() {
-    crash_loop(20);
+    crash_loop("crash_loop_of_sigkills_loses_nothing_and_bills_nothing_twice", 20);
 }
 
 /// Both ways a workload records usage append to the same usage file without losing, repeating,

@@ -6,30 +6,140 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The test-flavour gate built by cargo for this test run.
+/// The static test-flavour gate (demo identity).
 pub fn gate_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mpgate"))
+    dist_dir().join("mpgate-test")
 }
 
-/// Directory with the static musl builds made by `scripts/test` (release gate, test gate, workload).
+/// The directory of static gates the tests run (scripts/build-gates lists them). `MPGATE_DIST` names
+/// one built beforehand (scripts/test builds it first); without it, the first test that needs a gate
+/// runs scripts/build-gates once for the whole test binary, into `$CARGO_TARGET_DIR/dist` (or
+/// `target/dist`), so a plain `cargo test` needs no other step.
 pub fn dist_dir() -> PathBuf {
+    static DIST: OnceLock<PathBuf> = OnceLock::new();
+    DIST.get_or_init(|| {
+        #[allow(clippy::disallowed_methods)] // the test harness is configured by its environment
+        let given = std::env::var_os("MPGATE_DIST").map(PathBuf::from);
+        let dir = match given {
+            Some(dir) => dir,
+            None => build_gates(&[]),
+        };
+        for name in DIST_FILES {
+            assert!(
+                dir.join(name).is_file(),
+                "{} lacks {name}: build the gates with scripts/build-gates (scripts/test does) or unset MPGATE_DIST",
+                dir.display()
+            );
+        }
+        dir
+    })
+    .clone()
+}
+
+/// What scripts/build-gates puts in the dist directory (the aarch64 builds only with --aarch64).
+const DIST_FILES: [&str; 6] =
+    ["mpgate", "mpgate-contract", "mpgate-test", "mpgate-test-metered", "mpgate-test-contract", "mpgate-test-workload"];
+
+/// The aarch64 gates (scripts/build-gates --aarch64): under `MPGATE_DIST` when it is given, otherwise
+/// cross-built on first use.
+pub fn aarch64_dir() -> PathBuf {
+    static AARCH64: OnceLock<PathBuf> = OnceLock::new();
+    AARCH64
+        .get_or_init(|| {
+            let dist = dist_dir();
+            #[allow(clippy::disallowed_methods)] // the test harness is configured by its environment
+            if std::env::var_os("MPGATE_DIST").is_none() {
+                build_gates(&["--aarch64"]);
+            }
+            dist.join("aarch64")
+        })
+        .clone()
+}
+
+/// Run scripts/build-gates with `args`; its output goes to this process's stderr (not captured by the
+/// harness), so a first run shows the build's progress.
+fn build_gates(args: &[&str]) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     #[allow(clippy::disallowed_methods)] // the test harness is configured by its environment
-    let dir = std::env::var_os("MPGATE_DIST")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/dist"));
-    assert!(
-        dir.join("mpgate-test-workload").is_file(),
-        "{} has no static builds: run the suite with scripts/test (README), which builds them first",
-        dir.display()
-    );
-    dir
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    eprintln!("building the static gates once for this run: scripts/build-gates (set MPGATE_DIST to skip)");
+    let status = Command::new(root.join("scripts/build-gates"))
+        .args(args)
+        .current_dir(root)
+        .stdout(std::process::Stdio::inherit())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run scripts/build-gates: {e}"));
+    assert!(status.success(), "scripts/build-gates failed ({status}); its output is above");
+    let target = if target.is_absolute() { target } else { root.join(target) };
+    target.join("dist")
 }
 
 /// The static test workload.
 pub fn workload_bin() -> PathBuf {
     dist_dir().join("mpgate-test-workload")
+}
+
+/// Poll `done` until it holds; after `limit`, fail saying that `what` did not happen.
+pub fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what} did not happen within {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Wait until `path` holds one whole line and return it without the newline. A workload writing
+/// `echo $$ > path` creates the file before the text is in it, so existence alone is not enough.
+pub fn wait_for_line(path: &Path, limit: Duration) -> String {
+    let mut line = String::new();
+    wait_until(&format!("a line in {}", path.display()), limit, || match std::fs::read_to_string(path) {
+        Ok(text) if text.ends_with('\n') => {
+            line = text.trim_end_matches('\n').to_string();
+            true
+        }
+        _ => false,
+    });
+    line
+}
+
+/// Whether `pid` is a live process (a zombie has finished: it only waits to be reaped).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_string)))
+        .is_some_and(|state| state != "Z" && state != "X")
+}
+
+/// The seed of a randomised test: `MPGATE_TEST_SEED` when set (to repeat a run), otherwise drawn from
+/// the clock. Printed either way, so a failing run's output says how to repeat it.
+pub fn test_seed(test: &str) -> u64 {
+    #[allow(clippy::disallowed_methods)] // the test harness is configured by its environment
+    let given = std::env::var("MPGATE_TEST_SEED").ok();
+    let seed = match given {
+        Some(s) => s.trim().parse().unwrap_or_else(|e| panic!("MPGATE_TEST_SEED={s:?} is not a u64: {e}")),
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64 ^ u64::from(std::process::id())),
+    };
+    println!("{test}: seed {seed} (MPGATE_TEST_SEED={seed} repeats this run)");
+    seed
+}
+
+/// A small deterministic generator (PCG-style LCG step, high bits out) for the randomised tests.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
 }
 
 /// A scratch directory that lives as long as the value.
