@@ -149,26 +149,24 @@ impl Emulator {
         }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let for_thread = shared.clone();
+        // The runtime lives on a thread of its own, so that `Drop` may shut it down even when the
+        // handle is dropped inside another runtime (an async test), where dropping one panics.
         let thread = std::thread::Builder::new().name("mpgate-emulator".into()).spawn(move || {
             rt.block_on(async move {
-                let accept_loops: Vec<_> = tokio_listeners
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, (site, l))| {
-                        let tls = if Some(i) == tls_index { tls.clone() } else { None };
-                        tokio::spawn(server::serve(l, for_thread.clone(), site, tls))
-                    })
-                    .collect();
+                for (i, (site, l)) in tokio_listeners.into_iter().enumerate() {
+                    let tls = if Some(i) == tls_index { tls.clone() } else { None };
+                    tokio::spawn(server::serve(l, for_thread.clone(), site, tls));
+                }
                 // Either an explicit stop or the handle being dropped ends the server.
                 let _ = stopped.await;
-                // Close every listening socket before Drop returns, so the ports are really gone.
-                for task in accept_loops {
-                    task.abort();
-                    let _ = task.await;
-                }
             });
-            // Hung connections (Fault::Hang) would block an orderly shutdown; abandon them.
-            rt.shutdown_background();
+            // Every socket the emulator opened, listening or connected, is owned by a task on this
+            // runtime. Dropping the runtime cancels every task (a `Fault::Hang` answer waits on a
+            // future that is dropped, not on a thread) and joins the worker threads, so the sockets
+            // are all closed when this thread ends, which `Drop` waits for. `shutdown_background`
+            // would return at once and leave the workers to drop the tasks afterwards: a listener
+            // could still accept after `Drop` returned, and open connections outlived it.
+            drop(rt);
         })?;
         Ok(Emulator { shared, tls_url, stop: Some(stop), thread: Some(thread) })
     }
