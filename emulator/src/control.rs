@@ -7,11 +7,11 @@
 //! `POST /_emulator/checkout-commit` (`{"ms": 2000}` or `{"ms": null}`: every license's `checkout_commit_ms`).
 //! Environment: `GET /_emulator/env/<workload>?dir=DIR`.
 
-use crate::fault::Fault;
+use crate::model::fault::Fault;
+use crate::model::world::DryRunAnswer;
 use crate::proto::{plain, Outcome};
 use crate::server::Incoming;
 use crate::state::Shared;
-use crate::world::DryRunAnswer;
 use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;
@@ -86,8 +86,8 @@ fn clock_json(shared: &Shared) -> Outcome {
     let now = inner.clock.now();
     json(
         json!({
-            "now_unix": crate::clock::unix_millis_signed(now) as f64 / 1000.0,
-            "now": crate::clock::rfc3339(now),
+            "now_unix": crate::model::clock::unix_millis_signed(now) as f64 / 1000.0,
+            "now": crate::model::clock::rfc3339(now),
             "offset_secs": inner.clock.offset_millis() as f64 / 1000.0,
         })
         .to_string(),
@@ -127,7 +127,7 @@ pub fn handle(shared: &Shared, req: &Incoming) -> Outcome {
             {
                 let mut inner = shared.lock();
                 if let Some(t) = c.set_unix {
-                    inner.clock.set(crate::clock::from_unix_secs(0) + Duration::from_secs_f64(t.max(0.0)));
+                    inner.clock.set(crate::model::clock::from_unix_secs(0) + Duration::from_secs_f64(t.max(0.0)));
                 }
                 if let Some(s) = c.advance_secs {
                     inner.clock.advance(Duration::from_secs_f64(s.max(0.0)));

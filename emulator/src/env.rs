@@ -8,8 +8,8 @@
 //! 169.254.170.2:80 (`Listen::ECS_AGENT`) the environment is exactly ECS's: a RELATIVE_URI and no
 //! token. Likewise an IMDS on 169.254.169.254:80 gets no endpoint override.
 
+use crate::model::world::{CredentialKind, Platform};
 use crate::state::Shared;
-use crate::world::{CredentialKind, Platform};
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;

@@ -2,11 +2,11 @@
 //! workload that can see a host (an EC2 instance, or the node a pod runs on): reachability is a
 //! property of the workload's network path (hop limit), so it cannot be shared per host.
 
+use crate::model::world::{CredentialKind, Workload};
 use crate::proto::{plain, Outcome};
 use crate::server::Incoming;
 use crate::sigv4::header;
 use crate::state::{Principal, PrincipalKind, Shared};
-use crate::world::{CredentialKind, Workload};
 use serde_json::json;
 use std::time::{Duration, SystemTime};
 
@@ -76,12 +76,12 @@ pub fn handle(shared: &Shared, w: &Workload, op: &str, req: &Incoming) -> Outcom
                     let now = SystemTime::now();
                     let body = json!({
                         "Code": "Success",
-                        "LastUpdated": crate::clock::rfc3339(now),
+                        "LastUpdated": crate::model::clock::rfc3339(now),
                         "Type": "AWS-HMAC",
                         "AccessKeyId": cred.access_key_id,
                         "SecretAccessKey": cred.secret,
                         "Token": cred.session_token,
-                        "Expiration": crate::clock::rfc3339(now + Duration::from_secs(6 * 3600)),
+                        "Expiration": crate::model::clock::rfc3339(now + Duration::from_secs(6 * 3600)),
                     });
                     plain(200, &body.to_string())
                 }

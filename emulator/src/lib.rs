@@ -6,41 +6,36 @@
 #![forbid(unsafe_code)]
 
 mod auth;
-pub mod clock;
 mod container;
 mod control;
-mod demo;
 mod env;
-mod fault;
 mod imds;
 mod input;
 pub mod jwt;
-pub mod keys;
-mod ledger;
 mod license;
 mod license_info;
 mod license_situations;
 mod meter;
 mod metering;
+mod model;
 mod proto;
-mod quota;
 mod sa_token;
 mod server;
 pub mod sigv4;
 mod state;
 mod sts;
-mod world;
 
-pub use demo::{
+pub use model::demo::{
     ACCOUNT, CONTRACT_LICENSE, CONTRACT_SKU, EXPIRED_REGISTRATION_TOKEN, FREE, IRSA_ROLE, LICENSE_TOKEN_ROLE, METERED,
     PAID, REGISTRATION_TOKEN, SAAS, SELLER_ACCOUNT, UNSUBSCRIBED_ACCOUNT,
 };
-pub use fault::{Fault, TokenMutation};
-pub use ledger::{Allocation, MeteringRecord, Recorded, Registration, Seat, SeatState};
-pub use world::{
+pub use model::fault::{Fault, TokenMutation};
+pub use model::ledger::{Allocation, MeteringRecord, Recorded, Registration, Seat, SeatState};
+pub use model::world::{
     Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DryRunAnswer, License, LicenseEntitlement, Platform,
     Product, Quotas, RegistrationToken, Workload, World, MARKETPLACE_FINGERPRINT,
 };
+pub use model::{clock, keys};
 
 use server::Site;
 use state::Shared;

@@ -6,11 +6,11 @@
 
 use crate::auth::{authenticate, Caller};
 use crate::input::{object, parse_body, Members, Res, Service};
-use crate::ledger::{Seat, SeatState};
+use crate::model::ledger::{Seat, SeatState};
+use crate::model::world::License;
 use crate::proto::{json_ok, lm_error, Outcome};
 use crate::server::Incoming;
 use crate::state::{random_string, Inner, Shared};
-use crate::world::License;
 use serde_json::{json, Value};
 
 pub const TARGET_PREFIX: &str = "AWSLicenseManager.";
@@ -68,7 +68,7 @@ pub fn handle(shared: &Shared, op: &str, req: &Incoming) -> Outcome {
 
 /// Returns PROVISIONAL seats whose time ran out to the pool.
 pub fn expire_seats(inner: &mut Inner) {
-    let now = crate::clock::unix_secs(inner.clock.now());
+    let now = crate::model::clock::unix_secs(inner.clock.now());
     for s in inner.seats.iter_mut().filter(|s| s.state == SeatState::Out && s.expires_at <= now) {
         s.state = SeatState::Expired;
     }
@@ -144,10 +144,10 @@ fn checkout(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome> {
         return Err(redirect(license));
     }
     let now_t = shared.now();
-    let now = crate::clock::unix_secs(now_t);
+    let now = crate::model::clock::unix_secs(now_t);
     let active = license.status == "AVAILABLE"
-        && crate::clock::parse_rfc3339(&license.begin).is_none_or(|b| b <= now_t)
-        && license.end.as_deref().and_then(crate::clock::parse_rfc3339).is_none_or(|end| now_t < end);
+        && crate::model::clock::parse_rfc3339(&license.begin).is_none_or(|b| b <= now_t)
+        && license.end.as_deref().and_then(crate::model::clock::parse_rfc3339).is_none_or(|end| now_t < end);
     if !active {
         return Err(e(400, "NoEntitlementsAllowedException", "The license is not active."));
     }
@@ -218,7 +218,7 @@ fn checkout(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome> {
 }
 
 fn iso(secs: i64) -> String {
-    crate::clock::rfc3339(crate::clock::from_unix_secs(secs))
+    crate::model::clock::rfc3339(crate::model::clock::from_unix_secs(secs))
 }
 
 /// `RedirectException` (308): the license lives in another region; `Location` names it.
@@ -297,7 +297,7 @@ fn extend(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome> {
     let (token, dry) = consumption_token(req)?;
     let mut inner = shared.lock();
     expire_seats(&mut inner);
-    let now = crate::clock::unix_secs(inner.clock.now());
+    let now = crate::model::clock::unix_secs(inner.clock.now());
     let account = &caller.cred.principal.account;
     let seat = inner
         .seats

@@ -4,10 +4,10 @@
 
 use crate::auth::Caller;
 use crate::input::{object, parse_body, Members, Res, Service};
+use crate::model::world::{CredentialKind, License, Workload};
 use crate::proto::{json_ok, lm_error, Outcome};
 use crate::server::Incoming;
 use crate::state::Shared;
-use crate::world::{CredentialKind, License, Workload};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rsa::RsaPrivateKey;
@@ -40,7 +40,7 @@ pub fn mint_refresh_token(key: &RsaPrivateKey, w: &Workload) -> String {
     let CredentialKind::LicenseToken { license_arn, .. } = &w.credential else {
         return String::new();
     };
-    let now = crate::clock::unix_secs(SystemTime::now());
+    let now = crate::model::clock::unix_secs(SystemTime::now());
     rs256(
         key,
         &json!({
@@ -209,7 +209,7 @@ pub fn get_access_token(shared: &Shared, req: &Incoming) -> Res<Outcome> {
     let Some(w) = owner else {
         return Err(e(401, "AccessDeniedException", "The refresh token is not valid."));
     };
-    let exp = crate::clock::unix_secs(shared.now()) + ACCESS_TOKEN_SECS;
+    let exp = crate::model::clock::unix_secs(shared.now()) + ACCESS_TOKEN_SECS;
     let CredentialKind::LicenseToken { license_arn, .. } = &w.credential else {
         return Err(e(401, "AccessDeniedException", "The refresh token is not valid."));
     };

@@ -6,11 +6,11 @@
 
 use crate::auth::Caller;
 use crate::input::{object, parse_body, Members, Res, Service};
-use crate::ledger::{Allocation, MeteringRecord};
+use crate::model::ledger::{Allocation, MeteringRecord};
+use crate::model::world::{BeforeStartAnswer, DryRunAnswer, Product};
 use crate::proto::{json_error, json_ok, Outcome};
 use crate::server::Incoming;
 use crate::state::{request_id, PrincipalKind, Shared};
-use crate::world::{BeforeStartAnswer, DryRunAnswer, Product};
 use serde_json::{json, Map, Value};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -143,8 +143,8 @@ fn usage_start(shared: &Shared, account: &str, workload: &str, code: &str) -> Op
     [subscribed, started]
         .into_iter()
         .flatten()
-        .filter_map(|t| crate::clock::parse_rfc3339(t))
-        .map(crate::clock::unix_millis_signed)
+        .filter_map(|t| crate::model::clock::parse_rfc3339(t))
+        .map(crate::model::clock::unix_millis_signed)
         .max()
 }
 
@@ -207,7 +207,7 @@ fn meter_usage_inner(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Ou
         let m = format!("Usage dimension {dim:?} is not defined for product {code}.");
         return Err(bad("InvalidUsageDimensionException", &m));
     }
-    let now = crate::clock::unix_millis_signed(shared.now());
+    let now = crate::model::clock::unix_millis_signed(shared.now());
     if now - ts > METER_WINDOW_MS || ts - now > FUTURE_SLACK_MS {
         return Err(bad(
             "TimestampOutOfBoundsException",
@@ -218,7 +218,7 @@ fn meter_usage_inner(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Ou
         if let Some(start) = usage_start(shared, &p.account, &p.workload, &code).filter(|s| ts < *s) {
             let m = format!(
                 "Timestamp precedes the start of usage ({}).",
-                crate::clock::rfc3339(crate::clock::from_unix_secs(start.div_euclid(1000)))
+                crate::model::clock::rfc3339(crate::model::clock::from_unix_secs(start.div_euclid(1000)))
             );
             return Err(bad("TimestampOutOfBoundsException", &m));
         }
@@ -318,7 +318,7 @@ fn batch_inner(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome>
         shared.world.product(&code).filter(|p| p.seller.as_deref() == Some(caller.cred.principal.account.as_str()));
     let product =
         product.ok_or_else(|| bad("InvalidProductCodeException", "Product code is invalid for this seller."))?;
-    let now = crate::clock::unix_millis_signed(shared.now());
+    let now = crate::model::clock::unix_millis_signed(shared.now());
     let mut parsed = Vec::new();
     for r in records {
         let o = object(M, r, "UsageRecord")?;
@@ -345,7 +345,7 @@ fn batch_inner(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome>
             ));
         }
         // Month-end grace: until 06:00 UTC on the 1st, the whole previous month is accepted.
-        let (prev_month, grace) = crate::clock::previous_month_grace(now);
+        let (prev_month, grace) = crate::model::clock::previous_month_grace(now);
         let too_old = now - ts > BATCH_WINDOW_MS && !(grace && ts >= prev_month);
         if too_old || ts - now > FUTURE_SLACK_MS {
             return Err(bad("TimestampOutOfBoundsException", "A record's Timestamp is outside the accepted window."));

@@ -3,9 +3,9 @@
 //! signed answer and the billing record.
 
 use crate::auth::{authenticate, Caller};
-use crate::fault::TokenMutation;
 use crate::jwt::{self, Claims};
-use crate::ledger::Registration;
+use crate::model::fault::TokenMutation;
+use crate::model::ledger::Registration;
 use crate::proto::{json_error, json_ok, Outcome};
 use crate::server::Incoming;
 use crate::state::{PrincipalKind, Shared};
@@ -144,9 +144,9 @@ fn register(shared: &Shared, caller: &Caller, req: &Incoming, mutation: Option<T
     }
     let now = SystemTime::now();
     let (iat, day) = if product.iat_millis {
-        (crate::clock::unix_millis(now), 86_400_000)
+        (crate::model::clock::unix_millis(now), 86_400_000)
     } else {
-        (crate::clock::unix_secs(now), 86_400)
+        (crate::model::clock::unix_secs(now), 86_400)
     };
     let claims = Claims {
         product_code: product.code.clone(),
@@ -171,7 +171,7 @@ fn register(shared: &Shared, caller: &Caller, req: &Incoming, mutation: Option<T
     let mut body = json!({ "Signature": token });
     if expired {
         // The model says only "present when the key version has expired"; a week ahead is our choice.
-        let rotation = crate::clock::unix_secs(now + Duration::from_secs(7 * 86_400));
+        let rotation = crate::model::clock::unix_secs(now + Duration::from_secs(7 * 86_400));
         body["PublicKeyRotationTimestamp"] = json!(rotation);
     }
     json_ok(body)

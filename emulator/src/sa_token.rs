@@ -2,7 +2,7 @@
 //! with the emulator key. Only the emulator itself checks them (by exact value), so their claims
 //! just need to look like what EKS projects (aws-wire.md §6.1).
 
-use crate::world::{CredentialKind, Workload};
+use crate::model::world::{CredentialKind, Workload};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rsa::signature::{SignatureEncoding, Signer};
@@ -15,7 +15,7 @@ use std::time::SystemTime;
 pub const NAMESPACE: &str = "default";
 
 pub fn mint(key: &RsaPrivateKey, w: &Workload) -> String {
-    let now = crate::clock::unix_secs(SystemTime::now());
+    let now = crate::model::clock::unix_secs(SystemTime::now());
     let aud = match w.credential {
         CredentialKind::PodIdentity => "pods.eks.amazonaws.com",
         _ => "sts.amazonaws.com",

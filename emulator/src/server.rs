@@ -1,7 +1,7 @@
 //! The HTTP side: accept loops for the main port and each IMDS port, reading a request, naming
 //! its operation, applying a queued fault, dispatching, and recording the outcome in the ledger.
 
-use crate::fault::{Fault, TokenMutation};
+use crate::model::fault::{Fault, TokenMutation};
 use crate::proto::{self, Outcome};
 use crate::sigv4::header;
 use crate::state::Shared;
@@ -243,7 +243,7 @@ fn corrupt(mut out: Outcome, fault: Option<&Fault>) -> Outcome {
             out.headers.push(("content-type".into(), "text/html; charset=utf-8".into()));
         }
         Some(Fault::Signature(forged)) if out.status == 200 => {
-            if let Some(body) = crate::fault::replace_signature(&out.body, forged) {
+            if let Some(body) = crate::model::fault::replace_signature(&out.body, forged) {
                 out.body = body;
             }
         }
@@ -307,7 +307,7 @@ async fn handle(shared: Arc<Shared>, site: Site, reset: Arc<AtomicBool>, req: Re
 }
 
 fn record(shared: &Shared, op: &str, req: &Incoming, out: &Outcome) {
-    let rec = crate::ledger::Recorded {
+    let rec = crate::model::ledger::Recorded {
         op: op.to_string(),
         method: req.method.clone(),
         path: req.path.clone(),

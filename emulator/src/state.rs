@@ -2,11 +2,11 @@
 //! ids) decided at start, plus the mutable ledgers, fault queues and issued credentials.
 //! Locks are never held across an await.
 
-use crate::clock::Clock;
-use crate::fault::{Fault, FaultQueue};
-use crate::ledger::{MeteringRecord, Recorded, Registration, Seat};
-use crate::quota::Buckets;
-use crate::world::{CredentialKind, DryRunAnswer, World};
+use crate::model::clock::Clock;
+use crate::model::fault::{Fault, FaultQueue};
+use crate::model::ledger::{MeteringRecord, Recorded, Registration, Seat};
+use crate::model::quota::Buckets;
+use crate::model::world::{CredentialKind, DryRunAnswer, World};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use rsa::pkcs8::DecodePrivateKey;
@@ -143,8 +143,8 @@ impl Keys {
             }
         }
         Ok(Keys {
-            emulator: parse_key(crate::keys::EMULATOR, "emulator key")?,
-            attacker: parse_key(crate::keys::ATTACKER, "attacker key")?,
+            emulator: parse_key(crate::model::keys::EMULATOR, "emulator key")?,
+            attacker: parse_key(crate::model::keys::ATTACKER, "attacker key")?,
             products,
         })
     }
