@@ -6,10 +6,10 @@
 //! is the secret, no header) and `/v4/<container id>[/task]`.
 
 use crate::model::world::{Platform, Workload};
-use crate::proto::{container_error, Outcome};
-use crate::server::Incoming;
-use crate::sigv4::header;
 use crate::state::{IssuedCred, Principal, PrincipalKind, Shared};
+use crate::wire::proto::{container_error, Outcome};
+use crate::wire::request::Incoming;
+use crate::wire::sigv4::header;
 use serde_json::json;
 use std::time::{Duration, SystemTime};
 

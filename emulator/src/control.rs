@@ -9,9 +9,9 @@
 
 use crate::model::fault::Fault;
 use crate::model::world::DryRunAnswer;
-use crate::proto::{plain, Outcome};
-use crate::server::Incoming;
 use crate::state::Shared;
+use crate::wire::proto::{plain, Outcome};
+use crate::wire::request::Incoming;
 use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;

@@ -3,10 +3,10 @@
 //! property of the workload's network path (hop limit), so it cannot be shared per host.
 
 use crate::model::world::{CredentialKind, Workload};
-use crate::proto::{plain, Outcome};
-use crate::server::Incoming;
-use crate::sigv4::header;
 use crate::state::{Principal, PrincipalKind, Shared};
+use crate::wire::proto::{plain, Outcome};
+use crate::wire::request::Incoming;
+use crate::wire::sigv4::header;
 use serde_json::json;
 use std::time::{Duration, SystemTime};
 
@@ -45,7 +45,7 @@ pub fn handle(shared: &Shared, w: &Workload, op: &str, req: &Incoming) -> Outcom
         if !(1..=21600).contains(&ttl) {
             return plain(400, "").workload(id);
         }
-        let token = format!("AQAEA{}", crate::state::random_string(51));
+        let token = format!("AQAEA{}", crate::wire::ids::random_string(51));
         shared.lock().imds_tokens.insert(token.clone());
         // aws-config reads the TTL back from this response header and fails without it.
         return plain(200, &token).header(TTL, &ttl.to_string()).workload(id);

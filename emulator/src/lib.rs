@@ -10,20 +10,16 @@ mod container;
 mod control;
 mod env;
 mod imds;
-mod input;
-pub mod jwt;
 mod license;
 mod license_info;
 mod license_situations;
 mod meter;
 mod metering;
 mod model;
-mod proto;
-mod sa_token;
 mod server;
-pub mod sigv4;
 mod state;
 mod sts;
+mod wire;
 
 pub use model::demo::{
     ACCOUNT, CONTRACT_LICENSE, CONTRACT_SKU, EXPIRED_REGISTRATION_TOKEN, FREE, IRSA_ROLE, LICENSE_TOKEN_ROLE, METERED,
@@ -36,6 +32,7 @@ pub use model::world::{
     Product, Quotas, RegistrationToken, Workload, World, MARKETPLACE_FINGERPRINT,
 };
 pub use model::{clock, keys};
+pub use wire::{jwt, sigv4};
 
 use server::Site;
 use state::Shared;

@@ -5,12 +5,13 @@
 //! neither extended nor checked in returns to the pool when the emulated clock passes its expiry.
 
 use crate::auth::{authenticate, Caller};
-use crate::input::{object, parse_body, Members, Res, Service};
 use crate::model::ledger::{Seat, SeatState};
 use crate::model::world::License;
-use crate::proto::{json_ok, lm_error, Outcome};
-use crate::server::Incoming;
-use crate::state::{random_string, Inner, Shared};
+use crate::state::{Inner, Shared};
+use crate::wire::ids::random_string;
+use crate::wire::input::{object, parse_body, Members, Res, Service};
+use crate::wire::proto::{json_ok, lm_error, Outcome};
+use crate::wire::request::Incoming;
 use serde_json::{json, Value};
 
 pub const TARGET_PREFIX: &str = "AWSLicenseManager.";
@@ -33,7 +34,7 @@ pub fn handle(shared: &Shared, op: &str, req: &Incoming) -> Outcome {
         // Both AWS samples call it anonymously (aws-wire.md §10.10); a signature, if any, is not checked.
         return crate::license_info::get_access_token(shared, req).unwrap_or_else(|o| *o);
     }
-    if !crate::proto::LM_OPS.contains(&op) {
+    if !crate::wire::proto::LM_OPS.contains(&op) {
         let m = format!("operation {op} is not implemented by mpgate-emulator");
         return lm_error(400, "UnknownOperationException", &m);
     }
@@ -46,7 +47,7 @@ pub fn handle(shared: &Shared, op: &str, req: &Incoming) -> Outcome {
     let mut out = if let Some(message) = shared.denied(&workload, &format!("license-manager:{op}")) {
         lm_error(403, "AuthorizationException", &message)
     } else if shared.throttled(&caller.cred.principal.account, op) {
-        crate::proto::throttle(op)
+        crate::wire::proto::throttle(op)
     } else if let Some(refusal) = crate::license_situations::refuse(shared, &caller, op, req) {
         refusal
     } else {
@@ -273,14 +274,14 @@ fn signed_token(shared: &Shared, body: &Value) -> String {
         "nodeId": body.get("NodeId"),
         "checkoutMetadata": {},
     });
-    let header = crate::license_info::jwt_part(&json!({"alg": "PS256", "typ": "JWT", "kid": "mpgate-emulator"}));
-    let base = header.len() + crate::license_info::jwt_part(&payload).len() + 2 + 342;
+    let header = crate::wire::jwt::encode_part(&json!({"alg": "PS256", "typ": "JWT", "kid": "mpgate-emulator"}));
+    let base = header.len() + crate::wire::jwt::encode_part(&payload).len() + 2 + 342;
     if base < 4096 {
         payload["checkoutMetadata"] = json!({"padding": "0".repeat((4096 - base) * 3 / 4 + 8)});
     }
-    let input = format!("{header}.{}", crate::license_info::jwt_part(&payload));
-    let sig = crate::jwt::ps256(&shared.keys.emulator, &input);
-    format!("{input}.{}", crate::jwt::b64(&sig))
+    let input = format!("{header}.{}", crate::wire::jwt::encode_part(&payload));
+    let sig = crate::wire::jwt::ps256(&shared.keys.emulator, &input);
+    format!("{input}.{}", crate::wire::jwt::b64(&sig))
 }
 
 fn consumption_token(req: &Incoming) -> Res<(String, Option<bool>)> {

@@ -5,12 +5,13 @@
 //! Accepted records go to the metering ledger; idempotent repeats do not.
 
 use crate::auth::Caller;
-use crate::input::{object, parse_body, Members, Res, Service};
 use crate::model::ledger::{Allocation, MeteringRecord};
 use crate::model::world::{BeforeStartAnswer, DryRunAnswer, Product};
-use crate::proto::{json_error, json_ok, Outcome};
-use crate::server::Incoming;
-use crate::state::{request_id, PrincipalKind, Shared};
+use crate::state::{PrincipalKind, Shared};
+use crate::wire::ids::request_id;
+use crate::wire::input::{object, parse_body, Members, Res, Service};
+use crate::wire::proto::{json_error, json_ok, Outcome};
+use crate::wire::request::Incoming;
 use serde_json::{json, Map, Value};
 
 const HOUR_MS: i64 = 3_600_000;

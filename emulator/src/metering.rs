@@ -3,12 +3,12 @@
 //! signed answer and the billing record.
 
 use crate::auth::{authenticate, Caller};
-use crate::jwt::{self, Claims};
 use crate::model::fault::TokenMutation;
 use crate::model::ledger::Registration;
-use crate::proto::{json_error, json_ok, Outcome};
-use crate::server::Incoming;
 use crate::state::{PrincipalKind, Shared};
+use crate::wire::jwt::{self, Claims};
+use crate::wire::proto::{json_error, json_ok, Outcome};
+use crate::wire::request::Incoming;
 use serde_json::{json, Map, Value};
 use std::time::{Duration, SystemTime};
 
@@ -28,7 +28,7 @@ pub fn handle(shared: &Shared, op: &str, req: &Incoming, mutation: Option<TokenM
     let mut out = if let Some(message) = shared.denied(&workload, &format!("aws-marketplace:{op}")) {
         json_error(400, "AccessDeniedException", &message)
     } else if shared.throttled(&caller.cred.principal.account, op) {
-        crate::proto::throttle(op)
+        crate::wire::proto::throttle(op)
     } else {
         match op {
             "MeterUsage" => crate::meter::meter_usage(shared, &caller, req),

@@ -2,9 +2,10 @@
 //! its operation, applying a queued fault, dispatching, and recording the outcome in the ledger.
 
 use crate::model::fault::{Fault, TokenMutation};
-use crate::proto::{self, Outcome};
-use crate::sigv4::header;
 use crate::state::Shared;
+use crate::wire::proto::{self, Outcome};
+use crate::wire::request::Incoming;
+use crate::wire::sigv4::header;
 use crate::{container, control, imds, license, metering, sts};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full};
@@ -38,16 +39,6 @@ pub fn tls_acceptor() -> std::io::Result<TlsAcceptor> {
         .map_err(|e| bad("certificate", &e))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// A request fully read off the wire.
-#[derive(Debug, Clone)]
-pub struct Incoming {
-    pub method: String,
-    pub path: String,
-    pub query: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Bytes,
 }
 
 /// Which listener a request arrived on.

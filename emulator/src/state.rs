@@ -7,7 +7,7 @@ use crate::model::fault::{Fault, FaultQueue};
 use crate::model::ledger::{MeteringRecord, Recorded, Registration, Seat};
 use crate::model::quota::Buckets;
 use crate::model::world::{CredentialKind, DryRunAnswer, World};
-use rand::distributions::Alphanumeric;
+use crate::wire::ids::{random_string, random_upper, request_id};
 use rand::Rng;
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::RsaPrivateKey;
@@ -116,20 +116,6 @@ pub struct Shared {
     inner: Mutex<Inner>,
 }
 
-pub fn random_string(len: usize) -> String {
-    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
-}
-
-pub fn random_upper(len: usize) -> String {
-    random_string(len * 2).to_ascii_uppercase().chars().take(len).collect()
-}
-
-pub fn request_id() -> String {
-    let b: [u8; 16] = rand::thread_rng().gen();
-    let h = hex::encode(b);
-    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
-}
-
 fn parse_key(pem: &str, what: &str) -> io::Result<RsaPrivateKey> {
     RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}")))
 }
@@ -171,8 +157,12 @@ impl Shared {
                     s.ecs_token = Some(random_string(48));
                     s.ecs_credentials_id = Some(request_id());
                 }
-                CredentialKind::Irsa { .. } => s.irsa_token = Some(crate::sa_token::mint(&keys.emulator, w)),
-                CredentialKind::PodIdentity => s.pod_token = Some(crate::sa_token::mint(&keys.emulator, w)),
+                CredentialKind::Irsa { .. } => {
+                    s.irsa_token = Some(crate::wire::tokens::service_account(&keys.emulator, w))
+                }
+                CredentialKind::PodIdentity => {
+                    s.pod_token = Some(crate::wire::tokens::service_account(&keys.emulator, w))
+                }
                 CredentialKind::StaticKeys => {
                     let cred = IssuedCred {
                         access_key_id: format!("AKIA{}", random_upper(16)),
@@ -189,7 +179,7 @@ impl Shared {
                     inner.creds.insert(cred.access_key_id.clone(), cred);
                 }
                 CredentialKind::LicenseToken { .. } => {
-                    s.lm_refresh_token = Some(crate::license_info::mint_refresh_token(&keys.emulator, w))
+                    s.lm_refresh_token = Some(crate::wire::tokens::refresh_token(&keys.emulator, w))
                 }
                 CredentialKind::InstanceRole { .. } | CredentialKind::None => {}
             }

@@ -3,9 +3,9 @@
 //! each against the role the workload's situation trusts.
 
 use crate::model::world::CredentialKind;
-use crate::proto::{sts_error, sts_ok, xml_escape, Outcome};
-use crate::server::Incoming;
 use crate::state::{Principal, PrincipalKind, Shared};
+use crate::wire::proto::{sts_error, sts_ok, xml_escape, Outcome};
+use crate::wire::request::Incoming;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
@@ -54,7 +54,7 @@ fn assume_role_with_web_identity(shared: &Shared, form: &HashMap<String, String>
         return sts_error(403, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity")
             .workload(Some(&w.id));
     }
-    let subject = format!("system:serviceaccount:{}:{}", crate::sa_token::NAMESPACE, w.id);
+    let subject = format!("system:serviceaccount:{}:{}", crate::wire::tokens::NAMESPACE, w.id);
     let provider = format!(
         "arn:aws:iam::{}:oidc-provider/oidc.eks.{}.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF",
         w.account, w.region
@@ -123,11 +123,11 @@ fn answer(shared: &Shared, who: &Assumed, role_arn: &str, session: &str) -> Outc
         xml_escape(cred.session_token.as_deref().unwrap_or_default()),
         xml_escape(subject),
         xml_escape(&assumed_arn),
-        crate::state::random_upper(17),
+        crate::wire::ids::random_upper(17),
         xml_escape(session),
         xml_escape(provider),
         xml_escape(&who.audience),
-        crate::state::request_id(),
+        crate::wire::ids::request_id(),
     );
     sts_ok(body).workload(Some(&w.id))
 }

@@ -25,6 +25,7 @@ pub struct Claims {
     pub style: ClaimStyle,
 }
 
+/// Base64url without padding, as JWT segments are encoded.
 pub(crate) fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -45,12 +46,13 @@ fn payload(c: &Claims, style: ClaimStyle) -> Map<String, Value> {
     m
 }
 
-fn encode_part(v: &Value) -> String {
+/// One base64url JWT segment: `v`'s JSON.
+pub(crate) fn encode_part(v: &Value) -> String {
     b64(v.to_string().as_bytes())
 }
 
 pub(crate) fn ps256(key: &RsaPrivateKey, input: &str) -> Vec<u8> {
-    // ring is several times faster (keys.rs says why that matters); same algorithm and parameters.
+    // ring is several times faster (model/keys.rs says why that matters); same algorithm and parameters.
     if let Some(sig) = crate::model::keys::ps256_ring(key, input.as_bytes()) {
         return sig;
     }
