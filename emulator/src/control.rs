@@ -107,7 +107,7 @@ pub fn handle(shared: &Shared, req: &Incoming) -> Outcome {
         ("GET", "/_emulator/metering") => Ok(json(serde_json::to_string(&shared.lock().metering).unwrap_or_default())),
         ("GET", "/_emulator/seats") => {
             let mut inner = shared.lock();
-            crate::license::expire_seats(&mut inner);
+            crate::services::license::expire_seats(&mut inner);
             Ok(json(serde_json::to_string(&inner.seats).unwrap_or_default()))
         }
         ("POST", "/_emulator/faults") => parse::<FaultRequest>(&req.body).map(|f| {

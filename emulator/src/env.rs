@@ -55,7 +55,9 @@ pub fn workload_env(shared: &Shared, id: &str, dir: &Path) -> io::Result<Vec<(St
                 }
             }
             let tmde = match shared.ecs_agent {
-                Some(agent) => format!("{}/v4/{}", base(agent), crate::container::container_id(&setup.task_id)),
+                Some(agent) => {
+                    format!("{}/v4/{}", base(agent), crate::services::container::container_id(&setup.task_id))
+                }
                 None => format!("{url}/ecs/metadata/{id}"),
             };
             set("ECS_CONTAINER_METADATA_URI_V4", tmde);

@@ -5,20 +5,12 @@
 
 #![forbid(unsafe_code)]
 
-mod auth;
-mod container;
 mod control;
 mod env;
-mod imds;
-mod license;
-mod license_info;
-mod license_situations;
-mod meter;
-mod metering;
 mod model;
 mod server;
+mod services;
 mod state;
-mod sts;
 mod wire;
 
 pub use model::demo::{
@@ -214,7 +206,7 @@ impl Emulator {
     /// Every License Manager checkout with its current state (expiry applied as of now).
     pub fn seats(&self) -> Vec<Seat> {
         let mut inner = self.shared.lock();
-        license::expire_seats(&mut inner);
+        services::license::expire_seats(&mut inner);
         inner.seats.clone()
     }
 

@@ -1,12 +1,13 @@
 //! The HTTP side: accept loops for the main port and each IMDS port, reading a request, naming
 //! its operation, applying a queued fault, dispatching, and recording the outcome in the ledger.
 
+use crate::control;
 use crate::model::fault::{Fault, TokenMutation};
+use crate::services::{container, imds, license, metering, sts};
 use crate::state::Shared;
 use crate::wire::proto::{self, Outcome};
 use crate::wire::request::Incoming;
 use crate::wire::sigv4::header;
-use crate::{container, control, imds, license, metering, sts};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming as Body;

@@ -33,7 +33,7 @@ pub struct Credential {
     pub signature: String,
 }
 
-/// Why a signature was rejected; each maps onto an AWS error code in `metering`.
+/// Why a signature was rejected; `services::auth` maps each onto an AWS error code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SigError {
     Missing,

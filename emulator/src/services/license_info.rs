@@ -3,7 +3,7 @@
 //! token for an access token of the Containers Anywhere flow (both minted by `wire::tokens`).
 //! Nothing here changes a seat.
 
-use crate::auth::Caller;
+use super::auth::Caller;
 use crate::model::world::{CredentialKind, License};
 use crate::state::Shared;
 use crate::wire::input::{object, parse_body, Members, Res, Service};

@@ -2,7 +2,7 @@
 //! input validation, platform, region, product and key version, first-call entitlement; then the
 //! signed answer and the billing record.
 
-use crate::auth::{authenticate, Caller};
+use super::auth::{authenticate, Caller};
 use crate::model::fault::TokenMutation;
 use crate::model::ledger::Registration;
 use crate::state::{PrincipalKind, Shared};
@@ -31,9 +31,9 @@ pub fn handle(shared: &Shared, op: &str, req: &Incoming, mutation: Option<TokenM
         crate::wire::proto::throttle(op)
     } else {
         match op {
-            "MeterUsage" => crate::meter::meter_usage(shared, &caller, req),
-            "BatchMeterUsage" => crate::meter::batch_meter_usage(shared, &caller, req),
-            "ResolveCustomer" => crate::meter::resolve_customer(shared, &caller, req),
+            "MeterUsage" => super::meter::meter_usage(shared, &caller, req),
+            "BatchMeterUsage" => super::saas::batch_meter_usage(shared, &caller, req),
+            "ResolveCustomer" => super::saas::resolve_customer(shared, &caller, req),
             _ => register(shared, &caller, req, mutation),
         }
     };

@@ -4,7 +4,7 @@
 //! (§4.5) and a `Message` member. Seats live in the seat ledger; a PROVISIONAL checkout that is
 //! neither extended nor checked in returns to the pool when the emulated clock passes its expiry.
 
-use crate::auth::{authenticate, Caller};
+use super::auth::{authenticate, Caller};
 use crate::model::ledger::{Seat, SeatState};
 use crate::model::world::License;
 use crate::state::{Inner, Shared};
@@ -32,7 +32,7 @@ fn not_found(m: &str) -> Box<Outcome> {
 pub fn handle(shared: &Shared, op: &str, req: &Incoming) -> Outcome {
     if op == "GetAccessToken" {
         // Both AWS samples call it anonymously (aws-wire.md §10.10); a signature, if any, is not checked.
-        return crate::license_info::get_access_token(shared, req).unwrap_or_else(|o| *o);
+        return super::license_info::get_access_token(shared, req).unwrap_or_else(|o| *o);
     }
     if !crate::wire::proto::LM_OPS.contains(&op) {
         let m = format!("operation {op} is not implemented by mpgate-emulator");
@@ -48,18 +48,18 @@ pub fn handle(shared: &Shared, op: &str, req: &Incoming) -> Outcome {
         lm_error(403, "AuthorizationException", &message)
     } else if shared.throttled(&caller.cred.principal.account, op) {
         crate::wire::proto::throttle(op)
-    } else if let Some(refusal) = crate::license_situations::refuse(shared, &caller, op, req) {
+    } else if let Some(refusal) = super::license_situations::refuse(shared, &caller, op, req) {
         refusal
     } else {
         let r = match op {
             "CheckoutLicense" => checkout(shared, &caller, req),
             "ExtendLicenseConsumption" => extend(shared, &caller, req),
             "CheckInLicense" => check_in(shared, &caller, req),
-            "GetLicense" => crate::license_info::get_license(shared, &caller, req),
-            _ => crate::license_info::list_received(shared, &caller, req),
+            "GetLicense" => super::license_info::get_license(shared, &caller, req),
+            _ => super::license_info::list_received(shared, &caller, req),
         };
         let out = r.unwrap_or_else(|o| *o);
-        crate::license_situations::settled(shared, &caller, op, req, &out);
+        super::license_situations::settled(shared, &caller, op, req, &out);
         out
     };
     out.signing_region = Some(region);
