@@ -9,6 +9,7 @@
 
 use crate::model::fault::Fault;
 use crate::model::world::DryRunAnswer;
+use crate::services::license;
 use crate::state::Shared;
 use crate::wire::proto::{plain, Outcome};
 use crate::wire::request::Incoming;
@@ -75,7 +76,7 @@ fn workload_env(shared: &Shared, id: &str, req: &Incoming) -> Outcome {
     if let Err(e) = std::fs::create_dir_all(&dir) {
         return plain(500, &format!("{}: {e}", dir.display()));
     }
-    match crate::env::workload_env(shared, id, &dir) {
+    match super::env::workload_env(shared, id, &dir) {
         Ok(env) => json(serde_json::to_string(&env).unwrap_or_default()),
         Err(e) => plain(404, &e.to_string()),
     }
@@ -107,7 +108,7 @@ pub fn handle(shared: &Shared, req: &Incoming) -> Outcome {
         ("GET", "/_emulator/metering") => Ok(json(serde_json::to_string(&shared.lock().metering).unwrap_or_default())),
         ("GET", "/_emulator/seats") => {
             let mut inner = shared.lock();
-            crate::services::license::expire_seats(&mut inner);
+            license::expire_seats(&mut inner);
             Ok(json(serde_json::to_string(&inner.seats).unwrap_or_default()))
         }
         ("POST", "/_emulator/faults") => parse::<FaultRequest>(&req.body).map(|f| {
