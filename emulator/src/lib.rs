@@ -2,6 +2,12 @@
 //! credential endpoints, ECS task metadata, IMDS) on loopback, for integration tests. It models a
 //! world of accounts, products and workloads, and derives every answer from that situation.
 //! Test-only: it trusts nothing but also protects nothing (keys are public test keys).
+//!
+//! Read it bottom-up; each layer depends only on those before it (tests/layers.rs enforces it):
+//! `model` (the world, ledgers, faults, clock, keys), `wire` (AWS's protocols: request, answer
+//! shapes, validation, SigV4, tokens), `state` (what the services share while running),
+//! `services` (the AWS operations), `server` (the `Emulator` handle, HTTP, routing, faults, control
+//! API). This file only declares them and re-exports the public API.
 
 #![forbid(unsafe_code)]
 
