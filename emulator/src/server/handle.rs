@@ -36,6 +36,8 @@ fn corrupt(mut out: Outcome, fault: Option<&Fault>) -> Outcome {
     out
 }
 
+/// Answers one request that arrived on `site`. `Err(Dropped)` makes hyper close the connection
+/// unanswered; `reset` then asks for the close to be a TCP RST (`Fault::ConnectionReset`).
 pub async fn handle(
     shared: Arc<Shared>,
     site: Site,
