@@ -544,7 +544,7 @@ def license_checks(url, env_dir):
         assert len(arns) == 2 and len(set(arns)) == 2, arns
     check("ListReceivedLicenses pagination (MaxResults=1, NextToken)", pages)
 
-    # Errors that arise from the situation (emulator/src/license_situations.rs), not from injected faults.
+    # Errors that arise from the situation (emulator/src/services/license_situations.rs), not from injected faults.
     noiam, noiamcap = client(env_dir, "ecs-task-no-license-iam", service="license-manager")
     check("CheckoutLicense AuthorizationException 403 (role without license-manager actions)",
           lambda: fails(noiam, noiamcap, "checkout_license", "AuthorizationException", 403, **co()))

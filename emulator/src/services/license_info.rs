@@ -1,18 +1,18 @@
 //! License Manager's read side and token exchange (aws-wire.md §4.4, §5): GetLicense,
-//! ListReceivedLicenses (filters, pagination) and GetAccessToken, plus the refresh and access
-//! tokens of the Containers Anywhere flow. Nothing here changes a seat.
+//! ListReceivedLicenses (filters, pagination) and GetAccessToken, which trades a workload's refresh
+//! token for an access token of the Containers Anywhere flow (both minted by `wire::tokens`).
+//! Nothing here changes a seat.
 
-use crate::auth::Caller;
-use crate::input::{object, parse_body, Members, Res, Service};
-use crate::proto::{json_ok, lm_error, Outcome};
-use crate::server::Incoming;
+use super::auth::Caller;
+use crate::model::world::{CredentialKind, License};
 use crate::state::Shared;
-use crate::world::{CredentialKind, License, Workload};
+use crate::wire::input::{object, parse_body, Members, Res, Service};
+use crate::wire::proto::{json_ok, lm_error, Outcome};
+use crate::wire::request::Incoming;
+use crate::wire::tokens;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rsa::RsaPrivateKey;
 use serde_json::{json, Value};
-use std::time::SystemTime;
 
 const L: Service = Service::LicenseManager;
 /// GetAccessToken's access token lives one hour (aws-wire.md §5.3).
@@ -20,40 +20,6 @@ const ACCESS_TOKEN_SECS: i64 = 3600;
 
 fn e(status: u16, code: &str, m: &str) -> Box<Outcome> {
     Box::new(lm_error(status, code, m))
-}
-
-pub(crate) fn jwt_part(v: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(v.to_string())
-}
-
-fn rs256(key: &RsaPrivateKey, payload: &Value) -> String {
-    use rsa::signature::{SignatureEncoding, Signer};
-    let input =
-        format!("{}.{}", jwt_part(&json!({"alg": "RS256", "typ": "JWT", "kid": "mpgate-emulator"})), jwt_part(payload));
-    let sig = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key.clone()).sign(input.as_bytes());
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_vec()))
-}
-
-/// The refresh token a buyer downloads with "Create token" (CreateToken's `Token`): a JWT whose
-/// `aud` is the license ARN; only the emulator reads it, by exact value.
-pub fn mint_refresh_token(key: &RsaPrivateKey, w: &Workload) -> String {
-    let CredentialKind::LicenseToken { license_arn, .. } = &w.credential else {
-        return String::new();
-    };
-    let now = crate::clock::unix_secs(SystemTime::now());
-    rs256(
-        key,
-        &json!({
-            "iss": "https://openid-license-manager.amazonaws.com",
-            "aud": license_arn,
-            "sub": format!("arn:aws:iam::{}:root", w.account),
-            "amr": [format!("aws:license-manager:token-issuer-account-id:{}", w.account)],
-            "token_type": "REFRESH_TOKEN",
-            "jti": crate::state::request_id(),
-            "iat": now,
-            "exp": now + 365 * 86_400,
-        }),
-    )
 }
 
 fn render(l: &License, granted: bool) -> Value {
@@ -209,23 +175,11 @@ pub fn get_access_token(shared: &Shared, req: &Incoming) -> Res<Outcome> {
     let Some(w) = owner else {
         return Err(e(401, "AccessDeniedException", "The refresh token is not valid."));
     };
-    let exp = crate::clock::unix_secs(shared.now()) + ACCESS_TOKEN_SECS;
+    let exp = crate::model::clock::unix_secs(shared.now()) + ACCESS_TOKEN_SECS;
     let CredentialKind::LicenseToken { license_arn, .. } = &w.credential else {
         return Err(e(401, "AccessDeniedException", "The refresh token is not valid."));
     };
-    let access = rs256(
-        &shared.keys.emulator,
-        &json!({
-            "iss": "https://openid-license-manager.amazonaws.com",
-            "aud": license_arn,
-            "sub": format!("arn:aws:iam::{}:root", w.account),
-            "amr": [format!("aws:license-manager:token-issuer-account-id:{}", w.account)],
-            "token_type": "ACCESS_TOKEN",
-            "jti": crate::state::request_id(),
-            "iat": exp - ACCESS_TOKEN_SECS,
-            "exp": exp,
-        }),
-    );
+    let access = tokens::access_token(&shared.keys.emulator, &w.account, license_arn, exp, ACCESS_TOKEN_SECS);
     shared.lock().lm_access_tokens.insert(access.clone(), (w.id.clone(), exp));
     Ok(json_ok(json!({"AccessToken": access})).workload(Some(&w.id)))
 }

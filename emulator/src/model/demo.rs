@@ -1,8 +1,8 @@
 //! `World::demo()`: the world the gate's integration tests and the binary's default run against.
 //! Every workload id here is part of the emulator's contract with those tests.
 
-use crate::keys;
-use crate::world::{
+use super::keys;
+use super::world::{
     Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DryRunAnswer, License, LicenseEntitlement, Platform,
     Product, Quotas, RegistrationToken, Workload, World, MARKETPLACE_FINGERPRINT,
 };

@@ -5,16 +5,16 @@
 //! agent's own listener with the real paths, `/v2/credentials/<id>` (the RELATIVE_URI: the path
 //! is the secret, no header) and `/v4/<container id>[/task]`.
 
-use crate::proto::{container_error, Outcome};
-use crate::server::Incoming;
-use crate::sigv4::header;
+use crate::model::world::{Platform, Workload};
 use crate::state::{IssuedCred, Principal, PrincipalKind, Shared};
-use crate::world::{Platform, Workload};
+use crate::wire::proto::{container_error, Outcome};
+use crate::wire::request::Incoming;
+use crate::wire::sigv4::header;
 use serde_json::json;
 use std::time::{Duration, SystemTime};
 
 fn creds_json(cred: &IssuedCred, role_arn: &str) -> Outcome {
-    let exp = crate::clock::rfc3339(SystemTime::now() + Duration::from_secs(6 * 3600));
+    let exp = crate::model::clock::rfc3339(SystemTime::now() + Duration::from_secs(6 * 3600));
     let body = json!({
         "AccessKeyId": cred.access_key_id,
         "SecretAccessKey": cred.secret,

@@ -2,13 +2,13 @@
 //! input validation, platform, region, product and key version, first-call entitlement; then the
 //! signed answer and the billing record.
 
-use crate::auth::{authenticate, Caller};
-use crate::fault::TokenMutation;
-use crate::jwt::{self, Claims};
-use crate::ledger::Registration;
-use crate::proto::{json_error, json_ok, Outcome};
-use crate::server::Incoming;
+use super::auth::{authenticate, Caller};
+use crate::model::fault::TokenMutation;
+use crate::model::ledger::Registration;
 use crate::state::{PrincipalKind, Shared};
+use crate::wire::jwt::{self, Claims};
+use crate::wire::proto::{json_error, json_ok, Outcome};
+use crate::wire::request::Incoming;
 use serde_json::{json, Map, Value};
 use std::time::{Duration, SystemTime};
 
@@ -28,12 +28,12 @@ pub fn handle(shared: &Shared, op: &str, req: &Incoming, mutation: Option<TokenM
     let mut out = if let Some(message) = shared.denied(&workload, &format!("aws-marketplace:{op}")) {
         json_error(400, "AccessDeniedException", &message)
     } else if shared.throttled(&caller.cred.principal.account, op) {
-        crate::proto::throttle(op)
+        crate::wire::proto::throttle(op)
     } else {
         match op {
-            "MeterUsage" => crate::meter::meter_usage(shared, &caller, req),
-            "BatchMeterUsage" => crate::meter::batch_meter_usage(shared, &caller, req),
-            "ResolveCustomer" => crate::meter::resolve_customer(shared, &caller, req),
+            "MeterUsage" => super::meter::meter_usage(shared, &caller, req),
+            "BatchMeterUsage" => super::saas::batch_meter_usage(shared, &caller, req),
+            "ResolveCustomer" => super::saas::resolve_customer(shared, &caller, req),
             _ => register(shared, &caller, req, mutation),
         }
     };
@@ -144,9 +144,9 @@ fn register(shared: &Shared, caller: &Caller, req: &Incoming, mutation: Option<T
     }
     let now = SystemTime::now();
     let (iat, day) = if product.iat_millis {
-        (crate::clock::unix_millis(now), 86_400_000)
+        (crate::model::clock::unix_millis(now), 86_400_000)
     } else {
-        (crate::clock::unix_secs(now), 86_400)
+        (crate::model::clock::unix_secs(now), 86_400)
     };
     let claims = Claims {
         product_code: product.code.clone(),
@@ -171,7 +171,7 @@ fn register(shared: &Shared, caller: &Caller, req: &Incoming, mutation: Option<T
     let mut body = json!({ "Signature": token });
     if expired {
         // The model says only "present when the key version has expired"; a week ahead is our choice.
-        let rotation = crate::clock::unix_secs(now + Duration::from_secs(7 * 86_400));
+        let rotation = crate::model::clock::unix_secs(now + Duration::from_secs(7 * 86_400));
         body["PublicKeyRotationTimestamp"] = json!(rotation);
     }
     json_ok(body)

@@ -1,8 +1,8 @@
 //! The RegisterUsage `Signature`: a PS256 JWT (aws-wire.md §3) and the deliberate corruptions
 //! the gate's verifier must reject. Owns encoding and signing only, not which key or claims.
 
-use crate::fault::TokenMutation;
-use crate::world::ClaimStyle;
+use crate::model::fault::TokenMutation;
+use crate::model::world::ClaimStyle;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -25,6 +25,7 @@ pub struct Claims {
     pub style: ClaimStyle,
 }
 
+/// Base64url without padding, as JWT segments are encoded.
 pub(crate) fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -45,13 +46,14 @@ fn payload(c: &Claims, style: ClaimStyle) -> Map<String, Value> {
     m
 }
 
-fn encode_part(v: &Value) -> String {
+/// One base64url JWT segment: `v`'s JSON.
+pub(crate) fn encode_part(v: &Value) -> String {
     b64(v.to_string().as_bytes())
 }
 
 pub(crate) fn ps256(key: &RsaPrivateKey, input: &str) -> Vec<u8> {
-    // ring is several times faster (keys.rs says why that matters); same algorithm and parameters.
-    if let Some(sig) = crate::keys::ps256_ring(key, input.as_bytes()) {
+    // ring is several times faster (model/keys.rs says why that matters); same algorithm and parameters.
+    if let Some(sig) = crate::model::keys::ps256_ring(key, input.as_bytes()) {
         return sig;
     }
     // BlindedSigningKey: RSASSA-PSS, MGF1-SHA-256, salt length = digest length (32), as RFC 7518 PS256.

@@ -2,10 +2,10 @@
 //! the token is the proof) for IRSA service-account tokens and for License Manager access tokens,
 //! each against the role the workload's situation trusts.
 
-use crate::proto::{sts_error, sts_ok, xml_escape, Outcome};
-use crate::server::Incoming;
+use crate::model::world::CredentialKind;
 use crate::state::{Principal, PrincipalKind, Shared};
-use crate::world::CredentialKind;
+use crate::wire::proto::{sts_error, sts_ok, xml_escape, Outcome};
+use crate::wire::request::Incoming;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
@@ -54,7 +54,7 @@ fn assume_role_with_web_identity(shared: &Shared, form: &HashMap<String, String>
         return sts_error(403, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity")
             .workload(Some(&w.id));
     }
-    let subject = format!("system:serviceaccount:{}:{}", crate::sa_token::NAMESPACE, w.id);
+    let subject = format!("system:serviceaccount:{}:{}", crate::wire::tokens::NAMESPACE, w.id);
     let provider = format!(
         "arn:aws:iam::{}:oidc-provider/oidc.eks.{}.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF",
         w.account, w.region
@@ -71,7 +71,7 @@ fn license_token_role(shared: &Shared, role_arn: &str, session: &str, token: &st
     let CredentialKind::LicenseToken { role_arn: allowed, license_arn } = &w.credential else {
         return None;
     };
-    if crate::clock::unix_secs(shared.now()) >= exp {
+    if crate::model::clock::unix_secs(shared.now()) >= exp {
         return Some(
             sts_error(400, "ExpiredTokenException", "Token expired: current date/time is after the exp claim")
                 .workload(Some(&w.id)),
@@ -94,7 +94,7 @@ fn license_token_role(shared: &Shared, role_arn: &str, session: &str, token: &st
 }
 
 struct Assumed<'a> {
-    w: &'a crate::world::Workload,
+    w: &'a crate::model::world::Workload,
     kind: PrincipalKind,
     subject: String,
     provider: String,
@@ -112,7 +112,7 @@ fn answer(shared: &Shared, who: &Assumed, role_arn: &str, session: &str) -> Outc
     let lifetime = shared.lock().session_lifetime.unwrap_or(Duration::from_secs(3600));
     let expires = SystemTime::now() + lifetime;
     shared.lock().cred_expiry.insert(cred.access_key_id.clone(), expires);
-    let expiration = crate::clock::rfc3339(expires);
+    let expiration = crate::model::clock::rfc3339(expires);
     let role_name = role_arn.rsplit('/').next().unwrap_or(role_arn);
     let assumed_arn = format!("arn:aws:sts::{}:assumed-role/{role_name}/{session}", w.account);
     let (subject, provider) = (&who.subject, &who.provider);
@@ -123,11 +123,11 @@ fn answer(shared: &Shared, who: &Assumed, role_arn: &str, session: &str) -> Outc
         xml_escape(cred.session_token.as_deref().unwrap_or_default()),
         xml_escape(subject),
         xml_escape(&assumed_arn),
-        crate::state::random_upper(17),
+        crate::wire::ids::random_upper(17),
         xml_escape(session),
         xml_escape(provider),
         xml_escape(&who.audience),
-        crate::state::request_id(),
+        crate::wire::ids::request_id(),
     );
     sts_ok(body).workload(Some(&w.id))
 }

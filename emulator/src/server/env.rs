@@ -8,8 +8,9 @@
 //! 169.254.170.2:80 (`Listen::ECS_AGENT`) the environment is exactly ECS's: a RELATIVE_URI and no
 //! token. Likewise an IMDS on 169.254.169.254:80 gets no endpoint override.
 
+use super::listen::Listen;
+use crate::model::world::{CredentialKind, Platform};
 use crate::state::Shared;
-use crate::world::{CredentialKind, Platform};
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -35,7 +36,7 @@ pub fn workload_env(shared: &Shared, id: &str, dir: &Path) -> io::Result<Vec<(St
         set("AWS_DEFAULT_REGION", w.region.clone());
     }
     match setup.imds_addr {
-        Some(addr) if addr == crate::Listen::IMDS => {}
+        Some(addr) if addr == Listen::IMDS => {}
         Some(addr) => set("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("http://{addr}")),
         None => set("AWS_EC2_METADATA_DISABLED", "true".into()),
     }
@@ -43,7 +44,7 @@ pub fn workload_env(shared: &Shared, id: &str, dir: &Path) -> io::Result<Vec<(St
         CredentialKind::EcsTaskRole => {
             let creds_id = setup.ecs_credentials_id.clone().unwrap_or_default();
             match shared.ecs_agent {
-                Some(agent) if agent == crate::Listen::ECS_AGENT => {
+                Some(agent) if agent == Listen::ECS_AGENT => {
                     set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", format!("/v2/credentials/{creds_id}"));
                 }
                 Some(agent) => {
@@ -55,7 +56,9 @@ pub fn workload_env(shared: &Shared, id: &str, dir: &Path) -> io::Result<Vec<(St
                 }
             }
             let tmde = match shared.ecs_agent {
-                Some(agent) => format!("{}/v4/{}", base(agent), crate::container::container_id(&setup.task_id)),
+                Some(agent) => {
+                    format!("{}/v4/{}", base(agent), crate::services::container::container_id(&setup.task_id))
+                }
                 None => format!("{url}/ecs/metadata/{id}"),
             };
             set("ECS_CONTAINER_METADATA_URI_V4", tmde);

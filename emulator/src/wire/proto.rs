@@ -2,7 +2,7 @@
 //! credential endpoints' JSON, and IMDS plain text. Also what an injected error fault looks like
 //! on each of them. No decisions are made here.
 
-use crate::state::request_id;
+use super::ids::request_id;
 
 /// A complete answer plus what the ledger should remember about it.
 #[derive(Debug, Clone, Default)]

@@ -3,7 +3,7 @@
 //! collected into one `ValidationException` ("N validation errors detected: …"). The error body
 //! casing depends on the service (metering `message`, License Manager `Message`).
 
-use crate::proto::{json_error, lm_error, Outcome};
+use super::proto::{json_error, lm_error, Outcome};
 use serde_json::{Map, Value};
 
 /// Which service's error shape to answer with.

@@ -7,11 +7,12 @@
 //! `POST /_emulator/checkout-commit` (`{"ms": 2000}` or `{"ms": null}`: every license's `checkout_commit_ms`).
 //! Environment: `GET /_emulator/env/<workload>?dir=DIR`.
 
-use crate::fault::Fault;
-use crate::proto::{plain, Outcome};
-use crate::server::Incoming;
+use crate::model::fault::Fault;
+use crate::model::world::DryRunAnswer;
+use crate::services::license;
 use crate::state::Shared;
-use crate::world::DryRunAnswer;
+use crate::wire::proto::{plain, Outcome};
+use crate::wire::request::Incoming;
 use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;
@@ -75,7 +76,7 @@ fn workload_env(shared: &Shared, id: &str, req: &Incoming) -> Outcome {
     if let Err(e) = std::fs::create_dir_all(&dir) {
         return plain(500, &format!("{}: {e}", dir.display()));
     }
-    match crate::env::workload_env(shared, id, &dir) {
+    match super::env::workload_env(shared, id, &dir) {
         Ok(env) => json(serde_json::to_string(&env).unwrap_or_default()),
         Err(e) => plain(404, &e.to_string()),
     }
@@ -86,8 +87,8 @@ fn clock_json(shared: &Shared) -> Outcome {
     let now = inner.clock.now();
     json(
         json!({
-            "now_unix": crate::clock::unix_millis_signed(now) as f64 / 1000.0,
-            "now": crate::clock::rfc3339(now),
+            "now_unix": crate::model::clock::unix_millis_signed(now) as f64 / 1000.0,
+            "now": crate::model::clock::rfc3339(now),
             "offset_secs": inner.clock.offset_millis() as f64 / 1000.0,
         })
         .to_string(),
@@ -107,7 +108,7 @@ pub fn handle(shared: &Shared, req: &Incoming) -> Outcome {
         ("GET", "/_emulator/metering") => Ok(json(serde_json::to_string(&shared.lock().metering).unwrap_or_default())),
         ("GET", "/_emulator/seats") => {
             let mut inner = shared.lock();
-            crate::license::expire_seats(&mut inner);
+            license::expire_seats(&mut inner);
             Ok(json(serde_json::to_string(&inner.seats).unwrap_or_default()))
         }
         ("POST", "/_emulator/faults") => parse::<FaultRequest>(&req.body).map(|f| {
@@ -127,7 +128,7 @@ pub fn handle(shared: &Shared, req: &Incoming) -> Outcome {
             {
                 let mut inner = shared.lock();
                 if let Some(t) = c.set_unix {
-                    inner.clock.set(crate::clock::from_unix_secs(0) + Duration::from_secs_f64(t.max(0.0)));
+                    inner.clock.set(crate::model::clock::from_unix_secs(0) + Duration::from_secs_f64(t.max(0.0)));
                 }
                 if let Some(s) = c.advance_secs {
                     inner.clock.advance(Duration::from_secs_f64(s.max(0.0)));

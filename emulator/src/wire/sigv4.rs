@@ -33,7 +33,7 @@ pub struct Credential {
     pub signature: String,
 }
 
-/// Why a signature was rejected; each maps onto an AWS error code in `metering`.
+/// Why a signature was rejected; `services::auth` maps each onto an AWS error code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SigError {
     Missing,
@@ -165,7 +165,7 @@ pub fn verify(req: &SignedRequest<'_>, cred: &Credential, secret: &str, now: Sys
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".into(),
         )
     })?;
-    let when = crate::clock::parse_amz_date(amz_date)
+    let when = crate::model::clock::parse_amz_date(amz_date)
         .ok_or_else(|| SigError::Malformed(format!("Invalid X-Amz-Date: {amz_date}")))?;
     if !amz_date.starts_with(&cred.date) {
         return Err(SigError::Mismatch);
@@ -181,13 +181,13 @@ pub fn verify(req: &SignedRequest<'_>, cred: &Credential, secret: &str, now: Sys
     match now.duration_since(when) {
         Ok(late) if late > MAX_SKEW => Err(SigError::Expired(format!(
             "Signature expired: {amz_date} is now earlier than {} ({} - 5 min.)",
-            crate::clock::amz_date(now - MAX_SKEW),
-            crate::clock::amz_date(now)
+            crate::model::clock::amz_date(now - MAX_SKEW),
+            crate::model::clock::amz_date(now)
         ))),
         Err(early) if early.duration() > MAX_SKEW => Err(SigError::Expired(format!(
             "Signature not yet current: {amz_date} is still later than {} ({} + 5 min.)",
-            crate::clock::amz_date(now + MAX_SKEW),
-            crate::clock::amz_date(now)
+            crate::model::clock::amz_date(now + MAX_SKEW),
+            crate::model::clock::amz_date(now)
         ))),
         _ => Ok(()),
     }

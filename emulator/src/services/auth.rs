@@ -1,10 +1,10 @@
 //! Authenticates a SigV4-signed request to a principal, with the error codes AWS's awsJson
 //! front door uses. The ordering of checks mirrors what the gate would see from AWS.
 
-use crate::proto::{json_error, Outcome};
-use crate::server::Incoming;
-use crate::sigv4::{self, SigError, SignedRequest};
 use crate::state::{IssuedCred, Shared};
+use crate::wire::proto::{json_error, Outcome};
+use crate::wire::request::Incoming;
+use crate::wire::sigv4::{self, SigError, SignedRequest};
 
 /// A verified caller: the credential used and the region it signed for.
 pub struct Caller {

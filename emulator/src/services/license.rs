@@ -4,13 +4,14 @@
 //! (§4.5) and a `Message` member. Seats live in the seat ledger; a PROVISIONAL checkout that is
 //! neither extended nor checked in returns to the pool when the emulated clock passes its expiry.
 
-use crate::auth::{authenticate, Caller};
-use crate::input::{object, parse_body, Members, Res, Service};
-use crate::ledger::{Seat, SeatState};
-use crate::proto::{json_ok, lm_error, Outcome};
-use crate::server::Incoming;
-use crate::state::{random_string, Inner, Shared};
-use crate::world::License;
+use super::auth::{authenticate, Caller};
+use crate::model::ledger::{Seat, SeatState};
+use crate::model::world::License;
+use crate::state::{Inner, Shared};
+use crate::wire::ids::random_string;
+use crate::wire::input::{object, parse_body, Members, Res, Service};
+use crate::wire::proto::{json_ok, lm_error, Outcome};
+use crate::wire::request::Incoming;
 use serde_json::{json, Value};
 
 pub const TARGET_PREFIX: &str = "AWSLicenseManager.";
@@ -31,9 +32,9 @@ fn not_found(m: &str) -> Box<Outcome> {
 pub fn handle(shared: &Shared, op: &str, req: &Incoming) -> Outcome {
     if op == "GetAccessToken" {
         // Both AWS samples call it anonymously (aws-wire.md §10.10); a signature, if any, is not checked.
-        return crate::license_info::get_access_token(shared, req).unwrap_or_else(|o| *o);
+        return super::license_info::get_access_token(shared, req).unwrap_or_else(|o| *o);
     }
-    if !crate::proto::LM_OPS.contains(&op) {
+    if !crate::wire::proto::LM_OPS.contains(&op) {
         let m = format!("operation {op} is not implemented by mpgate-emulator");
         return lm_error(400, "UnknownOperationException", &m);
     }
@@ -46,19 +47,19 @@ pub fn handle(shared: &Shared, op: &str, req: &Incoming) -> Outcome {
     let mut out = if let Some(message) = shared.denied(&workload, &format!("license-manager:{op}")) {
         lm_error(403, "AuthorizationException", &message)
     } else if shared.throttled(&caller.cred.principal.account, op) {
-        crate::proto::throttle(op)
-    } else if let Some(refusal) = crate::license_situations::refuse(shared, &caller, op, req) {
+        crate::wire::proto::throttle(op)
+    } else if let Some(refusal) = super::license_situations::refuse(shared, &caller, op, req) {
         refusal
     } else {
         let r = match op {
             "CheckoutLicense" => checkout(shared, &caller, req),
             "ExtendLicenseConsumption" => extend(shared, &caller, req),
             "CheckInLicense" => check_in(shared, &caller, req),
-            "GetLicense" => crate::license_info::get_license(shared, &caller, req),
-            _ => crate::license_info::list_received(shared, &caller, req),
+            "GetLicense" => super::license_info::get_license(shared, &caller, req),
+            _ => super::license_info::list_received(shared, &caller, req),
         };
         let out = r.unwrap_or_else(|o| *o);
-        crate::license_situations::settled(shared, &caller, op, req, &out);
+        super::license_situations::settled(shared, &caller, op, req, &out);
         out
     };
     out.signing_region = Some(region);
@@ -68,7 +69,7 @@ pub fn handle(shared: &Shared, op: &str, req: &Incoming) -> Outcome {
 
 /// Returns PROVISIONAL seats whose time ran out to the pool.
 pub fn expire_seats(inner: &mut Inner) {
-    let now = crate::clock::unix_secs(inner.clock.now());
+    let now = crate::model::clock::unix_secs(inner.clock.now());
     for s in inner.seats.iter_mut().filter(|s| s.state == SeatState::Out && s.expires_at <= now) {
         s.state = SeatState::Expired;
     }
@@ -144,10 +145,10 @@ fn checkout(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome> {
         return Err(redirect(license));
     }
     let now_t = shared.now();
-    let now = crate::clock::unix_secs(now_t);
+    let now = crate::model::clock::unix_secs(now_t);
     let active = license.status == "AVAILABLE"
-        && crate::clock::parse_rfc3339(&license.begin).is_none_or(|b| b <= now_t)
-        && license.end.as_deref().and_then(crate::clock::parse_rfc3339).is_none_or(|end| now_t < end);
+        && crate::model::clock::parse_rfc3339(&license.begin).is_none_or(|b| b <= now_t)
+        && license.end.as_deref().and_then(crate::model::clock::parse_rfc3339).is_none_or(|end| now_t < end);
     if !active {
         return Err(e(400, "NoEntitlementsAllowedException", "The license is not active."));
     }
@@ -218,7 +219,7 @@ fn checkout(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome> {
 }
 
 fn iso(secs: i64) -> String {
-    crate::clock::rfc3339(crate::clock::from_unix_secs(secs))
+    crate::model::clock::rfc3339(crate::model::clock::from_unix_secs(secs))
 }
 
 /// `RedirectException` (308): the license lives in another region; `Location` names it.
@@ -273,14 +274,14 @@ fn signed_token(shared: &Shared, body: &Value) -> String {
         "nodeId": body.get("NodeId"),
         "checkoutMetadata": {},
     });
-    let header = crate::license_info::jwt_part(&json!({"alg": "PS256", "typ": "JWT", "kid": "mpgate-emulator"}));
-    let base = header.len() + crate::license_info::jwt_part(&payload).len() + 2 + 342;
+    let header = crate::wire::jwt::encode_part(&json!({"alg": "PS256", "typ": "JWT", "kid": "mpgate-emulator"}));
+    let base = header.len() + crate::wire::jwt::encode_part(&payload).len() + 2 + 342;
     if base < 4096 {
         payload["checkoutMetadata"] = json!({"padding": "0".repeat((4096 - base) * 3 / 4 + 8)});
     }
-    let input = format!("{header}.{}", crate::license_info::jwt_part(&payload));
-    let sig = crate::jwt::ps256(&shared.keys.emulator, &input);
-    format!("{input}.{}", crate::jwt::b64(&sig))
+    let input = format!("{header}.{}", crate::wire::jwt::encode_part(&payload));
+    let sig = crate::wire::jwt::ps256(&shared.keys.emulator, &input);
+    format!("{input}.{}", crate::wire::jwt::b64(&sig))
 }
 
 fn consumption_token(req: &Incoming) -> Res<(String, Option<bool>)> {
@@ -297,7 +298,7 @@ fn extend(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome> {
     let (token, dry) = consumption_token(req)?;
     let mut inner = shared.lock();
     expire_seats(&mut inner);
-    let now = crate::clock::unix_secs(inner.clock.now());
+    let now = crate::model::clock::unix_secs(inner.clock.now());
     let account = &caller.cred.principal.account;
     let seat = inner
         .seats

@@ -12,10 +12,10 @@
 //!   arriving in that time conflicts ("try again", as the model says). The same `ClientToken` is
 //!   an idempotent retry and never conflicts. Real time, not the business clock: a race is real.
 
-use crate::auth::Caller;
-use crate::proto::{lm_error, Outcome};
-use crate::server::Incoming;
+use super::auth::Caller;
 use crate::state::Shared;
+use crate::wire::proto::{lm_error, Outcome};
+use crate::wire::request::Incoming;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

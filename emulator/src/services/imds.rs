@@ -2,11 +2,11 @@
 //! workload that can see a host (an EC2 instance, or the node a pod runs on): reachability is a
 //! property of the workload's network path (hop limit), so it cannot be shared per host.
 
-use crate::proto::{plain, Outcome};
-use crate::server::Incoming;
-use crate::sigv4::header;
+use crate::model::world::{CredentialKind, Workload};
 use crate::state::{Principal, PrincipalKind, Shared};
-use crate::world::{CredentialKind, Workload};
+use crate::wire::proto::{plain, Outcome};
+use crate::wire::request::Incoming;
+use crate::wire::sigv4::header;
 use serde_json::json;
 use std::time::{Duration, SystemTime};
 
@@ -45,7 +45,7 @@ pub fn handle(shared: &Shared, w: &Workload, op: &str, req: &Incoming) -> Outcom
         if !(1..=21600).contains(&ttl) {
             return plain(400, "").workload(id);
         }
-        let token = format!("AQAEA{}", crate::state::random_string(51));
+        let token = format!("AQAEA{}", crate::wire::ids::random_string(51));
         shared.lock().imds_tokens.insert(token.clone());
         // aws-config reads the TTL back from this response header and fails without it.
         return plain(200, &token).header(TTL, &ttl.to_string()).workload(id);
@@ -76,12 +76,12 @@ pub fn handle(shared: &Shared, w: &Workload, op: &str, req: &Incoming) -> Outcom
                     let now = SystemTime::now();
                     let body = json!({
                         "Code": "Success",
-                        "LastUpdated": crate::clock::rfc3339(now),
+                        "LastUpdated": crate::model::clock::rfc3339(now),
                         "Type": "AWS-HMAC",
                         "AccessKeyId": cred.access_key_id,
                         "SecretAccessKey": cred.secret,
                         "Token": cred.session_token,
-                        "Expiration": crate::clock::rfc3339(now + Duration::from_secs(6 * 3600)),
+                        "Expiration": crate::model::clock::rfc3339(now + Duration::from_secs(6 * 3600)),
                     });
                     plain(200, &body.to_string())
                 }

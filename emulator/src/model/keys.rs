@@ -2,9 +2,9 @@
 //! private halves are public in this repository, which is why only the test flavour trusts them.
 //!
 //! Also owns the fast signing path: every RegisterUsage answer carries a fresh PS256 signature, and the
-//! `rsa` crate takes about 1.85 ms per signature, which is a third of a gate start as the benchmarks see
-//! it (docs/performance.md). ring does the same RSASSA-PSS in a fraction of that, so each key is
-//! converted to a ring key pair once, on first use, and cached by its modulus.
+//! `rsa` crate's RSASSA-PSS is slow enough to show in a gate's start-up as the benchmarks see it
+//! (docs/performance.md). ring signs the same several times faster, so each key is converted to a
+//! ring key pair once, on first use, and cached by its modulus.
 
 use ring::rand::SystemRandom;
 use ring::signature::{RsaKeyPair, RSA_PSS_SHA256};
@@ -14,16 +14,16 @@ use rsa::RsaPrivateKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-pub const EMULATOR: &str = include_str!("../../testdata/keys/emulator.key.pem");
-pub const EMULATOR_PUB: &str = include_str!("../../testdata/keys/emulator.pub.pem");
-pub const PAID_V1: &str = include_str!("../../testdata/keys/paid-v1.key.pem");
-pub const PAID_V1_PUB: &str = include_str!("../../testdata/keys/paid-v1.pub.pem");
-pub const PAID_V2: &str = include_str!("../../testdata/keys/paid-v2.key.pem");
-pub const PAID_V2_PUB: &str = include_str!("../../testdata/keys/paid-v2.pub.pem");
-pub const FREE_V1: &str = include_str!("../../testdata/keys/free-v1.key.pem");
-pub const FREE_V1_PUB: &str = include_str!("../../testdata/keys/free-v1.pub.pem");
-pub const ATTACKER: &str = include_str!("../../testdata/keys/attacker.key.pem");
-pub const ATTACKER_PUB: &str = include_str!("../../testdata/keys/attacker.pub.pem");
+pub const EMULATOR: &str = include_str!("../../../testdata/keys/emulator.key.pem");
+pub const EMULATOR_PUB: &str = include_str!("../../../testdata/keys/emulator.pub.pem");
+pub const PAID_V1: &str = include_str!("../../../testdata/keys/paid-v1.key.pem");
+pub const PAID_V1_PUB: &str = include_str!("../../../testdata/keys/paid-v1.pub.pem");
+pub const PAID_V2: &str = include_str!("../../../testdata/keys/paid-v2.key.pem");
+pub const PAID_V2_PUB: &str = include_str!("../../../testdata/keys/paid-v2.pub.pem");
+pub const FREE_V1: &str = include_str!("../../../testdata/keys/free-v1.key.pem");
+pub const FREE_V1_PUB: &str = include_str!("../../../testdata/keys/free-v1.pub.pem");
+pub const ATTACKER: &str = include_str!("../../../testdata/keys/attacker.key.pem");
+pub const ATTACKER_PUB: &str = include_str!("../../../testdata/keys/attacker.pub.pem");
 
 /// ring key pairs by modulus (big-endian bytes). `None` records a key ring rejects (ring only takes
 /// 2048–8192-bit keys), so it is not converted again.

@@ -1,0 +1,36 @@
+//! Where the emulator listens (`Listen`), and the real link-local addresses of the ECS agent and
+//! IMDS, which decide whether a workload's environment needs an endpoint override at all.
+
+use std::net::SocketAddr;
+
+/// Where the emulator listens. The defaults are loopback with ephemeral ports, which any user can
+/// bind; the real link-local addresses (`ECS_AGENT`, `IMDS`) need a network namespace of one's own
+/// (tests/netns.rs), where the workload's environment then carries no endpoint override at all.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    /// The AWS APIs, STS, the control API and the loopback forms of the container endpoints.
+    pub main: SocketAddr,
+    /// The ECS agent: `/v2/credentials/<id>` (what `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` points
+    /// at) and task metadata v4 `/v4/<container id>`. Off by default.
+    pub ecs_agent: Option<SocketAddr>,
+    /// Workload id → address of the IMDS it sees, instead of 127.0.0.1:0.
+    pub imds: Vec<(String, SocketAddr)>,
+    /// A second main port speaking HTTPS (same APIs, same world and ledger), with the test certificate
+    /// for 127.0.0.1/localhost from testdata/emulator-tls. Off by default. The container credential
+    /// endpoints in `workload_env` keep pointing at the plain port, as ECS's are plain http.
+    pub tls_main: Option<SocketAddr>,
+}
+
+impl Listen {
+    /// Where ECS serves task credentials and metadata (aws-wire.md §6.1).
+    pub const ECS_AGENT: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 170, 2)), 80);
+    /// Where EC2 serves IMDS.
+    pub const IMDS: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 169, 254)), 80);
+}
+
+impl Default for Listen {
+    fn default() -> Listen {
+        Listen { main: SocketAddr::from(([127, 0, 0, 1], 0)), ecs_agent: None, imds: Vec::new(), tls_main: None }
+    }
+}

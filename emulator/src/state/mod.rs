@@ -1,0 +1,116 @@
+//! State layer: everything the services share while the emulator runs. The fixed part (the world,
+//! the keys and each workload's setup, decided at start) and, behind one lock, the mutable part
+//! (ledgers, fault queues, issued credentials, clock offsets). Locks are never held across an await.
+//! Builds on `model` and `wire`; it must not depend on `services` or `server`: it stores and hands
+//! out, and never decides an answer.
+
+mod credentials;
+mod inner;
+mod setup;
+
+pub use credentials::{IssuedCred, Principal, PrincipalKind};
+pub use inner::Inner;
+pub use setup::{Keys, Setup};
+
+use crate::model::fault::Fault;
+use crate::model::world::World;
+use crate::wire::ids::{random_string, random_upper};
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard};
+
+/// What every handler is given: the fixed world, keys and setup, and the locked mutable part.
+pub struct Shared {
+    pub world: World,
+    pub keys: Keys,
+    pub setup: HashMap<String, Setup>,
+    pub url: String,
+    /// Where the ECS agent endpoints (relative credentials URI, TMDE v4) listen, if anywhere.
+    pub ecs_agent: Option<SocketAddr>,
+    inner: Mutex<Inner>,
+}
+
+impl Shared {
+    pub fn new(
+        world: World,
+        url: String,
+        imds_addrs: &HashMap<String, SocketAddr>,
+        ecs_agent: Option<SocketAddr>,
+    ) -> io::Result<Shared> {
+        let keys = Keys::load(&world)?;
+        let mut inner = Inner::default();
+        let mut setup = HashMap::new();
+        for w in &world.workloads {
+            let (s, static_key) = Setup::for_workload(w, &keys, imds_addrs.get(&w.id).copied());
+            if let Some(cred) = static_key {
+                inner.creds.insert(cred.access_key_id.clone(), cred);
+            }
+            setup.insert(w.id.clone(), s);
+        }
+        Ok(Shared { world, keys, setup, url, ecs_agent, inner: Mutex::new(inner) })
+    }
+
+    /// A poisoned lock only means a handler panicked mid-update; the ledgers are still usable.
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn next_fault(&self, op: &str) -> Option<Fault> {
+        self.lock().faults.next(op)
+    }
+
+    /// IAM's denial message if `workload`'s role lacks `action`, as IAM words it.
+    pub fn denied(&self, workload: &str, action: &str) -> Option<String> {
+        let w = self.world.workload(workload)?;
+        w.denied_actions.iter().any(|a| a == action).then(|| {
+            format!(
+                "User: arn:aws:sts::{}:assumed-role/{}-role/{workload} is not authorized to perform: {action} because no identity-based policy allows the {action} action",
+                w.account, w.id
+            )
+        })
+    }
+
+    /// Whether `account`'s call of `op` exceeds its quota (always false while quotas are off).
+    pub fn throttled(&self, account: &str, op: &str) -> bool {
+        let mut inner = self.lock();
+        let Some(rate) = self.world.quotas.rates.get(op).copied() else {
+            return false;
+        };
+        if !inner.quotas_enabled.unwrap_or(self.world.quotas.enabled) {
+            return false;
+        }
+        !inner.buckets.take(account, op, rate)
+    }
+
+    /// The emulated service clock.
+    pub fn now(&self) -> std::time::SystemTime {
+        self.lock().clock.now()
+    }
+
+    /// The service's wall clock: real time plus the configured skew. Deliberately not the business
+    /// clock: moving that one (hours of MeterUsage history) must not make every signature "expired",
+    /// and a `Date` header from it would make the SDK's clock-skew correction sign with it.
+    pub fn wall_now(&self) -> std::time::SystemTime {
+        let skew = self.lock().wall_skew_secs;
+        let real = std::time::SystemTime::now();
+        let d = std::time::Duration::from_secs(skew.unsigned_abs());
+        if skew >= 0 {
+            real + d
+        } else {
+            real.checked_sub(d).unwrap_or(real)
+        }
+    }
+
+    /// Mints fresh session credentials (`ASIA…`) bound to `principal`.
+    pub fn issue(&self, principal: Principal) -> IssuedCred {
+        let cred = IssuedCred {
+            access_key_id: format!("ASIA{}", random_upper(16)),
+            secret: random_string(40),
+            session_token: Some(format!("IQoJb3JpZ2luX2VjE{}", random_string(180))),
+            principal,
+        };
+        self.lock().creds.insert(cred.access_key_id.clone(), cred.clone());
+        cred
+    }
+}
