@@ -124,3 +124,21 @@ fn connection_reset_is_a_tcp_rst() {
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
     assert!(buf.is_empty());
 }
+
+#[test]
+fn random_faults_repeat_from_their_seed() {
+    let emu = Emulator::start(World::demo()).expect("start");
+    let c = ecs_creds(&emu, "ecs-task");
+    let body = format!(r#"{{"ProductCode":"{PAID}","PublicKeyVersion":1}}"#);
+    let target = "AWSMPMeteringService.RegisterUsage";
+    emu.inject_random("RegisterUsage", Fault::Throttle, 0.5);
+    let run = |seed: u64| -> Vec<u16> {
+        emu.seed_random_faults(seed);
+        assert_eq!(emu.random_fault_seed(), seed);
+        (0..32).map(|_| call(&emu, &c, "us-east-1", "aws-marketplace", target, &body).status).collect()
+    };
+    let first = run(7);
+    assert!(first.contains(&400) && first.contains(&200), "p = 0.5 gives both answers: {first:?}");
+    assert_eq!(run(7), first, "the same seed repeats the same faults");
+    assert_ne!(run(8), first, "another seed draws others");
+}

@@ -1,7 +1,10 @@
 //! Faults a test can queue per operation, and the queue that hands them out: queued faults FIFO,
 //! one per call, then standing random rules (each fires with its probability). The server decides
-//! what a fault means on each wire protocol; this file only stores and draws them.
+//! what a fault means on each wire protocol; this file only stores and draws them. The random rules
+//! draw from a seeded generator: the seed is reported, and setting it repeats a run's draws.
 
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -56,10 +59,20 @@ pub enum TokenMutation {
     NotAJwt,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FaultQueue {
     queues: HashMap<String, VecDeque<Fault>>,
     random: HashMap<String, Vec<(Fault, f64)>>,
+    /// The seed of `draws`: drawn from the OS at start unless set with `seed_random`.
+    seed: u64,
+    draws: StdRng,
+}
+
+impl Default for FaultQueue {
+    fn default() -> Self {
+        let seed = rand::random();
+        FaultQueue { queues: HashMap::new(), random: HashMap::new(), seed, draws: StdRng::seed_from_u64(seed) }
+    }
 }
 
 /// `Fault::Signature`: swap the `Signature` of a successful JSON answer for `signature`. Errors and
@@ -92,12 +105,23 @@ impl FaultQueue {
         }
     }
 
+    /// Restart the random rules' draws from `seed`: the same seed and the same calls give the same faults.
+    pub fn seed_random(&mut self, seed: u64) {
+        self.seed = seed;
+        self.draws = StdRng::seed_from_u64(seed);
+    }
+
+    /// The seed the random rules' draws started from.
+    pub fn random_seed(&self) -> u64 {
+        self.seed
+    }
+
     pub fn next(&mut self, op: &str) -> Option<Fault> {
         if let Some(f) = self.queues.get_mut(op).and_then(VecDeque::pop_front) {
             return Some(f);
         }
         let rules = self.random.get(op)?;
-        let mut rng = rand::thread_rng();
-        rules.iter().find(|(_, p)| rand::Rng::gen_bool(&mut rng, *p)).map(|(f, _)| f.clone())
+        let draws = &mut self.draws;
+        rules.iter().find(|(_, p)| draws.gen_bool(*p)).map(|(f, _)| f.clone())
     }
 }

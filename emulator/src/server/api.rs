@@ -54,6 +54,17 @@ impl Emulator {
         self.shared.lock().faults.push_random(op, fault, probability);
     }
 
+    /// Restart the draws of the random rules from `seed` (to repeat a run); `random_fault_seed` says
+    /// which seed a run used.
+    pub fn seed_random_faults(&self, seed: u64) {
+        self.shared.lock().faults.seed_random(seed);
+    }
+
+    /// The seed the random rules' draws started from.
+    pub fn random_fault_seed(&self) -> u64 {
+        self.shared.lock().faults.random_seed()
+    }
+
     /// Drops queued faults and random rules for `op` ("*" for every operation).
     pub fn clear_faults(&self, op: &str) {
         self.shared.lock().faults.clear(op);

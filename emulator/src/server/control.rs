@@ -1,7 +1,8 @@
 //! The emulator's own HTTP control surface for sellers' CI, where tests cannot call the Rust API.
 //! Ledgers: `GET /_emulator/requests`, `/_emulator/registrations`, `/_emulator/metering`,
 //! `/_emulator/seats`. Knobs: `POST /_emulator/faults` (`{"op","fault","count"}` or
-//! `{"op","fault","probability"}`), `POST /_emulator/faults/clear` (`{"op"}`, "*" = all),
+//! `{"op","fault","probability"[,"seed"]}`, answering `{"seed"}`: the seed of the random draws),
+//! `POST /_emulator/faults/clear` (`{"op"}`, "*" = all),
 //! `GET|POST /_emulator/clock` (`{"advance_secs"}` or `{"set_unix"}`), `POST /_emulator/quotas`
 //! (`{"enabled"}`), `POST /_emulator/dry-run` (`{"answer": "Empty"|"RecordId"|"DryRunOperationError"|null}`),
 //! `POST /_emulator/checkout-commit` (`{"ms": 2000}` or `{"ms": null}`: every license's `checkout_commit_ms`).
@@ -27,6 +28,9 @@ struct FaultRequest {
     /// When present, a standing rule firing with this probability instead of `count` queued faults.
     #[serde(default)]
     probability: Option<f64>,
+    /// Restarts the random rules' draws from this seed (to repeat a run).
+    #[serde(default)]
+    seed: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -113,11 +117,14 @@ pub fn handle(shared: &Shared, req: &Incoming) -> Outcome {
         }
         ("POST", "/_emulator/faults") => parse::<FaultRequest>(&req.body).map(|f| {
             let mut inner = shared.lock();
+            if let Some(seed) = f.seed {
+                inner.faults.seed_random(seed);
+            }
             match f.probability {
                 Some(p) => inner.faults.push_random(&f.op, f.fault, p),
                 None => (0..f.count).for_each(|_| inner.faults.push(&f.op, f.fault.clone())),
             }
-            json("{}".into())
+            json(json!({ "seed": inner.faults.random_seed() }).to_string())
         }),
         ("POST", "/_emulator/faults/clear") => parse::<OpRequest>(&req.body).map(|r| {
             shared.lock().faults.clear(&r.op);
