@@ -14,8 +14,14 @@ use tokio_rustls::TlsAcceptor;
 /// Serves `site` on `listener`; with `tls`, every connection is a TLS one (the HTTPS main port).
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, site: Site, tls: Option<TlsAcceptor>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // A failed accept (a connection reset before it was accepted, or no descriptor left)
+            // leaves the listener usable; pausing keeps a lasting one (EMFILE) from spinning a core.
+            Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
         };
         // As any real front end: no Nagle. Over TLS 1.3 the server writes its session tickets and then
         // the answer in separate records; with Nagle on, the answer can wait for the client's delayed
