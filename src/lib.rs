@@ -299,7 +299,7 @@ fn start(
             }
             // Drop the runtime (threads, sockets) before the process image is replaced.
             drop(runtime);
-            Err(fail(exec::exec_with(entitled, &args.command, base_env, extra)))
+            Err(fail(exec::exec(entitled, &args.command, base_env, extra)))
         }
         Some((options, spool)) => {
             drop(runtime);

@@ -87,7 +87,7 @@ pub fn supervise(
         let mut command = std::process::Command::new(program);
         let mut extra = extra;
         extra.extend(meter.as_ref().map(Meter::workload_env).unwrap_or_default());
-        command.args(args).env_clear().envs(crate::exec::child_env_with(&entitled, base_env, extra));
+        command.args(args).env_clear().envs(crate::exec::child_env(&entitled, base_env, extra));
         if options.group {
             command.process_group(0);
         }

@@ -88,12 +88,6 @@ impl<'a> Meter<'a> {
         })
     }
 
-    /// Replace the clock (tests).
-    pub fn with_clock(mut self, clock: Box<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
     /// What the workload is told: where to append usage lines.
     pub fn workload_env(&self) -> Vec<(OsString, OsString)> {
         vec![("MPGATE_USAGE_FILE".into(), self.spool.usage_file().into_os_string())]
