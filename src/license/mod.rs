@@ -14,10 +14,10 @@ pub mod anywhere;
 pub mod handover;
 
 use crate::aws::Clients;
-use crate::entitlement::contract::{classify, Licensed};
-use crate::entitlement::hourly::Context;
+use crate::entitlement::contract::Licensed;
 use crate::entitlement::pacing::full_jitter;
-use crate::entitlement::Entitled;
+use crate::entitlement::{classify, Context, Entitled, Verdict};
+use crate::error::Error;
 use crate::identity::BakedProduct;
 use crate::platform::{credentials, CredentialSource, Env, FoundRegion};
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -81,19 +81,22 @@ impl<'a> Lease<'a> {
             let client = self.client().await?;
             let result = client.check_in_license().license_consumption_token(&self.token).send().await;
             let ctx = Context { region: &self.region, source: self.source, hostname: "" };
-            let transient = match result {
-                Ok(_) => {
+            let verdict = match result {
+                Ok(_) => Verdict::Admit(()),
+                Err(e) => match classify::license_manager(e, "CheckInLicense", self.product, &ctx) {
+                    Verdict::Refuse(Error::Aws { code, .. }) if code == "ResourceNotFoundException" => {
+                        Verdict::Admit(())
+                    }
+                    other => other,
+                },
+            };
+            let transient = match verdict {
+                Verdict::Admit(()) => {
                     self.held = false;
                     return Ok(());
                 }
-                Err(e) => match classify(e, "CheckInLicense", self.product, &ctx) {
-                    Err(crate::error::Error::Aws { code, .. }) if code == "ResourceNotFoundException" => {
-                        self.held = false;
-                        return Ok(());
-                    }
-                    Err(final_error) => return Err(final_error.to_string()),
-                    Ok(t) => t,
-                },
+                Verdict::Refuse(final_error) => return Err(final_error.to_string()),
+                Verdict::Retry(transient) => transient,
             };
             let wait = full_jitter(attempt, Duration::from_millis(250), Duration::from_secs(2));
             if Instant::now() + wait >= until {
@@ -141,7 +144,7 @@ impl<'a> Lease<'a> {
     async fn extend(&mut self) -> Result<(), String> {
         let client = self.client().await?;
         let result = client.extend_license_consumption().license_consumption_token(&self.token).send().await;
-        match result {
+        let verdict = match result {
             Ok(out) => {
                 if let Some(t) = out.license_consumption_token() {
                     self.token = t.to_string();
@@ -151,15 +154,17 @@ impl<'a> Lease<'a> {
                     "license seat extended until {}",
                     out.expiration().unwrap_or("an unspecified time")
                 ));
-                Ok(())
+                Verdict::Admit(())
             }
             Err(e) => {
                 let ctx = Context { region: &self.region, source: self.source, hostname: "" };
-                Err(match classify(e, "ExtendLicenseConsumption", self.product, &ctx) {
-                    Ok(t) => t,
-                    Err(final_error) => final_error.to_string(),
-                })
+                classify::license_manager(e, "ExtendLicenseConsumption", self.product, &ctx)
             }
+        };
+        match verdict {
+            Verdict::Admit(()) => Ok(()),
+            Verdict::Retry(transient) => Err(transient),
+            Verdict::Refuse(final_error) => Err(final_error.to_string()),
         }
     }
 

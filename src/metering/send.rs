@@ -14,13 +14,13 @@ use super::compact::Compactor;
 use super::state::{Bucket, State};
 use super::{hour_of, record, Clock, Spool, SystemClock};
 use crate::aws::Clients;
-use crate::entitlement::hourly::{classify, Context};
 use crate::entitlement::pacing::full_jitter;
-use crate::entitlement::Entitled;
+use crate::entitlement::{classify, Context, Entitled, Verdict};
 use crate::error::Error;
 use crate::identity::{self, BakedDimension, BakedProduct};
 use crate::platform::{credentials, CredentialSource, Env, FoundRegion};
 use aws_sdk_marketplacemetering::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_marketplacemetering::operation::meter_usage::MeterUsageError;
 use aws_sdk_marketplacemetering::types::{Tag, UsageAllocation};
 use aws_smithy_types::DateTime;
 use std::ffi::OsString;
@@ -275,41 +275,11 @@ impl<'a> Meter<'a> {
             let transient = match self.client().await {
                 Err(e) => e,
                 Ok(client) => {
-                    match send(&client, self.product.code, bucket).await {
-                        Ok(id) => {
-                            self.state.accepted(id);
-                            self.save();
-                            return Ok(());
-                        }
-                        Err(SdkError::ServiceError(s)) if s.err().code() == Some("DuplicateRequestException") => {
-                            warn(&format!(
-                            "AWS already holds another {} record for the hour starting {}; its {} units roll into the next hour",
-                            bucket.dimension, bucket.hour, bucket.total()
-                        ));
-                            self.state.roll_in_flight(self.clock.now(), true);
-                            self.save();
-                            return Ok(());
-                        }
-                        Err(SdkError::ServiceError(s)) if s.err().code() == Some("TimestampOutOfBoundsException") => {
-                            warn(&format!(
-                            "AWS no longer accepts the hour starting {} for {}; its {} units roll into the next hour",
-                            bucket.hour, bucket.dimension, bucket.total()
-                        ));
-                            self.state.roll_in_flight(self.clock.now(), false);
-                            self.save();
-                            return Ok(());
-                        }
-                        Err(e) => {
-                            let ctx = Context { region: &self.region, source: self.source, hostname: &self.hostname };
-                            match classify(e, "MeterUsage", self.product, &ctx) {
-                                Ok(t) => t,
-                                Err(final_error) => {
-                                    self.state.return_in_flight();
-                                    self.save();
-                                    return Err(final_error.to_string());
-                                }
-                            }
-                        }
+                    let answer = send(&client, self.product.code, bucket).await;
+                    match self.settle(bucket, answer) {
+                        Verdict::Admit(()) => return Ok(()),
+                        Verdict::Refuse(final_error) => return Err(final_error.to_string()),
+                        Verdict::Retry(transient) => transient,
                     }
                 }
             };
@@ -320,6 +290,48 @@ impl<'a> Meter<'a> {
             tokio::time::sleep(wait).await;
         }
         Err("retry loop ended".into())
+    }
+
+    /// What one MeterUsage answer for the in-flight `bucket` means, with the state change it makes:
+    /// accepted, or rolled into the next hour (admit: the record is settled); returned to the pending
+    /// usage (refuse); unchanged (retry).
+    fn settle(&mut self, bucket: &Bucket, answer: Result<Option<String>, SdkError<MeterUsageError>>) -> Verdict<()> {
+        let verdict = match answer {
+            Ok(id) => {
+                self.state.accepted(id);
+                Verdict::Admit(())
+            }
+            Err(SdkError::ServiceError(s)) if s.err().code() == Some("DuplicateRequestException") => {
+                warn(&format!(
+                    "AWS already holds another {} record for the hour starting {}; its {} units roll into the next hour",
+                    bucket.dimension, bucket.hour, bucket.total()
+                ));
+                self.state.roll_in_flight(self.clock.now(), true);
+                Verdict::Admit(())
+            }
+            Err(SdkError::ServiceError(s)) if s.err().code() == Some("TimestampOutOfBoundsException") => {
+                warn(&format!(
+                    "AWS no longer accepts the hour starting {} for {}; its {} units roll into the next hour",
+                    bucket.hour,
+                    bucket.dimension,
+                    bucket.total()
+                ));
+                self.state.roll_in_flight(self.clock.now(), false);
+                Verdict::Admit(())
+            }
+            Err(e) => {
+                let ctx = Context { region: &self.region, source: self.source, hostname: &self.hostname };
+                match classify::metering(e, "MeterUsage", self.product, &ctx) {
+                    Verdict::Refuse(final_error) => {
+                        self.state.return_in_flight();
+                        Verdict::Refuse(final_error)
+                    }
+                    retry => return retry,
+                }
+            }
+        };
+        self.save();
+        verdict
     }
 
     /// A Metering client with credentials valid for at least five more minutes.
@@ -361,7 +373,7 @@ async fn send(
     client: &aws_sdk_marketplacemetering::Client,
     product_code: &str,
     bucket: &Bucket,
-) -> Result<Option<String>, SdkError<aws_sdk_marketplacemetering::operation::meter_usage::MeterUsageError>> {
+) -> Result<Option<String>, SdkError<MeterUsageError>> {
     let total = i32::try_from(bucket.total()).unwrap_or(i32::MAX);
     let mut request = client
         .meter_usage()
