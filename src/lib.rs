@@ -295,7 +295,7 @@ fn start(
                         "could not check the license seat in before starting the workload ({why}); License Manager returns it when the checkout expires"
                     ));
                 }
-                extra = license::handover::write(&entitled, env, "returned");
+                extra = license::handover::write(&entitled, env, license::Seat::Returned);
             }
             // Drop the runtime (threads, sockets) before the process image is replaced.
             drop(runtime);
@@ -306,7 +306,11 @@ fn start(
             let meter =
                 if metered { Some(metering::send::Meter::open(spool, &entitled, env).map_err(&fail)?) } else { None };
             let lease = license::Lease::of(&entitled, env);
-            let extra = if lease.is_some() { license::handover::write(&entitled, env, "held") } else { Vec::new() };
+            let extra = if lease.is_some() {
+                license::handover::write(&entitled, env, license::Seat::Held)
+            } else {
+                Vec::new()
+            };
             supervise::supervise(entitled, &args.command, base_env, options, meter, lease, extra).map_err(fail)
         }
     }

@@ -27,6 +27,26 @@ use std::time::{Duration, Instant, SystemTime};
 /// How long a check-in may take before mpgate gives up (the seat then returns after its lifetime).
 pub const CHECK_IN_BUDGET: Duration = Duration::from_secs(10);
 
+/// Where a contract checkout's seat is. The entitlements file carries it as `seat` (docs/contract.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seat {
+    /// Out with this gate: `supervise` extends it until the workload exits.
+    Held,
+    /// Back in the license's pool: checked in (by `exec` before the execve, by `supervise` at the
+    /// end), or expired without an extension.
+    Returned,
+}
+
+impl Seat {
+    /// The word in the entitlements file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Seat::Held => "held",
+            Seat::Returned => "returned",
+        }
+    }
+}
+
 /// A checked-out seat and what it takes to extend or return it.
 pub struct Lease<'a> {
     env: &'a dyn Env,
@@ -39,7 +59,7 @@ pub struct Lease<'a> {
     refreshing: Option<SharedCredentialsProvider>,
     clients: Option<Clients>,
     client: Option<(aws_sdk_licensemanager::Client, Option<SystemTime>)>,
-    held: bool,
+    seat: Seat,
     extended_at: Instant,
 }
 
@@ -60,7 +80,7 @@ impl<'a> Lease<'a> {
             refreshing: licensed.signer.refreshing.clone(),
             clients: None,
             client: None,
-            held: true,
+            seat: Seat::Held,
             extended_at: Instant::now(),
         })
     }
@@ -73,7 +93,7 @@ impl<'a> Lease<'a> {
     /// Give the seat back, retrying transient errors within `budget`. A seat AWS no longer knows
     /// (`ResourceNotFoundException`: already checked in or expired) counts as returned.
     pub async fn check_in(&mut self, budget: Duration) -> Result<(), String> {
-        if !self.held {
+        if self.seat == Seat::Returned {
             return Ok(());
         }
         let until = Instant::now() + budget;
@@ -92,7 +112,7 @@ impl<'a> Lease<'a> {
             };
             let transient = match verdict {
                 Verdict::Admit(()) => {
-                    self.held = false;
+                    self.seat = Seat::Returned;
                     return Ok(());
                 }
                 Verdict::Refuse(final_error) => return Err(final_error.to_string()),
@@ -123,7 +143,7 @@ impl<'a> Lease<'a> {
                     }
                     return std::future::pending().await;
                 }
-                () = tokio::time::sleep_until(due.into()), if self.held => {}
+                () = tokio::time::sleep_until(due.into()), if self.seat == Seat::Held => {}
             }
             match self.extend().await {
                 Ok(()) => attempt = 0,
@@ -135,7 +155,7 @@ impl<'a> Lease<'a> {
                     // The seat has gone back to the pool: the workload keeps running (the contract
                     // gates starts), and exit still tries a check-in.
                     warn(&format!("could not extend the license seat ({why}); it has returned to the pool"));
-                    self.held = false;
+                    self.seat = Seat::Returned;
                 }
             }
         }
@@ -206,4 +226,15 @@ impl<'a> Lease<'a> {
 
 fn warn(m: &str) {
     crate::log::warn(m);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Seat;
+
+    #[test]
+    fn the_seat_words_the_workload_reads_are_fixed() {
+        assert_eq!(Seat::Held.as_str(), "held");
+        assert_eq!(Seat::Returned.as_str(), "returned");
+    }
 }
