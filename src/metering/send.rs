@@ -10,9 +10,11 @@
 //! Must not: block `supervise`'s signal forwarding and reaping: every wait here is async.
 #![forbid(unsafe_code)]
 
+mod ingest;
+
 use super::compact::Compactor;
 use super::state::{Bucket, State};
-use super::{hour_of, record, Clock, Spool, SystemClock};
+use super::{record, Clock, Spool, SystemClock};
 use crate::aws::Clients;
 use crate::entitlement::pacing::full_jitter;
 use crate::entitlement::{classify, Context, Entitled, Verdict};
@@ -24,15 +26,12 @@ use aws_sdk_marketplacemetering::operation::meter_usage::MeterUsageError;
 use aws_sdk_marketplacemetering::types::{Tag, UsageAllocation};
 use aws_smithy_types::DateTime;
 use std::ffi::OsString;
-use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::time::{Duration, Instant, SystemTime};
 
 /// How often the usage file is read and closed hours are sent.
 const POLL: Duration = Duration::from_secs(5);
 /// Pause after a final (non-retryable) refusal before trying again.
 const FINAL_PAUSE: Duration = Duration::from_secs(300);
-/// Read the usage file in chunks of this size (bounds memory; state is saved after each).
-const CHUNK: usize = 1 << 20;
 
 /// The sender and everything it needs; borrows the injected environment for credential refreshes.
 pub struct Meter<'a> {
@@ -142,109 +141,6 @@ impl<'a> Meter<'a> {
                 warn(&format!("cannot save {}: {e}", self.spool.state_file().display()));
                 false
             }
-        }
-    }
-
-    /// Consume complete lines after the saved offset. With `last`, a final unterminated line is
-    /// consumed too (the workload has exited, so nothing will complete it): as a corrupt record.
-    fn ingest(&mut self, last: bool) {
-        let path = self.spool.usage_file();
-        let mut file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) => return warn(&format!("cannot read {}: {e}", path.display())),
-        };
-        let len = file.metadata().map_or(0, |m| m.len());
-        if len < self.state.offset {
-            warn(&format!(
-                "{} is shorter than the {} bytes already read (truncated or replaced?); reading it from the start",
-                path.display(),
-                self.state.offset
-            ));
-            self.state.offset = 0;
-        }
-        loop {
-            let mut buf = Vec::new();
-            let read = file
-                .seek(SeekFrom::Start(self.state.offset))
-                .and_then(|_| (&mut file).take(CHUNK as u64).read_to_end(&mut buf));
-            if let Err(e) = read {
-                return warn(&format!("cannot read {}: {e}", path.display()));
-            }
-            let now = self.clock.now();
-            let mut consumed = 0;
-            let mut zeros = 0;
-            let mut bad = Vec::new();
-            while consumed < buf.len() {
-                let rest = &buf[consumed..];
-                // A released (punched) range reads as zeros; no record starts with a NUL byte.
-                let nul = rest.iter().take_while(|&&b| b == 0).count();
-                if nul > 0 {
-                    consumed += nul;
-                    zeros += nul;
-                    continue;
-                }
-                let (line, used, torn) = match rest.iter().position(|&b| b == b'\n') {
-                    Some(i) => (&rest[..i], i + 1, false),
-                    // Unterminated: torn when the workload has exited, or longer than any record.
-                    None if last || rest.len() >= record::MAX_LINE => (rest, rest.len(), true),
-                    None => break,
-                };
-                let at = self.state.offset + consumed as u64;
-                consumed += used;
-                let parsed = std::str::from_utf8(line)
-                    .map_err(|_| "not UTF-8".to_string())
-                    .and_then(|l| if torn { Err("no newline: a torn or oversized write".to_string()) } else { Ok(l) })
-                    .and_then(|l| {
-                        if used > record::MAX_LINE {
-                            Err(format!("longer than {} bytes", record::MAX_LINE))
-                        } else {
-                            Ok(l)
-                        }
-                    })
-                    .and_then(|l| record::parse(self.dimensions, l));
-                match parsed {
-                    Ok(r) => self.state.add(&r.dimension, hour_of(r.at).min(hour_of(now)), &r.tag_set(), r.quantity),
-                    Err(why) => bad.push((at, line.to_vec(), why)),
-                }
-            }
-            if !bad.is_empty() {
-                self.quarantine(&bad);
-            }
-            if zeros > 0 {
-                warn(&format!(
-                    "{}: skipped {zeros} zero bytes after byte {} (usage already released: was state.json replaced?)",
-                    path.display(),
-                    self.state.offset
-                ));
-            }
-            if consumed == 0 {
-                return;
-            }
-            self.state.offset += consumed as u64;
-            // Release consumed blocks only once the offset that covers them is durable.
-            if self.save() {
-                if let Some(w) = self.compactor.release(&path, self.state.offset) {
-                    warn(&w);
-                }
-            }
-            if buf.len() < CHUNK {
-                return;
-            }
-        }
-    }
-
-    fn quarantine(&self, bad: &[(u64, Vec<u8>, String)]) {
-        let path = self.spool.quarantine_file();
-        let mut copy = Vec::new();
-        for (at, line, why) in bad {
-            warn(&format!("usage.log byte {at}: not a usage record ({why}); copied to {}", path.display()));
-            copy.extend_from_slice(line);
-            copy.push(b'\n');
-        }
-        let written =
-            std::fs::OpenOptions::new().append(true).create(true).open(&path).and_then(|mut f| f.write_all(&copy));
-        if let Err(e) = written {
-            warn(&format!("cannot write {}: {e}", path.display()));
         }
     }
 
