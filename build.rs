@@ -119,15 +119,17 @@ fn main() {
         }
         Some(code) => render(&bake(&code, &manifest_dir)),
     };
-    let mut generated = out;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default());
     if test_flavour {
+        // src/flavour.rs includes it: the emulator's public key, trusted by the test flavour only.
         let pem = read(&manifest_dir.join("testdata/keys/emulator.pub.pem"), "the emulator test key");
         let key = parse_key("the emulator test key", &pem);
         println!("cargo:rerun-if-changed=testdata/keys/emulator.pub.pem");
-        let _ = writeln!(generated, "pub(crate) const TEST_KEY_DER: &[u8] = &{:?};", key.der);
+        if let Err(e) = std::fs::write(out_dir.join("emulator-test-key.der"), &key.der) {
+            fail(&format!("cannot write the emulator test key: {e}"));
+        }
     }
-    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default());
-    if let Err(e) = std::fs::write(out_dir.join("baked_identity.rs"), generated) {
+    if let Err(e) = std::fs::write(out_dir.join("baked_identity.rs"), out) {
         fail(&format!("cannot write the generated identity: {e}"));
     }
 }

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod entitlement;
 pub mod error;
 pub mod exec;
+pub mod flavour;
 pub mod identity;
 pub mod license;
 pub mod log;
@@ -53,8 +54,8 @@ impl From<Error> for Failure {
 pub fn run(args: Vec<OsString>, env: &dyn Env, base_env: Vec<(OsString, OsString)>) -> Result<u8, Failure> {
     let parsed = cli::Cli::try_parse_from(args);
     configure_logging(parsed.as_ref().ok(), env);
-    if cfg!(feature = "insecure-test-endpoints") {
-        log::warn("test flavour (insecure-test-endpoints): honours AWS_ENDPOINT_URL and trusts the public emulator key; never ship this binary");
+    if let Some(warning) = flavour::RUN_WARNING {
+        log::warn(warning);
     }
     let cli = match parsed {
         Ok(cli) => cli,

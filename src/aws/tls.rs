@@ -42,10 +42,10 @@ type Https = hyper_rustls::HttpsConnector<TcpConnector>;
 
 /// rustls with the ring provider, TLS 1.2/1.3, and only the compiled-in Mozilla roots.
 pub fn client_config() -> Result<Arc<rustls::ClientConfig>, Error> {
-    #[allow(unused_mut)] // the test flavour adds one root
     let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    #[cfg(feature = "insecure-test-endpoints")]
-    add_emulator_test_ca(&mut roots)?;
+    if let Some(pem) = crate::flavour::test_ca() {
+        add_test_ca(&mut roots, pem)?;
+    }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Internal(format!("cannot build the TLS configuration: {e}")))?
@@ -54,14 +54,11 @@ pub fn client_config() -> Result<Arc<rustls::ClientConfig>, Error> {
     Ok(Arc::new(config))
 }
 
-/// The test flavour also trusts the emulator's HTTPS test CA (testdata/emulator-tls, private key in the
-/// repository), so the TLS path can be tested and measured on loopback (bench/run). Compiled out of the
-/// release flavour, like the emulator's signing key; nothing at run time can add a root to either.
-#[cfg(feature = "insecure-test-endpoints")]
-fn add_emulator_test_ca(roots: &mut rustls::RootCertStore) -> Result<(), Error> {
+/// The test flavour's extra root (`flavour::test_ca`: the emulator's HTTPS test CA, so the TLS path
+/// can be tested and measured on loopback, bench/run).
+fn add_test_ca(roots: &mut rustls::RootCertStore, pem: &[u8]) -> Result<(), Error> {
     use rustls::pki_types::pem::PemObject;
-    const CA: &[u8] = include_bytes!("../../testdata/emulator-tls/ca.pem");
-    let cert = rustls::pki_types::CertificateDer::from_pem_slice(CA)
+    let cert = rustls::pki_types::CertificateDer::from_pem_slice(pem)
         .map_err(|e| Error::Internal(format!("emulator test CA: {e}")))?;
     roots.add(cert).map_err(|e| Error::Internal(format!("emulator test CA: {e}")))
 }

@@ -141,13 +141,10 @@ fn verified(
     Ok(Registered { key_version: key.version, nonce, signature, issued_at: claims.issued_at, rotation })
 }
 
-/// The keys an answer for `key`'s version may be signed with: the baked key (release), plus the
-/// emulator's public test key in the test flavour.
+/// The keys an answer for `key`'s version may be signed with: the baked key, plus the flavour's
+/// extra keys (none in the release flavour).
 fn trusted_keys(key: &BakedKey) -> Vec<&'static [u8]> {
-    #[cfg(feature = "insecure-test-endpoints")]
-    return vec![key.der, crate::identity::test_key_der()];
-    #[cfg(not(feature = "insecure-test-endpoints"))]
-    vec![key.der]
+    std::iter::once(key.der).chain(crate::flavour::extra_trusted_keys().iter().copied()).collect()
 }
 
 #[cfg(test)]

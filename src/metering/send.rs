@@ -252,16 +252,13 @@ impl<'a> Meter<'a> {
     }
 }
 
-/// The sender's clock: the system clock. The test flavour alone honours `MPGATE_TEST_CLOCK_OFFSET`
-/// (seconds added), so tests can put the pod just before an hour boundary; a release build has no
-/// such input.
+/// The sender's clock: the system clock, plus the flavour's offset (`flavour::clock_offset`: always 0
+/// in the release flavour).
 fn clock(env: &dyn Env) -> Box<dyn Clock> {
-    #[cfg(feature = "insecure-test-endpoints")]
-    if let Some(offset) = env.get("MPGATE_TEST_CLOCK_OFFSET").and_then(|v| v.parse::<u64>().ok()) {
-        return Box::new(super::OffsetClock(offset));
+    match crate::flavour::clock_offset(env) {
+        0 => Box::new(SystemClock),
+        offset => Box::new(super::OffsetClock(offset)),
     }
-    let _ = env;
-    Box::new(SystemClock)
 }
 
 /// One MeterUsage for `bucket`: Timestamp = start of the hour, allocations when any usage is tagged.
