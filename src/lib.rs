@@ -6,6 +6,9 @@
 #![forbid(unsafe_code)]
 
 pub mod aws;
+// build.rs's rules (it includes the file), compiled here only for their unit tests.
+#[cfg(test)]
+mod bake;
 pub mod check;
 pub mod cli;
 pub mod entitlement;
