@@ -4,9 +4,9 @@
 //!
 //! Release flavour: the Metering client is built by hand (never `From<&SdkConfig>`), so no environment
 //! variable or profile can change its endpoint; the SDK resolves the regional AWS endpoint. TLS trusts
-//! only the compiled-in webpki roots, so `SSL_CERT_FILE`/`SSL_CERT_DIR` have no effect. Test flavour:
-//! additionally honours `AWS_ENDPOINT_URL_MARKETPLACE_METERING` / `AWS_ENDPOINT_URL_LICENSE_MANAGER` /
-//! `AWS_ENDPOINT_URL`.
+//! only the compiled-in webpki roots, so `SSL_CERT_FILE`/`SSL_CERT_DIR` have no effect. Test flavour
+//! (`flavour::endpoint_override`): additionally honours `AWS_ENDPOINT_URL_MARKETPLACE_METERING` /
+//! `AWS_ENDPOINT_URL_LICENSE_MANAGER` / `AWS_ENDPOINT_URL_STS`, then `AWS_ENDPOINT_URL`.
 //! Must not: retry (the entitlement code owns the retry policy and its deadline) or decide anything.
 #![forbid(unsafe_code)]
 

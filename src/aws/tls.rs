@@ -3,16 +3,16 @@
 //!
 //! Why compiled-in roots: a FROM-scratch image has no /etc/ssl, and a buyer must not be able to add
 //! a trust anchor (`SSL_CERT_FILE`, `SSL_CERT_DIR`) that would let a fake endpoint answer for AWS.
-//! Why ring: aws-lc costs 30–60 ms of CPU at the first handshake and needs a C toolchain for musl
+//! Why ring: aws-lc costs far more CPU at the first handshake and needs a C toolchain for musl
 //! (build-notes §2, §6). No proxy is configured: `HTTPS_PROXY` is ignored.
 //!
-//! Why not aws-smithy-http-client's connector: its `TrustStore` only takes PEM, so every start
-//! base64-encoded the ~150 webpki roots and parsed them back (46 % of the gate's instructions under
-//! callgrind, about 1.2 ms; docs/performance.md). `webpki-roots` ships the same Mozilla roots as
-//! `TrustAnchor` constants, which rustls takes as they are, and smithy offers no way to hand it a
-//! rustls config. So this module is the small connector smithy would have built: one hyper client,
-//! built once, HTTP/1.1, TCP_NODELAY, connect and read timeouts, hyper errors mapped to the SDK's
-//! connector error kinds (so aws-config's credential providers classify them as before). Signing,
+//! Why not aws-smithy-http-client's connector: its `TrustStore` only takes PEM, so every start would
+//! base64-encode the ~150 webpki roots and parse them back, a large share of a start's work
+//! (numbers in docs/performance.md). `webpki-roots` ships the same Mozilla roots as `TrustAnchor`
+//! constants, which rustls takes as they are, and smithy offers no way to hand it a rustls config.
+//! So this module is the small connector smithy would have built: one hyper client, built once,
+//! HTTP/1.1, TCP_NODELAY, connect and read timeouts, hyper errors mapped to the SDK's connector error
+//! kinds (so aws-config's credential providers classify them as they would smithy's). Signing,
 //! credentials and retries stay the SDK's (retries are off; the entitlement code owns them).
 //! Must not: read the environment or the filesystem (no native roots, no proxy variables).
 #![forbid(unsafe_code)]

@@ -280,7 +280,7 @@ async fn probe_endpoint(url: Result<String, String>) -> Check {
     };
     match metadata::fetch(&url, Duration::from_secs(5)).await {
         Err(e) if e.contains("no answer") => Check::new("endpoint", Status::Unknown, e),
-        // rustls's wording for a certificate verdict: worded as the refusal `mpgate exec` now gives at once.
+        // rustls's wording for a certificate verdict: worded as the refusal `mpgate exec` gives at once.
         Err(e) if e.contains("invalid peer certificate") => {
             let host = url.trim_start_matches("https://").split(['/', ':']).next().unwrap_or(&url).to_string();
             Check::new("endpoint", Status::Fail, format!("{url}: {e}")).fix(format!(
