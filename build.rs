@@ -17,10 +17,21 @@ mod bake;
 use std::path::{Path, PathBuf};
 
 const TEST_BUILD_PHRASE: &str = "i-understand-this-binary-trusts-a-public-test-key";
-const TEST_BUILD_VAR: &str = "MPGATE_INSECURE_TEST_BUILD";
+/// The variables gathered for `bake` (and the test flavour's opt-in), each watched by cargo.
+const VARS: &[&str] = &[
+    "MPGATE_PRODUCT_CODE",
+    "MPGATE_PRICING_MODEL",
+    "MPGATE_PRODUCT_TIER",
+    "MPGATE_PUBLIC_KEYS",
+    "MPGATE_TRUSTED_PRODUCT_CODES",
+    "MPGATE_INSECURE_TEST_BUILD",
+    "MPGATE_DIMENSIONS",
+    "MPGATE_PRODUCT_SKU",
+    "MPGATE_ENTITLEMENTS",
+];
 
 fn main() {
-    for var in bake::VARS.iter().chain([&TEST_BUILD_VAR]) {
+    for var in VARS {
         println!("cargo:rerun-if-env-changed={var}");
     }
     println!("cargo:rerun-if-changed=build.rs");
@@ -30,14 +41,14 @@ fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default());
     let test_flavour = std::env::var_os("CARGO_FEATURE_INSECURE_TEST_ENDPOINTS").is_some();
-    if test_flavour && std::env::var(TEST_BUILD_VAR).as_deref() != Ok(TEST_BUILD_PHRASE) {
+    if test_flavour && std::env::var("MPGATE_INSECURE_TEST_BUILD").as_deref() != Ok(TEST_BUILD_PHRASE) {
         fail(&format!(
             "feature insecure-test-endpoints builds a gate that trusts a public test key and honours \
-             AWS_ENDPOINT_URL; set {TEST_BUILD_VAR}={TEST_BUILD_PHRASE} if that is really what you want \
+             AWS_ENDPOINT_URL; set MPGATE_INSECURE_TEST_BUILD={TEST_BUILD_PHRASE} if that is really what you want \
              (never ship it)"
         ));
     }
-    let vars: bake::Vars = bake::VARS.iter().filter_map(|&v| Some((v, std::env::var_os(v)?))).collect();
+    let vars: bake::Vars = VARS.iter().filter_map(|&v| Some((v, std::env::var_os(v)?))).collect();
     let read = |path: &str| read_watched(&manifest_dir.join(path));
     let identity = bake::bake(&vars, &read).unwrap_or_else(|why| fail(&why));
     if test_flavour {

@@ -41,19 +41,8 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 
-/// The variables `bake` reads.
-pub const VARS: &[&str] = &[
-    "MPGATE_PRODUCT_CODE",
-    "MPGATE_PRICING_MODEL",
-    "MPGATE_PRODUCT_TIER",
-    "MPGATE_PUBLIC_KEYS",
-    "MPGATE_TRUSTED_PRODUCT_CODES",
-    "MPGATE_DIMENSIONS",
-    "MPGATE_PRODUCT_SKU",
-    "MPGATE_ENTITLEMENTS",
-];
-
-/// The build-time variables as the environment has them; an unset one is absent.
+/// The build-time variables as the environment has them (build.rs gathers its `VARS`); an unset one
+/// is absent.
 pub type Vars = BTreeMap<&'static str, OsString>;
 
 /// Reads a key file named as in `MPGATE_PUBLIC_KEYS`; the error says why it could not.
