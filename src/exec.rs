@@ -79,13 +79,9 @@ pub fn verdict_env(e: &Entitled) -> Vec<(&'static str, String)> {
     env
 }
 
-/// The workload's environment: `base_env` without any incoming verdict variable, plus the verdict.
-pub fn child_env(entitled: &Entitled, base_env: Vec<(OsString, OsString)>) -> Vec<(OsString, OsString)> {
-    child_env_with(entitled, base_env, Vec::new())
-}
-
-/// As `child_env`, plus `extra` variables set by the caller (from `METERING_VARS`).
-pub fn child_env_with(
+/// The workload's environment: `base_env` without any incoming `MPGATE_*` variable mpgate sets, plus
+/// the verdict, plus `extra` variables set by the caller (from `METERING_VARS` or `CONTRACT_VARS`).
+pub fn child_env(
     entitled: &Entitled,
     base_env: Vec<(OsString, OsString)>,
     extra: Vec<(OsString, OsString)>,
@@ -101,13 +97,9 @@ pub fn child_env_with(
     env
 }
 
-/// Replace this process with `argv[0]`. Returns only if the exec failed.
-pub fn exec(entitled: Entitled, argv: &[OsString], base_env: Vec<(OsString, OsString)>) -> Error {
-    exec_with(entitled, argv, base_env, Vec::new())
-}
-
-/// As `exec`, plus `extra` variables set by the caller (from `CONTRACT_VARS`).
-pub fn exec_with(
+/// Replace this process with `argv[0]`, its environment `child_env(entitled, base_env, extra)`.
+/// Returns only if the exec failed.
+pub fn exec(
     entitled: Entitled,
     argv: &[OsString],
     base_env: Vec<(OsString, OsString)>,
@@ -117,7 +109,7 @@ pub fn exec_with(
         return Error::Usage("no command given after --".into());
     }
     let mut env: Vec<CString> = Vec::with_capacity(base_env.len() + OUTPUT_VARS.len());
-    for (k, v) in child_env_with(&entitled, base_env, extra) {
+    for (k, v) in child_env(&entitled, base_env, extra) {
         let mut kv = k.as_bytes().to_vec();
         kv.push(b'=');
         kv.extend_from_slice(v.as_bytes());

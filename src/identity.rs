@@ -124,9 +124,3 @@ impl Baked {
         }
     }
 }
-
-/// The emulator's public key, trusted for every product and version by the test flavour only.
-#[cfg(feature = "insecure-test-endpoints")]
-pub fn test_key_der() -> &'static [u8] {
-    TEST_KEY_DER
-}

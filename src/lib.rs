@@ -1,21 +1,27 @@
 //! mpgate: an AWS Marketplace entitlement gate for container ENTRYPOINTs.
 //!
-//! `run` is the whole program: parse → prove entitlement → exec. `main.rs` only maps the result to
-//! an exit status and prints the one refusal line.
+//! `run` is the whole program: parse the command line, then run the command; `exec` and `supervise`
+//! go through `start` (resolve → prove entitlement → announce → hand over to the workload).
+//! `main.rs` only maps the result to an exit status and prints the one refusal line.
 #![forbid(unsafe_code)]
 
 pub mod aws;
+// build.rs's rules (it includes the file), compiled here only for their unit tests.
+#[cfg(test)]
+mod bake;
 pub mod check;
 pub mod cli;
 pub mod entitlement;
 pub mod error;
 pub mod exec;
+pub mod flavour;
 pub mod identity;
 pub mod license;
 pub mod log;
 pub mod metering;
 pub mod pass;
 pub mod platform;
+mod start;
 pub mod supervise;
 pub mod version;
 
@@ -51,30 +57,12 @@ impl From<Error> for Failure {
 pub fn run(args: Vec<OsString>, env: &dyn Env, base_env: Vec<(OsString, OsString)>) -> Result<u8, Failure> {
     let parsed = cli::Cli::try_parse_from(args);
     configure_logging(parsed.as_ref().ok(), env);
-    if cfg!(feature = "insecure-test-endpoints") {
-        log::warn("test flavour (insecure-test-endpoints): honours AWS_ENDPOINT_URL and trusts the public emulator key; never ship this binary");
+    if let Some(warning) = flavour::RUN_WARNING {
+        log::warn(warning);
     }
     let cli = match parsed {
         Ok(cli) => cli,
-        Err(e)
-            if matches!(
-                e.kind(),
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) =>
-        {
-            print!("{e}");
-            return Ok(0);
-        }
-        Err(e) => {
-            // clap's first paragraph, on one line: "the following required arguments were not
-            // provided:" alone would leave out which ones.
-            let rendered = e.render().to_string();
-            let head = rendered.split("\n\n").next().unwrap_or_default();
-            let line = head.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
-            let line = line.trim_start_matches("error: ");
-            let line = if line.is_empty() { "invalid arguments" } else { line };
-            return Err(Error::Usage(line.to_string()).into());
-        }
+        Err(e) => return not_parsed(&e),
     };
     if cli.version {
         print!("{}", version::text());
@@ -83,18 +71,10 @@ pub fn run(args: Vec<OsString>, env: &dyn Env, base_env: Vec<(OsString, OsString
     match cli.command {
         Some(cli::Command::Version { json: true }) => println!("{}", version::json()),
         Some(cli::Command::Version { json: false }) => print!("{}", version::text()),
-        Some(cli::Command::Exec(args)) => return start(args, None, env, base_env),
+        Some(cli::Command::Exec(args)) => return start::start(args, start::Mode::Exec, env, base_env),
         Some(cli::Command::Supervise(args)) => {
-            let flush_deadline = match (args.flush_deadline, env.get("MPGATE_FLUSH_DEADLINE")) {
-                (Some(d), _) => d,
-                (None, Some(v)) => {
-                    cli::parse_duration(&v).map_err(|why| Error::Usage(format!("MPGATE_FLUSH_DEADLINE: {why}")))?
-                }
-                (None, None) => metering::DEFAULT_FLUSH_DEADLINE,
-            };
-            let spool = spool_dir(args.spool, env);
-            let options = supervise::Options { group: args.group, flush_deadline };
-            return start(args.exec, Some((options, spool)), env, base_env);
+            let mode = start::supervise_mode(&args, env)?;
+            return start::start(args.exec, mode, env, base_env);
         }
         Some(cli::Command::Meter(args)) => meter_command(args, env)?,
         Some(cli::Command::Pass(cli::PassCommand::Verify { max_age, json })) => pass_verify(env, max_age, json)?,
@@ -106,8 +86,25 @@ pub fn run(args: Vec<OsString>, env: &dyn Env, base_env: Vec<(OsString, OsString
     Ok(0)
 }
 
+/// A command line clap did not parse: help that was asked for (status 0), or the usage error.
+fn not_parsed(e: &clap::Error) -> Result<u8, Failure> {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+        print!("{e}");
+        return Ok(0);
+    }
+    // clap's first paragraph, on one line: "the following required arguments were not provided:"
+    // alone would leave out which ones.
+    let rendered = e.render().to_string();
+    let head = rendered.split("\n\n").next().unwrap_or_default();
+    let line = head.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+    let line = line.trim_start_matches("error: ");
+    let line = if line.is_empty() { "invalid arguments" } else { line };
+    Err(Error::Usage(line.to_string()).into())
+}
+
 /// The spool directory: flag, then `MPGATE_SPOOL_DIR`, then the default.
-fn spool_dir(flag: Option<PathBuf>, env: &dyn Env) -> metering::Spool {
+pub(crate) fn spool_dir(flag: Option<PathBuf>, env: &dyn Env) -> metering::Spool {
     metering::Spool::new(
         flag.or_else(|| env.get("MPGATE_SPOOL_DIR").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(metering::DEFAULT_SPOOL)),
@@ -201,113 +198,4 @@ fn pass_verify(env: &dyn Env, max_age: Option<Duration>, json: bool) -> Result<(
         ));
     }
     Ok(())
-}
-
-/// `mpgate exec` (`supervise` is `None`: returns only on failure) and `mpgate supervise` (returns the
-/// workload's exit status).
-fn start(
-    args: cli::ExecArgs,
-    supervise: Option<(supervise::Options, metering::Spool)>,
-    env: &dyn Env,
-    base_env: Vec<(OsString, OsString)>,
-) -> Result<u8, Failure> {
-    let termination_log = args
-        .termination_log
-        .clone()
-        .or_else(|| env.get("MPGATE_TERMINATION_LOG").map(PathBuf::from))
-        .or_else(|| Some(PathBuf::from(DEFAULT_TERMINATION_LOG)));
-    let fail = |error: Error| Failure { error: Box::new(error), termination_log: termination_log.clone() };
-    let deadline = match (args.deadline, env.get("MPGATE_DEADLINE")) {
-        (Some(d), _) => d,
-        (None, Some(v)) => match cli::parse_duration(&v) {
-            Ok(d) => d,
-            Err(why) => return Err(fail(Error::Usage(format!("MPGATE_DEADLINE: {why}")))),
-        },
-        (None, None) => DEFAULT_DEADLINE,
-    };
-    // CMD takes values that start with '-' (its own arguments), so an option mpgate does not know
-    // lands there too: refuse it before proving anything. No workload's name starts with '-'.
-    if let Some(first) = args.command.first().map(|c| c.to_string_lossy()).filter(|c| c.starts_with('-')) {
-        let sub = if supervise.is_some() { "supervise" } else { "exec" };
-        return Err(fail(Error::Usage(format!(
-            "{first} is not an option of mpgate {sub}; options go before the workload, the workload after -- (mpgate {sub} -- /app/server)"
-        ))));
-    }
-    let metered = identity::BAKED.as_ref().is_some_and(|b| b.pricing_model == identity::PricingModel::CustomMetering);
-    if metered && supervise.is_none() {
-        return Err(fail(Error::Usage(
-            "this image is built for custom-metering pricing, which needs mpgate to stay and send usage every hour: use `mpgate supervise -- CMD` instead of `mpgate exec`".into(),
-        )));
-    }
-    let selection = args.product_code.clone().or_else(|| env.get("MPGATE_PRODUCT_CODE"));
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => return Err(fail(Error::Internal(format!("cannot start the async runtime: {e}")))),
-    };
-    let deadline = entitlement::Deadline::new(deadline);
-    let verdict = runtime.block_on(entitlement::prove(env, selection.as_deref(), &deadline));
-    let entitled = match verdict {
-        Ok(e) => e,
-        Err(error) => return Err(fail(error)),
-    };
-    if let Some(warning) = entitled.registration().and_then(|r| r.rotation.as_ref()) {
-        log::warn(warning);
-    }
-    if log::enabled(log::Level::Info) {
-        let proof = match entitled.proof() {
-            entitlement::Proof::Registered(r) => format!("key version {}", r.key_version),
-            entitlement::Proof::Probed(p) => format!("dimensions {}", p.dimensions.join(", ")),
-            entitlement::Proof::Licensed(l) => format!(
-                "license {} allows {}",
-                l.license_arn,
-                l.entitlements.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-        };
-        let msg = format!(
-            "admitted: product {} (tier {}, {}) in {} (region from {}, credentials from {}), {proof}",
-            entitled.product_code(),
-            entitled.tier(),
-            entitled.pricing_model().as_str(),
-            entitled.region().name,
-            entitled.region().source,
-            entitled.credential_source(),
-        );
-        log::emit(
-            log::Level::Info,
-            &msg,
-            &[
-                ("event", "admitted".into()),
-                ("product_code", entitled.product_code().into()),
-                ("tier", entitled.tier().into()),
-                ("pricing_model", entitled.pricing_model().as_str().into()),
-                ("region", entitled.region().name.clone().into()),
-                ("credential_source", entitled.credential_source().to_string().into()),
-            ],
-        );
-    }
-    match supervise {
-        None => {
-            // Contract: give the seat back before the gate is gone (docs/contract.md, seat policy).
-            let mut extra = Vec::new();
-            if let Some(mut lease) = license::Lease::of(&entitled, env) {
-                if let Err(why) = runtime.block_on(lease.check_in(license::CHECK_IN_BUDGET)) {
-                    log::warn(&format!(
-                        "could not check the license seat in before starting the workload ({why}); License Manager returns it when the checkout expires"
-                    ));
-                }
-                extra = license::handover::write(&entitled, env, "returned");
-            }
-            // Drop the runtime (threads, sockets) before the process image is replaced.
-            drop(runtime);
-            Err(fail(exec::exec_with(entitled, &args.command, base_env, extra)))
-        }
-        Some((options, spool)) => {
-            drop(runtime);
-            let meter =
-                if metered { Some(metering::send::Meter::open(spool, &entitled, env).map_err(&fail)?) } else { None };
-            let lease = license::Lease::of(&entitled, env);
-            let extra = if lease.is_some() { license::handover::write(&entitled, env, "held") } else { Vec::new() };
-            supervise::supervise(entitled, &args.command, base_env, options, meter, lease, extra).map_err(fail)
-        }
-    }
 }

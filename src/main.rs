@@ -31,10 +31,9 @@ fn main() -> ExitCode {
 }
 
 /// dlmalloc instead of musl's mallocng: mallocng hands pages back to the kernel as soon as they are
-/// free, so one admission made 110 mmap and 68 munmap calls; dlmalloc keeps them (16 mmap, 1 munmap).
-/// Measured with `hyperfine -N --runs 60` against the emulator: median 3.96–4.50 ms → 3.12–3.13 ms,
-/// CPU (`perf stat -r 40`) 3.38 → 2.27 ms (docs/performance.md). Pure Rust (the port std uses on
-/// wasm), so the aarch64 cross build needs no C toolchain. Keeping freed pages for reuse costs
-/// nothing here: a gate lives milliseconds, and supervise mode's heap stays small and steady.
+/// free, so an admission makes several times more mmap and munmap calls; dlmalloc keeps freed pages
+/// for reuse (counts and timings in docs/performance.md). Pure Rust (the port std uses on
+/// wasm), so the aarch64 cross build needs no C toolchain. Keeping freed pages costs nothing here: a
+/// gate lives milliseconds, and supervise mode's heap stays small and steady.
 #[global_allocator]
 static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;

@@ -134,8 +134,7 @@ pub fn verify(token: &str, keys: &[PassKey], policy: &Policy) -> Result<Pass, St
     })
 }
 
-/// The keys baked into this binary (and, in the test flavour, the emulator's test key).
-#[cfg_attr(not(feature = "insecure-test-endpoints"), allow(unused_mut))]
+/// The keys baked into this binary, plus the flavour's extra keys (none in the release flavour).
 pub fn baked_keys() -> Vec<PassKey> {
     let mut keys: Vec<PassKey> = crate::identity::BAKED
         .as_ref()
@@ -153,13 +152,12 @@ pub fn baked_keys() -> Vec<PassKey> {
                 .collect()
         })
         .unwrap_or_default();
-    #[cfg(feature = "insecure-test-endpoints")]
-    keys.push(PassKey {
+    keys.extend(crate::flavour::extra_trusted_keys().iter().map(|der| PassKey {
         product_code: String::new(),
         version: 0,
-        spki_der: crate::identity::test_key_der().to_vec(),
+        spki_der: der.to_vec(),
         any_code: true,
-    });
+    }));
     keys
 }
 

@@ -22,8 +22,9 @@ use crate::metering::send::Meter;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt as _;
+use std::time::Duration;
 use tokio::signal::unix::{signal, Signal as Stream, SignalKind};
 
 /// Signals forwarded to the workload. The synchronous ones (SEGV, BUS, FPE, ILL, TRAP, SYS, ABRT),
@@ -47,7 +48,7 @@ pub struct Options {
     /// Put the workload in its own process group and signal the whole group.
     pub group: bool,
     /// Custom metering: how long to keep sending after the workload exits.
-    pub flush_deadline: std::time::Duration,
+    pub flush_deadline: Duration,
 }
 
 /// Start the workload as a child and supervise it until it exits; returns its exit status.
@@ -58,7 +59,7 @@ pub fn supervise(
     options: Options,
     mut meter: Option<Meter<'_>>,
     mut lease: Option<Lease<'_>>,
-    extra: Vec<(OsString, OsString)>,
+    mut extra: Vec<(OsString, OsString)>,
 ) -> Result<u8, Error> {
     let (program, args) = argv.split_first().ok_or_else(|| Error::Usage("no command given after --".into()))?;
     if std::process::id() != 1 {
@@ -72,8 +73,36 @@ pub fn supervise(
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
         // Handlers first, then the child: a signal can never find mpgate with its default action.
-        let mut children = signal(SignalKind::child()).map_err(|e| Error::Internal(format!("SIGCHLD handler: {e}")))?;
-        let (tx, mut forwarded) = tokio::sync::mpsc::unbounded_channel::<Signal>();
+        let mut signals = Signals::install()?;
+        extra.extend(meter.as_ref().map(Meter::workload_env).unwrap_or_default());
+        let env = crate::exec::child_env(&entitled, base_env, extra);
+        let workload = match spawn(program, args, env, options.group) {
+            Ok(child) => child,
+            Err(e) => {
+                if let Some(l) = lease.as_mut() {
+                    release(l).await;
+                }
+                return Err(e);
+            }
+        };
+        let workload = pid(workload)?;
+        let status = wait(workload, &mut signals, options.group, meter.as_mut(), lease.as_mut()).await;
+        wind_down(meter.as_mut(), lease.as_mut(), options.flush_deadline).await;
+        Ok(status)
+    })
+}
+
+/// The signals mpgate handles while the workload runs: SIGCHLD (reap) and the `FORWARDED` ones.
+struct Signals {
+    children: Stream,
+    forwarded: tokio::sync::mpsc::UnboundedReceiver<Signal>,
+}
+
+impl Signals {
+    /// Install every handler; each forwarded signal arrives on one channel, in order.
+    fn install() -> Result<Signals, Error> {
+        let children = signal(SignalKind::child()).map_err(|e| Error::Internal(format!("SIGCHLD handler: {e}")))?;
+        let (tx, forwarded) = tokio::sync::mpsc::unbounded_channel::<Signal>();
         for &sig in FORWARDED {
             let mut stream: Stream =
                 signal(SignalKind::from_raw(sig as i32)).map_err(|e| Error::Internal(format!("{sig} handler: {e}")))?;
@@ -84,72 +113,87 @@ pub fn supervise(
                 }
             });
         }
-        let mut command = std::process::Command::new(program);
-        let mut extra = extra;
-        extra.extend(meter.as_ref().map(Meter::workload_env).unwrap_or_default());
-        command.args(args).env_clear().envs(crate::exec::child_env_with(&entitled, base_env, extra));
-        if options.group {
-            command.process_group(0);
-        }
-        let child = match command.spawn() {
-            Ok(child) => child,
-            Err(e) => {
-                if let Some(l) = lease.as_mut() {
-                    release(l).await;
-                }
-                return Err(Error::Exec {
-                    program: program.to_string_lossy().into_owned(),
-                    errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc_enoexec())),
-                });
-            }
-        };
-        let pid =
-            Pid::from_raw(i32::try_from(child.id()).map_err(|_| Error::Internal("child pid out of range".into()))?);
-        // std's Child is never waited on: every child is reaped below with waitpid(-1).
-        drop(child);
-        let status = {
-            let sender = async {
-                match meter.as_mut() {
-                    Some(m) => m.run().await,
-                    None => std::future::pending().await,
-                }
-            };
-            let (stop, mut stopped) = tokio::sync::mpsc::unbounded_channel::<()>();
-            let holder = async {
-                match lease.as_mut() {
-                    Some(l) => l.hold(&mut stopped).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::pin!(sender);
-            tokio::pin!(holder);
-            loop {
-                if let Some(status) = reap(pid) {
-                    break status;
-                }
-                tokio::select! {
-                    _ = children.recv() => {}
-                    Some(sig) = forwarded.recv() => {
-                        forward(pid, sig, options.group);
-                        if sig == Signal::SIGTERM {
-                            let _ = stop.send(());
-                        }
-                    }
-                    () = &mut sender => {}
-                    () = &mut holder => {}
-                }
-            }
-        };
-        // The holder is dropped mid-call at worst; the check-in below is then simply repeated.
-        if let Some(l) = lease.as_mut() {
-            release(l).await;
-        }
-        // The sender is dropped mid-call at worst: its record is marked in flight and re-sent as is.
-        if let Some(m) = meter.as_mut() {
-            m.flush(options.flush_deadline).await;
-        }
-        Ok(status)
+        Ok(Signals { children, forwarded })
+    }
+}
+
+/// Start `program` with exactly `env`, in its own process group with `group`.
+fn spawn(
+    program: &OsStr,
+    args: &[OsString],
+    env: Vec<(OsString, OsString)>,
+    group: bool,
+) -> Result<std::process::Child, Error> {
+    let mut command = std::process::Command::new(program);
+    command.args(args).env_clear().envs(env);
+    if group {
+        command.process_group(0);
+    }
+    command.spawn().map_err(|e| Error::Exec {
+        program: program.to_string_lossy().into_owned(),
+        errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc_enoexec())),
     })
+}
+
+/// The workload's pid. std's `Child` is never waited on: every child is reaped with waitpid(-1).
+fn pid(child: std::process::Child) -> Result<Pid, Error> {
+    Ok(Pid::from_raw(i32::try_from(child.id()).map_err(|_| Error::Internal("child pid out of range".into()))?))
+}
+
+/// Forward signals and reap children until the workload exits; returns its status. The sender and
+/// the seat holder run as branches of the same `select!`, so their network waits never delay a
+/// signal or a reap; SIGTERM also tells the holder to check the seat in.
+async fn wait(
+    workload: Pid,
+    signals: &mut Signals,
+    group: bool,
+    meter: Option<&mut Meter<'_>>,
+    lease: Option<&mut Lease<'_>>,
+) -> u8 {
+    let sender = async {
+        match meter {
+            Some(m) => m.run().await,
+            None => std::future::pending().await,
+        }
+    };
+    let (stop, mut stopped) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let holder = async {
+        match lease {
+            Some(l) => l.hold(&mut stopped).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(sender);
+    tokio::pin!(holder);
+    loop {
+        if let Some(status) = reap(workload) {
+            return status;
+        }
+        tokio::select! {
+            _ = signals.children.recv() => {}
+            Some(sig) = signals.forwarded.recv() => {
+                forward(workload, sig, group);
+                if sig == Signal::SIGTERM {
+                    let _ = stop.send(());
+                }
+            }
+            () = &mut sender => {}
+            () = &mut holder => {}
+        }
+    }
+}
+
+/// After the workload exited: check the seat in if it is still out, then send the rest of the usage
+/// within `flush_deadline`.
+async fn wind_down(meter: Option<&mut Meter<'_>>, lease: Option<&mut Lease<'_>>, flush_deadline: Duration) {
+    // The holder is dropped mid-call at worst; the check-in below is then simply repeated.
+    if let Some(l) = lease {
+        release(l).await;
+    }
+    // The sender is dropped mid-call at worst: its record is marked in flight and re-sent as is.
+    if let Some(m) = meter {
+        m.flush(flush_deadline).await;
+    }
 }
 
 /// Check the seat in (bounded); on failure say when it comes back by itself.

@@ -1,20 +1,16 @@
 //! `mpgate version`: what this binary was built with, for people and for machines.
 #![forbid(unsafe_code)]
 
+use crate::flavour;
 use crate::identity::BAKED;
 use serde_json::json;
 use std::fmt::Write as _;
 
-/// `release` or `test (insecure-test-endpoints)`.
-pub const FLAVOUR: &str = if cfg!(feature = "insecure-test-endpoints") { "test" } else { "release" };
-
 /// The human-readable report.
 pub fn text() -> String {
-    let mut s = format!("mpgate {} ({FLAVOUR} flavour)\n", env!("CARGO_PKG_VERSION"));
-    if cfg!(feature = "insecure-test-endpoints") {
-        s.push_str(
-            "WARNING: test flavour: honours AWS_ENDPOINT_URL and trusts the public emulator key; never ship it\n",
-        );
+    let mut s = format!("mpgate {} ({} flavour)\n", env!("CARGO_PKG_VERSION"), flavour::NAME);
+    if let Some(warning) = flavour::VERSION_WARNING {
+        s.push_str(warning);
     }
     let Some(b) = &BAKED else {
         s.push_str("identity: none baked; this binary refuses every start (exit 83)\n");
@@ -70,7 +66,7 @@ pub fn json() -> String {
     });
     json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "flavour": FLAVOUR,
+        "flavour": flavour::NAME,
         "baked": BAKED.is_some(),
         "pricing_model": BAKED.as_ref().map(|b| b.pricing_model.as_str()),
         "dimensions": BAKED.as_ref().map(|b| {

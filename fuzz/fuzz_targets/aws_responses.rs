@@ -25,7 +25,7 @@ use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::DateTime;
 use common::{assert_signed_here, now, KEY, NONCE, PRODUCT};
 use libfuzzer_sys::fuzz_target;
-use mpgate::entitlement::fuzzing::{self, Verdict};
+use mpgate::entitlement::{fuzzing, Verdict};
 use mpgate::identity::{BakedEntitlement, BakedKey, BakedProduct};
 use std::sync::{LazyLock, Mutex};
 
@@ -95,14 +95,14 @@ static ENTITLEMENTS: [BakedEntitlement; 2] = [
 ];
 
 /// What every verdict must satisfy; returns whether it admitted.
-fn judged(verdict: Verdict) -> bool {
+fn judged(verdict: Verdict<()>) -> bool {
     match verdict {
-        Verdict::Admitted => true,
+        Verdict::Admit(()) => true,
         Verdict::Retry(why) => {
             assert!(!why.contains('\n'), "retry reason is not one line: {why:?}");
             false
         }
-        Verdict::Refused(e) => {
+        Verdict::Refuse(e) => {
             // main prints `one_line(e.to_string())`; the class must be one of the documented exits.
             let line = mpgate::error::one_line(&e.to_string());
             assert!(!line.contains('\n') && !line.is_empty(), "refusal is not one line: {line:?}");

@@ -4,9 +4,9 @@
 //!
 //! Release flavour: the Metering client is built by hand (never `From<&SdkConfig>`), so no environment
 //! variable or profile can change its endpoint; the SDK resolves the regional AWS endpoint. TLS trusts
-//! only the compiled-in webpki roots, so `SSL_CERT_FILE`/`SSL_CERT_DIR` have no effect. Test flavour:
-//! additionally honours `AWS_ENDPOINT_URL_MARKETPLACE_METERING` / `AWS_ENDPOINT_URL_LICENSE_MANAGER` /
-//! `AWS_ENDPOINT_URL`.
+//! only the compiled-in webpki roots, so `SSL_CERT_FILE`/`SSL_CERT_DIR` have no effect. Test flavour
+//! (`flavour::endpoint_override`): additionally honours `AWS_ENDPOINT_URL_MARKETPLACE_METERING` /
+//! `AWS_ENDPOINT_URL_LICENSE_MANAGER` / `AWS_ENDPOINT_URL_STS`, then `AWS_ENDPOINT_URL`.
 //! Must not: retry (the entitlement code owns the retry policy and its deadline) or decide anything.
 #![forbid(unsafe_code)]
 
@@ -148,7 +148,6 @@ enum Service {
 }
 
 impl Service {
-    #[cfg_attr(not(feature = "insecure-test-endpoints"), allow(dead_code))]
     fn endpoint_variable(self) -> &'static str {
         match self {
             Service::Metering => "AWS_ENDPOINT_URL_MARKETPLACE_METERING",
@@ -158,16 +157,10 @@ impl Service {
     }
 }
 
-/// The release flavour never overrides an endpoint, whatever the environment says.
-#[cfg(not(feature = "insecure-test-endpoints"))]
-fn endpoint_override(_env: &dyn Env, _service: Service) -> Option<String> {
-    None
-}
-
-/// The test flavour honours the standard SDK variables, so it can be pointed at the emulator.
-#[cfg(feature = "insecure-test-endpoints")]
+/// The endpoint set in the environment for `service`: never in the release flavour, the standard SDK
+/// variables in the test flavour (`flavour::endpoint_override`), so it can be pointed at the emulator.
 fn endpoint_override(env: &dyn Env, service: Service) -> Option<String> {
-    env.get(service.endpoint_variable()).or_else(|| env.get("AWS_ENDPOINT_URL"))
+    crate::flavour::endpoint_override(env, service.endpoint_variable())
 }
 
 /// The URL the Metering client sends to: the override (test flavour only) or the SDK's resolver.

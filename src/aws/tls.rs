@@ -3,16 +3,16 @@
 //!
 //! Why compiled-in roots: a FROM-scratch image has no /etc/ssl, and a buyer must not be able to add
 //! a trust anchor (`SSL_CERT_FILE`, `SSL_CERT_DIR`) that would let a fake endpoint answer for AWS.
-//! Why ring: aws-lc costs 30–60 ms of CPU at the first handshake and needs a C toolchain for musl
+//! Why ring: aws-lc costs far more CPU at the first handshake and needs a C toolchain for musl
 //! (build-notes §2, §6). No proxy is configured: `HTTPS_PROXY` is ignored.
 //!
-//! Why not aws-smithy-http-client's connector: its `TrustStore` only takes PEM, so every start
-//! base64-encoded the ~150 webpki roots and parsed them back (46 % of the gate's instructions under
-//! callgrind, about 1.2 ms; docs/performance.md). `webpki-roots` ships the same Mozilla roots as
-//! `TrustAnchor` constants, which rustls takes as they are, and smithy offers no way to hand it a
-//! rustls config. So this module is the small connector smithy would have built: one hyper client,
-//! built once, HTTP/1.1, TCP_NODELAY, connect and read timeouts, hyper errors mapped to the SDK's
-//! connector error kinds (so aws-config's credential providers classify them as before). Signing,
+//! Why not aws-smithy-http-client's connector: its `TrustStore` only takes PEM, so every start would
+//! base64-encode the ~150 webpki roots and parse them back, a large share of a start's work
+//! (numbers in docs/performance.md). `webpki-roots` ships the same Mozilla roots as `TrustAnchor`
+//! constants, which rustls takes as they are, and smithy offers no way to hand it a rustls config.
+//! So this module is the small connector smithy would have built: one hyper client, built once,
+//! HTTP/1.1, TCP_NODELAY, connect and read timeouts, hyper errors mapped to the SDK's connector error
+//! kinds (so aws-config's credential providers classify them as they would smithy's). Signing,
 //! credentials and retries stay the SDK's (retries are off; the entitlement code owns them).
 //! Must not: read the environment or the filesystem (no native roots, no proxy variables).
 #![forbid(unsafe_code)]
@@ -42,10 +42,10 @@ type Https = hyper_rustls::HttpsConnector<TcpConnector>;
 
 /// rustls with the ring provider, TLS 1.2/1.3, and only the compiled-in Mozilla roots.
 pub fn client_config() -> Result<Arc<rustls::ClientConfig>, Error> {
-    #[allow(unused_mut)] // the test flavour adds one root
     let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    #[cfg(feature = "insecure-test-endpoints")]
-    add_emulator_test_ca(&mut roots)?;
+    if let Some(pem) = crate::flavour::test_ca() {
+        add_test_ca(&mut roots, pem)?;
+    }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Internal(format!("cannot build the TLS configuration: {e}")))?
@@ -54,14 +54,11 @@ pub fn client_config() -> Result<Arc<rustls::ClientConfig>, Error> {
     Ok(Arc::new(config))
 }
 
-/// The test flavour also trusts the emulator's HTTPS test CA (testdata/emulator-tls, private key in the
-/// repository), so the TLS path can be tested and measured on loopback (bench/run). Compiled out of the
-/// release flavour, like the emulator's signing key; nothing at run time can add a root to either.
-#[cfg(feature = "insecure-test-endpoints")]
-fn add_emulator_test_ca(roots: &mut rustls::RootCertStore) -> Result<(), Error> {
+/// The test flavour's extra root (`flavour::test_ca`: the emulator's HTTPS test CA, so the TLS path
+/// can be tested and measured on loopback, bench/run).
+fn add_test_ca(roots: &mut rustls::RootCertStore, pem: &[u8]) -> Result<(), Error> {
     use rustls::pki_types::pem::PemObject;
-    const CA: &[u8] = include_bytes!("../../testdata/emulator-tls/ca.pem");
-    let cert = rustls::pki_types::CertificateDer::from_pem_slice(CA)
+    let cert = rustls::pki_types::CertificateDer::from_pem_slice(pem)
         .map_err(|e| Error::Internal(format!("emulator test CA: {e}")))?;
     roots.add(cert).map_err(|e| Error::Internal(format!("emulator test CA: {e}")))
 }

@@ -8,7 +8,7 @@
 
 use super::{Check, Status};
 use crate::aws::Clients;
-use crate::entitlement::{custom, hourly, nonce, Deadline, Progress};
+use crate::entitlement::{custom, nonce, Context, Deadline, Progress};
 use crate::error::{Class, Error};
 use crate::identity;
 use crate::platform::{self, Env};
@@ -56,7 +56,7 @@ async fn probe(env: &dyn Env, deadline: &Deadline) -> Check {
         Err(e) => return failed(&e, e.to_string()),
     };
     let hostname = nonce::hostname();
-    let ctx = hourly::Context { region: &region, source, hostname: &hostname };
+    let ctx = Context { region: &region, source, hostname: &hostname };
     let progress = Progress::default();
     let mut passed = Vec::new();
     for d in dimensions {

@@ -131,7 +131,7 @@ impl Verdict {
 /// The report for a person; `colour` adds ANSI colours to the status words.
 pub fn render_text(checks: &[Check], colour: bool) -> String {
     let width = checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
-    let mut s = format!("mpgate check ({} flavour)\n", crate::version::FLAVOUR);
+    let mut s = format!("mpgate check ({} flavour)\n", crate::flavour::NAME);
     for c in checks {
         let word = c.status.as_str().to_uppercase();
         let painted = match (colour, c.status) {
@@ -156,7 +156,7 @@ pub fn render_json(checks: &[Check]) -> String {
     json!({
         "schema_version": SCHEMA_VERSION,
         "mpgate_version": env!("CARGO_PKG_VERSION"),
-        "flavour": crate::version::FLAVOUR,
+        "flavour": crate::flavour::NAME,
         "verdict": v.as_str(),
         "exit_code": v.exit_code(),
         "checks": checks.iter().map(|c| json!({

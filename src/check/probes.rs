@@ -78,11 +78,9 @@ pub fn identity() -> Vec<Check> {
 
 /// Which flavour this is.
 pub fn flavour() -> Check {
-    if cfg!(feature = "insecure-test-endpoints") {
-        Check::new("flavour", Status::Warn, "test flavour: honours AWS_ENDPOINT_URL and trusts the public emulator key")
-            .fix("ship the release flavour (a build without --features insecure-test-endpoints)")
-    } else {
-        Check::new("flavour", Status::Pass, "release: real AWS endpoints only, compiled-in TLS roots")
+    match crate::flavour::CHECK_FIX {
+        Some(fix) => Check::new("flavour", Status::Warn, crate::flavour::CHECK_SUMMARY).fix(fix),
+        None => Check::new("flavour", Status::Pass, crate::flavour::CHECK_SUMMARY),
     }
 }
 
@@ -102,11 +100,7 @@ pub fn overrides(env: &dyn Env) -> Check {
         return Check::new("overrides", Status::Pass, "no endpoint, CA or proxy overrides set");
     }
     let sts = set.iter().any(|v| matches!(*v, "AWS_ENDPOINT_URL" | "AWS_ENDPOINT_URL_STS"));
-    let effect = if cfg!(feature = "insecure-test-endpoints") {
-        "honoured for Metering by this test flavour"
-    } else {
-        "ignored for Marketplace Metering by the release flavour"
-    };
+    let effect = crate::flavour::OVERRIDE_EFFECT;
     let mut summary = format!("{} set: {effect}", set.join(", "));
     if sts {
         summary.push_str("; the SDK still sends IRSA's STS call there (docs/security.md)");
@@ -286,7 +280,7 @@ async fn probe_endpoint(url: Result<String, String>) -> Check {
     };
     match metadata::fetch(&url, Duration::from_secs(5)).await {
         Err(e) if e.contains("no answer") => Check::new("endpoint", Status::Unknown, e),
-        // rustls's wording for a certificate verdict: worded as the refusal `mpgate exec` now gives at once.
+        // rustls's wording for a certificate verdict: worded as the refusal `mpgate exec` gives at once.
         Err(e) if e.contains("invalid peer certificate") => {
             let host = url.trim_start_matches("https://").split(['/', ':']).next().unwrap_or(&url).to_string();
             Check::new("endpoint", Status::Fail, format!("{url}: {e}")).fix(format!(

@@ -6,22 +6,19 @@
 //! back when checked in or after its TTL; PERPETUAL would draw units down for good on every start), and
 //! one random `ClientToken` per start, reused by every retry so a retried request whose answer was
 //! lost cannot take a second seat.
-//! Retried (LM model docs say "try again"; the SDK retries none of them by default, §8.2):
-//! `RateLimitExceededException` (429), `ServerInternalException`, `ConflictException`, any 5xx,
-//! timeouts and network errors. Every other answer is final at once.
+//! Retried (`classify::license_manager`; LM model docs say "try again"; the SDK retries none of them by
+//! default, §8.2): `RateLimitExceededException` (429), `ServerInternalException`, `ConflictException`,
+//! any 5xx, timeouts and network errors. Every other answer is final at once.
 //! Must not: hold the seat (that is `crate::license::Lease`) or touch the process.
 #![forbid(unsafe_code)]
 
-use super::hourly::Context;
-use super::triage::{triage, Triage};
-use super::{Deadline, Progress};
+use super::{classify, Context, Deadline, Progress, Verdict};
 use crate::error::{Class, Error};
 use crate::identity::{BakedEntitlement, BakedProduct, MARKETPLACE_KEY_FINGERPRINT};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
-use aws_sdk_licensemanager::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_licensemanager::operation::checkout_license::CheckoutLicenseOutput;
-use aws_sdk_licensemanager::operation::RequestId;
+use aws_sdk_licensemanager::error::SdkError;
+use aws_sdk_licensemanager::operation::checkout_license::{CheckoutLicenseError, CheckoutLicenseOutput};
 use aws_sdk_licensemanager::types::{CheckoutType, EntitlementData, EntitlementDataUnit};
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use std::time::{Duration, SystemTime};
@@ -107,55 +104,68 @@ pub async fn checkout(
     progress: &Progress,
 ) -> Result<Licensed, Error> {
     let token = client_token()?;
-    let mut wanted = Vec::with_capacity(baked.len());
-    for e in baked {
-        let data = EntitlementData::builder()
-            .name(e.name)
-            .unit(EntitlementDataUnit::from(e.unit))
-            .set_value(e.value.map(|v| v.to_string()))
-            .build()
-            .map_err(|err| Error::Internal(format!("entitlement {}: {err}", e.name)))?;
-        wanted.push(data);
-    }
-    for attempt in 1u32.. {
-        progress.set(format!("CheckoutLicense attempt {attempt} (product {})", product.code));
-        let result = client
-            .checkout_license()
-            .product_sku(product.code)
-            .checkout_type(CheckoutType::Provisional)
-            .key_fingerprint(MARKETPLACE_KEY_FINGERPRINT)
-            .set_entitlements(Some(wanted.clone()))
-            .client_token(&token)
-            .send()
-            .await;
-        let transient = match result {
-            Ok(out) => {
-                let mut licensed = judge(client, out, product, baked, signer).await?;
-                if let Err(refusal) = validity(client, &mut licensed, product, ctx, deadline, progress).await {
-                    let _ =
-                        client.check_in_license().license_consumption_token(&licensed.consumption_token).send().await;
-                    return Err(refusal);
+    let wanted = wanted(baked)?;
+    deadline
+        .retry(progress, "CheckoutLicense", async |attempt| {
+            progress.set(format!("CheckoutLicense attempt {attempt} (product {})", product.code));
+            let result = client
+                .checkout_license()
+                .product_sku(product.code)
+                .checkout_type(CheckoutType::Provisional)
+                .key_fingerprint(MARKETPLACE_KEY_FINGERPRINT)
+                .set_entitlements(Some(wanted.clone()))
+                .client_token(&token)
+                .send()
+                .await;
+            match judge(client, result, product, baked, &signer, ctx).await {
+                Verdict::Admit(licensed) => {
+                    still_valid(client, licensed, product, ctx, deadline, progress).await.into()
                 }
-                return Ok(licensed);
+                other => other,
             }
-            Err(e) => match classify(e, "CheckoutLicense", product, ctx) {
-                Err(final_error) => return Err(final_error),
-                Ok(transient) => transient,
-            },
-        };
-        deadline.pause_or_give_up(progress, "CheckoutLicense", attempt, &transient).await?;
+        })
+        .await
+}
+
+/// The baked entitlements as CheckoutLicense takes them.
+fn wanted(baked: &[BakedEntitlement]) -> Result<Vec<EntitlementData>, Error> {
+    baked
+        .iter()
+        .map(|e| {
+            EntitlementData::builder()
+                .name(e.name)
+                .unit(EntitlementDataUnit::from(e.unit))
+                .set_value(e.value.map(|v| v.to_string()))
+                .build()
+                .map_err(|err| Error::Internal(format!("entitlement {}: {err}", e.name)))
+        })
+        .collect()
+}
+
+/// What one CheckoutLicense answer means: a checkout admits when the baked entitlements AWS allowed
+/// pass the admission rule. The fuzz targets drive this (`fuzzing`).
+pub(super) async fn judge(
+    client: &aws_sdk_licensemanager::Client,
+    result: Result<CheckoutLicenseOutput, SdkError<CheckoutLicenseError, HttpResponse>>,
+    product: &BakedProduct,
+    baked: &'static [BakedEntitlement],
+    signer: &Signer,
+    ctx: &Context<'_>,
+) -> Verdict<Licensed> {
+    match result {
+        Ok(out) => admission(client, out, product, baked, signer).await.into(),
+        Err(e) => classify::license_manager(e, "CheckoutLicense", product, ctx),
     }
-    Err(Error::Internal("retry loop ended".into()))
 }
 
 /// Keep the baked entitlements AWS allowed and apply the admission rule; a refused checkout is
 /// checked in at once so it does not hold a seat.
-pub(super) async fn judge(
+async fn admission(
     client: &aws_sdk_licensemanager::Client,
     out: CheckoutLicenseOutput,
     product: &BakedProduct,
     baked: &'static [BakedEntitlement],
-    signer: Signer,
+    signer: &Signer,
 ) -> Result<Licensed, Error> {
     let consumption_token = out.license_consumption_token().unwrap_or_default().to_string();
     let allowed: Vec<Allowed> = baked
@@ -206,8 +216,24 @@ pub(super) async fn judge(
         valid_until: None,
         signed_token: out.signed_token().map(str::to_string),
         consumption_token,
-        signer,
+        signer: signer.clone(),
     })
+}
+
+/// `licensed` once `validity` holds; otherwise the refusal, with the seat checked in at once.
+async fn still_valid(
+    client: &aws_sdk_licensemanager::Client,
+    mut licensed: Licensed,
+    product: &'static BakedProduct,
+    ctx: &Context<'_>,
+    deadline: &Deadline,
+    progress: &Progress,
+) -> Result<Licensed, Error> {
+    if let Err(refusal) = validity(client, &mut licensed, product, ctx, deadline, progress).await {
+        let _ = client.check_in_license().license_consumption_token(&licensed.consumption_token).send().await;
+        return Err(refusal);
+    }
+    Ok(licensed)
 }
 
 /// Read the license's status and validity (`GetLicense`, aws-wire.md §4.4), retried like the
@@ -221,30 +247,29 @@ async fn validity(
     deadline: &Deadline,
     progress: &Progress,
 ) -> Result<(), Error> {
-    for attempt in 1u32.. {
-        progress.set(format!("GetLicense attempt {attempt} ({})", licensed.license_arn));
-        let transient = match client.get_license().license_arn(&licensed.license_arn).send().await {
-            Ok(out) => {
-                let license = out.license();
-                let status = license.and_then(|l| l.status()).map(|s| s.as_str().to_string());
-                let range = license.and_then(|l| l.validity());
-                licensed.valid_from = range.map(|r| r.begin().to_string()).unwrap_or_default();
-                licensed.valid_until = range.and_then(|r| r.end()).map(str::to_string);
-                let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-                return judge_validity(now, status.as_deref(), &licensed.valid_from, licensed.valid_until.as_deref())
-                    .map_err(|detail| Error::License {
-                        class: Class::NotEntitled,
-                        detail: format!("not-entitled: the license {} for product {} {detail}; the buyer must renew or reactivate the contract in AWS Marketplace", licensed.license_arn, product.code),
-                    });
+    deadline
+        .retry(progress, "GetLicense", async |attempt| {
+            progress.set(format!("GetLicense attempt {attempt} ({})", licensed.license_arn));
+            match client.get_license().license_arn(&licensed.license_arn).send().await {
+                Ok(out) => {
+                    let license = out.license();
+                    let status = license.and_then(|l| l.status()).map(|s| s.as_str().to_string());
+                    let range = license.and_then(|l| l.validity());
+                    licensed.valid_from = range.map(|r| r.begin().to_string()).unwrap_or_default();
+                    licensed.valid_until = range.and_then(|r| r.end()).map(str::to_string);
+                    let now =
+                        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+                    judge_validity(now, status.as_deref(), &licensed.valid_from, licensed.valid_until.as_deref())
+                        .map_err(|detail| Error::License {
+                            class: Class::NotEntitled,
+                            detail: format!("not-entitled: the license {} for product {} {detail}; the buyer must renew or reactivate the contract in AWS Marketplace", licensed.license_arn, product.code),
+                        })
+                        .into()
+                }
+                Err(e) => classify::license_manager(e, "GetLicense", product, ctx),
             }
-            Err(e) => match classify(e, "GetLicense", product, ctx) {
-                Err(final_error) => return Err(final_error),
-                Ok(t) => t,
-            },
-        };
-        deadline.pause_or_give_up(progress, "GetLicense", attempt, &transient).await?;
-    }
-    Err(Error::Internal("retry loop ended".into()))
+        })
+        .await
 }
 
 /// `Err(why)` unless the license is AVAILABLE and `now` (Unix seconds) lies in [begin, end).
@@ -280,57 +305,6 @@ fn client_token() -> Result<String, Error> {
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
     Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
-}
-
-/// `Ok(description)` for a transient failure worth retrying, `Err` for a final refusal. Shared by
-/// every License Manager call (`call` names it in the refusal).
-pub(crate) fn classify<E>(
-    e: SdkError<E, HttpResponse>,
-    call: &'static str,
-    product: &BakedProduct,
-    ctx: &Context<'_>,
-) -> Result<String, Error>
-where
-    E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
-{
-    let retryable = ["RateLimitExceededException", "ServerInternalException", "ConflictException"];
-    let refusal = match triage(e, call, &retryable) {
-        Triage::Answer(refusal) => refusal,
-        Triage::Retry(reason) => return Ok(reason),
-        Triage::Fail(error) => return Err(error),
-    };
-    let sku = product.code;
-    let (class, advice) = match refusal.code.as_str() {
-        "NoEntitlementsAllowedException" => (
-            Class::NotEntitled,
-            format!("the license for product {sku} is expired, inactive, lacks this image's entitlements or has no seat left; renew or extend the contract in AWS Marketplace, or stop another container (a seat that was never returned comes back within 60 minutes)"),
-        ),
-        "ResourceNotFoundException" => (
-            Class::NotEntitled,
-            format!("this AWS account holds no license for product {sku}; subscribe in AWS Marketplace and check that the license grant is active in AWS License Manager in {}", ctx.region.name),
-        ),
-        "RedirectException" => (
-            Class::Misconfigured,
-            match &refusal.location {
-                Some(l) => format!("the license lives in another region ({l}); set AWS_REGION to the license's home region (the region was {} from {})", ctx.region.name, ctx.region.source),
-                None => format!("the license lives in another region than {} (from {}); set AWS_REGION to the license's home region", ctx.region.name, ctx.region.source),
-            },
-        ),
-        "AccessDeniedException" | "AuthorizationException" | "AccessDenied" => (
-            Class::Misconfigured,
-            format!("grant {IAM_ACTIONS} to the role behind {} (managed policy AWSLicenseManagerConsumptionPolicy)", ctx.source),
-        ),
-        "ValidationException" | "InvalidParameterValueException" | "UnsupportedDigitalSignatureMethodException" => (
-            Class::Misconfigured,
-            format!("AWS rejected the request built from this image's MPGATE_PRODUCT_SKU {sku} and MPGATE_ENTITLEMENTS; the seller must rebuild with the values of the product's license"),
-        ),
-        "UnrecognizedClientException" | "InvalidClientTokenId" | "InvalidSignatureException" | "SignatureDoesNotMatch" | "ExpiredTokenException" => (
-            Class::Misconfigured,
-            format!("AWS rejected the credentials from {}; check them and the clock (SigV4 allows 5 minutes of skew)", ctx.source),
-        ),
-        _ => (Class::Misconfigured, "this error is not retryable; see docs/contract.md".to_string()),
-    };
-    Err(refusal.into_error(class, call, advice))
 }
 
 #[cfg(test)]

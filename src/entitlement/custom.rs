@@ -3,14 +3,14 @@
 //!
 //! Success is any 200, or an error whose code is `DryRunOperation`: the model text says a permitted
 //! dry run "returns DryRunOperation" but models no such shape, and AWS's real answer is undocumented
-//! (aws-wire.md §10.4), so every form is accepted. Every other answer goes through the hourly gate's
-//! classification (not entitled / misconfigured / transient). A dry run records nothing, so unlike a
-//! real zero-quantity record it does not use up the hour's one slot per dimension (§2.3 "zero trap").
+//! (aws-wire.md §10.4), so every form is accepted. Every other answer goes through the Metering error
+//! table (`classify::metering`: not entitled / misconfigured / transient). A dry run records nothing,
+//! so unlike a real zero-quantity record it does not use up the hour's one slot per dimension
+//! (§2.3 "zero trap").
 //! Must not: send a real record (that is `metering::send`, after admission).
 #![forbid(unsafe_code)]
 
-use super::hourly::{classify, Context};
-use super::{Deadline, Progress};
+use super::{classify, Context, Deadline, Progress, Verdict};
 use crate::error::Error;
 use crate::identity::{BakedDimension, BakedProduct};
 use aws_sdk_marketplacemetering::error::{ProvideErrorMetadata, SdkError};
@@ -53,48 +53,44 @@ pub async fn probe_one(
     deadline: &Deadline,
     progress: &Progress,
 ) -> Result<(), Error> {
-    for attempt in 1u32.. {
-        progress.set(format!("MeterUsage dry run attempt {attempt} (dimension {dimension})"));
-        let result = client
-            .meter_usage()
-            .product_code(product.code)
-            .timestamp(DateTime::from(SystemTime::now()))
-            .usage_dimension(dimension)
-            .usage_quantity(0)
-            .dry_run(true)
-            .send()
-            .await;
-        let transient = match judge(result, product, dimension, ctx)? {
-            Ok(()) => return Ok(()),
-            Err(transient) => transient,
-        };
-        deadline.pause_or_give_up(progress, "MeterUsage dry run", attempt, &transient).await?;
-    }
-    Err(Error::Internal("retry loop ended".into()))
+    deadline
+        .retry(progress, "MeterUsage dry run", async |attempt| {
+            progress.set(format!("MeterUsage dry run attempt {attempt} (dimension {dimension})"));
+            let result = client
+                .meter_usage()
+                .product_code(product.code)
+                .timestamp(DateTime::from(SystemTime::now()))
+                .usage_dimension(dimension)
+                .usage_quantity(0)
+                .dry_run(true)
+                .send()
+                .await;
+            judge(result, product, dimension, ctx)
+        })
+        .await
 }
 
-/// What one dry-run answer means: `Ok(Ok(()))` passed, `Ok(Err(why))` a transient failure worth
-/// retrying, `Err` a final refusal. The fuzz targets drive this (`fuzzing`).
+/// What one dry-run answer means: a permitted dry run admits. The fuzz targets drive this (`fuzzing`).
 pub(super) fn judge(
     result: Result<MeterUsageOutput, SdkError<MeterUsageError, HttpResponse>>,
     product: &BakedProduct,
     dimension: &str,
     ctx: &Context<'_>,
-) -> Result<Result<(), String>, Error> {
+) -> Verdict<()> {
     match result {
-        Ok(_) => Ok(Ok(())),
-        Err(SdkError::ServiceError(s)) if s.err().code() == Some("DryRunOperation") => Ok(Ok(())),
-        Err(e) => match classify(e, "MeterUsage", product, ctx) {
-            Err(Error::Aws { class, call, code, message, request_id, advice: _ })
+        Ok(_) => Verdict::Admit(()),
+        Err(SdkError::ServiceError(s)) if s.err().code() == Some("DryRunOperation") => Verdict::Admit(()),
+        Err(e) => match classify::metering(e, "MeterUsage", product, ctx) {
+            Verdict::Refuse(Error::Aws { class, call, code, message, request_id, advice: _ })
                 if code == "InvalidUsageDimensionException" =>
             {
                 let advice = format!(
                     "dimension {dimension:?} baked into this image is not defined for product {}; the seller must rebuild with MPGATE_DIMENSIONS as in the product load form",
                     product.code
                 );
-                Err(Error::Aws { class, call, code, message, request_id, advice })
+                Verdict::Refuse(Error::Aws { class, call, code, message, request_id, advice })
             }
-            other => other.map(Err),
+            other => other,
         },
     }
 }

@@ -1,14 +1,12 @@
 //! Not an API (hidden from the docs, no stability promise): the narrow door `fuzz/` uses so its
 //! targets drive mpgate's own judgement of AWS answers instead of a copy of it. Each function takes
-//! one answer exactly as the SDK handed it over and says what a start would do with it: admit, retry,
-//! or refuse with the `Error` that becomes the exit status and the one stderr line.
+//! one answer exactly as the SDK handed it over and says what a start would do with it: the `Verdict`
+//! (admit, retry, or refuse with the `Error` that becomes the exit status and the one stderr line).
 //! Must not: mint `Entitled` (nothing here can), read the environment or the clock (both are given),
 //! or send anything but the check-in a refused checkout makes (`contract::judge`).
 #![forbid(unsafe_code)]
 
-use super::hourly::Context;
-use super::{contract, custom, hourly};
-use crate::error::Error;
+use super::{contract, custom, hourly, Context, Verdict};
 use crate::identity::{BakedEntitlement, BakedKey, BakedProduct};
 use crate::platform::{CredentialSource, FoundRegion, RegionSource};
 use aws_credential_types::Credentials;
@@ -19,30 +17,13 @@ use aws_sdk_marketplacemetering::operation::register_usage::{RegisterUsageError,
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use std::time::SystemTime;
 
-/// What the gate makes of one answer.
-#[derive(Debug)]
-pub enum Verdict {
-    /// The answer proves entitlement.
-    Admitted,
-    /// A transient failure: the gate would retry inside its deadline (the text says why).
-    Retry(String),
-    /// A final refusal.
-    Refused(Error),
+/// Where the judged calls were made.
+fn region() -> FoundRegion {
+    FoundRegion { name: "us-east-1".into(), source: RegionSource::AwsRegion }
 }
 
-impl<T> From<Result<Result<T, String>, Error>> for Verdict {
-    fn from(judged: Result<Result<T, String>, Error>) -> Self {
-        match judged {
-            Ok(Ok(_)) => Verdict::Admitted,
-            Ok(Err(why)) => Verdict::Retry(why),
-            Err(e) => Verdict::Refused(e),
-        }
-    }
-}
-
-fn with_context<R>(f: impl FnOnce(&Context<'_>) -> R) -> R {
-    let region = FoundRegion { name: "us-east-1".into(), source: RegionSource::AwsRegion };
-    f(&Context { region: &region, source: CredentialSource::EcsTaskRole, hostname: "fuzz-host" })
+fn context(region: &FoundRegion) -> Context<'_> {
+    Context { region, source: CredentialSource::EcsTaskRole, hostname: "fuzz-host" }
 }
 
 /// A RegisterUsage answer to a call that sent `product`, `key` and `nonce`, judged at `now`.
@@ -52,8 +33,8 @@ pub fn register_usage(
     key: &BakedKey,
     nonce: &str,
     now: SystemTime,
-) -> Verdict {
-    with_context(|ctx| hourly::judge(result, product, key, nonce.to_string(), ctx, now).into())
+) -> Verdict<()> {
+    hourly::judge(result, product, key, nonce.to_string(), &context(&region()), now).map(|_| ())
 }
 
 /// A MeterUsage dry-run answer for `dimension` of `product` (custom metering's start-up check).
@@ -61,8 +42,8 @@ pub fn meter_usage_dry_run(
     result: Result<MeterUsageOutput, SdkError<MeterUsageError, HttpResponse>>,
     product: &BakedProduct,
     dimension: &str,
-) -> Verdict {
-    with_context(|ctx| custom::judge(result, product, dimension, ctx).into())
+) -> Verdict<()> {
+    custom::judge(result, product, dimension, &context(&region()))
 }
 
 /// A CheckoutLicense answer for `product` and its `baked` entitlements; a refused checkout is checked
@@ -72,16 +53,9 @@ pub async fn checkout_license(
     result: Result<CheckoutLicenseOutput, SdkError<CheckoutLicenseError, HttpResponse>>,
     product: &BakedProduct,
     baked: &'static [BakedEntitlement],
-) -> Verdict {
-    match result {
-        Ok(out) => {
-            let credentials = Credentials::new("AKIDFUZZ", "fuzz-secret", None, None, "fuzzing");
-            let signer = contract::Signer { credentials, refreshing: None };
-            match contract::judge(client, out, product, baked, signer).await {
-                Ok(_) => Verdict::Admitted,
-                Err(e) => Verdict::Refused(e),
-            }
-        }
-        Err(e) => with_context(|ctx| contract::classify(e, "CheckoutLicense", product, ctx).map(Err::<(), _>).into()),
-    }
+) -> Verdict<()> {
+    let credentials = Credentials::new("AKIDFUZZ", "fuzz-secret", None, None, "fuzzing");
+    let signer = contract::Signer { credentials, refreshing: None };
+    let region = region();
+    contract::judge(client, result, product, baked, &signer, &context(&region)).await.map(|_| ())
 }

@@ -1,22 +1,19 @@
 //! Hourly and fixed-monthly pricing: one `RegisterUsage` at start, retried inside the deadline, and
 //! its signed answer verified.
 //!
-//! Retried (AWS: "terminate on any error except ThrottlingException"; the model marks
-//! InternalServiceError as retryable): `ThrottlingException`, `InternalServiceErrorException`, any 5xx,
-//! timeouts, connection and response errors — paced by `pacing` (windows that double, capped by a
-//! share of the wait so far), never past the deadline. Everything else is final at once.
+//! Retried (`classify::metering`; AWS: "terminate on any error except ThrottlingException", and the
+//! model marks InternalServiceError as retryable): `ThrottlingException`, `InternalServiceErrorException`,
+//! any 5xx, timeouts, connection and response errors, paced by `pacing` (windows that double, capped by
+//! a share of the wait so far), never past the deadline. Everything else is final at once.
 //! `InvalidPublicKeyVersionException` moves on to the next older baked key version, so an image can
 //! carry a key before AWS activates it.
 #![forbid(unsafe_code)]
 
-use super::triage::{triage, Triage};
-use super::{jwt, nonce, Deadline, Progress};
-use crate::error::{Class, Error};
+use super::{classify, jwt, nonce, Context, Deadline, Progress, Verdict};
+use crate::error::Error;
 use crate::identity::{BakedKey, BakedProduct};
-use crate::platform::{CredentialSource, FoundRegion};
-use aws_sdk_marketplacemetering::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_marketplacemetering::error::SdkError;
 use aws_sdk_marketplacemetering::operation::register_usage::{RegisterUsageError, RegisterUsageOutput};
-use aws_sdk_marketplacemetering::operation::RequestId;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use std::time::SystemTime;
 
@@ -44,16 +41,6 @@ impl std::fmt::Debug for Registered {
             .field("rotation", &self.rotation)
             .finish()
     }
-}
-
-/// What the caller knows about where it runs, used to word refusals.
-pub struct Context<'a> {
-    /// Region the call is made in.
-    pub region: &'a FoundRegion,
-    /// Source of the signing credentials.
-    pub source: CredentialSource,
-    /// The container's hostname, bound into the nonce.
-    pub hostname: &'a str,
 }
 
 /// Register `product`, newest key version first.
@@ -98,27 +85,27 @@ async fn register_version(
     deadline: &Deadline,
     progress: &Progress,
 ) -> Result<Registered, Error> {
-    for attempt in 1u32.. {
-        let nonce = nonce::fresh(SystemTime::now(), ctx.hostname).map_err(Error::Internal)?;
-        progress.set(format!("RegisterUsage attempt {attempt} (key version {})", key.version));
-        let result = client
-            .register_usage()
-            .product_code(product.code)
-            .public_key_version(i32::try_from(key.version).unwrap_or(i32::MAX))
-            .nonce(&nonce)
-            .send()
-            .await;
-        let transient = match judge(result, product, key, nonce, ctx, SystemTime::now())? {
-            Ok(registered) => return Ok(registered),
-            Err(transient) => transient,
-        };
-        deadline.pause_or_give_up(progress, "RegisterUsage", attempt, &transient).await?;
-    }
-    Err(Error::Internal("retry loop ended".into()))
+    deadline
+        .retry(progress, "RegisterUsage", async |attempt| {
+            let nonce = match nonce::fresh(SystemTime::now(), ctx.hostname) {
+                Ok(nonce) => nonce,
+                Err(why) => return Verdict::Refuse(Error::Internal(why)),
+            };
+            progress.set(format!("RegisterUsage attempt {attempt} (key version {})", key.version));
+            let result = client
+                .register_usage()
+                .product_code(product.code)
+                .public_key_version(i32::try_from(key.version).unwrap_or(i32::MAX))
+                .nonce(&nonce)
+                .send()
+                .await;
+            judge(result, product, key, nonce, ctx, SystemTime::now())
+        })
+        .await
 }
 
-/// What one RegisterUsage answer means: `Ok(Ok(_))` a verified registration, `Ok(Err(why))` a
-/// transient failure worth retrying, `Err` a final refusal. The fuzz targets drive this (`fuzzing`).
+/// What one RegisterUsage answer means: a verified registration admits. The fuzz targets drive this
+/// (`fuzzing`).
 pub(super) fn judge(
     result: Result<RegisterUsageOutput, SdkError<RegisterUsageError, HttpResponse>>,
     product: &BakedProduct,
@@ -126,10 +113,10 @@ pub(super) fn judge(
     nonce: String,
     ctx: &Context<'_>,
     now: SystemTime,
-) -> Result<Result<Registered, String>, Error> {
+) -> Verdict<Registered> {
     match result {
-        Ok(out) => verified(out, product, key, nonce, now).map(Ok),
-        Err(e) => classify(e, "RegisterUsage", product, ctx).map(Err),
+        Ok(out) => verified(out, product, key, nonce, now).into(),
+        Err(e) => classify::metering(e, "RegisterUsage", product, ctx),
     }
 }
 
@@ -154,70 +141,10 @@ fn verified(
     Ok(Registered { key_version: key.version, nonce, signature, issued_at: claims.issued_at, rotation })
 }
 
-/// The keys an answer for `key`'s version may be signed with: the baked key (release), plus the
-/// emulator's public test key in the test flavour.
+/// The keys an answer for `key`'s version may be signed with: the baked key, plus the flavour's
+/// extra keys (none in the release flavour).
 fn trusted_keys(key: &BakedKey) -> Vec<&'static [u8]> {
-    #[cfg(feature = "insecure-test-endpoints")]
-    return vec![key.der, crate::identity::test_key_der()];
-    #[cfg(not(feature = "insecure-test-endpoints"))]
-    vec![key.der]
-}
-
-/// `Ok(description)` for a transient failure worth retrying, `Err` for a final refusal. Shared by every
-/// Metering call (`call` names it in the refusal), so each pricing model classifies errors alike.
-pub(crate) fn classify<E>(
-    e: SdkError<E, HttpResponse>,
-    call: &'static str,
-    product: &BakedProduct,
-    ctx: &Context<'_>,
-) -> Result<String, Error>
-where
-    E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
-{
-    let refusal = match triage(e, call, &["ThrottlingException", "InternalServiceErrorException"]) {
-        Triage::Answer(refusal) => refusal,
-        Triage::Retry(reason) => return Ok(reason),
-        Triage::Fail(error) => return Err(error),
-    };
-    let policy = if call == "RegisterUsage" {
-        "AWSMarketplaceMeteringRegisterUsage"
-    } else {
-        "AWSMarketplaceMeteringFullAccess"
-    };
-    let (class, advice) = match refusal.code.as_str() {
-        "CustomerNotEntitledException" => (
-            Class::NotEntitled,
-            format!("the AWS account running this task or pod must subscribe to product {} in AWS Marketplace", product.code),
-        ),
-        "PlatformNotSupportedException" => (Class::Misconfigured, format!("the call was signed with {}; {}", ctx.source, ctx.source.advice())),
-        "InvalidRegionException" | "InvalidEndpointRegionException" => (
-            Class::Misconfigured,
-            format!(
-                "the call was made in {} (from {}) but must be made in the region the task or pod runs in; fix or unset that setting",
-                ctx.region.name, ctx.region.source
-            ),
-        ),
-        "InvalidProductCodeException" => (
-            Class::Misconfigured,
-            format!("product code {} is not a published container product; the seller built this image with the wrong MPGATE_PRODUCT_CODE", product.code),
-        ),
-        "InvalidUsageDimensionException" => (
-            Class::Misconfigured,
-            format!("a dimension baked into this image is not defined for product {}; the seller must rebuild with MPGATE_DIMENSIONS as in the product load form", product.code),
-        ),
-        "TimestampOutOfBoundsException" => (Class::Misconfigured, "AWS rejected the record's time; check the container's clock".to_string()),
-        "DisabledApiException" => (Class::Misconfigured, format!("{call} is disabled in {}; run in a supported region", ctx.region.name)),
-        "AccessDeniedException" | "AccessDenied" => (
-            Class::Misconfigured,
-            format!("grant aws-marketplace:{call} to the role behind {} (managed policy {policy})", ctx.source),
-        ),
-        "UnrecognizedClientException" | "InvalidClientTokenId" | "InvalidSignatureException" | "SignatureDoesNotMatch" | "ExpiredTokenException" => (
-            Class::Misconfigured,
-            format!("AWS rejected the credentials from {}; check them and the clock (SigV4 allows 5 minutes of skew)", ctx.source),
-        ),
-        _ => (Class::Misconfigured, "this error is not retryable; see docs/exit-codes.md".to_string()),
-    };
-    Err(refusal.into_error(class, call, advice))
+    std::iter::once(key.der).chain(crate::flavour::extra_trusted_keys().iter().copied()).collect()
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! entitlement returns an `Error`; there is no switch that skips one.
 #![forbid(unsafe_code)]
 
+pub mod classify;
 pub mod contract;
 pub mod custom;
 #[doc(hidden)]
@@ -14,6 +15,10 @@ pub mod jwt;
 pub mod nonce;
 pub(crate) mod pacing;
 pub(crate) mod triage;
+mod verdict;
+
+pub use classify::Context;
+pub use verdict::Verdict;
 
 use crate::aws::Clients;
 use crate::error::Error;
@@ -148,6 +153,24 @@ impl Deadline {
         tokio::time::sleep(wait).await;
         Ok(())
     }
+
+    /// Make attempts 1, 2, ... of `call` until one's verdict admits (its value) or refuses (the
+    /// error); after each `Retry`, pause as `pause_or_give_up` decides.
+    pub async fn retry<T>(
+        &self,
+        progress: &Progress,
+        call: &str,
+        mut attempt: impl AsyncFnMut(u32) -> Verdict<T>,
+    ) -> Result<T, Error> {
+        for n in 1u32.. {
+            match attempt(n).await {
+                Verdict::Admit(value) => return Ok(value),
+                Verdict::Refuse(error) => return Err(error),
+                Verdict::Retry(why) => self.pause_or_give_up(progress, call, n, &why).await?,
+            }
+        }
+        Err(Error::Internal("retry loop ended".into()))
+    }
 }
 
 /// Time kept for the last attempt when a pause is cut short by the deadline: enough to connect
@@ -217,7 +240,7 @@ async fn prove_steps(
     let creds = platform::credentials::load_with(env, &clients, &region.name, token.clone()).await?;
     crate::log::verbose(&format!("credentials from {}", creds.source));
     let hostname = nonce::hostname();
-    let ctx = hourly::Context { region: &region, source: creds.source, hostname: &hostname };
+    let ctx = Context { region: &region, source: creds.source, hostname: &hostname };
     let proof = match baked.pricing_model {
         PricingModel::Hourly | PricingModel::Monthly => {
             let client = clients.metering(env, &region.name, creds.credentials.clone());
@@ -297,7 +320,9 @@ mod tests {
             advance(S(100)).await;
             deadline.failures.set(20);
             let cut = pause(&deadline, "RegisterUsage", 21).await.expect("one last try");
-            assert!(cut < S(4) - LAST_TRY, "cut to {cut:?}");
+            // The draw is below 1 s, but tokio's timer rounds a sleep up to the next millisecond, so
+            // a draw in its last millisecond sleeps exactly 1 s.
+            assert!(cut <= S(4) - LAST_TRY, "cut to {cut:?}");
             assert!(deadline.remaining() >= LAST_TRY, "{:?} left for the last try", deadline.remaining());
             // That was the last try: the next crossing pause gives up at once.
             let refusal = pause(&deadline, "RegisterUsage", 22).await.expect_err("gives up");

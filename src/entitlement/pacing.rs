@@ -9,17 +9,17 @@
 //!   attempt, so the wait between attempts late in a start is added to the fleet's total time;
 //! - **the storm**: every attempt while the quota is exhausted is a throttled request.
 //!
-//! A fixed cap (the previous policy: full jitter, 250 ms doubling, capped at 5 s) keeps the tail
-//! short, but a gate waits ~N/10 s and retries every ~2.5 s however long that is: ~N/25 requests per
-//! gate (24 per admission at N=500, 43 at N=1000, measured with bench/fleet.py). Here the pause is
-//! drawn from the upper half of a window that doubles from [`FIRST`] with every failed attempt of the
-//! start and is capped at [`FLOOR`] or a share ([`SHARE`]) of the time since the gate started,
-//! whichever is longer. A gate that has waited T when the quota frees up comes back within T/5, so
-//! the fleet's tail stays within about 1.2x the ideal N/5 s (measured 1.08x at N=500, 1.10x at
-//! N=1000), and a gate makes O(log T) attempts instead of O(T): requests per admission grow with
-//! log N, not N (16.2 and 21.0). Equal jitter instead of full jitter, because a draw near zero is a
-//! wasted request while the quota is exhausted; the spread of the half window keeps gates that
-//! started together from falling into step. Because the wait grows with the time already spent, a
+//! A fixed cap on the pause (full jitter up to a few seconds) keeps the tail short, but a gate then
+//! retries every few seconds however long it waits: its requests grow with its wait, and so with N.
+//! Here the pause is drawn from the upper half of a window that doubles from [`FIRST`] with every
+//! failed attempt of the start and is capped at [`FLOOR`] or a share ([`SHARE`]) of the time since
+//! the gate started, whichever is longer. A gate that has waited T when the quota frees up comes back
+//! within T/5, so the fleet's tail stays within about 1.2x the ideal N/5 s, and a gate makes
+//! O(log T) attempts instead of O(T): requests per admission grow with log N, not N (both policies
+//! measured with bench/fleet.py in docs/performance.md, "Fleet start against the 5 requests/s
+//! quota"). Equal jitter instead of full jitter, because a draw near zero is a wasted request while
+//! the quota is exhausted; the spread of the half window keeps gates that started together from
+//! falling into step. Because the wait grows with the time already spent, a
 //! transient outage costs at most about a fifth more than the outage itself.
 //!
 //! The tail bound holds while the fleet fits in the start-up deadline: with the default 5 minutes,

@@ -1,8 +1,8 @@
-//! The SdkError triage every pricing model's `classify` opens with: what is worth another attempt (no
+//! The SdkError triage both error tables in `classify` open with: what is worth another attempt (no
 //! answer, a retryable code, any 5xx), what is final before AWS answered (the request could not be
-//! built; the endpoint's TLS certificate did not verify), and the AWS error answer that the model then
+//! built; the endpoint's TLS certificate did not verify), and the AWS error answer that the table then
 //! classifies by its code.
-//! Must not: classify an AWS error code or give advice about one; each pricing model knows its own.
+//! Must not: classify an AWS error code or give advice about one (that is `classify`, per service).
 #![forbid(unsafe_code)]
 
 use crate::error::{Class, Error};
@@ -23,7 +23,7 @@ pub(crate) struct Refusal {
 }
 
 impl Refusal {
-    /// The final error, once the pricing model has classified the code.
+    /// The final error, once `classify` has classified the code.
     pub(crate) fn into_error(self, class: Class, call: &'static str, advice: String) -> Error {
         Error::Aws { class, call, code: self.code, message: self.message, request_id: self.request_id, advice }
     }
@@ -31,7 +31,7 @@ impl Refusal {
 
 /// What to do with a failed AWS call.
 pub(crate) enum Triage {
-    /// An error answer from AWS for the pricing model to classify by its code.
+    /// An error answer from AWS for `classify` to classify by its code.
     Answer(Refusal),
     /// Worth another attempt (timeout, connection or response error, a retryable code, any 5xx); the
     /// reason is the last error the deadline refusal quotes.

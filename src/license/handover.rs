@@ -8,6 +8,7 @@
 //! Must not: put the consumption token in the file (it can return the seat).
 #![forbid(unsafe_code)]
 
+use super::Seat;
 use crate::entitlement::Entitled;
 use crate::platform::Env;
 use std::ffi::OsString;
@@ -21,7 +22,7 @@ pub const DEFAULT_DIR: &str = "/tmp";
 pub const FILE_NAME: &str = "mpgate-entitlements.json";
 
 /// The JSON document the workload reads (schema in docs/contract.md).
-pub fn document(entitled: &Entitled, seat: &str) -> Option<serde_json::Value> {
+pub fn document(entitled: &Entitled, seat: Seat) -> Option<serde_json::Value> {
     let l = entitled.licensed()?;
     Some(serde_json::json!({
         "product_sku": entitled.product_code(),
@@ -34,13 +35,13 @@ pub fn document(entitled: &Entitled, seat: &str) -> Option<serde_json::Value> {
         "checkout_expiration": l.expiration,
         "verified_at": l.verified_at,
         "region": entitled.region().name,
-        "seat": seat,
+        "seat": seat.as_str(),
         "signed_token": l.signed_token,
     }))
 }
 
 /// Write the file for a contract start; returns `MPGATE_ENTITLEMENTS_FILE` when it was written.
-pub fn write(entitled: &Entitled, env: &dyn Env, seat: &str) -> Vec<(OsString, OsString)> {
+pub fn write(entitled: &Entitled, env: &dyn Env, seat: Seat) -> Vec<(OsString, OsString)> {
     let Some(doc) = document(entitled, seat) else { return Vec::new() };
     let dir = env.get("MPGATE_ENTITLEMENTS_DIR").map_or_else(|| PathBuf::from(DEFAULT_DIR), PathBuf::from);
     match write_atomically(&dir, doc.to_string().as_bytes()) {

@@ -14,10 +14,10 @@ pub mod anywhere;
 pub mod handover;
 
 use crate::aws::Clients;
-use crate::entitlement::contract::{classify, Licensed};
-use crate::entitlement::hourly::Context;
+use crate::entitlement::contract::Licensed;
 use crate::entitlement::pacing::full_jitter;
-use crate::entitlement::Entitled;
+use crate::entitlement::{classify, Context, Entitled, Verdict};
+use crate::error::Error;
 use crate::identity::BakedProduct;
 use crate::platform::{credentials, CredentialSource, Env, FoundRegion};
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -26,6 +26,26 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How long a check-in may take before mpgate gives up (the seat then returns after its lifetime).
 pub const CHECK_IN_BUDGET: Duration = Duration::from_secs(10);
+
+/// Where a contract checkout's seat is. The entitlements file carries it as `seat` (docs/contract.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seat {
+    /// Out with this gate: `supervise` extends it until the workload exits.
+    Held,
+    /// Back in the license's pool: checked in (by `exec` before the execve, by `supervise` at the
+    /// end), or expired without an extension.
+    Returned,
+}
+
+impl Seat {
+    /// The word in the entitlements file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Seat::Held => "held",
+            Seat::Returned => "returned",
+        }
+    }
+}
 
 /// A checked-out seat and what it takes to extend or return it.
 pub struct Lease<'a> {
@@ -39,7 +59,7 @@ pub struct Lease<'a> {
     refreshing: Option<SharedCredentialsProvider>,
     clients: Option<Clients>,
     client: Option<(aws_sdk_licensemanager::Client, Option<SystemTime>)>,
-    held: bool,
+    seat: Seat,
     extended_at: Instant,
 }
 
@@ -60,7 +80,7 @@ impl<'a> Lease<'a> {
             refreshing: licensed.signer.refreshing.clone(),
             clients: None,
             client: None,
-            held: true,
+            seat: Seat::Held,
             extended_at: Instant::now(),
         })
     }
@@ -73,7 +93,7 @@ impl<'a> Lease<'a> {
     /// Give the seat back, retrying transient errors within `budget`. A seat AWS no longer knows
     /// (`ResourceNotFoundException`: already checked in or expired) counts as returned.
     pub async fn check_in(&mut self, budget: Duration) -> Result<(), String> {
-        if !self.held {
+        if self.seat == Seat::Returned {
             return Ok(());
         }
         let until = Instant::now() + budget;
@@ -81,19 +101,22 @@ impl<'a> Lease<'a> {
             let client = self.client().await?;
             let result = client.check_in_license().license_consumption_token(&self.token).send().await;
             let ctx = Context { region: &self.region, source: self.source, hostname: "" };
-            let transient = match result {
-                Ok(_) => {
-                    self.held = false;
+            let verdict = match result {
+                Ok(_) => Verdict::Admit(()),
+                Err(e) => match classify::license_manager(e, "CheckInLicense", self.product, &ctx) {
+                    Verdict::Refuse(Error::Aws { code, .. }) if code == "ResourceNotFoundException" => {
+                        Verdict::Admit(())
+                    }
+                    other => other,
+                },
+            };
+            let transient = match verdict {
+                Verdict::Admit(()) => {
+                    self.seat = Seat::Returned;
                     return Ok(());
                 }
-                Err(e) => match classify(e, "CheckInLicense", self.product, &ctx) {
-                    Err(crate::error::Error::Aws { code, .. }) if code == "ResourceNotFoundException" => {
-                        self.held = false;
-                        return Ok(());
-                    }
-                    Err(final_error) => return Err(final_error.to_string()),
-                    Ok(t) => t,
-                },
+                Verdict::Refuse(final_error) => return Err(final_error.to_string()),
+                Verdict::Retry(transient) => transient,
             };
             let wait = full_jitter(attempt, Duration::from_millis(250), Duration::from_secs(2));
             if Instant::now() + wait >= until {
@@ -120,7 +143,7 @@ impl<'a> Lease<'a> {
                     }
                     return std::future::pending().await;
                 }
-                () = tokio::time::sleep_until(due.into()), if self.held => {}
+                () = tokio::time::sleep_until(due.into()), if self.seat == Seat::Held => {}
             }
             match self.extend().await {
                 Ok(()) => attempt = 0,
@@ -132,7 +155,7 @@ impl<'a> Lease<'a> {
                     // The seat has gone back to the pool: the workload keeps running (the contract
                     // gates starts), and exit still tries a check-in.
                     warn(&format!("could not extend the license seat ({why}); it has returned to the pool"));
-                    self.held = false;
+                    self.seat = Seat::Returned;
                 }
             }
         }
@@ -141,7 +164,7 @@ impl<'a> Lease<'a> {
     async fn extend(&mut self) -> Result<(), String> {
         let client = self.client().await?;
         let result = client.extend_license_consumption().license_consumption_token(&self.token).send().await;
-        match result {
+        let verdict = match result {
             Ok(out) => {
                 if let Some(t) = out.license_consumption_token() {
                     self.token = t.to_string();
@@ -151,15 +174,17 @@ impl<'a> Lease<'a> {
                     "license seat extended until {}",
                     out.expiration().unwrap_or("an unspecified time")
                 ));
-                Ok(())
+                Verdict::Admit(())
             }
             Err(e) => {
                 let ctx = Context { region: &self.region, source: self.source, hostname: "" };
-                Err(match classify(e, "ExtendLicenseConsumption", self.product, &ctx) {
-                    Ok(t) => t,
-                    Err(final_error) => final_error.to_string(),
-                })
+                classify::license_manager(e, "ExtendLicenseConsumption", self.product, &ctx)
             }
+        };
+        match verdict {
+            Verdict::Admit(()) => Ok(()),
+            Verdict::Retry(transient) => Err(transient),
+            Verdict::Refuse(final_error) => Err(final_error.to_string()),
         }
     }
 
@@ -201,4 +226,15 @@ impl<'a> Lease<'a> {
 
 fn warn(m: &str) {
     crate::log::warn(m);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Seat;
+
+    #[test]
+    fn the_seat_words_the_workload_reads_are_fixed() {
+        assert_eq!(Seat::Held.as_str(), "held");
+        assert_eq!(Seat::Returned.as_str(), "returned");
+    }
 }

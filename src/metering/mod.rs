@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod compact;
+pub mod lines;
 pub mod record;
 pub mod send;
 pub mod state;

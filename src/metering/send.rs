@@ -10,29 +10,28 @@
 //! Must not: block `supervise`'s signal forwarding and reaping: every wait here is async.
 #![forbid(unsafe_code)]
 
+mod ingest;
+
 use super::compact::Compactor;
 use super::state::{Bucket, State};
-use super::{hour_of, record, Clock, Spool, SystemClock};
+use super::{record, Clock, Spool, SystemClock};
 use crate::aws::Clients;
-use crate::entitlement::hourly::{classify, Context};
 use crate::entitlement::pacing::full_jitter;
-use crate::entitlement::Entitled;
+use crate::entitlement::{classify, Context, Entitled, Verdict};
 use crate::error::Error;
 use crate::identity::{self, BakedDimension, BakedProduct};
 use crate::platform::{credentials, CredentialSource, Env, FoundRegion};
 use aws_sdk_marketplacemetering::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_marketplacemetering::operation::meter_usage::MeterUsageError;
 use aws_sdk_marketplacemetering::types::{Tag, UsageAllocation};
 use aws_smithy_types::DateTime;
 use std::ffi::OsString;
-use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::time::{Duration, Instant, SystemTime};
 
 /// How often the usage file is read and closed hours are sent.
 const POLL: Duration = Duration::from_secs(5);
 /// Pause after a final (non-retryable) refusal before trying again.
 const FINAL_PAUSE: Duration = Duration::from_secs(300);
-/// Read the usage file in chunks of this size (bounds memory; state is saved after each).
-const CHUNK: usize = 1 << 20;
 
 /// The sender and everything it needs; borrows the injected environment for credential refreshes.
 pub struct Meter<'a> {
@@ -86,12 +85,6 @@ impl<'a> Meter<'a> {
             paused_until: None,
             compactor: Compactor::default(),
         })
-    }
-
-    /// Replace the clock (tests).
-    pub fn with_clock(mut self, clock: Box<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
     }
 
     /// What the workload is told: where to append usage lines.
@@ -151,109 +144,6 @@ impl<'a> Meter<'a> {
         }
     }
 
-    /// Consume complete lines after the saved offset. With `last`, a final unterminated line is
-    /// consumed too (the workload has exited, so nothing will complete it): as a corrupt record.
-    fn ingest(&mut self, last: bool) {
-        let path = self.spool.usage_file();
-        let mut file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) => return warn(&format!("cannot read {}: {e}", path.display())),
-        };
-        let len = file.metadata().map_or(0, |m| m.len());
-        if len < self.state.offset {
-            warn(&format!(
-                "{} is shorter than the {} bytes already read (truncated or replaced?); reading it from the start",
-                path.display(),
-                self.state.offset
-            ));
-            self.state.offset = 0;
-        }
-        loop {
-            let mut buf = Vec::new();
-            let read = file
-                .seek(SeekFrom::Start(self.state.offset))
-                .and_then(|_| (&mut file).take(CHUNK as u64).read_to_end(&mut buf));
-            if let Err(e) = read {
-                return warn(&format!("cannot read {}: {e}", path.display()));
-            }
-            let now = self.clock.now();
-            let mut consumed = 0;
-            let mut zeros = 0;
-            let mut bad = Vec::new();
-            while consumed < buf.len() {
-                let rest = &buf[consumed..];
-                // A released (punched) range reads as zeros; no record starts with a NUL byte.
-                let nul = rest.iter().take_while(|&&b| b == 0).count();
-                if nul > 0 {
-                    consumed += nul;
-                    zeros += nul;
-                    continue;
-                }
-                let (line, used, torn) = match rest.iter().position(|&b| b == b'\n') {
-                    Some(i) => (&rest[..i], i + 1, false),
-                    // Unterminated: torn when the workload has exited, or longer than any record.
-                    None if last || rest.len() >= record::MAX_LINE => (rest, rest.len(), true),
-                    None => break,
-                };
-                let at = self.state.offset + consumed as u64;
-                consumed += used;
-                let parsed = std::str::from_utf8(line)
-                    .map_err(|_| "not UTF-8".to_string())
-                    .and_then(|l| if torn { Err("no newline: a torn or oversized write".to_string()) } else { Ok(l) })
-                    .and_then(|l| {
-                        if used > record::MAX_LINE {
-                            Err(format!("longer than {} bytes", record::MAX_LINE))
-                        } else {
-                            Ok(l)
-                        }
-                    })
-                    .and_then(|l| record::parse(self.dimensions, l));
-                match parsed {
-                    Ok(r) => self.state.add(&r.dimension, hour_of(r.at).min(hour_of(now)), &r.tag_set(), r.quantity),
-                    Err(why) => bad.push((at, line.to_vec(), why)),
-                }
-            }
-            if !bad.is_empty() {
-                self.quarantine(&bad);
-            }
-            if zeros > 0 {
-                warn(&format!(
-                    "{}: skipped {zeros} zero bytes after byte {} (usage already released: was state.json replaced?)",
-                    path.display(),
-                    self.state.offset
-                ));
-            }
-            if consumed == 0 {
-                return;
-            }
-            self.state.offset += consumed as u64;
-            // Release consumed blocks only once the offset that covers them is durable.
-            if self.save() {
-                if let Some(w) = self.compactor.release(&path, self.state.offset) {
-                    warn(&w);
-                }
-            }
-            if buf.len() < CHUNK {
-                return;
-            }
-        }
-    }
-
-    fn quarantine(&self, bad: &[(u64, Vec<u8>, String)]) {
-        let path = self.spool.quarantine_file();
-        let mut copy = Vec::new();
-        for (at, line, why) in bad {
-            warn(&format!("usage.log byte {at}: not a usage record ({why}); copied to {}", path.display()));
-            copy.extend_from_slice(line);
-            copy.push(b'\n');
-        }
-        let written =
-            std::fs::OpenOptions::new().append(true).create(true).open(&path).and_then(|mut f| f.write_all(&copy));
-        if let Err(e) = written {
-            warn(&format!("cannot write {}: {e}", path.display()));
-        }
-    }
-
     /// Send every ready record (the in-flight one first). `Err` on a final refusal.
     async fn send_ready(&mut self, closing: bool, until: Option<Instant>) -> Result<(), String> {
         loop {
@@ -281,41 +171,11 @@ impl<'a> Meter<'a> {
             let transient = match self.client().await {
                 Err(e) => e,
                 Ok(client) => {
-                    match send(&client, self.product.code, bucket).await {
-                        Ok(id) => {
-                            self.state.accepted(id);
-                            self.save();
-                            return Ok(());
-                        }
-                        Err(SdkError::ServiceError(s)) if s.err().code() == Some("DuplicateRequestException") => {
-                            warn(&format!(
-                            "AWS already holds another {} record for the hour starting {}; its {} units roll into the next hour",
-                            bucket.dimension, bucket.hour, bucket.total()
-                        ));
-                            self.state.roll_in_flight(self.clock.now(), true);
-                            self.save();
-                            return Ok(());
-                        }
-                        Err(SdkError::ServiceError(s)) if s.err().code() == Some("TimestampOutOfBoundsException") => {
-                            warn(&format!(
-                            "AWS no longer accepts the hour starting {} for {}; its {} units roll into the next hour",
-                            bucket.hour, bucket.dimension, bucket.total()
-                        ));
-                            self.state.roll_in_flight(self.clock.now(), false);
-                            self.save();
-                            return Ok(());
-                        }
-                        Err(e) => {
-                            let ctx = Context { region: &self.region, source: self.source, hostname: &self.hostname };
-                            match classify(e, "MeterUsage", self.product, &ctx) {
-                                Ok(t) => t,
-                                Err(final_error) => {
-                                    self.state.return_in_flight();
-                                    self.save();
-                                    return Err(final_error.to_string());
-                                }
-                            }
-                        }
+                    let answer = send(&client, self.product.code, bucket).await;
+                    match self.settle(bucket, answer) {
+                        Verdict::Admit(()) => return Ok(()),
+                        Verdict::Refuse(final_error) => return Err(final_error.to_string()),
+                        Verdict::Retry(transient) => transient,
                     }
                 }
             };
@@ -326,6 +186,48 @@ impl<'a> Meter<'a> {
             tokio::time::sleep(wait).await;
         }
         Err("retry loop ended".into())
+    }
+
+    /// What one MeterUsage answer for the in-flight `bucket` means, with the state change it makes:
+    /// accepted, or rolled into the next hour (admit: the record is settled); returned to the pending
+    /// usage (refuse); unchanged (retry).
+    fn settle(&mut self, bucket: &Bucket, answer: Result<Option<String>, SdkError<MeterUsageError>>) -> Verdict<()> {
+        let verdict = match answer {
+            Ok(id) => {
+                self.state.accepted(id);
+                Verdict::Admit(())
+            }
+            Err(SdkError::ServiceError(s)) if s.err().code() == Some("DuplicateRequestException") => {
+                warn(&format!(
+                    "AWS already holds another {} record for the hour starting {}; its {} units roll into the next hour",
+                    bucket.dimension, bucket.hour, bucket.total()
+                ));
+                self.state.roll_in_flight(self.clock.now(), true);
+                Verdict::Admit(())
+            }
+            Err(SdkError::ServiceError(s)) if s.err().code() == Some("TimestampOutOfBoundsException") => {
+                warn(&format!(
+                    "AWS no longer accepts the hour starting {} for {}; its {} units roll into the next hour",
+                    bucket.hour,
+                    bucket.dimension,
+                    bucket.total()
+                ));
+                self.state.roll_in_flight(self.clock.now(), false);
+                Verdict::Admit(())
+            }
+            Err(e) => {
+                let ctx = Context { region: &self.region, source: self.source, hostname: &self.hostname };
+                match classify::metering(e, "MeterUsage", self.product, &ctx) {
+                    Verdict::Refuse(final_error) => {
+                        self.state.return_in_flight();
+                        Verdict::Refuse(final_error)
+                    }
+                    retry => return retry,
+                }
+            }
+        };
+        self.save();
+        verdict
     }
 
     /// A Metering client with credentials valid for at least five more minutes.
@@ -350,16 +252,13 @@ impl<'a> Meter<'a> {
     }
 }
 
-/// The sender's clock: the system clock. The test flavour alone honours `MPGATE_TEST_CLOCK_OFFSET`
-/// (seconds added), so tests can put the pod just before an hour boundary; a release build has no
-/// such input.
+/// The sender's clock: the system clock, plus the flavour's offset (`flavour::clock_offset`: always 0
+/// in the release flavour).
 fn clock(env: &dyn Env) -> Box<dyn Clock> {
-    #[cfg(feature = "insecure-test-endpoints")]
-    if let Some(offset) = env.get("MPGATE_TEST_CLOCK_OFFSET").and_then(|v| v.parse::<u64>().ok()) {
-        return Box::new(super::OffsetClock(offset));
+    match crate::flavour::clock_offset(env) {
+        0 => Box::new(SystemClock),
+        offset => Box::new(super::OffsetClock(offset)),
     }
-    let _ = env;
-    Box::new(SystemClock)
 }
 
 /// One MeterUsage for `bucket`: Timestamp = start of the hour, allocations when any usage is tagged.
@@ -367,7 +266,7 @@ async fn send(
     client: &aws_sdk_marketplacemetering::Client,
     product_code: &str,
     bucket: &Bucket,
-) -> Result<Option<String>, SdkError<aws_sdk_marketplacemetering::operation::meter_usage::MeterUsageError>> {
+) -> Result<Option<String>, SdkError<MeterUsageError>> {
     let total = i32::try_from(bucket.total()).unwrap_or(i32::MAX);
     let mut request = client
         .meter_usage()

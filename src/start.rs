@@ -1,0 +1,197 @@
+//! `mpgate exec` and `mpgate supervise`, in four steps read top to bottom: resolve the options (and
+//! refuse what needs no AWS call to refuse), prove entitlement, announce the admission on stderr,
+//! hand over to the workload (replace mpgate with it, or run it as a child and stay as its init).
+//! Must not: decide entitlement (`entitlement::prove`) or replace the process image (`exec.rs`).
+#![forbid(unsafe_code)]
+
+use crate::entitlement::{self, Entitled, Proof};
+use crate::error::Error;
+use crate::identity::{self, PricingModel};
+use crate::license::{self, Seat};
+use crate::platform::Env;
+use crate::{cli, exec, log, metering, supervise, Failure, DEFAULT_DEADLINE, DEFAULT_TERMINATION_LOG};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the workload runs once admitted.
+pub(crate) enum Mode {
+    /// `mpgate exec`: mpgate is replaced by the workload.
+    Exec,
+    /// `mpgate supervise`: the workload runs as a child of mpgate, which stays as its init.
+    Supervise(supervise::Options, metering::Spool),
+}
+
+impl Mode {
+    /// The subcommand, as usage errors name it.
+    fn command(&self) -> &'static str {
+        match self {
+            Mode::Exec => "exec",
+            Mode::Supervise(..) => "supervise",
+        }
+    }
+}
+
+/// `mpgate supervise`'s own options: flag, then `MPGATE_FLUSH_DEADLINE` / `MPGATE_SPOOL_DIR`, then
+/// the defaults.
+pub(crate) fn supervise_mode(args: &cli::SuperviseArgs, env: &dyn Env) -> Result<Mode, Error> {
+    let flush_deadline = match (args.flush_deadline, env.get("MPGATE_FLUSH_DEADLINE")) {
+        (Some(d), _) => d,
+        (None, Some(v)) => {
+            cli::parse_duration(&v).map_err(|why| Error::Usage(format!("MPGATE_FLUSH_DEADLINE: {why}")))?
+        }
+        (None, None) => metering::DEFAULT_FLUSH_DEADLINE,
+    };
+    let spool = crate::spool_dir(args.spool.clone(), env);
+    Ok(Mode::Supervise(supervise::Options { group: args.group, flush_deadline }, spool))
+}
+
+/// Resolve, prove, announce, hand over. `Exec` returns only on failure; `Supervise` returns the
+/// workload's exit status. Every refusal also goes to the termination log.
+pub(crate) fn start(
+    args: cli::ExecArgs,
+    mode: Mode,
+    env: &dyn Env,
+    base_env: Vec<(OsString, OsString)>,
+) -> Result<u8, Failure> {
+    let termination_log = termination_log(&args, env);
+    let fail = |error: Error| Failure { error: Box::new(error), termination_log: termination_log.clone() };
+    let deadline = resolve(&args, &mode, env).map_err(&fail)?;
+    let selection = args.product_code.clone().or_else(|| env.get("MPGATE_PRODUCT_CODE"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(Error::Internal(format!("cannot start the async runtime: {e}"))))?;
+    let deadline = entitlement::Deadline::new(deadline);
+    let entitled = runtime.block_on(entitlement::prove(env, selection.as_deref(), &deadline)).map_err(&fail)?;
+    announce(&entitled);
+    match mode {
+        Mode::Exec => Err(fail(exec_workload(entitled, &args.command, runtime, env, base_env))),
+        Mode::Supervise(options, spool) => {
+            drop(runtime);
+            supervise_workload(entitled, &args.command, options, spool, env, base_env).map_err(fail)
+        }
+    }
+}
+
+/// Where a refusal is copied: flag, then `MPGATE_TERMINATION_LOG`, then Kubernetes' default.
+fn termination_log(args: &cli::ExecArgs, env: &dyn Env) -> Option<PathBuf> {
+    args.termination_log
+        .clone()
+        .or_else(|| env.get("MPGATE_TERMINATION_LOG").map(PathBuf::from))
+        .or_else(|| Some(PathBuf::from(DEFAULT_TERMINATION_LOG)))
+}
+
+/// The start-up deadline (flag, then `MPGATE_DEADLINE`, then the default), after the refusals that
+/// need no AWS call: a mistyped option, and `exec` on a custom-metering build.
+fn resolve(args: &cli::ExecArgs, mode: &Mode, env: &dyn Env) -> Result<Duration, Error> {
+    let deadline = match (args.deadline, env.get("MPGATE_DEADLINE")) {
+        (Some(d), _) => d,
+        (None, Some(v)) => cli::parse_duration(&v).map_err(|why| Error::Usage(format!("MPGATE_DEADLINE: {why}")))?,
+        (None, None) => DEFAULT_DEADLINE,
+    };
+    // CMD takes values that start with '-' (its own arguments), so an option mpgate does not know
+    // lands there too: refuse it before proving anything. No workload's name starts with '-'.
+    if let Some(first) = args.command.first().map(|c| c.to_string_lossy()).filter(|c| c.starts_with('-')) {
+        let sub = mode.command();
+        return Err(Error::Usage(format!(
+            "{first} is not an option of mpgate {sub}; options go before the workload, the workload after -- (mpgate {sub} -- /app/server)"
+        )));
+    }
+    if metered() && matches!(mode, Mode::Exec) {
+        return Err(Error::Usage(
+            "this image is built for custom-metering pricing, which needs mpgate to stay and send usage every hour: use `mpgate supervise -- CMD` instead of `mpgate exec`".into(),
+        ));
+    }
+    Ok(deadline)
+}
+
+/// Whether this build is for custom metering (which needs `supervise`).
+fn metered() -> bool {
+    identity::BAKED.as_ref().is_some_and(|b| b.pricing_model == PricingModel::CustomMetering)
+}
+
+/// The admission on stderr: AWS's key-rotation warning when it sent one, then the `admitted` line
+/// (info level, so `-q` leaves it out).
+fn announce(entitled: &Entitled) {
+    if let Some(warning) = entitled.registration().and_then(|r| r.rotation.as_ref()) {
+        log::warn(warning);
+    }
+    if !log::enabled(log::Level::Info) {
+        return;
+    }
+    let msg = format!(
+        "admitted: product {} (tier {}, {}) in {} (region from {}, credentials from {}), {}",
+        entitled.product_code(),
+        entitled.tier(),
+        entitled.pricing_model().as_str(),
+        entitled.region().name,
+        entitled.region().source,
+        entitled.credential_source(),
+        proof(entitled.proof()),
+    );
+    log::emit(
+        log::Level::Info,
+        &msg,
+        &[
+            ("event", "admitted".into()),
+            ("product_code", entitled.product_code().into()),
+            ("tier", entitled.tier().into()),
+            ("pricing_model", entitled.pricing_model().as_str().into()),
+            ("region", entitled.region().name.clone().into()),
+            ("credential_source", entitled.credential_source().to_string().into()),
+        ],
+    );
+}
+
+/// What AWS answered, as the admitted line ends.
+fn proof(proof: &Proof) -> String {
+    match proof {
+        Proof::Registered(r) => format!("key version {}", r.key_version),
+        Proof::Probed(p) => format!("dimensions {}", p.dimensions.join(", ")),
+        Proof::Licensed(l) => format!(
+            "license {} allows {}",
+            l.license_arn,
+            l.entitlements.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// `mpgate exec`: a contract's seat is checked in before the gate is gone (docs/contract.md, seat
+/// policy) and the entitlements file says so; then the runtime (threads, sockets) is dropped and the
+/// process image replaced. Returns only the reason the exec failed.
+fn exec_workload(
+    entitled: Entitled,
+    command: &[OsString],
+    runtime: tokio::runtime::Runtime,
+    env: &dyn Env,
+    base_env: Vec<(OsString, OsString)>,
+) -> Error {
+    let mut extra = Vec::new();
+    if let Some(mut lease) = license::Lease::of(&entitled, env) {
+        if let Err(why) = runtime.block_on(lease.check_in(license::CHECK_IN_BUDGET)) {
+            log::warn(&format!(
+                "could not check the license seat in before starting the workload ({why}); License Manager returns it when the checkout expires"
+            ));
+        }
+        extra = license::handover::write(&entitled, env, Seat::Returned);
+    }
+    drop(runtime);
+    exec::exec(entitled, command, base_env, extra)
+}
+
+/// `mpgate supervise`: open the spool (custom metering) and keep the seat (contract), then run the
+/// workload as a child until it exits.
+fn supervise_workload(
+    entitled: Entitled,
+    command: &[OsString],
+    options: supervise::Options,
+    spool: metering::Spool,
+    env: &dyn Env,
+    base_env: Vec<(OsString, OsString)>,
+) -> Result<u8, Error> {
+    let meter = if metered() { Some(metering::send::Meter::open(spool, &entitled, env)?) } else { None };
+    let lease = license::Lease::of(&entitled, env);
+    let extra = if lease.is_some() { license::handover::write(&entitled, env, Seat::Held) } else { Vec::new() };
+    supervise::supervise(entitled, command, base_env, options, meter, lease, extra)
+}
