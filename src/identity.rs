@@ -22,7 +22,7 @@ pub enum PricingModel {
     Contract,
 }
 
-/// The key fingerprint of licenses AWS Marketplace issues (aws-wire.md §4.2): a constant, never baked.
+/// The key fingerprint of licenses AWS Marketplace issues (docs/aws-behaviour.md §4.2): a constant, never baked.
 pub const MARKETPLACE_KEY_FINGERPRINT: &str = "aws:294406891311:AWS/Marketplace:issuer-fingerprint";
 
 /// One contract entitlement to check out, as baked from `MPGATE_ENTITLEMENTS`.

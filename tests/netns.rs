@@ -179,7 +179,7 @@ fn imds_on_its_default_address_without_an_endpoint_override() {
         drop(emu);
 
         // An EC2 instance role: the credentials really come from 169.254.169.254, and Marketplace
-        // refuses them (aws-wire.md: instance roles are not a container platform).
+        // refuses them (docs/aws-behaviour.md: instance roles are not a container platform).
         let listen = Listen { imds: vec![("ec2-instance".into(), Listen::IMDS)], ..Listen::default() };
         let emu = Emulator::start_with(World::demo(), listen).expect("emulator on 169.254.169.254:80");
         let dir = scratch();

@@ -3,7 +3,7 @@
 AWS CLI) and checks that
 
   (a) botocore parses every response,
-  (b) every error surfaces as the modeled exception class with the status aws-wire.md gives,
+  (b) every error surfaces as the modeled exception class with the status docs/aws-behaviour.md gives,
   (c) every raw response body validates against botocore's service-model shape (types, required
       members, unknown members, lengths, ranges, patterns, enums),
   (d) botocore's SigV4 is accepted and a corrupted signature is rejected.
@@ -36,7 +36,7 @@ CONTRACT_LICENSE = "arn:aws:license-manager::294406891311:license:l-0123456789ab
 FINGERPRINT = "aws:294406891311:AWS/Marketplace:issuer-fingerprint"
 LICENSE_ROLE = "arn:aws:iam::111122223333:role/mpgate-license-token"
 
-# Explicit statuses: License Manager's httpError traits (aws-wire.md §4.5); metering 400/500 (§2.6).
+# Explicit statuses: License Manager's httpError traits (docs/aws-behaviour.md §4.5); metering 400/500 (§2.6).
 LM_STATUS = {
     "ValidationException": 400, "InvalidParameterValueException": 400, "ResourceNotFoundException": 400,
     "NoEntitlementsAllowedException": 400, "AccessDeniedException": 401, "AuthorizationException": 403,

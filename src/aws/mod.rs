@@ -124,7 +124,7 @@ impl Clients {
     }
 
     /// An unsigned License Manager client for `GetAccessToken` (Containers Anywhere: both AWS
-    /// samples call it anonymously, aws-wire.md §5.3). No credentials, endpoint locked as above.
+    /// samples call it anonymously, docs/aws-behaviour.md §5.3). No credentials, endpoint locked as above.
     pub fn license_manager_unsigned(&self, env: &dyn Env, region: &str) -> aws_sdk_licensemanager::Client {
         let config = locked_config!(aws_sdk_licensemanager, self, env, region, Service::LicenseManager);
         aws_sdk_licensemanager::Client::from_conf(config.allow_no_auth().build())

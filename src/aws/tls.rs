@@ -4,7 +4,7 @@
 //! Why compiled-in roots: a FROM-scratch image has no /etc/ssl, and a buyer must not be able to add
 //! a trust anchor (`SSL_CERT_FILE`, `SSL_CERT_DIR`) that would let a fake endpoint answer for AWS.
 //! Why ring: aws-lc costs far more CPU at the first handshake and needs a C toolchain for musl
-//! (build-notes §2, §6). No proxy is configured: `HTTPS_PROXY` is ignored.
+//! (docs/building.md §2, §6). No proxy is configured: `HTTPS_PROXY` is ignored.
 //!
 //! Why not aws-smithy-http-client's connector: its `TrustStore` only takes PEM, so every start would
 //! base64-encode the ~150 webpki roots and parse them back, a large share of a start's work

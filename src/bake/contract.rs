@@ -12,7 +12,7 @@
 
 use super::{check_tier, var, Entitlement, Identity, Product, Vars};
 
-/// The License Manager entitlement units (aws-wire.md §4.2, `EntitlementDataUnit`), one a line. The
+/// The License Manager entitlement units (docs/aws-behaviour.md §4.2, `EntitlementDataUnit`), one a line. The
 /// emulator's License Manager reads the same file: one list, and the gate does not depend on the
 /// emulator crate.
 const UNITS: &str = include_str!("../license_units.txt");

@@ -1,4 +1,4 @@
-//! Contract pricing: one `CheckoutLicense` at start (aws-wire.md §4.2), retried inside the deadline,
+//! Contract pricing: one `CheckoutLicense` at start (docs/aws-behaviour.md §4.2), retried inside the deadline,
 //! and the allowed entitlements judged against the baked admission rule.
 //!
 //! Request: `ProductSKU` as baked, the Marketplace key fingerprint (a constant), the baked entitlements
@@ -69,7 +69,8 @@ pub struct Licensed {
     pub valid_from: String,
     /// The license's last moment, when it has one (a contract's end date).
     pub valid_until: Option<String>,
-    /// AWS's `SignedToken` over the checkout (format unpublished, aws-wire.md §4.7): handed over, not verified.
+    /// AWS's `SignedToken` over the checkout (format unpublished, docs/aws-behaviour.md §4.7): handed over,
+    /// not verified.
     pub signed_token: Option<String>,
     pub(crate) consumption_token: String,
     pub(crate) signer: Signer,
@@ -236,7 +237,7 @@ async fn still_valid(
     Ok(licensed)
 }
 
-/// Read the license's status and validity (`GetLicense`, aws-wire.md §4.4), retried like the
+/// Read the license's status and validity (`GetLicense`, docs/aws-behaviour.md §4.4), retried like the
 /// checkout, and refuse a license that is not AVAILABLE or not valid now by the local clock. The
 /// checkout already refuses such licenses; this holds AWS to its own answer and hands the dates over.
 async fn validity(

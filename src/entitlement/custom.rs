@@ -3,7 +3,7 @@
 //!
 //! Success is any 200, or an error whose code is `DryRunOperation`: the model text says a permitted
 //! dry run "returns DryRunOperation" but models no such shape, and AWS's real answer is undocumented
-//! (aws-wire.md §10.4), so every form is accepted. Every other answer goes through the Metering error
+//! (docs/aws-behaviour.md §10.4), so every form is accepted. Every other answer goes through the Metering error
 //! table (`classify::metering`: not entitled / misconfigured / transient). A dry run records nothing,
 //! so unlike a real zero-quantity record it does not use up the hour's one slot per dimension
 //! (§2.3 "zero trap").

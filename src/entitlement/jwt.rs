@@ -1,6 +1,6 @@
 //! Verification of the RegisterUsage `Signature`: a compact JWS signed PS256 by AWS Marketplace.
 //!
-//! Rules (aws-wire.md §3): exactly three base64url parts; header `alg` pinned to `PS256` (no `none`,
+//! Rules (docs/aws-behaviour.md §3): exactly three base64url parts; header `alg` pinned to `PS256` (no `none`,
 //! HS*, RS*, other PS*); RSA-PSS SHA-256, MGF1-SHA-256, 32-byte salt (RFC 7518) under one of the given
 //! keys; `productCode`, `publicKeyVersion`, `nonce` equal what was sent; `iat` within a sane window.
 //! AWS's documents disagree on claim casing (`productCode` in the reference code, `ProductCode` in the

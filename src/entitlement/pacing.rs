@@ -2,7 +2,7 @@
 //! error. Owns the numbers and the randomness; `Deadline::pause_or_give_up` owns the sleeping.
 //!
 //! The case that shapes it is a fleet start: N gates of one AWS account start together against
-//! RegisterUsage's 5 requests/s quota (aws-wire.md §2.7), and the fleet cannot be through before
+//! RegisterUsage's 5 requests/s quota (docs/aws-behaviour.md §2.7), and the fleet cannot be through before
 //! N/5 s. A gate knows neither N nor how many are ahead of it: a `ThrottlingException` says only "not
 //! now" (no Retry-After). Two costs pull against each other:
 //! - **the tail**: once few gates are left the quota idles, and the last one starts only at its next

@@ -1,4 +1,4 @@
-//! Containers Anywhere credentials (aws-wire.md §5): a License Manager license token, exchanged for
+//! Containers Anywhere credentials (docs/aws-behaviour.md §5): a License Manager license token, exchanged for
 //! an access token (`GetAccessToken`, unsigned), then for role credentials (STS
 //! `AssumeRoleWithWebIdentity`, unsigned), as an SDK credential provider, so the License Manager
 //! client refreshes them itself before they expire.
@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime};
 
 /// The variables that name the license token file, in precedence order.
 pub const TOKEN_FILE_VARS: [&str; 2] = ["AWS_WEB_IDENTITY_REFRESH_TOKEN_FILE", "AWS_LICENSE_ACCESS_FILE"];
-/// The region AWS's Containers Anywhere Helm chart defaults to (aws-wire.md §5.2).
+/// The region AWS's Containers Anywhere Helm chart defaults to (docs/aws-behaviour.md §5.2).
 pub const DEFAULT_REGION: &str = "us-east-1";
 /// Refresh this long before the credentials expire (at most; a quarter of a shorter lifetime).
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -35,7 +35,7 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// moment: more than the SDK identity cache's own buffer (10 s), so the two never disagree.
 const CACHE_SLACK: Duration = Duration::from_secs(15);
 /// Attempts per exchange call for throttling, server and network errors (the SDK retries neither
-/// License Manager's 429 nor STS's `IDPCommunicationError`, aws-wire.md §8.2).
+/// License Manager's 429 nor STS's `IDPCommunicationError`, docs/aws-behaviour.md §8.2).
 const ATTEMPTS: u32 = 4;
 
 /// The configured license token file and the variable that named it.

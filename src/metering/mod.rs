@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime};
 pub const DEFAULT_SPOOL: &str = "/var/run/mpgate";
 /// Default bound on the exit flush (`--flush-deadline` / `MPGATE_FLUSH_DEADLINE`).
 pub const DEFAULT_FLUSH_DEADLINE: Duration = Duration::from_secs(20);
-/// AWS accepts MeterUsage records up to 6 hours old (aws-wire.md §2.3).
+/// AWS accepts MeterUsage records up to 6 hours old (docs/aws-behaviour.md §2.3).
 pub const WINDOW_SECS: u64 = 6 * 3600;
 /// One hour.
 pub const HOUR: u64 = 3600;

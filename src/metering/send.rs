@@ -2,7 +2,7 @@
 //! each closed hour once per dimension (Timestamp = start of the hour, UsageAllocations from the tag
 //! sets), retry transient errors with backoff, roll refused hours forward; at exit, send the rest.
 //!
-//! Answers and what they mean (aws-wire.md §2.3, §8): a MeteringRecordId is success (also for an
+//! Answers and what they mean (docs/aws-behaviour.md §2.3, §8): a MeteringRecordId is success (also for an
 //! identical repeat after a restart); `DuplicateRequestException` means this pod's hour already holds
 //! another quantity, so the usage rolls into the next hour; `TimestampOutOfBoundsException` means the
 //! hour left AWS's window, so it rolls forward too; throttling, 5xx and network errors are retried;

@@ -4,7 +4,7 @@
 //! Crash safety comes from one file replaced atomically: the consumed offset moves together with the
 //! aggregates it produced, and a record is marked in flight (with its exact quantity and allocations)
 //! before it is sent, so a restart re-sends the identical request, which AWS answers with the same
-//! MeteringRecordId (one record per {dimension, hour} per task/pod; aws-wire.md §2.3).
+//! MeteringRecordId (one record per {dimension, hour} per task/pod; docs/aws-behaviour.md §2.3).
 #![forbid(unsafe_code)]
 
 use super::{hour_of, Spool, HOUR, WINDOW_SECS};

@@ -76,7 +76,7 @@ impl World {
         let workloads = vec![
             workload("ecs-task", Platform::EcsFargate, CredentialKind::EcsTaskRole),
             Workload {
-                // Old ECS agents on EC2 inject no region variables (aws-wire.md §6.1).
+                // Old ECS agents on EC2 inject no region variables (docs/aws-behaviour.md §6.1).
                 inject_region_env: false,
                 ..workload("ecs-ec2-old-agent", Platform::EcsEc2, CredentialKind::EcsTaskRole)
             },

@@ -1,5 +1,5 @@
 //! Request quotas: one token bucket per (account, operation), refilled continuously at the
-//! operation's published rate (aws-wire.md §2.7). Real time, not the emulated clock: a test that
+//! operation's published rate (docs/aws-behaviour.md §2.7). Real time, not the emulated clock: a test that
 //! jumps the clock forward must not refill every bucket at once.
 
 use std::collections::HashMap;

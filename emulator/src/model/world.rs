@@ -14,7 +14,7 @@ pub struct World {
     /// License Manager licenses the accounts have received (contract pricing).
     #[serde(default)]
     pub licenses: Vec<License>,
-    /// Per-account request quotas (aws-wire.md §2.7); off unless `enabled`.
+    /// Per-account request quotas (docs/aws-behaviour.md §2.7); off unless `enabled`.
     #[serde(default)]
     pub quotas: Quotas,
     /// SaaS registration tokens `ResolveCustomer` knows.
@@ -58,14 +58,14 @@ pub struct Product {
     pub signing_keys: BTreeMap<i32, String>,
     #[serde(default)]
     pub claim_style: ClaimStyle,
-    /// `iat` in milliseconds instead of seconds (the unit is undocumented; aws-wire.md §3).
+    /// `iat` in milliseconds instead of seconds (the unit is undocumented; docs/aws-behaviour.md §3).
     #[serde(default)]
     pub iat_millis: bool,
     /// Custom-metering dimension names from the product load form; MeterUsage and BatchMeterUsage
     /// reject any other name with `InvalidUsageDimensionException`.
     #[serde(default)]
     pub dimensions: Vec<String>,
-    /// What a successful `MeterUsage(DryRun=true)` answers (undocumented; aws-wire.md §10.4).
+    /// What a successful `MeterUsage(DryRun=true)` answers (undocumented; docs/aws-behaviour.md §10.4).
     #[serde(default)]
     pub dry_run: DryRunAnswer,
     /// The seller's account: its own calls run in preview mode (no entitlement check), and only it
@@ -73,7 +73,7 @@ pub struct Product {
     #[serde(default)]
     pub seller: Option<String>,
     /// What MeterUsage answers for a `Timestamp` before the start of usage (undocumented beyond
-    /// "must not precede start of usage"; aws-wire.md §2.3).
+    /// "must not precede start of usage"; docs/aws-behaviour.md §2.3).
     #[serde(default)]
     pub before_start: BeforeStartAnswer,
 }
@@ -113,7 +113,7 @@ pub struct Quotas {
 }
 
 impl Quotas {
-    /// RegisterUsage 5/s, MeterUsage 10/s, BatchMeterUsage 10/s (aws-wire.md §2.7).
+    /// RegisterUsage 5/s, MeterUsage 10/s, BatchMeterUsage 10/s (docs/aws-behaviour.md §2.7).
     pub fn aws_rates() -> BTreeMap<String, f64> {
         BTreeMap::from([
             ("RegisterUsage".to_string(), 5.0),
@@ -139,10 +139,10 @@ pub struct RegistrationToken {
     pub expired: bool,
 }
 
-/// The AWS Marketplace issuer fingerprint a Marketplace-issued license carries (aws-wire.md §4.2).
+/// The AWS Marketplace issuer fingerprint a Marketplace-issued license carries (docs/aws-behaviour.md §4.2).
 pub const MARKETPLACE_FINGERPRINT: &str = "aws:294406891311:AWS/Marketplace:issuer-fingerprint";
 
-/// A license an account received (aws-wire.md §4.4).
+/// A license an account received (docs/aws-behaviour.md §4.4).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct License {
     pub arn: String,
@@ -214,7 +214,7 @@ impl LicenseEntitlement {
     }
 }
 
-/// Casing of the JWT payload claims; AWS documents both (aws-wire.md §3).
+/// Casing of the JWT payload claims; AWS documents both (docs/aws-behaviour.md §3).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub enum ClaimStyle {
     /// `productCode`, `publicKeyVersion`, `nonce`, `iat` (what AWS's reference verifier reads).
@@ -261,7 +261,7 @@ pub enum Platform {
     Local,
 }
 
-/// How the platform hands the workload its AWS credentials (aws-wire.md §6.1).
+/// How the platform hands the workload its AWS credentials (docs/aws-behaviour.md §6.1).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub enum CredentialKind {
     EcsTaskRole,
@@ -274,7 +274,7 @@ pub enum CredentialKind {
     },
     StaticKeys,
     /// Containers Anywhere: a License Manager refresh token plus the role created with it
-    /// (aws-wire.md §5): GetAccessToken, then STS AssumeRoleWithWebIdentity.
+    /// (docs/aws-behaviour.md §5): GetAccessToken, then STS AssumeRoleWithWebIdentity.
     LicenseToken {
         role_arn: String,
         license_arn: String,

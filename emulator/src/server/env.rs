@@ -1,5 +1,5 @@
 //! The environment a container of each workload would see, mirroring what ECS, EKS and EC2
-//! inject (aws-wire.md §6.1), plus the token files it references.
+//! inject (docs/aws-behaviour.md §6.1), plus the token files it references.
 //!
 //! Without an ECS agent listener (the default), the task-role endpoint is given as
 //! `AWS_CONTAINER_CREDENTIALS_FULL_URI` + `AWS_CONTAINER_AUTHORIZATION_TOKEN`, because the real
@@ -89,7 +89,7 @@ pub fn workload_env(shared: &Shared, id: &str, dir: &Path) -> io::Result<Vec<(St
             let path = dir.join("license_token");
             std::fs::write(&path, setup.lm_refresh_token.clone().unwrap_or_default())?;
             set("AWS_ROLE_ARN", role_arn.clone());
-            // The Helm chart's name and the Go sample's name (aws-wire.md §5.2, §10.13): both, same file.
+            // The Helm chart's name and the Go sample's name (docs/aws-behaviour.md §5.2, §10.13): both, same file.
             set("AWS_WEB_IDENTITY_REFRESH_TOKEN_FILE", path.display().to_string());
             set("AWS_LICENSE_ACCESS_FILE", path.display().to_string());
         }

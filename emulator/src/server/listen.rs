@@ -22,7 +22,7 @@ pub struct Listen {
 }
 
 impl Listen {
-    /// Where ECS serves task credentials and metadata (aws-wire.md §6.1).
+    /// Where ECS serves task credentials and metadata (docs/aws-behaviour.md §6.1).
     pub const ECS_AGENT: SocketAddr =
         SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 170, 2)), 80);
     /// Where EC2 serves IMDS.

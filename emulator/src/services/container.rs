@@ -114,7 +114,7 @@ pub fn pod_identity_credentials(shared: &Shared, req: &Incoming) -> Outcome {
 }
 
 /// `GET /ecs/metadata/<workload>[/task]`: TMDE v4, the only place an old-agent ECS-on-EC2 task
-/// can learn its region (from `TaskARN`, aws-wire.md §6.1).
+/// can learn its region (from `TaskARN`, docs/aws-behaviour.md §6.1).
 pub fn task_metadata(shared: &Shared, workload: &str, rest: &str) -> Outcome {
     let (Some(w), Some(s)) = (shared.world.workload(workload), shared.setup.get(workload)) else {
         return container_error(404, "NotFound", "no such task");

@@ -1,4 +1,4 @@
-//! IMDSv2 as aws-config's IMDS client expects it (aws-wire.md §6.1/6.2). One listener per
+//! IMDSv2 as aws-config's IMDS client expects it (docs/aws-behaviour.md §6.1/6.2). One listener per
 //! workload that can see a host (an EC2 instance, or the node a pod runs on): reachability is a
 //! property of the workload's network path (hop limit), so it cannot be shared per host.
 

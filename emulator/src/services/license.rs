@@ -1,4 +1,4 @@
-//! AWS License Manager for contract pricing (aws-wire.md §4): the dispatcher and the seat side,
+//! AWS License Manager for contract pricing (docs/aws-behaviour.md §4): the dispatcher and the seat side,
 //! CheckoutLicense, ExtendLicenseConsumption and CheckInLicense (reads and tokens live in
 //! `license_info`). Every error carries its explicit HTTP status
 //! (§4.5) and a `Message` member. Seats live in the seat ledger; a PROVISIONAL checkout that is
@@ -31,7 +31,7 @@ fn not_found(m: &str) -> Box<Outcome> {
 
 pub fn handle(shared: &Shared, op: &str, req: &Incoming) -> Outcome {
     if op == "GetAccessToken" {
-        // Both AWS samples call it anonymously (aws-wire.md §10.10); a signature, if any, is not checked.
+        // Both AWS samples call it anonymously (docs/aws-behaviour.md §10.10); a signature, if any, is not checked.
         return super::license_info::get_access_token(shared, req).unwrap_or_else(|o| *o);
     }
     if !crate::wire::proto::LM_OPS.contains(&op) {
@@ -263,7 +263,7 @@ fn checkout_answer(shared: &Shared, license: &License, seat: &Seat, wanted: &[Wa
 }
 
 /// The `SignedToken`: a PS256 JWS over the checkout (LMUG license-signing.md keys), padded to the
-/// model's 4096-character minimum. Real format and key are unknown (aws-wire.md §10.8).
+/// model's 4096-character minimum. Real format and key are unknown (docs/aws-behaviour.md §10.8).
 fn signed_token(shared: &Shared, body: &Value) -> String {
     let mut payload = json!({
         "entitlementsAllowed": body["EntitlementsAllowed"].as_array().map(|a| a.iter().map(|x| json!({"name": x["Name"], "unit": x["Unit"], "value": x.get("Value")})).collect::<Vec<_>>()),

@@ -1,4 +1,4 @@
-//! License Manager's read side and token exchange (aws-wire.md §4.4, §5): GetLicense,
+//! License Manager's read side and token exchange (docs/aws-behaviour.md §4.4, §5): GetLicense,
 //! ListReceivedLicenses (filters, pagination) and GetAccessToken, which trades a workload's refresh
 //! token for an access token of the Containers Anywhere flow (both minted by `wire::tokens`).
 //! Nothing here changes a seat.
@@ -15,7 +15,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 const L: Service = Service::LicenseManager;
-/// GetAccessToken's access token lives one hour (aws-wire.md §5.3).
+/// GetAccessToken's access token lives one hour (docs/aws-behaviour.md §5.3).
 const ACCESS_TOKEN_SECS: i64 = 3600;
 
 fn e(status: u16, code: &str, m: &str) -> Box<Outcome> {

@@ -1,5 +1,5 @@
 //! License Manager errors that arise from the situation rather than from bad input or injected
-//! faults (aws-wire.md §4.5). Kept apart from `license.rs` so the seat logic stays readable:
+//! faults (docs/aws-behaviour.md §4.5). Kept apart from `license.rs` so the seat logic stays readable:
 //! `license::handle` asks `refuse` before dispatching and tells `settled` after.
 //!
 //! * `AuthorizationException` 403: the workload's role lacks the action (`Workload::denied_actions`,

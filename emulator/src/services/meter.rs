@@ -1,4 +1,4 @@
-//! Marketplace Metering `MeterUsage` (aws-wire.md §2.3). Checks run in this order: input shape,
+//! Marketplace Metering `MeterUsage` (docs/aws-behaviour.md §2.3). Checks run in this order: input shape,
 //! credential source, region, product, entitlement (skipped for the seller's own account: preview
 //! mode), dimension, time window, tags and allocations, ClientToken, DryRun, then the
 //! one-record-per-hour rule. Accepted records go to the metering ledger; idempotent repeats do not.
@@ -14,7 +14,7 @@ use crate::wire::proto::{json_error, json_ok, Outcome};
 use crate::wire::request::Incoming;
 use serde_json::json;
 
-/// MeterUsage accepts records up to 6 hours old (2025-10 model; aws-wire.md §2.3).
+/// MeterUsage accepts records up to 6 hours old (2025-10 model; docs/aws-behaviour.md §2.3).
 const METER_WINDOW_MS: i64 = 6 * HOUR_MS;
 
 /// When usage of `code` could first happen for this caller, in Unix milliseconds: the later of the
@@ -72,7 +72,7 @@ fn meter_usage_inner(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Ou
         PrincipalKind::LicenseToken => Some("License Manager token credentials"),
     };
     if let Some(cause) = unsupported {
-        // Not a modeled MeterUsage error (aws-wire.md §10.6); the service-wide shape botocore knows.
+        // Not a modeled MeterUsage error (docs/aws-behaviour.md §10.6); the service-wide shape botocore knows.
         let m = format!("MeterUsage was signed with {cause}; use the ECS task role or EKS IRSA.");
         return Err(bad("PlatformNotSupportedException", &m));
     }

@@ -1,4 +1,4 @@
-//! Marketplace Metering `RegisterUsage` (aws-wire.md §2.2), checks in AWS's order: signature,
+//! Marketplace Metering `RegisterUsage` (docs/aws-behaviour.md §2.2), checks in AWS's order: signature,
 //! input validation, platform, region, product and key version, first-call entitlement; then the
 //! signed answer and the billing record.
 
@@ -134,7 +134,7 @@ fn register(shared: &Shared, caller: &Caller, req: &Incoming, mutation: Option<T
         return json_error(400, "InvalidPublicKeyVersionException", "Public key version is invalid.");
     }
     let key = (p.workload.clone(), product.code.clone());
-    // The seller's own account runs in preview mode: no entitlement check (aws-wire.md §2.2).
+    // The seller's own account runs in preview mode: no entitlement check (docs/aws-behaviour.md §2.2).
     let preview = product.seller.as_deref() == Some(p.account.as_str());
     if !preview && !shared.lock().registered.contains(&key) {
         let subscribed = shared.world.account(&p.account).is_some_and(|a| a.subscriptions.contains(&product.code));

@@ -1,6 +1,6 @@
 //! The SaaS operations of Marketplace Metering, for the product's seller only: `BatchMeterUsage`
-//! (aws-wire.md §2.4), a batch of records per customer with a per-record status, and
-//! `ResolveCustomer` (aws-wire.md §2.5), a registration token to the customer it was issued for.
+//! (docs/aws-behaviour.md §2.4), a batch of records per customer with a per-record status, and
+//! `ResolveCustomer` (docs/aws-behaviour.md §2.5), a registration token to the customer it was issued for.
 //! Accepted records go to the metering ledger; a repeat of a record already accepted does not.
 
 use super::auth::Caller;
@@ -13,7 +13,7 @@ use crate::wire::proto::{json_ok, Outcome};
 use crate::wire::request::Incoming;
 use serde_json::{json, Map, Value};
 
-/// BatchMeterUsage accepts records up to 24 hours old (2026-07 model; aws-wire.md §2.4).
+/// BatchMeterUsage accepts records up to 24 hours old (2026-07 model; docs/aws-behaviour.md §2.4).
 const BATCH_WINDOW_MS: i64 = 24 * HOUR_MS;
 
 pub fn batch_meter_usage(shared: &Shared, caller: &Caller, req: &Incoming) -> Outcome {

@@ -1,4 +1,4 @@
-//! STS over the AWS Query protocol (aws-wire.md §5.4): `AssumeRoleWithWebIdentity` (unsigned;
+//! STS over the AWS Query protocol (docs/aws-behaviour.md §5.4): `AssumeRoleWithWebIdentity` (unsigned;
 //! the token is the proof) for IRSA service-account tokens and for License Manager access tokens,
 //! each against the role the workload's situation trusts.
 
@@ -63,7 +63,7 @@ fn assume_role_with_web_identity(shared: &Shared, form: &HashMap<String, String>
     answer(shared, &who, role_arn, session)
 }
 
-/// The Containers Anywhere path (aws-wire.md §5.3 step 3): a GetAccessToken access token for the
+/// The Containers Anywhere path (docs/aws-behaviour.md §5.3 step 3): a GetAccessToken access token for the
 /// role created with the refresh token (trust: `openid-license-manager.amazonaws.com`).
 fn license_token_role(shared: &Shared, role_arn: &str, session: &str, token: &str) -> Option<Outcome> {
     let (workload, exp) = shared.lock().lm_access_tokens.get(token).cloned()?;

@@ -23,7 +23,7 @@ pub(super) fn bad(code: &str, message: &str) -> Box<Outcome> {
 }
 
 /// The tag pattern from the model, `^[a-zA-Z0-9+ -=._:\/@]+$`, read literally: `+ -=` is the range
-/// space..`=` (aws-wire.md §2.1 observation), so this admits more than the seller guide's prose.
+/// space..`=` (docs/aws-behaviour.md §2.1 observation), so this admits more than the seller guide's prose.
 fn tag_char_ok(c: char) -> bool {
     c.is_ascii_alphanumeric() || ('\u{20}'..='=').contains(&c) || "+._:/@".contains(c)
 }

@@ -1,4 +1,4 @@
-//! The RegisterUsage `Signature`: a PS256 JWT (aws-wire.md §3) and the deliberate corruptions
+//! The RegisterUsage `Signature`: a PS256 JWT (docs/aws-behaviour.md §3) and the deliberate corruptions
 //! the gate's verifier must reject. Owns encoding and signing only, not which key or claims.
 
 use crate::model::fault::TokenMutation;
@@ -38,7 +38,7 @@ fn payload(c: &Claims, style: ClaimStyle) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert(code.into(), json!(c.product_code));
     m.insert(version.into(), json!(c.key_version));
-    // AWS omits the nonce from the record when none was sent (CloudTrail shape, aws-wire.md §3).
+    // AWS omits the nonce from the record when none was sent (CloudTrail shape, docs/aws-behaviour.md §3).
     if let Some(n) = &c.nonce {
         m.insert(nonce.into(), json!(n));
     }

@@ -41,13 +41,13 @@ pub fn json_ok(body: serde_json::Value) -> Outcome {
     Outcome::new(200, AWS_JSON, body.to_string()).header("x-amzn-RequestId", &request_id())
 }
 
-/// awsJson error: metering shapes name the member `message` in lower case (aws-wire.md §1.2).
+/// awsJson error: metering shapes name the member `message` in lower case (docs/aws-behaviour.md §1.2).
 pub fn json_error(status: u16, code: &str, message: &str) -> Outcome {
     let body = serde_json::json!({"__type": code, "message": message});
     Outcome::new(status, AWS_JSON, body.to_string()).header("x-amzn-RequestId", &request_id()).code(code)
 }
 
-/// License Manager errors name the member `Message` (capital M; aws-wire.md §4.5).
+/// License Manager errors name the member `Message` (capital M; docs/aws-behaviour.md §4.5).
 pub fn lm_error(status: u16, code: &str, message: &str) -> Outcome {
     let body = serde_json::json!({"__type": code, "Message": message});
     Outcome::new(status, AWS_JSON, body.to_string()).header("x-amzn-RequestId", &request_id()).code(code)

@@ -1,6 +1,6 @@
 //! The bearer tokens the emulator mints, other than the RegisterUsage `Signature` (`jwt.rs`):
-//! Kubernetes projected service-account tokens for IRSA and EKS Pod Identity (aws-wire.md §6.1),
-//! and License Manager's refresh and access tokens for Containers Anywhere (aws-wire.md §5). All are
+//! Kubernetes projected service-account tokens for IRSA and EKS Pod Identity (docs/aws-behaviour.md §6.1),
+//! and License Manager's refresh and access tokens for Containers Anywhere (docs/aws-behaviour.md §5). All are
 //! RS256 JWTs signed with the emulator key. Only the emulator itself checks them (by exact value),
 //! so their claims just need to look like what EKS and License Manager issue. Which token a
 //! workload gets, and when, is decided above this layer.
