@@ -1,4 +1,4 @@
-//! Contract pricing (issue 5), end to end against the emulator's License Manager: CheckoutLicense at
+//! Contract pricing, end to end against the emulator's License Manager: CheckoutLicense at
 //! start and every refusal class, what the workload receives, and seat hygiene per mode measured on
 //! the emulator's seat ledger. Runs the test-flavour gate baked with testdata/identity-contract.env
 //! (`mpgate-test-contract`): BasicTier or PremiumTier admits, one `Seats` per container.

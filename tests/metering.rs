@@ -1,4 +1,4 @@
-//! Custom metering (issue 4), end to end against the emulator: MeterUsage dry runs at start,
+//! Custom metering, end to end against the emulator: MeterUsage dry runs at start,
 //! `mpgate meter`, the hourly sender in `mpgate supervise`, the exit flush, restarts and crashes.
 //! Runs the test-flavour gate baked with testdata/identity-metered.env (`mpgate-test-metered`).
 
@@ -341,7 +341,7 @@ fn corrupt_lines_are_reported_and_quarantined_not_fatal() {
     assert_eq!(total(&ledger(&emu), "requests"), 4);
 }
 
-/// Issue 4, hourly cadence: with the pod's clock (test flavour: MPGATE_TEST_CLOCK_OFFSET) and AWS's
+/// Hourly cadence: with the pod's clock (test flavour: MPGATE_TEST_CLOCK_OFFSET) and AWS's
 /// just before an hour boundary, usage of the open hour is not sent; once the hour closes it is sent
 /// while the workload runs, once per dimension, stamped with the start of the closed hour.
 #[test]
@@ -377,7 +377,7 @@ fn an_hour_is_sent_once_it_closes_and_not_before() {
     assert_eq!((total(&records, "requests"), total(&records, "gb_processed")), (4, 2));
 }
 
-/// Issue 4, duplicate handling: when AWS already holds another quantity for this pod's
+/// Duplicate handling: when AWS already holds another quantity for this pod's
 /// {dimension, hour} (here: sent by a run whose spool is gone), the usage rolls into the next hour.
 #[test]
 fn an_hour_aws_already_holds_with_another_quantity_rolls_into_the_next_hour() {
@@ -401,7 +401,7 @@ fn an_hour_aws_already_holds_with_another_quantity_rolls_into_the_next_hour() {
     assert!(stderr_of(second.path()).contains("already holds another requests record"), "{}", stderr_of(second.path()));
 }
 
-/// Issue 4, spool growth: consumed usage is released from disk (a hole, same size, same offsets), and
+/// Spool growth: consumed usage is released from disk (a hole, same size, same offsets), and
 /// a supervisor killed after the release restarts without losing or re-billing anything.
 #[test]
 fn consumed_usage_is_released_from_disk_and_a_restart_after_it_loses_nothing() {
@@ -434,7 +434,7 @@ fn consumed_usage_is_released_from_disk_and_a_restart_after_it_loses_nothing() {
     assert!(err.lines().all(|l| !l.contains("warning") || l.contains("test flavour")), "{err}");
 }
 
-/// Issue 4: SIGKILL of the workload (not of mpgate): mpgate exits 128+9 after sending what it recorded.
+/// SIGKILL of the workload (not of mpgate): mpgate exits 128+9 after sending what it recorded.
 #[test]
 fn a_sigkilled_workload_is_flushed_and_its_status_passed_on() {
     let emu = Emulator::start(World::demo()).expect("emulator");
@@ -557,7 +557,7 @@ fn check_entitlement(emu: &Emulator, dir: &Path, args: &[&str]) -> (Option<i32>,
     (out.code(), c["status"].as_str().expect("status").into(), c["summary"].as_str().expect("summary").into())
 }
 
-/// Issue 4: `mpgate check` of a custom-metering build sends no MeterUsage unless `--live`; with
+/// `mpgate check` of a custom-metering build sends no MeterUsage unless `--live`; with
 /// `--live` it dry-runs every baked dimension and names the one AWS refuses.
 #[test]
 fn check_live_dry_runs_every_dimension_and_names_a_refused_one() {

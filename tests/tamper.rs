@@ -30,7 +30,7 @@ fn release_row(emu: &Emulator, root: &Path, extra: &[(&str, String)]) -> Outcome
 
 /// Rows 7 and 8: the release gate in an empty root whose hosts file sends the Metering name to the
 /// attacker's server. Its certificate does not verify, which no retry can fix: the gate refuses at
-/// once with 82 naming the host, well before the 30 s deadline it used to wait out (then 81).
+/// once with 82 naming the host, well before its 30 s deadline (which would end in 81).
 fn release_row_meets_the_attacker_certificate(emu: &Emulator, root: &Path, extra: &[(&str, String)]) {
     let env_dir = scratch();
     let mut env = emu.workload_env("ecs-task", env_dir.path()).expect("env");

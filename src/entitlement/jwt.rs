@@ -5,7 +5,8 @@
 //! keys; `productCode`, `publicKeyVersion`, `nonce` equal what was sent; `iat` within a sane window.
 //! AWS's documents disagree on claim casing (`productCode` in the reference code, `ProductCode` in the
 //! illustrative payload), so each claim is accepted in either casing but never in both, which would
-//! make the token ambiguous. The crypto is the `rsa` crate's; only the JWS framing is here.
+//! make the token ambiguous. The RSA arithmetic is ring's (the `rsa` crate's for keys under 2048 bits);
+//! only the JWS framing is here.
 #![forbid(unsafe_code)]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -141,10 +142,10 @@ fn verifies(der: &[u8], input: &[u8], signature: &[u8]) -> bool {
     let Ok(key) = rsa::RsaPublicKey::from_public_key_der(der) else {
         return false;
     };
-    // ring does the RSA arithmetic when it can (2048–8192-bit keys, the size AWS uses): the rsa crate's
-    // bignum code at opt-level z was a third of the gate's instructions (docs/performance.md). Same
-    // check: RSASSA-PSS, SHA-256, MGF1-SHA-256, 32-byte salt. Smaller baked keys (build.rs allows 1024)
-    // keep the rsa crate.
+    // ring does the RSA arithmetic when it can (2048–8192-bit keys, the size AWS uses): it is far
+    // cheaper than the rsa crate's bignum code at opt-level z (docs/performance.md). Same check:
+    // RSASSA-PSS, SHA-256, MGF1-SHA-256, 32-byte salt. Smaller baked keys (the identity rules allow
+    // 1024 bits) keep the rsa crate.
     use rsa::traits::PublicKeyParts;
     if key.size() >= 256 {
         let (n, e) = (key.n().to_bytes_be(), key.e().to_bytes_be());
