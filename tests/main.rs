@@ -8,6 +8,7 @@ mod check;
 mod contract;
 mod docs;
 mod exec_identity;
+mod fuzz_replay;
 mod gate_pass;
 mod hourly;
 mod https;
