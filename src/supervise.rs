@@ -16,7 +16,9 @@
 #![forbid(unsafe_code)]
 
 use crate::entitlement::Entitled;
+use crate::error::Class;
 use crate::error::Error;
+use crate::license::recheck::OnLost;
 use crate::license::{Lease, CHECK_IN_BUDGET};
 use crate::metering::send::Meter;
 use nix::sys::signal::Signal;
@@ -49,6 +51,12 @@ pub struct Options {
     pub group: bool,
     /// Custom metering: how long to keep sending after the workload exits.
     pub flush_deadline: Duration,
+    /// Contract pricing: time between license re-checks (`None`: the default for the credential source).
+    pub recheck: Option<Duration>,
+    /// Contract pricing: what a lost license does to the workload.
+    pub on_license_lost: OnLost,
+    /// Contract pricing: SIGTERM to SIGKILL when the license is lost.
+    pub stop_grace: Duration,
 }
 
 /// Start the workload as a child and supervise it until it exits; returns its exit status.
@@ -86,9 +94,19 @@ pub fn supervise(
             }
         };
         let workload = pid(workload)?;
-        let status = wait(workload, &mut signals, options.group, meter.as_mut(), lease.as_mut()).await;
+        let (status, lost) = wait(workload, &mut signals, &options, meter.as_mut(), lease.as_mut()).await;
         wind_down(meter.as_mut(), lease.as_mut(), options.flush_deadline).await;
-        Ok(status)
+        match lost {
+            // The one line of a lost license; the workload's own status is not the gate's answer.
+            Some(line) => Err(Error::License {
+                class: Class::NotEntitled,
+                detail: format!(
+                    "{line}; mpgate stopped the workload (SIGTERM, SIGKILL after {}s; the workload's status was {status}), set --on-license-lost warn to keep it running instead",
+                    options.stop_grace.as_secs()
+                ),
+            }),
+            None => Ok(status),
+        }
     })
 }
 
@@ -140,16 +158,19 @@ fn pid(child: std::process::Child) -> Result<Pid, Error> {
     Ok(Pid::from_raw(i32::try_from(child.id()).map_err(|_| Error::Internal("child pid out of range".into()))?))
 }
 
-/// Forward signals and reap children until the workload exits; returns its status. The sender and
-/// the seat holder run as branches of the same `select!`, so their network waits never delay a
-/// signal or a reap; SIGTERM also tells the holder to check the seat in.
+/// Forward signals and reap children until the workload exits; returns its status, and the refusal
+/// line when a license re-check stopped it. The sender and the seat holder run as branches of the
+/// same `select!`, so their network waits never delay a signal or a reap; SIGTERM also tells the
+/// holder to check the seat in. A lost license (`--on-license-lost stop`) sends the workload SIGTERM,
+/// then SIGKILL once the grace period is over, as a container runtime's stop does.
 async fn wait(
     workload: Pid,
     signals: &mut Signals,
-    group: bool,
+    options: &Options,
     meter: Option<&mut Meter<'_>>,
     lease: Option<&mut Lease<'_>>,
-) -> u8 {
+) -> (u8, Option<String>) {
+    let group = options.group;
     let sender = async {
         match meter {
             Some(m) => m.run().await,
@@ -165,10 +186,13 @@ async fn wait(
     };
     tokio::pin!(sender);
     tokio::pin!(holder);
+    let mut lost: Option<(String, tokio::time::Instant)> = None;
+    let mut killed = false;
     loop {
         if let Some(status) = reap(workload) {
-            return status;
+            return (status, lost.map(|(line, _)| line));
         }
+        let kill_at = lost.as_ref().map_or_else(tokio::time::Instant::now, |(_, at)| *at);
         tokio::select! {
             _ = signals.children.recv() => {}
             Some(sig) = signals.forwarded.recv() => {
@@ -178,7 +202,14 @@ async fn wait(
                 }
             }
             () = &mut sender => {}
-            () = &mut holder => {}
+            line = &mut holder, if lost.is_none() => {
+                forward(workload, Signal::SIGTERM, group);
+                lost = Some((line, tokio::time::Instant::now() + options.stop_grace));
+            }
+            () = tokio::time::sleep_until(kill_at), if lost.is_some() && !killed => {
+                forward(workload, Signal::SIGKILL, group);
+                killed = true;
+            }
         }
     }
 }
