@@ -11,7 +11,10 @@
 //! Contract pricing: the seat (`license::Lease`) is held by one more branch of the `select!`, which
 //! extends it before it expires; SIGTERM is forwarded first, then the branch checks the seat in (the
 //! workload may still be shutting down, but a SIGKILL after the grace period then leaks nothing); once
-//! the workload has exited the seat is checked in if it still is out, before mpgate exits.
+//! the workload has exited the seat is checked in if it still is out, before mpgate exits. The same
+//! branch re-checks the license (`license::recheck`); when it finds the license lost and the policy is
+//! to stop, the workload gets SIGTERM, SIGKILL once `--stop-grace` has passed, and mpgate exits 80 with
+//! the re-check's refusal line instead of the workload's status.
 //! Must not: decide entitlement (it takes an `Entitled`) or replace the process image (`exec.rs`).
 #![forbid(unsafe_code)]
 
@@ -98,16 +101,30 @@ pub fn supervise(
         wind_down(meter.as_mut(), lease.as_mut(), options.flush_deadline).await;
         match lost {
             // The one line of a lost license; the workload's own status is not the gate's answer.
-            Some(line) => Err(Error::License {
-                class: Class::NotEntitled,
-                detail: format!(
-                    "{line}; mpgate stopped the workload (SIGTERM, SIGKILL after {}s; the workload's status was {status}), set --on-license-lost warn to keep it running instead",
-                    options.stop_grace.as_secs()
-                ),
-            }),
+            Some(Lost { line, killed }) => {
+                let how = if killed {
+                    format!("SIGTERM and, {}s later, SIGKILL", options.stop_grace.as_secs())
+                } else {
+                    "SIGTERM".to_string()
+                };
+                Err(Error::License {
+                    class: Class::NotEntitled,
+                    detail: format!(
+                        "{line}; mpgate stopped the workload with {how} (its status was {status}); set --on-license-lost warn to keep it running instead"
+                    ),
+                })
+            }
             None => Ok(status),
         }
     })
+}
+
+/// A workload stopped because a re-check found the license lost.
+struct Lost {
+    /// The refusal line's reason, from the re-check.
+    line: String,
+    /// Whether the grace period ran out and SIGKILL was sent.
+    killed: bool,
 }
 
 /// The signals mpgate handles while the workload runs: SIGCHLD (reap) and the `FORWARDED` ones.
@@ -169,7 +186,7 @@ async fn wait(
     options: &Options,
     meter: Option<&mut Meter<'_>>,
     lease: Option<&mut Lease<'_>>,
-) -> (u8, Option<String>) {
+) -> (u8, Option<Lost>) {
     let group = options.group;
     let sender = async {
         match meter {
@@ -190,7 +207,7 @@ async fn wait(
     let mut killed = false;
     loop {
         if let Some(status) = reap(workload) {
-            return (status, lost.map(|(line, _)| line));
+            return (status, lost.map(|(line, _)| Lost { line, killed }));
         }
         let kill_at = lost.as_ref().map_or_else(tokio::time::Instant::now, |(_, at)| *at);
         tokio::select! {

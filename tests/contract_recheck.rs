@@ -65,9 +65,17 @@ fn rechecks(emu: &Emulator) -> usize {
 
 #[test]
 fn a_license_cancelled_while_running_stops_the_workload_with_sigterm_and_exit_80() {
+    // On ECS with the task role, and on premises with a license token (its credentials come from the
+    // token exchange, and so do the re-check's).
+    for id in ["ecs-task", "onprem-license"] {
+        cancelled_while_running(id);
+    }
+}
+
+fn cancelled_while_running(id: &str) {
     let emu = Emulator::start(world_with_seats(1)).expect("emulator");
     let dir = scratch();
-    let mut gate = supervise(&emu, "ecs-task", dir.path(), &[], &workload(dir.path(), "exit 0"));
+    let mut gate = supervise(&emu, id, dir.path(), &[], &workload(dir.path(), "exit 0"));
     wait_for_line(&dir.path().join("running"), LIMIT);
     let before = rechecks(&emu);
     wait_until("two re-checks of the license", LIMIT, || rechecks(&emu) >= before + 2);
@@ -75,7 +83,7 @@ fn a_license_cancelled_while_running_stops_the_workload_with_sigterm_and_exit_80
     assert_eq!(out_seats(&emu).len(), 1);
 
     change_license(&emu, |l| l.status = "SUSPENDED".into());
-    assert_eq!(gate.wait_exit(LIMIT), Some(80), "stderr: {}", stderr(dir.path()));
+    assert_eq!(gate.wait_exit(LIMIT), Some(80), "{id}: stderr: {}", stderr(dir.path()));
     assert_eq!(std::fs::read_to_string(dir.path().join("signals")).expect("signals"), "TERM\n");
     let lines = lines(dir.path());
     assert_eq!(lines.len(), 1, "one line: {lines:?}");
@@ -85,8 +93,7 @@ fn a_license_cancelled_while_running_stops_the_workload_with_sigterm_and_exit_80
         CONTRACT_LICENSE,
         "is SUSPENDED",
         "renew or reactivate the contract",
-        "mpgate stopped the workload",
-        "the workload's status was 0",
+        "mpgate stopped the workload with SIGTERM (its status was 0)",
     ] {
         assert!(line.contains(needle), "{needle:?} missing from {line:?}");
     }
@@ -95,8 +102,9 @@ fn a_license_cancelled_while_running_stops_the_workload_with_sigterm_and_exit_80
     assert_eq!(emu.seats().len(), 1, "{:?}", emu.seats());
     assert_eq!(emu.seats()[0].state, SeatState::CheckedIn);
     let doc = handover(dir.path());
-    assert_eq!(doc["license_status"], "SUSPENDED");
-    assert_eq!(doc["license_lost"], "is SUSPENDED");
+    assert_eq!(doc["license_status"], "SUSPENDED", "{id}");
+    assert_eq!(doc["license_lost"], "is SUSPENDED", "{id}");
+    assert!(recorded(&emu, "GetLicense").iter().all(|r| r.workload.as_deref() == Some(id)), "{id}");
 }
 
 #[test]
@@ -117,7 +125,7 @@ fn a_license_that_expires_while_running_kills_a_workload_that_ignores_sigterm_af
     let lines = lines(dir.path());
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains(&format!("expired at {yesterday}")), "{lines:?}");
-    assert!(lines[0].contains("SIGKILL after 2s"), "{lines:?}");
+    assert!(lines[0].contains("with SIGTERM and, 2s later, SIGKILL (its status was 137)"), "{lines:?}");
     assert!(out_seats(&emu).is_empty(), "{:?}", emu.seats());
 }
 

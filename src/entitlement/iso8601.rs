@@ -177,6 +177,31 @@ mod tests {
     }
 
     #[test]
+    fn no_edit_of_a_valid_date_panics_or_is_read_without_a_zone() {
+        // Every one-byte deletion, and every replacement from an alphabet of the pattern's own
+        // characters and a few foreign ones, of dates in each allowed form.
+        let alphabet = b"0123456789-+:.TZtz \x00\xff";
+        for valid in ["2026-01-01T00:00:00Z", "2026-01-01T00:00:00.5+05:30", "-10000-12-31T23:59:59-23:59"] {
+            let b = valid.as_bytes();
+            for i in 0..b.len() {
+                let mut cut = b.to_vec();
+                cut.remove(i);
+                let _ = parse(&String::from_utf8_lossy(&cut));
+                for &c in alphabet {
+                    let mut edited = b.to_vec();
+                    edited[i] = c;
+                    if let Ok(t) = parse(&String::from_utf8_lossy(&edited)) {
+                        let text = String::from_utf8_lossy(&edited).into_owned();
+                        let zoned = text.ends_with('Z')
+                            || text.len() > 6 && matches!(text.as_bytes()[text.len() - 6], b'+' | b'-');
+                        assert!(zoned, "{text:?} read as {t} without a zone");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn what_the_model_refuses_or_names_no_instant_is_refused_with_the_reason() {
         for (s, why) in [
             ("2026-01-01T00:00:00", "no zone"),

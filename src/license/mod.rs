@@ -5,7 +5,8 @@
 //! is gone never holds one (a 1-seat contract admits every restart; the contract still gates each
 //! start). `supervise` holds it: extends it when half its lifetime is gone, and checks it in when the
 //! workload exits or SIGTERM arrives. A supervisor killed with SIGKILL leaks the seat for at most one
-//! lifetime (AWS: 60 minutes), after which License Manager returns it.
+//! lifetime (AWS: 60 minutes), after which License Manager returns it. While it holds the seat,
+//! `supervise` also re-checks the license (`recheck`).
 //! Must not: decide entitlement (that is `entitlement::contract`) or block supervise's signal
 //! forwarding and reaping: every wait here is async and bounded.
 #![forbid(unsafe_code)]
