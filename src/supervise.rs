@@ -19,8 +19,7 @@
 #![forbid(unsafe_code)]
 
 use crate::entitlement::Entitled;
-use crate::error::Class;
-use crate::error::Error;
+use crate::error::{Class, Error};
 use crate::license::recheck::OnLost;
 use crate::license::{Lease, CHECK_IN_BUDGET};
 use crate::metering::send::Meter;
