@@ -131,6 +131,19 @@ pub struct SuperviseArgs {
     /// [env: MPGATE_FLUSH_DEADLINE] [default: 20s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub flush_deadline: Option<Duration>,
+    /// Contract pricing: re-check the license this often, ±10 % (e.g. 15m, 1h; 1s to 24h)
+    /// [env: MPGATE_LICENSE_RECHECK] [default: 15m; 24h with a License Manager license token].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub recheck: Option<Duration>,
+    /// Contract pricing: when a re-check finds the license expired, cancelled or without an
+    /// entitlement that admits a start: `stop` the workload (SIGTERM, the grace period, then exit 80)
+    /// or `warn` and keep it running [env: MPGATE_ON_LICENSE_LOST] [default: stop].
+    #[arg(long, value_name = "POLICY", value_parser = ["stop", "warn"])]
+    pub on_license_lost: Option<String>,
+    /// Contract pricing: how long the workload has between SIGTERM and SIGKILL when the license is
+    /// lost [env: MPGATE_STOP_GRACE] [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub stop_grace: Option<Duration>,
     /// The same options as `mpgate exec`.
     #[command(flatten)]
     pub exec: ExecArgs,

@@ -7,6 +7,7 @@
 use crate::entitlement::{self, Entitled, Proof};
 use crate::error::Error;
 use crate::identity::{self, PricingModel};
+use crate::license::recheck::OnLost;
 use crate::license::{self, Seat};
 use crate::platform::Env;
 use crate::{cli, exec, log, metering, supervise, Failure, DEFAULT_DEADLINE, DEFAULT_TERMINATION_LOG};
@@ -32,18 +33,31 @@ impl Mode {
     }
 }
 
-/// `mpgate supervise`'s own options: flag, then `MPGATE_FLUSH_DEADLINE` / `MPGATE_SPOOL_DIR`, then
-/// the defaults.
+/// `mpgate supervise`'s own options: flag, then `MPGATE_FLUSH_DEADLINE` / `MPGATE_SPOOL_DIR` /
+/// `MPGATE_LICENSE_RECHECK` / `MPGATE_ON_LICENSE_LOST` / `MPGATE_STOP_GRACE`, then the defaults.
 pub(crate) fn supervise_mode(args: &cli::SuperviseArgs, env: &dyn Env) -> Result<Mode, Error> {
-    let flush_deadline = match (args.flush_deadline, env.get("MPGATE_FLUSH_DEADLINE")) {
-        (Some(d), _) => d,
-        (None, Some(v)) => {
-            cli::parse_duration(&v).map_err(|why| Error::Usage(format!("MPGATE_FLUSH_DEADLINE: {why}")))?
+    let duration = |flag: Option<Duration>, value: Option<String>, var: &str| -> Result<Option<Duration>, Error> {
+        match (flag, value) {
+            (Some(d), _) => Ok(Some(d)),
+            (None, Some(v)) => cli::parse_duration(&v).map(Some).map_err(|why| Error::Usage(format!("{var}: {why}"))),
+            (None, None) => Ok(None),
         }
-        (None, None) => metering::DEFAULT_FLUSH_DEADLINE,
     };
-    let spool = crate::spool_dir(args.spool.clone(), env);
-    Ok(Mode::Supervise(supervise::Options { group: args.group, flush_deadline }, spool))
+    let flush_deadline = duration(args.flush_deadline, env.get("MPGATE_FLUSH_DEADLINE"), "MPGATE_FLUSH_DEADLINE")?
+        .unwrap_or(metering::DEFAULT_FLUSH_DEADLINE);
+    let on_license_lost = match args.on_license_lost.clone().or_else(|| env.get("MPGATE_ON_LICENSE_LOST")) {
+        Some(v) => OnLost::parse(&v).map_err(|why| Error::Usage(format!("MPGATE_ON_LICENSE_LOST: {why}")))?,
+        None => OnLost::Stop,
+    };
+    let options = supervise::Options {
+        group: args.group,
+        flush_deadline,
+        recheck: duration(args.recheck, env.get("MPGATE_LICENSE_RECHECK"), "MPGATE_LICENSE_RECHECK")?,
+        on_license_lost,
+        stop_grace: duration(args.stop_grace, env.get("MPGATE_STOP_GRACE"), "MPGATE_STOP_GRACE")?
+            .unwrap_or(license::recheck::STOP_GRACE),
+    };
+    Ok(Mode::Supervise(options, crate::spool_dir(args.spool.clone(), env)))
 }
 
 /// Resolve, prove, announce, hand over. `Exec` returns only on failure; `Supervise` returns the
@@ -174,7 +188,7 @@ fn exec_workload(
                 "could not check the license seat in before starting the workload ({why}); License Manager returns it when the checkout expires"
             ));
         }
-        extra = license::handover::write(&entitled, env, Seat::Returned);
+        extra = license::handover::write(&entitled, env, Seat::Returned).0;
     }
     drop(runtime);
     exec::exec(entitled, command, base_env, extra)
@@ -191,7 +205,12 @@ fn supervise_workload(
     base_env: Vec<(OsString, OsString)>,
 ) -> Result<u8, Error> {
     let meter = if metered() { Some(metering::send::Meter::open(spool, &entitled, env)?) } else { None };
-    let lease = license::Lease::of(&entitled, env);
-    let extra = if lease.is_some() { license::handover::write(&entitled, env, Seat::Held) } else { Vec::new() };
+    let mut lease = license::Lease::of(&entitled, env);
+    let mut extra = Vec::new();
+    if let (Some(lease), Some(licensed)) = (lease.as_mut(), entitled.licensed()) {
+        let (vars, live) = license::handover::write(&entitled, env, Seat::Held);
+        extra = vars;
+        lease.watch(options.recheck, options.on_license_lost, licensed.entitlements.clone(), live);
+    }
     supervise::supervise(entitled, command, base_env, options, meter, lease, extra)
 }

@@ -11,12 +11,16 @@
 //! Contract pricing: the seat (`license::Lease`) is held by one more branch of the `select!`, which
 //! extends it before it expires; SIGTERM is forwarded first, then the branch checks the seat in (the
 //! workload may still be shutting down, but a SIGKILL after the grace period then leaks nothing); once
-//! the workload has exited the seat is checked in if it still is out, before mpgate exits.
+//! the workload has exited the seat is checked in if it still is out, before mpgate exits. The same
+//! branch re-checks the license (`license::recheck`); when it finds the license lost and the policy is
+//! to stop, the workload gets SIGTERM, SIGKILL once `--stop-grace` has passed, and mpgate exits 80 with
+//! the re-check's refusal line instead of the workload's status.
 //! Must not: decide entitlement (it takes an `Entitled`) or replace the process image (`exec.rs`).
 #![forbid(unsafe_code)]
 
 use crate::entitlement::Entitled;
-use crate::error::Error;
+use crate::error::{Class, Error};
+use crate::license::recheck::OnLost;
 use crate::license::{Lease, CHECK_IN_BUDGET};
 use crate::metering::send::Meter;
 use nix::sys::signal::Signal;
@@ -49,6 +53,12 @@ pub struct Options {
     pub group: bool,
     /// Custom metering: how long to keep sending after the workload exits.
     pub flush_deadline: Duration,
+    /// Contract pricing: time between license re-checks (`None`: the default for the credential source).
+    pub recheck: Option<Duration>,
+    /// Contract pricing: what a lost license does to the workload.
+    pub on_license_lost: OnLost,
+    /// Contract pricing: SIGTERM to SIGKILL when the license is lost.
+    pub stop_grace: Duration,
 }
 
 /// Start the workload as a child and supervise it until it exits; returns its exit status.
@@ -86,10 +96,34 @@ pub fn supervise(
             }
         };
         let workload = pid(workload)?;
-        let status = wait(workload, &mut signals, options.group, meter.as_mut(), lease.as_mut()).await;
+        let (status, lost) = wait(workload, &mut signals, &options, meter.as_mut(), lease.as_mut()).await;
         wind_down(meter.as_mut(), lease.as_mut(), options.flush_deadline).await;
-        Ok(status)
+        match lost {
+            // The one line of a lost license; the workload's own status is not the gate's answer.
+            Some(Lost { line, killed }) => {
+                let how = if killed {
+                    format!("SIGTERM and, {}s later, SIGKILL", options.stop_grace.as_secs())
+                } else {
+                    "SIGTERM".to_string()
+                };
+                Err(Error::License {
+                    class: Class::NotEntitled,
+                    detail: format!(
+                        "{line}; mpgate stopped the workload with {how} (its status was {status}); set --on-license-lost warn to keep it running instead"
+                    ),
+                })
+            }
+            None => Ok(status),
+        }
     })
+}
+
+/// A workload stopped because a re-check found the license lost.
+struct Lost {
+    /// The refusal line's reason, from the re-check.
+    line: String,
+    /// Whether the grace period ran out and SIGKILL was sent.
+    killed: bool,
 }
 
 /// The signals mpgate handles while the workload runs: SIGCHLD (reap) and the `FORWARDED` ones.
@@ -140,16 +174,19 @@ fn pid(child: std::process::Child) -> Result<Pid, Error> {
     Ok(Pid::from_raw(i32::try_from(child.id()).map_err(|_| Error::Internal("child pid out of range".into()))?))
 }
 
-/// Forward signals and reap children until the workload exits; returns its status. The sender and
-/// the seat holder run as branches of the same `select!`, so their network waits never delay a
-/// signal or a reap; SIGTERM also tells the holder to check the seat in.
+/// Forward signals and reap children until the workload exits; returns its status, and the refusal
+/// line when a license re-check stopped it. The sender and the seat holder run as branches of the
+/// same `select!`, so their network waits never delay a signal or a reap; SIGTERM also tells the
+/// holder to check the seat in. A lost license (`--on-license-lost stop`) sends the workload SIGTERM,
+/// then SIGKILL once the grace period is over, as a container runtime's stop does.
 async fn wait(
     workload: Pid,
     signals: &mut Signals,
-    group: bool,
+    options: &Options,
     meter: Option<&mut Meter<'_>>,
     lease: Option<&mut Lease<'_>>,
-) -> u8 {
+) -> (u8, Option<Lost>) {
+    let group = options.group;
     let sender = async {
         match meter {
             Some(m) => m.run().await,
@@ -165,10 +202,13 @@ async fn wait(
     };
     tokio::pin!(sender);
     tokio::pin!(holder);
+    let mut lost: Option<(String, tokio::time::Instant)> = None;
+    let mut killed = false;
     loop {
         if let Some(status) = reap(workload) {
-            return status;
+            return (status, lost.map(|(line, _)| Lost { line, killed }));
         }
+        let kill_at = lost.as_ref().map_or_else(tokio::time::Instant::now, |(_, at)| *at);
         tokio::select! {
             _ = signals.children.recv() => {}
             Some(sig) = signals.forwarded.recv() => {
@@ -178,7 +218,14 @@ async fn wait(
                 }
             }
             () = &mut sender => {}
-            () = &mut holder => {}
+            line = &mut holder, if lost.is_none() => {
+                forward(workload, Signal::SIGTERM, group);
+                lost = Some((line, tokio::time::Instant::now() + options.stop_grace));
+            }
+            () = tokio::time::sleep_until(kill_at), if lost.is_some() && !killed => {
+                forward(workload, Signal::SIGKILL, group);
+                killed = true;
+            }
         }
     }
 }

@@ -9,21 +9,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn contract_bin() -> PathBuf {
+pub(crate) fn contract_bin() -> PathBuf {
     let bin = dist_dir().join("mpgate-test-contract");
     assert!(bin.is_file(), "{} missing: scripts/test builds it with testdata/identity-contract.env", bin.display());
     bin
 }
 
 /// The demo world with the contract license's `Seats` set to `seats`.
-fn world_with_seats(seats: i64) -> World {
+pub(crate) fn world_with_seats(seats: i64) -> World {
     let mut world = World::demo();
     let license = world.licenses.iter_mut().find(|l| l.arn == CONTRACT_LICENSE).expect("contract license");
     license.entitlements.iter_mut().find(|e| e.name == "Seats").expect("Seats").max_count = Some(seats);
     world
 }
 
-fn gate(emu: &Emulator, workload: &str, dir: &Path) -> Run {
+pub(crate) fn gate(emu: &Emulator, workload: &str, dir: &Path) -> Run {
     Run::bin(contract_bin())
         .envs(emu.workload_env(workload, dir).expect("env"))
         .env("PATH", "/usr/bin:/bin")
@@ -33,11 +33,11 @@ fn gate(emu: &Emulator, workload: &str, dir: &Path) -> Run {
 }
 
 /// `mpgate exec -- mpgate-test-workload report dir/report.json`.
-fn exec_report(run: Run, dir: &Path) -> Run {
+pub(crate) fn exec_report(run: Run, dir: &Path) -> Run {
     run.args(["exec", "-q", "--"]).arg(workload_bin()).arg("report").arg(dir.join("report.json"))
 }
 
-fn out_seats(emu: &Emulator) -> Vec<Seat> {
+pub(crate) fn out_seats(emu: &Emulator) -> Vec<Seat> {
     emu.seats().into_iter().filter(|s| s.state == SeatState::Out).collect()
 }
 
@@ -222,23 +222,6 @@ fn throttling_and_server_errors_are_retried_with_the_same_client_token() {
 }
 
 #[test]
-fn a_wrong_region_is_explained_with_the_redirect_location() {
-    let emu = Emulator::start(World::demo()).expect("emulator");
-    let dir = scratch();
-    gate(&emu, "ecs-task", dir.path())
-        .env("AWS_REGION", "eu-west-1")
-        .env("AWS_DEFAULT_REGION", "eu-west-1")
-        .args(["exec", "--", "true"])
-        .run()
-        .expect_status(82)
-        .expect_one_refusal_line()
-        .expect_stderr_contains("RedirectException")
-        .expect_stderr_contains("https://license-manager.us-east-1.amazonaws.com")
-        .expect_stderr_contains("set AWS_REGION")
-        .check();
-}
-
-#[test]
 fn a_role_without_license_manager_actions_is_told_which_to_grant() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
@@ -262,7 +245,7 @@ fn spawn_supervised(emu: &Emulator, dir: &Path, script: &str) -> Spawned {
 }
 
 /// `mpgate supervise -q -- workload` in the background, as the emulator's `workload_id`.
-fn supervisor(emu: &Emulator, workload_id: &str, dir: &Path, workload: &[&str]) -> Spawned {
+pub(crate) fn supervisor(emu: &Emulator, workload_id: &str, dir: &Path, workload: &[&str]) -> Spawned {
     let mut cmd = Command::new(contract_bin());
     cmd.env_clear()
         .envs(emu.workload_env(workload_id, dir).expect("env"))
@@ -277,16 +260,16 @@ fn supervisor(emu: &Emulator, workload_id: &str, dir: &Path, workload: &[&str]) 
 }
 
 /// How long a supervisor may take to admit and start its workload, or to exit.
-const LIMIT: Duration = Duration::from_secs(20);
+pub(crate) const LIMIT: Duration = Duration::from_secs(20);
 
 /// A workload script that runs `setup` (its signal traps), writes its pid to `dir/running`, then runs
 /// `body`. The supervisor writes the hand-over file and holds the seat before it starts the workload,
 /// so a line in `running` means all of these are in place.
-fn running(dir: &Path, setup: &str, body: &str) -> String {
+pub(crate) fn running(dir: &Path, setup: &str, body: &str) -> String {
     format!("{setup}; echo $$ > {}/running; {body}", dir.display())
 }
 
-fn wait_exit(child: &mut Spawned) -> Option<i32> {
+pub(crate) fn wait_exit(child: &mut Spawned) -> Option<i32> {
     child.wait_exit(LIMIT)
 }
 
@@ -368,7 +351,7 @@ fn supervise_extends_the_seat_when_half_its_lifetime_is_gone() {
 
 const ON_PREM: &str = "onprem-license";
 
-fn recorded(emu: &Emulator, op: &str) -> Vec<mpgate_emulator::Recorded> {
+pub(crate) fn recorded(emu: &Emulator, op: &str) -> Vec<mpgate_emulator::Recorded> {
     emu.requests().into_iter().filter(|r| r.op == op).collect()
 }
 

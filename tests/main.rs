@@ -6,6 +6,8 @@ mod support;
 
 mod check;
 mod contract;
+mod contract_recheck;
+mod contract_wire;
 mod docs;
 mod exec_identity;
 mod fuzz_replay;

@@ -459,10 +459,48 @@ def license_checks(url, env_dir):
           lambda: fails(c, cap, "checkout_license", "ResourceNotFoundException", 400, **co(ProductSKU="prod-nope")))
     eu, eucap = client(env_dir, "ecs-task", service="license-manager", region="eu-west-1")
 
-    def redirect():
-        e = fails(eu, eucap, "checkout_license", "RedirectException", 308, **co())
-        assert "us-east-1" in e.response["Error"].get("Location", "") or "us-east-1" in e.response.get("Location", ""), e.response
-    check("CheckoutLicense RedirectException 308 (other region) with Location", redirect)
+    def relicense(**changes):
+        with urllib.request.urlopen(f"{url}/_emulator/licenses") as r:
+            lic = next(x for x in json.load(r) if x["arn"] == CONTRACT_LICENSE)
+        lic.update(changes)
+        req = urllib.request.Request(f"{url}/_emulator/license", data=json.dumps(lic).encode(), method="POST")
+        urllib.request.urlopen(req).read()
+
+    def consumed_globally():
+        r = ok(eu, eucap, "checkout_license", **co())
+        ok(eu, eucap, "check_in_license", LicenseConsumptionToken=r["LicenseConsumptionToken"])
+    check("CheckoutLicense outside the home region ok (consumed globally, the default)", consumed_globally)
+
+    def redirect(where):
+        def run():
+            relicense(outside_home_region="Redirect", redirect_location=where)
+            try:
+                e = fails(eu, eucap, "checkout_license", "RedirectException", 308, **co())
+            finally:
+                relicense(outside_home_region="Accept", redirect_location="Both")
+            in_body = e.response["Error"].get("Location", "") + e.response.get("Location", "")
+            in_header = e.response["ResponseMetadata"]["HTTPHeaders"].get("location", "")
+            assert ("us-east-1" in in_body) == (where != "Header"), e.response
+            assert ("us-east-1" in in_header) == (where != "Body"), e.response
+        return run
+    for where in ["Both", "Body", "Header"]:
+        check(f"CheckoutLicense RedirectException 308 (other region, Location in {where})", redirect(where))
+
+    def dated(style):
+        def run():
+            relicense(date_style=style)
+            try:
+                r = ok(c, cap, "checkout_license", **co())
+                ok(c, cap, "extend_license_consumption", LicenseConsumptionToken=r["LicenseConsumptionToken"])
+                ok(c, cap, "check_in_license", LicenseConsumptionToken=r["LicenseConsumptionToken"])
+                v = ok(c, cap, "get_license", LicenseArn=CONTRACT_LICENSE)["License"]["Validity"]
+            finally:
+                relicense(date_style=None)
+            assert v["Begin"] != "2026-01-01T00:00:00Z" or style == "Zulu", v
+        return run
+    # Every form the emulator writes must match the model's ISO8601DateTime pattern (checked by `ok`).
+    for style in ["Zulu", "UtcOffset", "Fraction", {"Offset": 330}, {"Offset": -600}]:
+        check(f"License Manager dates in style {style} match ISO8601DateTime", dated(style))
 
     def idempotent():
         args = co()

@@ -24,8 +24,9 @@ pub use model::demo::{
 pub use model::fault::{Fault, TokenMutation};
 pub use model::ledger::{Allocation, MeteringRecord, Recorded, Registration, Seat, SeatState};
 pub use model::world::{
-    Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DryRunAnswer, License, LicenseEntitlement, Platform,
-    Product, Quotas, RegistrationToken, Workload, World, MARKETPLACE_FINGERPRINT,
+    Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DateStyle, DryRunAnswer, License, LicenseEntitlement,
+    OutsideHomeRegion, Platform, Product, Quotas, RedirectLocation, RegistrationToken, Workload, World,
+    MARKETPLACE_FINGERPRINT,
 };
 pub use model::{clock, keys};
 pub use server::{Emulator, Listen};

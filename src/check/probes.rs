@@ -65,7 +65,10 @@ pub fn identity() -> Vec<Check> {
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let summary = format!("{} pricing; {listing}", baked.pricing_model.as_str());
+    let mut summary = format!("{} pricing; {listing}", baked.pricing_model.as_str());
+    if baked.pricing_model == identity::PricingModel::Contract {
+        summary = format!("{summary}; {}", crate::license::EXEC_SEAT_NOTE);
+    }
     if !problems.is_empty() {
         return vec![Check::new("identity", Status::Fail, format!("{summary}; {}", problems.join("; ")))
             .fix("the seller must rebuild the image with valid keys")];

@@ -12,7 +12,8 @@
 //! Must not: hold the seat (that is `crate::license::Lease`) or touch the process.
 #![forbid(unsafe_code)]
 
-use super::{classify, Context, Deadline, Progress, Verdict};
+use super::validity::{self, Invalid, Standing};
+use super::{classify, iso8601, Context, Deadline, Progress, Verdict};
 use crate::error::{Class, Error};
 use crate::identity::{BakedEntitlement, BakedProduct, MARKETPLACE_KEY_FINGERPRINT};
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -21,6 +22,7 @@ use aws_sdk_licensemanager::error::SdkError;
 use aws_sdk_licensemanager::operation::checkout_license::{CheckoutLicenseError, CheckoutLicenseOutput};
 use aws_sdk_licensemanager::types::{CheckoutType, EntitlementData, EntitlementDataUnit};
 use aws_smithy_runtime_api::http::Response as HttpResponse;
+use aws_types::request_id::RequestId as _;
 use std::time::{Duration, SystemTime};
 
 /// The IAM actions a contract gate needs (all in `AWSLicenseManagerConsumptionPolicy`).
@@ -202,8 +204,17 @@ async fn admission(
     }
     let issued_at = out.issued_at().unwrap_or_default().to_string();
     let expiration = out.expiration().unwrap_or_default().to_string();
-    let lifetime = match (parse_time(&issued_at), parse_time(&expiration)) {
-        (Some(i), Some(e)) if e > i => Duration::from_secs((e - i) as u64),
+    let (issued, expires) = match (checkout_time("IssuedAt", &issued_at), checkout_time("Expiration", &expiration)) {
+        (Ok(i), Ok(e)) => (i, e),
+        (Err(why), _) | (_, Err(why)) => {
+            let _ = client.check_in_license().license_consumption_token(&consumption_token).send().await;
+            let arn = out.license_arn().unwrap_or("(no LicenseArn)");
+            return Err(refusal(why, arn, product, out.request_id()));
+        }
+    };
+    // Without both times (the model makes neither required), AWS's documented 60 minutes.
+    let lifetime = match (issued, expires) {
+        (Some(i), Some(e)) if e > i => Duration::from_secs(e.abs_diff(i)),
         _ => DEFAULT_TTL,
     };
     Ok(Licensed {
@@ -253,18 +264,11 @@ async fn validity(
             progress.set(format!("GetLicense attempt {attempt} ({})", licensed.license_arn));
             match client.get_license().license_arn(&licensed.license_arn).send().await {
                 Ok(out) => {
-                    let license = out.license();
-                    let status = license.and_then(|l| l.status()).map(|s| s.as_str().to_string());
-                    let range = license.and_then(|l| l.validity());
-                    licensed.valid_from = range.map(|r| r.begin().to_string()).unwrap_or_default();
-                    licensed.valid_until = range.and_then(|r| r.end()).map(str::to_string);
-                    let now =
-                        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-                    judge_validity(now, status.as_deref(), &licensed.valid_from, licensed.valid_until.as_deref())
-                        .map_err(|detail| Error::License {
-                            class: Class::NotEntitled,
-                            detail: format!("not-entitled: the license {} for product {} {detail}; the buyer must renew or reactivate the contract in AWS Marketplace", licensed.license_arn, product.code),
-                        })
+                    let standing = Standing::of(&out);
+                    licensed.valid_from = standing.valid_from.clone();
+                    licensed.valid_until = standing.valid_until.clone();
+                    validity::judge(unix_now(), &standing)
+                        .map_err(|why| refusal(why, &licensed.license_arn, product, out.request_id()))
                         .into()
                 }
                 Err(e) => classify::license_manager(e, "GetLicense", product, ctx),
@@ -273,29 +277,34 @@ async fn validity(
         .await
 }
 
-/// `Err(why)` unless the license is AVAILABLE and `now` (Unix seconds) lies in [begin, end).
-pub(crate) fn judge_validity(now: i64, status: Option<&str>, begin: &str, end: Option<&str>) -> Result<(), String> {
-    match status {
-        Some("AVAILABLE") => {}
-        Some(s) => return Err(format!("is {s}")),
-        None => return Err("has no status in GetLicense's answer".into()),
-    }
-    match parse_time(begin) {
-        Some(b) if now < b => return Err(format!("is not valid before {begin}")),
-        Some(_) => {}
-        None => return Err(format!("has an unreadable validity start {begin:?}")),
-    }
-    match end.map(|e| (e, parse_time(e))) {
-        Some((e, Some(t))) if now >= t => Err(format!("expired at {e}")),
-        Some((e, None)) => Err(format!("has an unreadable validity end {e:?}")),
-        _ => Ok(()),
+/// The one line for a license that does not let a container run (`why` from `validity::judge`).
+pub(crate) fn refusal(why: Invalid, arn: &str, product: &BakedProduct, request_id: Option<&str>) -> Error {
+    let id = request_id.map(|id| format!(" (request id {id})")).unwrap_or_default();
+    match why {
+        Invalid::Lapsed(detail) => Error::License {
+            class: Class::NotEntitled,
+            detail: format!("not-entitled: the license {arn} for product {} {detail}{id}; the buyer must renew or reactivate the contract in AWS Marketplace", product.code),
+        },
+        Invalid::Unreadable(detail) => Error::License {
+            class: Class::Misconfigured,
+            detail: format!("misconfigured: License Manager's answer for license {arn} of product {} {detail}{id}; mpgate cannot tell whether the contract is valid and refuses to start; report this answer to the seller", product.code),
+        },
     }
 }
 
-/// Unix seconds of an ISO 8601 date-time with `Z` or a numeric offset.
-pub(crate) fn parse_time(s: &str) -> Option<i64> {
-    use aws_smithy_types::date_time::{DateTime, Format};
-    DateTime::from_str(s, Format::DateTime).ok().map(|d| d.secs())
+/// The local clock in Unix seconds.
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A CheckoutLicense time: `None` when absent, refused when present but not a date the model allows.
+fn checkout_time(field: &str, value: &str) -> Result<Option<i64>, Invalid> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    iso8601::parse(value)
+        .map(Some)
+        .map_err(|why| validity::unreadable(&format!("CheckoutLicense {field}"), value, &why))
 }
 
 /// A random UUID-shaped token (version 4 layout), fresh per start.
@@ -310,26 +319,7 @@ fn client_token() -> Result<String, Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::{client_token, judge_validity, parse_time};
-
-    #[test]
-    fn only_an_available_license_inside_its_validity_admits() {
-        let (b, e) = ("2026-01-01T00:00:00Z", Some("2027-01-01T00:00:00Z"));
-        let t = |s: &str| parse_time(s).expect("time");
-        assert_eq!(judge_validity(t("2026-06-01T00:00:00Z"), Some("AVAILABLE"), b, e), Ok(()));
-        assert_eq!(judge_validity(t("2026-06-01T00:00:00Z"), Some("AVAILABLE"), b, None), Ok(()));
-        assert_eq!(judge_validity(t(b), Some("AVAILABLE"), b, e), Ok(()));
-        assert!(judge_validity(t("2025-12-31T23:59:59Z"), Some("AVAILABLE"), b, e)
-            .is_err_and(|w| w.contains("not valid before")));
-        assert!(
-            judge_validity(t("2027-01-01T00:00:00Z"), Some("AVAILABLE"), b, e).is_err_and(|w| w.contains("expired at"))
-        );
-        assert!(
-            judge_validity(t("2026-06-01T00:00:00Z"), Some("SUSPENDED"), b, e).is_err_and(|w| w.contains("SUSPENDED"))
-        );
-        assert!(judge_validity(t("2026-06-01T00:00:00Z"), None, b, e).is_err());
-        assert!(judge_validity(t("2026-06-01T00:00:00Z"), Some("AVAILABLE"), "garbage", e).is_err());
-    }
+    use super::client_token;
 
     #[test]
     fn client_tokens_are_fresh_and_uuid_shaped() {
@@ -337,15 +327,5 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
         assert_eq!(a.matches('-').count(), 4);
-    }
-
-    #[test]
-    fn times_with_zone_or_offset_parse() {
-        assert_eq!(parse_time("1970-01-01T01:00:00Z"), Some(3600));
-        assert_eq!(
-            parse_time("2026-01-01T00:00:00Z").zip(parse_time("2026-01-01T01:00:00Z")).map(|(a, b)| b - a),
-            Some(3600)
-        );
-        assert_eq!(parse_time("not a time"), None);
     }
 }

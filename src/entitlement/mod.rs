@@ -11,10 +11,12 @@ pub mod custom;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hourly;
+pub(crate) mod iso8601;
 pub mod jwt;
 pub mod nonce;
 pub(crate) mod pacing;
 pub(crate) mod triage;
+pub(crate) mod validity;
 mod verdict;
 
 pub use classify::Context;

@@ -16,7 +16,8 @@ use aws_types::request_id::RequestId;
 pub(crate) struct Refusal {
     /// The error code (`UnknownError` when the answer carried none).
     pub code: String,
-    /// The `Location` header: License Manager's `RedirectException` names the license's home region.
+    /// Where License Manager's `RedirectException` says the license lives: the model's `Location`
+    /// body member, else the HTTP `Location` header (docs/aws-behaviour.md §4.8).
     pub location: Option<String>,
     message: String,
     request_id: Option<String>,
@@ -65,10 +66,21 @@ where
     }
     Triage::Answer(Refusal {
         code,
-        location: service.raw().headers().get("Location").map(str::to_string),
+        location: location(service.raw()),
         message: err.message().unwrap_or_default().to_string(),
         request_id: err.request_id().map(str::to_string),
     })
+}
+
+/// A redirect's target: the JSON body's `Location` member, else the `Location` header; one line,
+/// and only a string (anything else in the body is not a location).
+fn location(raw: &HttpResponse) -> Option<String> {
+    let body = raw.body().bytes().and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+    let member = body.as_ref().and_then(|v| v.get("Location")).and_then(serde_json::Value::as_str).map(str::to_string);
+    member
+        .or_else(|| raw.headers().get("Location").map(str::to_string))
+        .map(|l| crate::error::one_line(&l))
+        .filter(|l| !l.is_empty())
 }
 
 /// The final refusal when the connection failed because the endpoint's certificate did not verify:

@@ -5,16 +5,18 @@
 //! is gone never holds one (a 1-seat contract admits every restart; the contract still gates each
 //! start). `supervise` holds it: extends it when half its lifetime is gone, and checks it in when the
 //! workload exits or SIGTERM arrives. A supervisor killed with SIGKILL leaks the seat for at most one
-//! lifetime (AWS: 60 minutes), after which License Manager returns it.
+//! lifetime (AWS: 60 minutes), after which License Manager returns it. While it holds the seat,
+//! `supervise` also re-checks the license (`recheck`).
 //! Must not: decide entitlement (that is `entitlement::contract`) or block supervise's signal
 //! forwarding and reaping: every wait here is async and bounded.
 #![forbid(unsafe_code)]
 
 pub mod anywhere;
 pub mod handover;
+pub mod recheck;
 
 use crate::aws::Clients;
-use crate::entitlement::contract::Licensed;
+use crate::entitlement::contract::{Allowed, Licensed};
 use crate::entitlement::pacing::full_jitter;
 use crate::entitlement::{classify, Context, Entitled, Verdict};
 use crate::error::Error;
@@ -22,7 +24,13 @@ use crate::identity::BakedProduct;
 use crate::platform::{credentials, CredentialSource, Env, FoundRegion};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
+use handover::Live;
+use recheck::{OnLost, Watch};
 use std::time::{Duration, Instant, SystemTime};
+
+/// What `exec` means for counted entitlements, as `mpgate version`, `mpgate check` and docs/contract.md
+/// say it next to the advice to use `supervise`.
+pub const EXEC_SEAT_NOTE: &str = "mpgate exec checks its seat in before the workload starts, so counted entitlements (seats) limit how many containers start at the same moment, not how many run; use mpgate supervise to hold a seat while the workload runs";
 
 /// How long a check-in may take before mpgate gives up (the seat then returns after its lifetime).
 pub const CHECK_IN_BUDGET: Duration = Duration::from_secs(10);
@@ -61,6 +69,8 @@ pub struct Lease<'a> {
     client: Option<(aws_sdk_licensemanager::Client, Option<SystemTime>)>,
     seat: Seat,
     extended_at: Instant,
+    license_arn: String,
+    watch: Option<Watch>,
 }
 
 impl<'a> Lease<'a> {
@@ -82,7 +92,30 @@ impl<'a> Lease<'a> {
             client: None,
             seat: Seat::Held,
             extended_at: Instant::now(),
+            license_arn: licensed.license_arn.clone(),
+            watch: None,
         })
+    }
+
+    /// Re-check the license while the seat is held: every `every` (default: AWS's 15 minutes, or
+    /// once a day with a license token), keeping `live` current and applying `on_lost`.
+    pub fn watch(&mut self, every: Option<Duration>, on_lost: OnLost, checked_out: Vec<Allowed>, live: Option<Live>) {
+        let Ok(baked) = crate::identity::baked() else { return };
+        let every = every.unwrap_or(if self.source == CredentialSource::LicenseToken {
+            recheck::EVERY_ON_PREMISES
+        } else {
+            recheck::EVERY
+        });
+        let policy = match on_lost {
+            OnLost::Stop => "stop the workload",
+            OnLost::Warn => "warn and keep it running",
+        };
+        crate::log::verbose(&format!(
+            "supervise re-checks license {} every {} (±10 %); on a lost license: {policy}",
+            self.license_arn,
+            recheck::human(every)
+        ));
+        self.watch = Some(Watch::new(every, on_lost, baked.entitlements, checked_out, live));
     }
 
     /// When the next extension is due: half the seat's lifetime after the last checkout or extension.
@@ -127,15 +160,15 @@ impl<'a> Lease<'a> {
         Err("retry loop ended".into())
     }
 
-    /// Keep the seat out until `stop` fires, then check it in; never returns (supervise drops it).
-    pub async fn hold(&mut self, stop: &mut tokio::sync::mpsc::UnboundedReceiver<()>) {
+    /// Keep the seat out until `stop` fires, then check it in, and re-check the license on the
+    /// watch's cadence. Returns only when a re-check finds the license lost under
+    /// `--on-license-lost stop`: the refusal line for supervise to stop the workload with.
+    pub async fn hold(&mut self, stop: &mut tokio::sync::mpsc::UnboundedReceiver<()>) -> String {
         let mut attempt = 0u32;
+        let mut extend_at = self.extend_due();
+        let mut recheck_at = self.watch.as_ref().map(|w| Instant::now() + w.next_wait());
         loop {
-            let due = if attempt == 0 {
-                self.extend_due()
-            } else {
-                Instant::now() + full_jitter(attempt, Duration::from_secs(1), Duration::from_secs(60))
-            };
+            let recheck_due = recheck_at.unwrap_or_else(Instant::now);
             tokio::select! {
                 _ = stop.recv() => {
                     if let Err(why) = self.check_in(CHECK_IN_BUDGET).await {
@@ -143,20 +176,41 @@ impl<'a> Lease<'a> {
                     }
                     return std::future::pending().await;
                 }
-                () = tokio::time::sleep_until(due.into()), if self.seat == Seat::Held => {}
+                () = tokio::time::sleep_until(extend_at.into()), if self.seat == Seat::Held => {
+                    attempt = self.extend_step(attempt).await;
+                    extend_at = if attempt == 0 {
+                        self.extend_due()
+                    } else {
+                        Instant::now() + full_jitter(attempt, Duration::from_secs(1), Duration::from_secs(60))
+                    };
+                }
+                () = tokio::time::sleep_until(recheck_due.into()), if recheck_at.is_some() => {
+                    if let Some(lost) = self.recheck().await {
+                        return lost;
+                    }
+                    recheck_at = self.watch.as_ref().map(|w| Instant::now() + w.next_wait());
+                }
             }
-            match self.extend().await {
-                Ok(()) => attempt = 0,
-                Err(why) if self.extended_at.elapsed() < self.lifetime => {
-                    attempt += 1;
-                    crate::log::verbose(&format!("ExtendLicenseConsumption failed, retrying: {why}"));
+        }
+    }
+
+    /// One extension; returns the count of failed attempts in a row (0 after a success).
+    async fn extend_step(&mut self, attempt: u32) -> u32 {
+        match self.extend().await {
+            Ok(()) => 0,
+            Err(why) if self.extended_at.elapsed() < self.lifetime => {
+                crate::log::verbose(&format!("ExtendLicenseConsumption failed, retrying: {why}"));
+                attempt + 1
+            }
+            Err(why) => {
+                // The seat has gone back to the pool: the workload keeps running (the contract
+                // gates starts and the re-check), and exit still tries a check-in.
+                warn(&format!("could not extend the license seat ({why}); it has returned to the pool"));
+                self.seat = Seat::Returned;
+                if let Some(live) = self.watch.as_mut().and_then(|w| w.live.as_mut()) {
+                    live.set_seat(Seat::Returned);
                 }
-                Err(why) => {
-                    // The seat has gone back to the pool: the workload keeps running (the contract
-                    // gates starts), and exit still tries a check-in.
-                    warn(&format!("could not extend the license seat ({why}); it has returned to the pool"));
-                    self.seat = Seat::Returned;
-                }
+                attempt + 1
             }
         }
     }

@@ -135,6 +135,34 @@ pub fn rfc3339(t: SystemTime) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
+/// `t` written in a License Manager date style (`None`: `rfc3339`).
+pub fn license_date(t: SystemTime, style: Option<crate::model::world::DateStyle>) -> String {
+    use crate::model::world::DateStyle;
+    let offset = |minutes: i32| {
+        let shifted = shift(t, i64::from(minutes) * 60_000);
+        let (y, mo, d, h, mi, s) = parts(shifted);
+        let sign = if minutes < 0 { '-' } else { '+' };
+        let m = minutes.unsigned_abs();
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{sign}{:02}:{:02}", m / 60, m % 60)
+    };
+    match style {
+        None | Some(DateStyle::Zulu) => rfc3339(t),
+        Some(DateStyle::UtcOffset) => offset(0),
+        Some(DateStyle::Offset(minutes)) => offset(minutes),
+        Some(DateStyle::Fraction) => rfc3339(t).replace('Z', ".000Z"),
+        Some(DateStyle::Unzoned) => rfc3339(t).trim_end_matches('Z').to_string(),
+    }
+}
+
+/// A license's `begin`/`end` as sent: exactly as written without a style, else re-written in it
+/// (a string the emulator cannot read goes out as written either way).
+pub fn license_validity(written: &str, style: Option<crate::model::world::DateStyle>) -> String {
+    match (style, parse_rfc3339(written)) {
+        (Some(_), Some(t)) => license_date(t, style),
+        _ => written.to_string(),
+    }
+}
+
 /// `20150830T123600Z`, the SigV4 `X-Amz-Date` form.
 pub fn amz_date(t: SystemTime) -> String {
     let (y, mo, d, h, mi, s) = parts(t);
@@ -182,6 +210,18 @@ mod tests {
         assert_eq!(parse_rfc3339("2015-08-30T12:36:00Z"), Some(t));
         assert_eq!(parse_rfc3339("2015-08-30T14:36:00.123+02:00"), Some(t));
         assert!(parse_rfc3339("2015-08-30T12:36:00").is_none());
+        use crate::model::world::DateStyle;
+        let styled = |s| license_date(t, Some(s));
+        assert_eq!(styled(DateStyle::UtcOffset), "2015-08-30T12:36:00+00:00");
+        assert_eq!(styled(DateStyle::Fraction), "2015-08-30T12:36:00.000Z");
+        assert_eq!(styled(DateStyle::Offset(330)), "2015-08-30T18:06:00+05:30");
+        assert_eq!(styled(DateStyle::Offset(-600)), "2015-08-30T02:36:00-10:00");
+        assert_eq!(styled(DateStyle::Unzoned), "2015-08-30T12:36:00");
+        for style in [DateStyle::UtcOffset, DateStyle::Fraction, DateStyle::Offset(330), DateStyle::Offset(-600)] {
+            assert_eq!(parse_rfc3339(&styled(style)), Some(t), "{style:?}");
+        }
+        assert_eq!(license_validity("not a date", Some(DateStyle::UtcOffset)), "not a date");
+        assert_eq!(license_validity("2015-08-30T12:36:00Z", None), "2015-08-30T12:36:00Z");
     }
 
     #[test]

@@ -3,8 +3,9 @@
 
 use super::keys;
 use super::world::{
-    Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DryRunAnswer, License, LicenseEntitlement, Platform,
-    Product, Quotas, RegistrationToken, Workload, World, MARKETPLACE_FINGERPRINT,
+    Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DryRunAnswer, License, LicenseEntitlement,
+    OutsideHomeRegion, Platform, Product, Quotas, RedirectLocation, RegistrationToken, Workload, World,
+    MARKETPLACE_FINGERPRINT,
 };
 use std::collections::BTreeMap;
 
@@ -214,6 +215,9 @@ impl World {
                     ],
                     provisional_ttl_minutes: 60,
                     checkout_commit_ms: 0,
+                    date_style: None,
+                    outside_home_region: OutsideHomeRegion::Accept,
+                    redirect_location: RedirectLocation::Both,
                 },
                 License {
                     // A second, expired contract: filters and pagination have something to skip.
@@ -230,6 +234,9 @@ impl World {
                     entitlements: vec![entitlement("BasicTier", "None", None)],
                     provisional_ttl_minutes: 60,
                     checkout_commit_ms: 0,
+                    date_style: None,
+                    outside_home_region: OutsideHomeRegion::Accept,
+                    redirect_location: RedirectLocation::Both,
                 },
             ],
             // Off: AWS publishes rates but not bursts, and suites that fire calls back to back

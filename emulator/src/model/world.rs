@@ -172,6 +172,57 @@ pub struct License {
     /// in that time answers `ConflictException` (409). 0: checkouts never race.
     #[serde(default)]
     pub checkout_commit_ms: u64,
+    /// How every date sent for this license is written (`IssuedAt`, `Expiration`, `Validity`).
+    /// None: the emulator's own dates end in `Z` and `begin`/`end` go out exactly as written here
+    /// (so a test can send any string). The model allows several forms (docs/aws-behaviour.md §4.1).
+    #[serde(default)]
+    pub date_style: Option<DateStyle>,
+    /// What a CheckoutLicense signed in another region than `home_region` gets: AWS documents that
+    /// licenses are consumed globally, and models a `RedirectException` (docs/aws-behaviour.md §4.8).
+    #[serde(default)]
+    pub outside_home_region: OutsideHomeRegion,
+    /// Where a `RedirectException` carries its `Location`: the model's body member, the HTTP
+    /// header, or both.
+    #[serde(default)]
+    pub redirect_location: RedirectLocation,
+}
+
+/// The forms of License Manager's `ISO8601DateTime` the emulator can write, and one it does not allow.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum DateStyle {
+    /// `2026-01-01T00:00:00Z`.
+    Zulu,
+    /// `2026-01-01T00:00:00+00:00` (AWS's Containers Anywhere test script writes this form).
+    UtcOffset,
+    /// `2026-01-01T00:00:00.000Z`: fractional seconds.
+    Fraction,
+    /// The same instant written with this many minutes east of UTC, e.g. 330 → `05:30:00+05:30`.
+    Offset(i32),
+    /// `2026-01-01T00:00:00` without a zone, as the Seller Guide's examples show; the model's pattern
+    /// does not allow it.
+    Unzoned,
+}
+
+/// What License Manager answers a CheckoutLicense outside the license's home region.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum OutsideHomeRegion {
+    /// The checkout succeeds ("licenses can be consumed globally"); seats are counted once, globally.
+    #[default]
+    Accept,
+    /// 308 `RedirectException` naming the home region's endpoint.
+    Redirect,
+}
+
+/// Where a `RedirectException` names the home region's endpoint.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum RedirectLocation {
+    /// The `Location` body member and the `Location` header.
+    #[default]
+    Both,
+    /// Only the `Location` body member (the one the model defines).
+    Body,
+    /// Only the HTTP `Location` header.
+    Header,
 }
 
 impl License {

@@ -5,7 +5,7 @@
 use super::emulator::Emulator;
 use crate::model::fault::Fault;
 use crate::model::ledger::{MeteringRecord, Recorded, Registration, Seat};
-use crate::model::world::DryRunAnswer;
+use crate::model::world::{DryRunAnswer, License};
 use crate::services::license;
 use std::time::{Duration, SystemTime};
 
@@ -108,6 +108,18 @@ impl Emulator {
     /// Overrides every product's `dry_run` answer (None: back to each product's own).
     pub fn set_dry_run_answer(&self, answer: Option<DryRunAnswer>) {
         self.shared.lock().dry_run = answer;
+    }
+
+    /// The license with this ARN as it stands now (the world's, or its run-time replacement).
+    pub fn license(&self, arn: &str) -> Option<License> {
+        self.shared.license(arn)
+    }
+
+    /// Replaces the license with `license.arn` from now on (or adds it): a cancellation (`status`),
+    /// a renewal or an expiry (`end`), an entitlement taken away, while workloads hold its seats.
+    /// Seats already out stay out.
+    pub fn set_license(&self, license: License) {
+        self.shared.lock().license_overrides.insert(license.arn.clone(), license);
     }
 
     /// Overrides every license's `checkout_commit_ms` (None: back to each license's own), the time

@@ -5,11 +5,12 @@
 //! `POST /_emulator/faults/clear` (`{"op"}`, "*" = all),
 //! `GET|POST /_emulator/clock` (`{"advance_secs"}` or `{"set_unix"}`), `POST /_emulator/quotas`
 //! (`{"enabled"}`), `POST /_emulator/dry-run` (`{"answer": "Empty"|"RecordId"|"DryRunOperationError"|null}`),
-//! `POST /_emulator/checkout-commit` (`{"ms": 2000}` or `{"ms": null}`: every license's `checkout_commit_ms`).
+//! `POST /_emulator/checkout-commit` (`{"ms": 2000}` or `{"ms": null}`: every license's `checkout_commit_ms`),
+//! `GET /_emulator/licenses` (every license as it stands now), `POST /_emulator/license` (a license in the world file's form: replaces the one with its ARN, or adds it).
 //! Environment: `GET /_emulator/env/<workload>?dir=DIR`.
 
 use crate::model::fault::Fault;
-use crate::model::world::DryRunAnswer;
+use crate::model::world::{DryRunAnswer, License};
 use crate::services::license;
 use crate::state::Shared;
 use crate::wire::proto::{plain, Outcome};
@@ -153,6 +154,11 @@ pub fn handle(shared: &Shared, req: &Incoming) -> Outcome {
         }),
         ("POST", "/_emulator/checkout-commit") => parse::<CommitRequest>(&req.body).map(|c| {
             shared.lock().checkout_commit_ms = c.ms;
+            json("{}".into())
+        }),
+        ("GET", "/_emulator/licenses") => Ok(json(serde_json::to_string(&shared.licenses()).unwrap_or_default())),
+        ("POST", "/_emulator/license") => parse::<License>(&req.body).map(|l| {
+            shared.lock().license_overrides.insert(l.arn.clone(), l);
             json("{}".into())
         }),
         ("GET", p) if p.starts_with("/_emulator/env/") => Ok(workload_env(shared, &p["/_emulator/env/".len()..], req)),

@@ -6,7 +6,7 @@
 
 use super::auth::{authenticate, Caller};
 use crate::model::ledger::{Seat, SeatState};
-use crate::model::world::License;
+use crate::model::world::{DateStyle, License, OutsideHomeRegion, RedirectLocation};
 use crate::state::{Inner, Shared};
 use crate::wire::ids::random_string;
 use crate::wire::input::{object, parse_body, Members, Res, Service};
@@ -136,12 +136,12 @@ fn checkout(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome> {
         (sku.unwrap_or_default(), kind.unwrap_or_default(), fingerprint.unwrap_or_default(), token.unwrap_or_default());
     let p = &caller.cred.principal;
     let license = shared
-        .world
-        .licenses
-        .iter()
+        .licenses()
+        .into_iter()
         .find(|l| l.account == p.account && l.product_sku == sku && l.key_fingerprint == fingerprint)
         .ok_or_else(|| not_found("No license found for this ProductSKU and KeyFingerprint."))?;
-    if caller.signing_region != license.home_region {
+    let license = &license;
+    if caller.signing_region != license.home_region && license.outside_home_region == OutsideHomeRegion::Redirect {
         return Err(redirect(license));
     }
     let now_t = shared.now();
@@ -218,17 +218,21 @@ fn checkout(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome> {
     Ok(checkout_answer(shared, license, &seat, &wanted))
 }
 
-fn iso(secs: i64) -> String {
-    crate::model::clock::rfc3339(crate::model::clock::from_unix_secs(secs))
+fn iso(secs: i64, style: Option<DateStyle>) -> String {
+    crate::model::clock::license_date(crate::model::clock::from_unix_secs(secs), style)
 }
 
-/// `RedirectException` (308): the license lives in another region; `Location` names it.
+/// `RedirectException` (308): the license lives in another region; `Location` (the model's body
+/// member, the HTTP header, or both: `License::redirect_location`) names its endpoint.
 fn redirect(license: &License) -> Box<Outcome> {
     let location = format!("https://license-manager.{}.amazonaws.com", license.home_region);
-    let body = json!({"__type": "RedirectException", "Message": format!("The license home Region is {}.", license.home_region), "Location": location});
+    let mut body = json!({"__type": "RedirectException", "Message": format!("The license home Region is {}.", license.home_region)});
+    if license.redirect_location != RedirectLocation::Header {
+        body["Location"] = json!(location);
+    }
     let mut o = lm_error(308, "RedirectException", "");
     o.body = body.to_string();
-    Box::new(o.header("Location", &location))
+    Box::new(if license.redirect_location == RedirectLocation::Body { o } else { o.header("Location", &location) })
 }
 
 fn checkout_answer(shared: &Shared, license: &License, seat: &Seat, wanted: &[Wanted]) -> Outcome {
@@ -251,8 +255,8 @@ fn checkout_answer(shared: &Shared, license: &License, seat: &Seat, wanted: &[Wa
         "CheckoutType": seat.checkout_type,
         "LicenseConsumptionToken": seat.consumption_token,
         "EntitlementsAllowed": allowed,
-        "IssuedAt": iso(seat.issued_at),
-        "Expiration": iso(seat.expires_at),
+        "IssuedAt": iso(seat.issued_at, license.date_style),
+        "Expiration": iso(seat.expires_at, license.date_style),
         "LicenseArn": license.arn,
     });
     if let Some(n) = &seat.node_id {
@@ -296,8 +300,9 @@ fn consumption_token(req: &Incoming) -> Res<(String, Option<bool>)> {
 
 fn extend(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome> {
     let (token, dry) = consumption_token(req)?;
-    let mut inner = shared.lock();
-    expire_seats(&mut inner);
+    let mut guard = shared.lock();
+    let inner = &mut *guard;
+    expire_seats(inner);
     let now = crate::model::clock::unix_secs(inner.clock.now());
     let account = &caller.cred.principal.account;
     let seat = inner
@@ -310,11 +315,12 @@ fn extend(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome> {
         SeatState::Consumed => return Err(e(400, "ValidationException", "A PERPETUAL checkout cannot be extended.")),
         _ => return Err(not_found("The license consumption has ended (checked in or expired).")),
     }
-    let ttl = shared.world.license(&seat.license_arn).map_or(60, |l| l.provisional_ttl_minutes);
+    let license = inner.license_overrides.get(&seat.license_arn).or_else(|| shared.world.license(&seat.license_arn));
+    let (ttl, style) = license.map_or((60, None), |l| (l.provisional_ttl_minutes, l.date_style));
     if !dry.unwrap_or(false) {
         seat.expires_at = now + 60 * i64::from(ttl);
     }
-    Ok(json_ok(json!({"LicenseConsumptionToken": seat.consumption_token, "Expiration": iso(seat.expires_at)})))
+    Ok(json_ok(json!({"LicenseConsumptionToken": seat.consumption_token, "Expiration": iso(seat.expires_at, style)})))
 }
 
 fn check_in(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome> {

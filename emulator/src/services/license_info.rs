@@ -37,9 +37,10 @@ fn render(l: &License, granted: bool) -> Value {
             v
         })
         .collect();
-    let mut validity = json!({"Begin": l.begin});
+    let date = |written: &str| crate::model::clock::license_validity(written, l.date_style);
+    let mut validity = json!({"Begin": date(&l.begin)});
     if let Some(end) = &l.end {
-        validity["End"] = json!(end);
+        validity["End"] = json!(date(end));
     }
     let name = if l.product_name.is_empty() { l.product_sku.clone() } else { l.product_name.clone() };
     let mut v = json!({
@@ -55,7 +56,7 @@ fn render(l: &License, granted: bool) -> Value {
         "Entitlements": ents,
         "ConsumptionConfiguration": {"RenewType": "None", "ProvisionalConfiguration": {"MaxTimeToLiveInMinutes": l.provisional_ttl_minutes}},
         "LicenseMetadata": [],
-        "CreateTime": l.begin,
+        "CreateTime": date(&l.begin),
         "Version": "1",
     });
     if granted {
@@ -83,11 +84,10 @@ pub fn get_license(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outc
     m.finish()?;
     // GetLicense models no ResourceNotFoundException; an invisible license is an invalid parameter.
     let l = shared
-        .world
         .license(&arn)
         .filter(|l| l.account == caller.cred.principal.account)
         .ok_or_else(|| e(400, "InvalidParameterValueException", "License not found."))?;
-    Ok(json_ok(json!({"License": render(l, false)})))
+    Ok(json_ok(json!({"License": render(&l, false)})))
 }
 
 const FILTERS: [&str; 5] = ["ProductSKU", "Status", "Fingerprint", "IssuerName", "Beneficiary"];
@@ -133,8 +133,9 @@ pub fn list_received(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Ou
                 _ => &l.account == v,
             })
     };
+    let licenses = shared.licenses();
     let all: Vec<&License> =
-        shared.world.licenses.iter().filter(|l| l.account == caller.cred.principal.account).filter(matches).collect();
+        licenses.iter().filter(|l| l.account == caller.cred.principal.account).filter(matches).collect();
     let start = match next {
         None => 0,
         Some(t) => URL_SAFE_NO_PAD

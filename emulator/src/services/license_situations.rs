@@ -31,7 +31,7 @@ pub fn refuse(shared: &Shared, caller: &Caller, op: &str, req: &Incoming) -> Opt
     match op {
         "GetLicense" => {
             let arn = member(req, "LicenseArn")?;
-            let l = shared.world.license(&arn)?;
+            let l = shared.license(&arn)?;
             (l.account != *account).then(|| denied(&format!("license {arn}")))
         }
         "ExtendLicenseConsumption" | "CheckInLicense" => {
@@ -54,9 +54,8 @@ fn wanted_license(shared: &Shared, caller: &Caller, req: &Incoming) -> Option<(S
     let (sku, fp) = (member(req, "ProductSKU")?, member(req, "KeyFingerprint")?);
     let account = &caller.cred.principal.account;
     let l = shared
-        .world
-        .licenses
-        .iter()
+        .licenses()
+        .into_iter()
         .find(|l| l.account == *account && l.product_sku == sku && l.key_fingerprint == fp)?;
     let ms = shared.lock().checkout_commit_ms.unwrap_or(l.checkout_commit_ms);
     Some((l.arn.clone(), ms))

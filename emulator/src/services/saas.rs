@@ -94,7 +94,7 @@ fn batch_inner(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome>
             bad("InvalidCustomerIdentifierException", m)
         })?;
         if let Some(l) = lic {
-            if shared.world.license(&l).is_none_or(|l| l.account != account) {
+            if shared.license(&l).is_none_or(|l| l.account != account) {
                 return Err(bad("InvalidLicenseException", "LicenseArn is not a license of this customer."));
             }
         }

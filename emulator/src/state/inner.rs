@@ -7,7 +7,7 @@ use crate::model::clock::Clock;
 use crate::model::fault::FaultQueue;
 use crate::model::ledger::{MeteringRecord, Recorded, Registration, Seat};
 use crate::model::quota::Buckets;
-use crate::model::world::DryRunAnswer;
+use crate::model::world::{DryRunAnswer, License};
 use std::collections::{HashMap, HashSet};
 
 #[derive(Default)]
@@ -45,4 +45,7 @@ pub struct Inner {
     /// Lifetime of the session credentials STS issues (None: AWS's default of one hour). Tests
     /// shorten it to watch a client refresh without waiting an hour.
     pub session_lifetime: Option<std::time::Duration>,
+    /// Licenses changed or added at run time (by ARN): a renewal, a cancellation, an entitlement
+    /// taken away while workloads run. They replace the world's license of the same ARN.
+    pub license_overrides: std::collections::BTreeMap<String, License>,
 }

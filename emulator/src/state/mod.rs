@@ -13,7 +13,7 @@ pub use inner::Inner;
 pub use setup::{Keys, Setup};
 
 use crate::model::fault::Fault;
-use crate::model::world::World;
+use crate::model::world::{License, World};
 use crate::wire::ids::{random_string, random_upper};
 use std::collections::HashMap;
 use std::io;
@@ -69,6 +69,22 @@ impl Shared {
                 w.account, w.id
             )
         })
+    }
+
+    /// The license with this ARN as it stands now: the world's, or its run-time replacement.
+    pub fn license(&self, arn: &str) -> Option<License> {
+        let inner = self.lock();
+        inner.license_overrides.get(arn).cloned().or_else(|| self.world.license(arn).cloned())
+    }
+
+    /// Every license as it stands now, the world's first (in order), then those added at run time.
+    pub fn licenses(&self) -> Vec<License> {
+        let inner = self.lock();
+        let mut all: Vec<License> =
+            self.world.licenses.iter().map(|l| inner.license_overrides.get(&l.arn).unwrap_or(l).clone()).collect();
+        let added = inner.license_overrides.values().filter(|o| self.world.license(&o.arn).is_none());
+        all.extend(added.cloned());
+        all
     }
 
     /// Whether `account`'s call of `op` exceeds its quota (always false while quotas are off).
