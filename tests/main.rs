@@ -7,6 +7,7 @@ mod support;
 mod check;
 mod contract;
 mod docs;
+mod endpoints;
 mod exec_identity;
 mod fuzz_replay;
 mod gate_pass;
