@@ -23,3 +23,4 @@ mod rootfs;
 mod supervise;
 mod tamper;
 mod tokens;
+mod variance;

@@ -23,10 +23,11 @@ pub use model::demo::{
 };
 pub use model::fault::{Fault, TokenMutation};
 pub use model::ledger::{Allocation, MeteringRecord, Recorded, Registration, Seat, SeatState};
+pub use model::variance::DateForm;
 pub use model::world::{
     Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DryRunAnswer, License, LicenseEntitlement, Platform,
     Product, Quotas, RegistrationToken, Workload, World, MARKETPLACE_FINGERPRINT,
 };
 pub use model::{clock, keys};
 pub use server::{Emulator, Listen};
-pub use wire::{jwt, sigv4};
+pub use wire::{forms, jwt, sigv4};

@@ -45,4 +45,7 @@ pub struct Inner {
     /// Lifetime of the session credentials STS issues (None: AWS's default of one hour). Tests
     /// shorten it to watch a client refresh without waiting an hour.
     pub session_lifetime: Option<std::time::Duration>,
+    /// Variance mode: answers drawn so far per draw stream, and connections accepted so far.
+    pub variance_draws: HashMap<String, u64>,
+    pub variance_connections: u64,
 }
