@@ -6,7 +6,10 @@ AWS CLI) and checks that
   (b) every error surfaces as the modeled exception class with the status docs/aws-behaviour.md gives,
   (c) every raw response body validates against botocore's service-model shape (types, required
       members, unknown members, lengths, ranges, patterns, enums),
-  (d) botocore's SigV4 is accepted and a corrupted signature is rejected.
+  (d) botocore's SigV4 is accepted and a corrupted signature is rejected,
+  (e) every error code the emulator answers is one the model defines for that operation, or one
+      docs/emulator.md lists as a deliberate choice ("Errors outside the model"), or one a check
+      injected itself with a `Status` fault.
 
 Usage: python3 emulator/conformance/run.py /path/to/mpgate-emulator
 Prints one line per check and closes with `conformance: N passed, M failed`; exits 1 on any failure.
@@ -25,6 +28,8 @@ import boto3
 import botocore
 import botocore.config
 import botocore.exceptions
+import botocore.session
+import botocore.utils
 from botocore import UNSIGNED
 
 PAID = "8f3kq2demopaid0mpgate01"
@@ -45,6 +50,46 @@ LM_STATUS = {
 }
 
 PASSED, FAILED = [], []
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+# How many answers of each (operation, code) a check injected with a Status fault: the test chose
+# those codes, not the emulator.
+INJECTED = {}
+MODEL_OPS = {
+    "meteringmarketplace": ["RegisterUsage", "MeterUsage", "BatchMeterUsage", "ResolveCustomer"],
+    "license-manager": ["CheckoutLicense", "ExtendLicenseConsumption", "CheckInLicense", "GetLicense",
+                        "ListReceivedLicenses", "GetAccessToken"],
+    "sts": ["AssumeRoleWithWebIdentity", "GetCallerIdentity"],
+}
+
+
+def unmodeled_list():
+    """The table under "Errors outside the model" in docs/emulator.md: code -> set of operations ("*": all)."""
+    with open(os.path.join(REPO, "docs", "emulator.md")) as f:
+        text = f.read()
+    section = text.split("### Errors outside the model", 1)[1].split("\n#", 1)[0]
+    allowed = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`"):
+            continue
+        ops = {o.strip().strip("`") for o in cells[1].split(",")}
+        allowed.setdefault(cells[0].strip("`"), set()).update(ops)
+    assert allowed, "docs/emulator.md has no \"Errors outside the model\" table"
+    return allowed
+
+
+UNMODELED = unmodeled_list()
+
+
+def modeled_codes(operation_model):
+    """The wire codes of the errors the model defines for an operation (awsQuery shapes name theirs)."""
+    return {e.metadata.get("error", {}).get("code", e.name) for e in operation_model.error_shapes}
+
+
+def code_allowed(operation_model, code):
+    op = operation_model.name
+    return code in modeled_codes(operation_model) or bool(UNMODELED.get(code, set()) & {op, "*"})
 
 
 def check(name, fn):
@@ -163,8 +208,9 @@ def ok(client, cap, method, **kw):
     return out
 
 
-def fails(client, cap, method, code, status, **kw):
-    """Calls and expects (b) the modeled exception class `code` with HTTP `status`."""
+def fails(client, cap, method, code, status, injected=False, **kw):
+    """Calls and expects (b) the modeled exception class `code` with HTTP `status`; unless the check
+    `injected` that code itself, (e) it must be modeled for the operation or listed."""
     try:
         getattr(client, method)(**kw)
     except botocore.exceptions.ClientError as e:
@@ -174,6 +220,8 @@ def fails(client, cap, method, code, status, **kw):
         assert got_status == status, f"{code}: expected HTTP {status}, got {got_status}"
         modeled = getattr(client.exceptions, code, None)
         op = cap.last[0]
+        assert injected or code_allowed(op, code), (
+            f"{code} is not an error the model defines for {op.name}, nor on the list in docs/emulator.md")
         if code in [s.name for s in op.error_shapes]:
             assert modeled is not None and isinstance(e, modeled), f"{type(e).__name__} is not the modeled {code}"
         validate_raw(cap)
@@ -211,6 +259,9 @@ def client(env_dir, workload, service="meteringmarketplace", region=None):
 
 
 def control(url, path, body=None):
+    if path == "/_emulator/faults" and isinstance(body.get("fault"), dict) and "Status" in body["fault"]:
+        key = (body["op"], body["fault"]["Status"][1])
+        INJECTED[key] = INJECTED.get(key, 0) + body.get("count", 1)
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url + path, data=data, method="POST" if data is not None else "GET")
     with urllib.request.urlopen(req, timeout=5) as r:
@@ -298,18 +349,23 @@ def metering_checks(url, env_dir):
           lambda: fails(c, cap, "meter_usage", "InvalidTagException", 400, ProductCode=METERED,
                         Timestamp=ts - 4 * 3600, UsageDimension="requests", UsageQuantity=1,
                         UsageAllocations=[{"AllocatedUsageQuantity": 1, "Tags": tags(("k", "v~"))}]))
-    check("MeterUsage IdempotencyConflictException 400 (ClientToken reused)",
-          lambda: fails(c, cap, "meter_usage", "IdempotencyConflictException", 400, ProductCode=METERED,
-                        Timestamp=t3, UsageDimension="requests", UsageQuantity=11, ClientToken="tok-1")
-          if ok(c, cap, "meter_usage", ProductCode=METERED, Timestamp=ts - 5 * 3600, UsageDimension="requests",
-                UsageQuantity=1, ClientToken="tok-1") else None)
+    def client_token():
+        args = dict(ProductCode=METERED, Timestamp=ts - 5 * 3600, UsageDimension="requests", UsageQuantity=1,
+                    ClientToken="tok-1")
+        a = ok(c, cap, "meter_usage", **args)
+        b = ok(c, cap, "meter_usage", **args)
+        assert a["MeteringRecordId"] == b["MeteringRecordId"], (a, b)
+        fails(c, cap, "meter_usage", "IdempotencyConflictException", 400, **dict(args, Timestamp=t3, UsageQuantity=11))
+    check("MeterUsage ClientToken reuse: the same request -> the same record; other parameters -> "
+          "IdempotencyConflictException 400", client_token)
     check("MeterUsage PlatformNotSupportedException 400 (static keys)",
           lambda: fails(lap, lcap, "meter_usage", "PlatformNotSupportedException", 400, ProductCode=METERED,
                         Timestamp=ts, UsageDimension="requests", UsageQuantity=1))
 
     def dry_runs():
         before = len(control(url, "/_emulator/metering"))
-        assert ok(c, cap, "meter_usage", ProductCode=METERED, Timestamp=ts, UsageDimension="requests", DryRun=True) == {} or True
+        r = ok(c, cap, "meter_usage", ProductCode=METERED, Timestamp=ts, UsageDimension="requests", DryRun=True)
+        assert "MeteringRecordId" not in r and json.loads(cap.last[1]["body"]) == {}, (r, cap.last[1]["body"])
         control(url, "/_emulator/dry-run", {"answer": "RecordId"})
         r = ok(c, cap, "meter_usage", ProductCode=METERED, Timestamp=ts, UsageDimension="requests", DryRun=True)
         assert "MeteringRecordId" in r
@@ -471,9 +527,11 @@ def license_checks(url, env_dir):
         assert a["LicenseConsumptionToken"] == b["LicenseConsumptionToken"]
         ok(c, cap, "check_in_license", LicenseConsumptionToken=a["LicenseConsumptionToken"])
     check("CheckoutLicense same ClientToken -> same checkout, no second seat", idempotent)
-    check("CheckoutLicense InvalidParameterValueException 400 (ClientToken reused, other request)",
-          lambda: fails(c, cap, "checkout_license", "InvalidParameterValueException", 400,
-                        **dict(co(ClientToken="ct-fixed"), NodeId="b")) if ok(c, cap, "checkout_license", **dict(co(ClientToken="ct-fixed"), Entitlements=[{"Name": "BasicTier", "Unit": "None"}], NodeId="a")) else None)
+    def checkout_token_reuse():
+        ok(c, cap, "checkout_license", **dict(co(ClientToken="ct-fixed"), Entitlements=[{"Name": "BasicTier", "Unit": "None"}],
+                                              NodeId="a"))
+        fails(c, cap, "checkout_license", "InvalidParameterValueException", 400, **dict(co(ClientToken="ct-fixed"), NodeId="b"))
+    check("CheckoutLicense InvalidParameterValueException 400 (ClientToken reused, other request)", checkout_token_reuse)
     check("ExtendLicenseConsumption ok",
           lambda: ok(c, cap, "extend_license_consumption", LicenseConsumptionToken=state["token"]))
     check("ExtendLicenseConsumption ResourceNotFoundException 400",
@@ -506,7 +564,7 @@ def license_checks(url, env_dir):
           lambda: fails(*novalidate(env_dir), "checkout_license", "ValidationException", 400, **co(CheckoutType="SOMETIMES")))
     def injected(fault, code, status):
         control(url, "/_emulator/faults", {"op": "CheckoutLicense", "fault": fault})
-        fails(c, cap, "checkout_license", code, status, **co())
+        fails(c, cap, "checkout_license", code, status, injected=True, **co())
     for fault, code, status in [("Throttle", "RateLimitExceededException", 429),
                                 ("InternalError", "ServerInternalException", 500),
                                 ({"Status": [403, "AuthorizationException"]}, "AuthorizationException", 403),
@@ -675,7 +733,7 @@ def fault_checks(url, env_dir):
         assert out.get("Signature") == "forged.by.the-test", out
     check("fault Signature(s): botocore returns exactly the forged Signature", forged)
     check("fault Status(503) -> 503 with the given code",
-          lambda: (inject({"Status": [503, "ServiceUnavailable"]}), fails(c, cap, "register_usage", "ServiceUnavailable", 503, **args)))
+          lambda: (inject({"Status": [503, "ServiceUnavailable"]}), fails(c, cap, "register_usage", "ServiceUnavailable", 503, injected=True, **args)))
 
     def probability():
         inject("Throttle", probability=1.0)
@@ -765,27 +823,307 @@ def moto_peer_checks(env_dir):
         server.stop()
 
 
+# ---------- what the checks above leave out ----------
+
+def b64url(part):
+    import base64
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def token_checks(url, env_dir):
+    """The RegisterUsage token against the product key, with nothing of ours in the verifier."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+    c, cap = client(env_dir, "ecs-task")
+
+    def claims_against_key():
+        nonce = os.urandom(8).hex()
+        sent = time.time()
+        token = ok(c, cap, "register_usage", ProductCode=PAID, PublicKeyVersion=1, Nonce=nonce)["Signature"]
+        header, payload, signature = token.split(".")
+        assert json.loads(b64url(header)) == {"alg": "PS256", "typ": "JWT"}, b64url(header)
+        with open(os.path.join(REPO, "testdata", "keys", "paid-v1.pub.pem"), "rb") as f:
+            key = serialization.load_pem_public_key(f.read())
+        # Raises on a bad signature: PS256 is RSASSA-PSS, SHA-256, MGF1-SHA-256, 32-byte salt (RFC 7518 §3.5).
+        key.verify(b64url(signature), f"{header}.{payload}".encode(),
+                   padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
+        claims = json.loads(b64url(payload))
+        assert claims["productCode"] == PAID and claims["publicKeyVersion"] == 1 and claims["nonce"] == nonce, claims
+        assert abs(claims["iat"] - sent) < 60, claims
+        try:
+            key.verify(b64url(signature), f"{header}.{payload}x".encode(),
+                       padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
+        except Exception:  # noqa: BLE001 - cryptography's InvalidSignature
+            return
+        raise AssertionError("the signature also verifies over other bytes")
+    check("RegisterUsage token: PS256 under the product's v1 key; claims echo code, version and nonce; iat now",
+          claims_against_key)
+
+
+def dry_run_refusal_checks(env_dir):
+    """A dry run is refused for the reasons a real call would be."""
+    c, cap = client(env_dir, "ecs-task")
+    u, ucap = client(env_dir, "unsubscribed-task")
+    ts = now()
+    dry = dict(ProductCode=METERED, UsageDimension="requests", UsageQuantity=0, DryRun=True)
+    check("MeterUsage DryRun CustomerNotEntitledException 400 (unsubscribed)",
+          lambda: fails(u, ucap, "meter_usage", "CustomerNotEntitledException", 400, **dict(dry, Timestamp=ts)))
+    check("MeterUsage DryRun InvalidUsageDimensionException 400 (bad dimension)",
+          lambda: fails(c, cap, "meter_usage", "InvalidUsageDimensionException", 400,
+                        **dict(dry, Timestamp=ts, UsageDimension="nope")))
+    check("MeterUsage DryRun TimestampOutOfBoundsException 400 (7 h old)",
+          lambda: fails(c, cap, "meter_usage", "TimestampOutOfBoundsException", 400, **dict(dry, Timestamp=ts - 7 * 3600)))
+
+
+def clock_skew_checks(url, env_dir):
+    c, cap = client(env_dir, "ecs-task")
+
+    def skewed(secs):
+        control(url, "/_emulator/clock", {"wall_skew_secs": secs})
+        try:
+            e = fails(c, cap, "register_usage", "InvalidSignatureException", 403, ProductCode=PAID, PublicKeyVersion=1)
+            words = ("expired", "not yet current")
+            assert any(w in e.response["Error"]["Message"] for w in words), e.response["Error"]
+        finally:
+            control(url, "/_emulator/clock", {"wall_skew_secs": 0})
+        ok(c, cap, "register_usage", ProductCode=PAID, PublicKeyVersion=1)
+    check("SigV4: service clock 10 min ahead -> InvalidSignatureException 403 (signature expired); in step -> ok",
+          lambda: skewed(600))
+    check("SigV4: service clock 10 min behind -> InvalidSignatureException 403; in step -> ok", lambda: skewed(-600))
+
+
+def platform_checks(env_dir):
+    """Credentials and metadata the container platforms serve, read by botocore's own providers."""
+    def pod_identity():
+        c, cap = client(env_dir, "eks-pod-identity")
+        creds = boto3.Session().get_credentials()
+        assert creds.method == "container-role" and creds.access_key.startswith("ASIA"), (creds.method, creds.access_key)
+        # Signed with them: Metering authenticates the call and refuses the platform (modeled).
+        fails(c, cap, "register_usage", "PlatformNotSupportedException", 400, ProductCode=PAID, PublicKeyVersion=1)
+        lm, lcap = client(env_dir, "eks-pod-identity", service="license-manager")
+        ok(lm, lcap, "get_license", LicenseArn=CONTRACT_LICENSE)
+    check("EKS Pod Identity agent: botocore's container provider gets credentials; signed calls authenticate", pod_identity)
+
+    def task_metadata():
+        clean_env()
+        env = load_env(env_dir, "ecs-task")
+        fetch = botocore.utils.ContainerMetadataFetcher()
+        task = fetch.retrieve_full_uri(env["ECS_CONTAINER_METADATA_URI_V4"] + "/task")
+        assert task["TaskARN"].startswith("arn:aws:ecs:us-east-1:111122223333:task/"), task
+        assert task["AvailabilityZone"].startswith("us-east-1"), task
+        assert isinstance(task["Containers"], list) and task["Containers"], task
+        own = fetch.retrieve_full_uri(env["ECS_CONTAINER_METADATA_URI_V4"])
+        assert own["DockerId"] and own["DockerId"] in [x["DockerId"] for x in task["Containers"]], own
+    check("ECS task metadata v4 (container and /task) through botocore's metadata fetcher", task_metadata)
+
+    def imds_v2():
+        clean_env()
+        env = load_env(env_dir, "ec2-instance")
+        os.environ.update(env)
+        base = env["AWS_EC2_METADATA_SERVICE_ENDPOINT"].rstrip("/") + "/"
+        region = botocore.utils.InstanceMetadataRegionFetcher(base_url=base).retrieve_region()
+        assert region == "us-east-1", region
+        os.environ.pop("AWS_REGION", None)
+        os.environ.pop("AWS_DEFAULT_REGION", None)
+        creds = boto3.Session().get_credentials()
+        assert creds.method == "iam-role" and creds.access_key.startswith("ASIA"), (creds.method, creds.access_key)
+        c = boto3.Session().client("meteringmarketplace", region_name=region, config=NO_RETRY)
+        fails(c, Capture(c), "register_usage", "PlatformNotSupportedException", 400, ProductCode=PAID, PublicKeyVersion=1)
+        ops = [r["op"] for r in control(env["AWS_ENDPOINT_URL"], "/_emulator/requests") if r.get("workload") == "ec2-instance"]
+        assert "ImdsToken" in ops, ops
+    check("IMDSv2 through botocore: token, region, instance-role credentials", imds_v2)
+
+
+def extend_checks(url, env_dir):
+    c, cap = client(env_dir, "ecs-task", service="license-manager")
+
+    def resets_ttl():
+        r = ok(c, cap, "checkout_license", ProductSKU=CONTRACT_SKU, CheckoutType="PROVISIONAL", KeyFingerprint=FINGERPRINT,
+               Entitlements=[{"Name": "Seats", "Unit": "Count", "Value": "1"}], ClientToken=os.urandom(8).hex())
+        tok = r["LicenseConsumptionToken"]
+        try:
+            control(url, "/_emulator/clock", {"advance_secs": 50 * 60})
+            e1 = ok(c, cap, "extend_license_consumption", LicenseConsumptionToken=tok)["Expiration"]
+            assert e1 > r["Expiration"], (r["Expiration"], e1)
+            control(url, "/_emulator/clock", {"advance_secs": 50 * 60})
+            # 100 minutes after the checkout, 50 after the extension: still out, and extendable again.
+            e2 = ok(c, cap, "extend_license_consumption", LicenseConsumptionToken=tok)["Expiration"]
+            assert e2 > e1, (e1, e2)
+            seat = next(s for s in control(url, "/_emulator/seats") if s["consumption_token"] == tok)
+            assert seat["state"] == "Out", seat
+            ok(c, cap, "check_in_license", LicenseConsumptionToken=tok)
+        finally:
+            control(url, "/_emulator/clock", {"set_unix": now()})
+    check("ExtendLicenseConsumption resets the 60-minute TTL (extended at 50 and 100 minutes, still out)", resets_ttl)
+
+
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def situations_world(started):
+    license = lambda suffix, sku, begin, end: {  # noqa: E731
+        "arn": f"arn:aws:license-manager::294406891311:license:l-{suffix * 32}", "product_sku": sku,
+        "account": ACCOUNT, "begin": begin, "end": end,
+        "entitlements": [{"name": "Seats", "unit": "Count", "max_count": 5}]}
+    task = lambda wid, **kw: dict({"id": wid, "platform": "EcsFargate", "region": "us-east-1", "account": ACCOUNT,  # noqa: E731
+                                   "credential": "EcsTaskRole", "inject_region_env": True}, **kw)
+    return {
+        "accounts": [{"id": ACCOUNT, "subscriptions": [WINDOW_PRODUCT]}],
+        "products": [{"code": WINDOW_PRODUCT, "key_versions": [1], "dimensions": ["requests", "hits"]}],
+        "workloads": [task("task"), task("late-task", started=iso(started))],
+        "licenses": [license("a", "prod-offset-dates", *OFFSET_DATES), license("b", "prod-zoneless-dates", *ZONELESS_DATES)],
+    }
+
+
+WINDOW_PRODUCT = "conformance0window0product"
+OFFSET_DATES = ("2026-01-01T00:00:00+00:00", "2099-12-31T23:59:59.500+05:30")
+ZONELESS_DATES = ("2026-01-01T00:00:00", "2099-12-31T23:59:59")
+
+
+def situation_checks(url, env_dir, agent, started):
+    c, cap = client(env_dir, "task")
+    ts = now()
+
+    def boundaries():
+        ok(c, cap, "meter_usage", ProductCode=WINDOW_PRODUCT, Timestamp=ts - (5 * 3600 + 59 * 60),
+           UsageDimension="requests", UsageQuantity=1)
+        fails(c, cap, "meter_usage", "TimestampOutOfBoundsException", 400, ProductCode=WINDOW_PRODUCT,
+              Timestamp=ts - (6 * 3600 + 60), UsageDimension="hits", UsageQuantity=1)
+        hours = {r["hour"] for r in control(url, "/_emulator/metering")}
+        assert int(ts - (5 * 3600 + 59 * 60)) // 3600 * 3600 in hours, hours
+    check("MeterUsage window: 5 h 59 m old accepted (its hour began over 6 h ago), 6 h 01 m old refused", boundaries)
+
+    late, lcap = client(env_dir, "late-task")
+
+    def before_start():
+        e = fails(late, lcap, "meter_usage", "TimestampOutOfBoundsException", 400, ProductCode=WINDOW_PRODUCT,
+                  Timestamp=started - 600, UsageDimension="requests", UsageQuantity=1)
+        assert "start of usage" in e.response["Error"]["Message"], e.response["Error"]
+        ok(late, lcap, "meter_usage", ProductCode=WINDOW_PRODUCT, Timestamp=started + 60, UsageDimension="requests",
+           UsageQuantity=1)
+    check("MeterUsage TimestampOutOfBoundsException 400 before the workload started; after it ok", before_start)
+
+    lm, lmcap = client(env_dir, "task", service="license-manager")
+    arn = lambda suffix: f"arn:aws:license-manager::294406891311:license:l-{suffix * 32}"  # noqa: E731
+
+    def checkout_and_return(sku):
+        r = ok(lm, lmcap, "checkout_license", ProductSKU=sku, CheckoutType="PROVISIONAL", KeyFingerprint=FINGERPRINT,
+               Entitlements=[{"Name": "Seats", "Unit": "Count", "Value": "1"}], ClientToken=os.urandom(8).hex())
+        ok(lm, lmcap, "check_in_license", LicenseConsumptionToken=r["LicenseConsumptionToken"])
+
+    def offset_dates():
+        got = ok(lm, lmcap, "get_license", LicenseArn=arn("a"))["License"]["Validity"]
+        assert got == {"Begin": OFFSET_DATES[0], "End": OFFSET_DATES[1]}, got
+        listed = ok(lm, lmcap, "list_received_licenses", LicenseArns=[arn("a")])["Licenses"][0]["Validity"]
+        assert listed == got, listed
+        checkout_and_return("prod-offset-dates")
+    check(f"license dates with offsets and a fraction ({OFFSET_DATES[0]}, {OFFSET_DATES[1]}): within the model's "
+          "pattern, carried as written; checkout ok", offset_dates)
+
+    def zoneless_dates():
+        # Outside the model's ISO8601DateTime pattern: served only because the world asks for it, so
+        # a gate's refusal can be tested. botocore still hands the strings over; the validator flags them.
+        out = lm.get_license(LicenseArn=arn("b"))
+        assert out["License"]["Validity"] == {"Begin": ZONELESS_DATES[0], "End": ZONELESS_DATES[1]}, out["License"]
+        try:
+            validate_raw(lmcap)
+        except AssertionError as e:
+            assert "Validity.Begin" in str(e) and "does not match" in str(e), e
+            return
+        raise AssertionError("a zone-less date passed the model's pattern")
+    check(f"zone-less license dates ({ZONELESS_DATES[0]}): served as written, flagged as outside the model's pattern",
+          zoneless_dates)
+
+    def relative_uri():
+        clean_env()
+        env = load_env(env_dir, "task")
+        full = env.pop("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        env.pop("AWS_CONTAINER_AUTHORIZATION_TOKEN", None)
+        relative = full.split(agent, 1)[1]
+        assert relative.startswith("/v2/credentials/"), full
+        env["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"] = relative
+        os.environ.update(env)
+        # botocore resolves the relative URI against 169.254.170.2; the agent listens on loopback here.
+        saved = botocore.utils.ContainerMetadataFetcher.IP_ADDRESS
+        botocore.utils.ContainerMetadataFetcher.IP_ADDRESS = agent
+        try:
+            creds = boto3.Session().get_credentials()
+            assert creds.method == "container-role" and creds.access_key.startswith("ASIA"), creds.method
+            m = boto3.Session().client("meteringmarketplace", region_name="us-east-1", config=NO_RETRY)
+            ok(m, Capture(m), "meter_usage", ProductCode=WINDOW_PRODUCT, Timestamp=ts, UsageDimension="hits",
+               UsageQuantity=2)
+        finally:
+            botocore.utils.ContainerMetadataFetcher.IP_ADDRESS = saved
+    check("ECS AWS_CONTAINER_CREDENTIALS_RELATIVE_URI on the agent's port (no token), then a signed call", relative_uri)
+
+
+def errors_swept(urls):
+    """(e) over every answer both emulators gave during the run, the CLI's included."""
+    session = botocore.session.get_session()
+    models = {op: session.get_service_model(svc).operation_model(op) for svc, ops in MODEL_OPS.items() for op in ops}
+
+    def sweep():
+        unlisted = {}
+        for url in urls:
+            for r in control(url, "/_emulator/requests"):
+                op, code = r["op"], r.get("error_code")
+                if code and op in models and not code_allowed(models[op], code):
+                    unlisted[(op, code)] = unlisted.get((op, code), 0) + 1
+        bad = {k: n - INJECTED.get(k, 0) for k, n in unlisted.items() if n > INJECTED.get(k, 0)}
+        assert not bad, f"errors neither modeled for their operation nor listed in docs/emulator.md: {bad}"
+    check("every error code answered is modeled for its operation or listed in docs/emulator.md", sweep)
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(binary, env_dir, *extra):
+    proc = subprocess.Popen([binary, "--env-dir", env_dir, *extra], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().strip()
+    assert line.startswith("mpgate-emulator listening on http://127.0.0.1:"), line
+    return proc, line.rsplit(" ", 1)[1]
+
+
 def main():
     binary = sys.argv[1]
-    with tempfile.TemporaryDirectory() as env_dir:
-        proc = subprocess.Popen([binary, "--env-dir", env_dir], stdout=subprocess.PIPE, text=True)
+    procs = []
+    with tempfile.TemporaryDirectory() as env_dir, tempfile.TemporaryDirectory() as situations_dir:
         try:
-            line = proc.stdout.readline().strip()
-            assert line.startswith("mpgate-emulator listening on http://127.0.0.1:"), line
-            url = line.rsplit(" ", 1)[1]
+            proc, url = start(binary, env_dir)
+            procs.append(proc)
+            started = int(now()) - 2 * 3600
+            world = os.path.join(situations_dir, "world.json")
+            with open(world, "w") as f:
+                json.dump(situations_world(started), f)
+            agent = f"127.0.0.1:{free_port()}"
+            proc2, url2 = start(binary, situations_dir, "--world", world, "--ecs-agent", agent)
+            procs.append(proc2)
             metering_checks(url, env_dir)
             sigv4_checks(env_dir)
             license_checks(url, env_dir)
             fault_checks(url, env_dir)
+            token_checks(url, env_dir)
+            dry_run_refusal_checks(env_dir)
+            clock_skew_checks(url, env_dir)
+            platform_checks(env_dir)
+            extend_checks(url, env_dir)
+            situation_checks(url2, situations_dir, agent, started)
             moto_peer_checks(env_dir)
             if subprocess.run(["which", "aws"], capture_output=True).returncode == 0:
                 cli_checks(env_dir)
             else:
                 FAILED.append("AWS CLI missing")
                 print("FAIL AWS CLI not installed")
+            errors_swept([url, url2])
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+            for p in procs:
+                p.terminate()
+                p.wait(timeout=10)
     print(f"conformance: {len(PASSED)} passed, {len(FAILED)} failed")
     sys.exit(1 if FAILED else 0)
 
