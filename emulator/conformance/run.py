@@ -50,6 +50,9 @@ LM_STATUS = {
 }
 
 PASSED, FAILED = [], []
+# While on, raw answers may carry members no model defines (the variance mode adds some: clients must
+# ignore them).
+VARIANCE = {"on": False}
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 # How many answers of each (operation, code) a check injected with a Status fault: the test chose
@@ -114,7 +117,7 @@ def validate(shape, value, path, raw, errors):
             errors.append(f"{path}: expected object, got {type(value).__name__}")
             return
         for k in value:
-            if raw and k not in shape.members and k != "__type":
+            if raw and k not in shape.members and k != "__type" and not VARIANCE["on"]:
                 errors.append(f"{path}: unknown member {k}")
         for r in shape.required_members:
             if r not in value:
@@ -1058,6 +1061,36 @@ def situation_checks(url, env_dir, agent, started):
     check("ECS AWS_CONTAINER_CREDENTIALS_RELATIVE_URI on the agent's port (no token), then a signed call", relative_uri)
 
 
+def variance_checks(url, env_dir):
+    """An emulator started with --variance: botocore reads every form the seed draws, to the same values."""
+    c, cap = client(env_dir, "ecs-task")
+    lm, lcap = client(env_dir, "ecs-task", service="license-manager")
+    irsa, icap = client(env_dir, "eks-irsa")
+
+    def many():
+        VARIANCE["on"] = True
+        try:
+            many_calls()
+        finally:
+            VARIANCE["on"] = False
+
+    def many_calls():
+        for i in range(12):
+            nonce = f"v-{i}"
+            token = ok(c, cap, "register_usage", ProductCode=PAID, PublicKeyVersion=1, Nonce=nonce)["Signature"]
+            claims = json.loads(b64url(token.split(".")[1]))
+            assert (claims.get("nonce") or claims.get("Nonce")) == nonce, claims
+            fails(c, cap, "register_usage", "InvalidProductCodeException", 400, ProductCode="nope", PublicKeyVersion=1)
+            fails(lm, lcap, "get_license", "InvalidParameterValueException", 400,
+                  LicenseArn="arn:aws:license-manager::294406891311:license:l-ffffffffffffffffffffffffffffffff")
+            r = ok(lm, lcap, "checkout_license", ProductSKU=CONTRACT_SKU, CheckoutType="PROVISIONAL", KeyFingerprint=FINGERPRINT,
+                   Entitlements=[{"Name": "Seats", "Unit": "Count", "Value": "1"}], ClientToken=os.urandom(8).hex())
+            assert r["Expiration"].endswith("Z"), r
+            ok(lm, lcap, "check_in_license", LicenseConsumptionToken=r["LicenseConsumptionToken"])
+            ok(irsa, icap, "register_usage", ProductCode=PAID, PublicKeyVersion=2)
+    check("variance: botocore reads every drawn form of RegisterUsage, errors, CheckoutLicense and STS alike", many)
+
+
 def errors_swept(urls):
     """(e) over every answer both emulators gave during the run, the CLI's included."""
     session = botocore.session.get_session()
@@ -1092,7 +1125,8 @@ def start(binary, env_dir, *extra):
 def main():
     binary = sys.argv[1]
     procs = []
-    with tempfile.TemporaryDirectory() as env_dir, tempfile.TemporaryDirectory() as situations_dir:
+    with tempfile.TemporaryDirectory() as env_dir, tempfile.TemporaryDirectory() as situations_dir, \
+            tempfile.TemporaryDirectory() as varied_dir:
         try:
             proc, url = start(binary, env_dir)
             procs.append(proc)
@@ -1103,6 +1137,8 @@ def main():
             agent = f"127.0.0.1:{free_port()}"
             proc2, url2 = start(binary, situations_dir, "--world", world, "--ecs-agent", agent)
             procs.append(proc2)
+            proc3, url3 = start(binary, varied_dir, "--variance", "7")
+            procs.append(proc3)
             metering_checks(url, env_dir)
             sigv4_checks(env_dir)
             license_checks(url, env_dir)
@@ -1113,13 +1149,14 @@ def main():
             platform_checks(env_dir)
             extend_checks(url, env_dir)
             situation_checks(url2, situations_dir, agent, started)
+            variance_checks(url3, varied_dir)
             moto_peer_checks(env_dir)
             if subprocess.run(["which", "aws"], capture_output=True).returncode == 0:
                 cli_checks(env_dir)
             else:
                 FAILED.append("AWS CLI missing")
                 print("FAIL AWS CLI not installed")
-            errors_swept([url, url2])
+            errors_swept([url, url2, url3])
         finally:
             for p in procs:
                 p.terminate()
