@@ -48,9 +48,9 @@ fn hourly_starts_are_admitted_under_every_seed() {
     let mut seen = Vec::new();
     for seed in seeds() {
         let emu = varied(seed);
-        // The ECS task role (container credential JSON), IRSA (STS XML), and IRSA with the region
-        // from IMDS (its token and region answers).
-        for workload in ["ecs-task", "eks-irsa", "eks-irsa-no-region"] {
+        // The ECS task role (container credential JSON), the same with the region from task metadata
+        // v4, IRSA (STS XML), and IRSA with the region from IMDS (its token and region answers).
+        for workload in ["ecs-task", "ecs-ec2-old-agent", "eks-irsa", "eks-irsa-no-region"] {
             let dir = scratch();
             let out =
                 with_workload(gate("mpgate-test", &emu, workload, dir.path()).arg("exec"), dir.path()).run().check();
@@ -63,7 +63,7 @@ fn hourly_starts_are_admitted_under_every_seed() {
             assert_eq!(report.var("MPGATE_NONCE"), nonce, "seed {seed}, {workload}: the nonce sent is handed over");
             seen.push(claims(&report));
         }
-        assert_eq!(emu.registrations().len(), 3, "seed {seed}: one registration per start");
+        assert_eq!(emu.registrations().len(), 4, "seed {seed}: one registration per start");
     }
     // The fixed seeds drew every form the gate must read; a variance that did nothing fails here.
     let has = |k: &str| seen.iter().any(|c| c.get(k).is_some());
