@@ -222,3 +222,15 @@ fn iat_in_milliseconds_is_accepted() {
     world.products.iter_mut().for_each(|p| p.iat_millis = true);
     admitted_in(world);
 }
+
+#[test]
+fn iat_with_a_fraction_is_accepted_in_seconds_and_in_milliseconds() {
+    for millis in [false, true] {
+        let mut world = World::demo();
+        world.products.iter_mut().for_each(|p| {
+            p.iat_fraction = true;
+            p.iat_millis = millis;
+        });
+        admitted_in(world);
+    }
+}

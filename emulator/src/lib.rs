@@ -23,6 +23,7 @@ pub use model::demo::{
 };
 pub use model::fault::{Fault, TokenMutation};
 pub use model::ledger::{Allocation, MeteringRecord, Recorded, Registration, Seat, SeatState};
+pub use model::variance::DateForm;
 pub use model::world::{
     Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DateStyle, DryRunAnswer, License, LicenseEntitlement,
     OutsideHomeRegion, Platform, Product, Quotas, RedirectLocation, RegistrationToken, Workload, World,
@@ -30,4 +31,4 @@ pub use model::world::{
 };
 pub use model::{clock, keys};
 pub use server::{Emulator, Listen};
-pub use wire::{jwt, sigv4};
+pub use wire::{forms, jwt, sigv4};

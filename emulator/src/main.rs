@@ -5,7 +5,8 @@
 //! `--ecs-agent 169.254.170.2:80` and `--imds ID=169.254.169.254:80` serve the real link-local
 //! endpoints (inside a network namespace or container where those addresses exist). Prints one line with the URL,
 //! optionally writes `<DIR>/<workload>.env` (+ `<DIR>/<workload>/` token files), serves until
-//! SIGINT or SIGTERM.
+//! SIGINT or SIGTERM. `--variance SEED` answers every request in forms drawn from SEED (docs/emulator.md,
+//! "Variance") and says so on stderr.
 //!
 //! `mpgate-emulator env WORKLOAD (--url URL | --dir DIR)`: prints `export K='V'` lines for
 //! `eval`: asked from a running emulator (`--url`; token files go under `--dir`, default /tmp), or
@@ -24,7 +25,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: mpgate-emulator [--listen 127.0.0.1:0] [--tls-listen 127.0.0.1:0]
-                      [--world FILE.json] [--env-dir DIR]
+                      [--world FILE.json] [--env-dir DIR] [--variance SEED]
                       [--ecs-agent 169.254.170.2:80] [--imds WORKLOAD=169.254.169.254:80]...
        mpgate-emulator env WORKLOAD (--url URL [--dir DIR] | --dir DIR)";
 
@@ -100,6 +101,11 @@ fn parse_args() -> Result<Args, String> {
                 args.listen.imds.push((id.to_string(), addr));
             }
             "--world" => args.world = Some(PathBuf::from(value()?)),
+            "--variance" => {
+                let v = value()?;
+                args.listen.variance =
+                    Some(v.parse().map_err(|_| format!("--variance wants a seed (0 to 2^64-1), got {v:?}"))?);
+            }
             "--env-dir" => args.env_dir = Some(PathBuf::from(value()?)),
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -137,6 +143,9 @@ fn run() -> Result<(), String> {
     }
     let mut out = std::io::stdout();
     // Launchers wait for this exact line, so flush it before serving.
+    if let Some(seed) = emu.variance() {
+        eprintln!("mpgate-emulator: variance seed {seed}");
+    }
     let _ = writeln!(out, "mpgate-emulator listening on {}", emu.url());
     if let Some(tls) = emu.tls_url() {
         let _ = writeln!(out, "mpgate-emulator listening on {tls}");

@@ -25,6 +25,7 @@ fn claims(style: ClaimStyle) -> Claims {
         key_version: 1,
         nonce: Some("n-1".into()),
         iat: 1_700_000_000,
+        iat_fraction: None,
         day: 86_400,
         style,
     }

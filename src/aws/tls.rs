@@ -114,15 +114,15 @@ impl HttpConnector for Hyper {
             Ok(request) => request,
             Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
         };
-        // Only a refused certificate needs it; the authority is a cheap, shared clone of the URI's bytes.
-        let authority = request.uri().authority().cloned();
+        // Failures name where mpgate was connecting to: the host and port the URI gives.
+        let endpoint = Endpoint::of(request.uri());
         let answer = self.client.request(request);
         HttpConnectorFuture::new(async move {
             match tokio::time::timeout(READ_TIMEOUT, answer).await {
                 Err(elapsed) => Err(ConnectorError::timeout(
-                    format!("no answer within {} s: {elapsed}", READ_TIMEOUT.as_secs()).into(),
+                    format!("no answer from {endpoint} within {} s: {elapsed}", READ_TIMEOUT.as_secs()).into(),
                 )),
-                Ok(Err(e)) => Err(connector_error(e, authority.as_ref().map_or("", |a| a.host()))),
+                Ok(Err(e)) => Err(connector_error(e, &endpoint)),
                 Ok(Ok(response)) => HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
                     .map_err(|e| ConnectorError::other(e.into(), None)),
             }
@@ -130,17 +130,65 @@ impl HttpConnector for Hyper {
     }
 }
 
+/// The host and port a request goes to, as its failures name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Endpoint {
+    /// The host name or IP address (an IPv6 address without its brackets).
+    pub(crate) host: String,
+    /// The URI's port, else the scheme's (443 for https, 80 otherwise).
+    pub(crate) port: u16,
+}
+
+impl Endpoint {
+    fn of(uri: &hyper::Uri) -> Endpoint {
+        let host = uri.host().unwrap_or_default().trim_matches(|c| c == '[' || c == ']').to_string();
+        let default = if uri.scheme_str() == Some("https") { 443 } else { 80 };
+        Endpoint { host, port: uri.port_u16().unwrap_or(default) }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A connection to `endpoint` that could not be made (DNS, TCP or a TLS handshake failure other than
+/// a refused certificate): hyper's error names neither host nor port, and the operator needs both.
+#[derive(Debug)]
+pub(crate) struct ConnectFailed {
+    pub(crate) endpoint: Endpoint,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl std::fmt::Display for ConnectFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot connect to {}", self.endpoint)
+    }
+}
+
+impl std::error::Error for ConnectFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
 /// The SDK's classification of a hyper failure (as aws-smithy-http-client's): connecting (DNS, TCP,
 /// TLS, including a connect timeout) and broken connections are I/O errors, hyper's own timeouts are
-/// timeouts, a message cut short is transient; anything else is unclassified. A server certificate
-/// that did not verify is still an I/O error to the SDK, but wrapped in [`CertificateRejected`] with the
-/// `host` it was presented for, which the entitlement triage turns into a final refusal.
-fn connector_error(e: hyper_util::client::legacy::Error, host: &str) -> ConnectorError {
+/// timeouts, a message cut short is transient; anything else is unclassified. A failure to connect
+/// is wrapped in [`ConnectFailed`] naming `endpoint`; a server certificate that did not verify is
+/// still an I/O error to the SDK, but wrapped in [`CertificateRejected`] with the host it was
+/// presented for, which the entitlement triage turns into a final refusal.
+fn connector_error(e: hyper_util::client::legacy::Error, endpoint: &Endpoint) -> ConnectorError {
     if e.is_connect() {
         if certificate_error(&e).is_some() {
-            return ConnectorError::io(Box::new(CertificateRejected { host: host.to_string(), source: e.into() }));
+            return ConnectorError::io(Box::new(CertificateRejected { host: endpoint.host.clone(), source: e.into() }));
         }
-        return ConnectorError::io(e.into());
+        return ConnectorError::io(Box::new(ConnectFailed { endpoint: endpoint.clone(), source: e.into() }));
     }
     let chain = || std::iter::successors(e.source(), |&s| s.source());
     let hyper = chain().find_map(|s| s.downcast_ref::<hyper::Error>());
@@ -242,6 +290,18 @@ mod tests {
         assert_eq!(certificate_error(&reset), None);
         let alert = wrapped(rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure));
         assert_eq!(certificate_error(&alert), None);
+    }
+
+    #[test]
+    fn an_endpoint_is_named_with_its_port_or_the_scheme_s() {
+        let named = |uri: &str| Endpoint::of(&uri.parse().expect("uri")).to_string();
+        assert_eq!(
+            named("https://metering.marketplace.us-east-1.amazonaws.com/"),
+            "metering.marketplace.us-east-1.amazonaws.com:443"
+        );
+        assert_eq!(named("http://169.254.170.2/v2/credentials/x"), "169.254.170.2:80");
+        assert_eq!(named("http://127.0.0.1:4567/"), "127.0.0.1:4567");
+        assert_eq!(named("http://[fd00:ec2::23]/latest/api/token"), "[fd00:ec2::23]:80");
     }
 
     /// The trust anchors are the compiled-in Mozilla set, not empty and not the machine's.

@@ -203,10 +203,28 @@ fn shown(v: &Value) -> String {
     }
 }
 
-/// `iat` in seconds; the unit is undocumented, so a value too large to be seconds is read as ms.
+/// `iat` in seconds. The unit is undocumented, so a value too large to be seconds is read as
+/// milliseconds; a JWT's NumericDate may carry a fraction (RFC 7519 §2), so a JSON number with one is
+/// read too, in either unit, and cut to whole seconds. Negative, non-finite or non-numeric values
+/// are refused.
 fn issued_at(v: &Value) -> Result<u64, String> {
-    let n = v.as_u64().ok_or_else(|| format!("iat {} is not a non-negative integer", shown(v)))?;
-    Ok(if n > 100_000_000_000 { n / 1000 } else { n })
+    /// Beyond this a value cannot be seconds (the year 5138): it is milliseconds.
+    const MILLIS_FROM: u64 = 100_000_000_000;
+    let bad = || format!("iat {} is not a non-negative number", shown(v));
+    let Value::Number(n) = v else {
+        return Err(bad());
+    };
+    if let Some(whole) = n.as_u64() {
+        return Ok(if whole > MILLIS_FROM { whole / 1000 } else { whole });
+    }
+    match n.as_f64() {
+        // Below 2^64 (u64::MAX as f64 rounds up to it), so the cast cannot saturate.
+        Some(f) if f.is_finite() && f >= 0.0 && f < u64::MAX as f64 => {
+            let whole = f.trunc() as u64;
+            Ok(if whole > MILLIS_FROM { whole / 1000 } else { whole })
+        }
+        _ => Err(bad()),
+    }
 }
 
 #[cfg(test)]
@@ -268,6 +286,21 @@ mod tests {
     }
 
     #[test]
+    fn a_fractional_iat_verifies_in_seconds_and_in_milliseconds() {
+        let at = |iat: Value| json!({"productCode": "prod1", "publicKeyVersion": 1, "nonce": "n-1", "iat": iat});
+        for iat in [json!(NOW as f64 + 0.25), json!(NOW as f64 * 1000.0 + 125.5), json!(1.8e9)] {
+            assert_eq!(check(&sign_with(PRIV, &ps256(), &at(iat.clone()))), Ok(Verified { issued_at: NOW }), "{iat}");
+        }
+        for bad in [json!(-0.5), json!(1e300), json!("1800000000"), json!(null), json!(true)] {
+            let err = check(&sign_with(PRIV, &ps256(), &at(bad.clone()))).expect_err("bad iat");
+            assert!(
+                err.contains("is not a non-negative number") || err.contains("from the local clock"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn other_algorithms_are_refused_even_when_correctly_signed_as_pss() {
         for alg in ["none", "HS256", "RS256", "PS384", "ps256"] {
             let err = check(&sign_with(PRIV, &json!({"alg": alg}), &good_claims())).expect_err(alg);
@@ -317,7 +350,7 @@ mod tests {
             ),
             (
                 json!({"productCode": "prod1", "publicKeyVersion": 1, "nonce": "n-1", "iat": -5}),
-                "not a non-negative integer",
+                "not a non-negative number",
             ),
             (
                 json!({"productCode": "prod1", "ProductCode": "prod1", "publicKeyVersion": 1, "nonce": "n-1", "iat": NOW}),

@@ -37,6 +37,7 @@ fn product(code: &str, versions: Vec<i32>, keys: BTreeMap<i32, String>, dimensio
         signing_keys: keys,
         claim_style: ClaimStyle::CamelCase,
         iat_millis: false,
+        iat_fraction: false,
         dimensions: dimensions.iter().map(|d| d.to_string()).collect(),
         dry_run: DryRunAnswer::Empty,
         seller: Some(SELLER_ACCOUNT.to_string()),

@@ -10,4 +10,5 @@ pub mod fault;
 pub mod keys;
 pub mod ledger;
 pub mod quota;
+pub mod variance;
 pub mod world;

@@ -61,6 +61,10 @@ pub struct Product {
     /// `iat` in milliseconds instead of seconds (the unit is undocumented; docs/aws-behaviour.md §3).
     #[serde(default)]
     pub iat_millis: bool,
+    /// `iat` with a fraction (`1767225600.375`), in the unit `iat_millis` chooses (RFC 7519 allows
+    /// a fractional NumericDate; AWS does not say whether it sends one).
+    #[serde(default)]
+    pub iat_fraction: bool,
     /// Custom-metering dimension names from the product load form; MeterUsage and BatchMeterUsage
     /// reject any other name with `InvalidUsageDimensionException`.
     #[serde(default)]

@@ -28,6 +28,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, site: Site, tls: 
         // ACK of the tickets, a stall no AWS endpoint imposes on a client.
         let _ = stream.set_nodelay(true);
         let (shared, site, tls) = (shared.clone(), site.clone(), tls.clone());
+        let shared_for_case = shared.clone();
         tokio::spawn(async move {
             // A second descriptor for the same socket keeps it open after hyper lets go, so a
             // ConnectionReset fault can set SO_LINGER 0 and turn the close into a TCP RST.
@@ -37,7 +38,10 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, site: Site, tls: 
             let reset = Arc::new(AtomicBool::new(false));
             let flag = reset.clone();
             let svc = service_fn(move |req| handle(shared.clone(), site.clone(), flag.clone(), req));
-            let http = hyper::server::conn::http1::Builder::new();
+            let mut http = hyper::server::conn::http1::Builder::new();
+            // Variance mode: header names in Title-Case on some connections (HTTP header names are
+            // case-insensitive, RFC 9110 §5.1).
+            http.title_case_headers(shared_for_case.title_case_connection());
             // Errors here are client disconnects, failed handshakes or our own Dropped; nothing to report.
             match tls {
                 None => {

@@ -49,6 +49,10 @@ struct ClockRequest {
     advance_secs: Option<f64>,
     #[serde(default)]
     set_unix: Option<f64>,
+    /// How far the service's wall clock (answers' `Date`, SigV4's 5-minute window) runs ahead of
+    /// real time, in seconds; negative is behind.
+    #[serde(default)]
+    wall_skew_secs: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +144,9 @@ pub fn handle(shared: &Shared, req: &Incoming) -> Outcome {
                 }
                 if let Some(s) = c.advance_secs {
                     inner.clock.advance(Duration::from_secs_f64(s.max(0.0)));
+                }
+                if let Some(skew) = c.wall_skew_secs {
+                    inner.wall_skew_secs = skew;
                 }
             }
             clock_json(shared)

@@ -70,7 +70,7 @@ impl Emulator {
             None => (None, None),
         };
         let tls_index = tls.as_ref().map(|_| listeners.len() - 1);
-        let shared = Arc::new(Shared::new(world, url, &addrs, ecs_agent)?);
+        let shared = Arc::new(Shared::new(world, url, &addrs, ecs_agent, listen.variance)?);
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let mut tokio_listeners = Vec::new();
         for (site, l) in listeners {
@@ -100,6 +100,11 @@ impl Emulator {
             drop(rt);
         })?;
         Ok(Emulator { shared, tls_url, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// The variance seed the emulator runs with, if any (`Listen::variance`).
+    pub fn variance(&self) -> Option<u64> {
+        self.shared.variance
     }
 
     /// "http://127.0.0.1:PORT"

@@ -1,9 +1,10 @@
 //! One request from arrival to ledger: the control API short-circuit, naming the operation,
-//! drawing and applying a queued fault, dispatching, dating the answer by the service's wall
-//! clock, and recording request and answer in the request ledger.
+//! drawing and applying a queued fault, dispatching, the forms of variance mode (for answers no
+//! fault touched), dating the answer by the service's wall clock, and recording request and answer
+//! in the request ledger.
 
 use super::control;
-use super::http::{read, respond, Dropped, Reply};
+use super::http::{read, respond, Dropped, Framing, Reply};
 use super::routing::{dispatch, op_name, Site};
 use crate::model::fault::Fault;
 use crate::state::Shared;
@@ -46,7 +47,7 @@ pub async fn handle(
 ) -> Result<Reply, Dropped> {
     let req = read(req).await;
     if matches!(site, Site::Main) && req.path.starts_with("/_emulator/") {
-        return Ok(respond(&control::handle(&shared, &req), false));
+        return Ok(respond(&control::handle(&shared, &req), Framing::Sized));
     }
     let op = op_name(&site, &req);
     let site_workload = match &site {
@@ -80,11 +81,17 @@ pub async fn handle(
             corrupt(dispatch(&shared, &site, &op, &req, mutation), fault.as_ref())
         }
     };
+    let (out, forms) = if fault.is_none() { super::variance::apply(&shared, &op, out) } else { (out, None) };
     record(&shared, &op, &req, &out);
     if out.hang {
         std::future::pending::<()>().await;
     }
-    let mut reply = respond(&out, truncate);
+    let framing = match forms {
+        _ if truncate => Framing::Truncated,
+        Some(f) if f.chunked => Framing::Chunked,
+        _ => Framing::Sized,
+    };
+    let mut reply = respond(&out, framing);
     // Answers are dated by the service's wall clock (real time plus `set_wall_skew`), so a client can
     // be shown a skewed service clock, as `mpgate check` compares them.
     if let Ok(date) = hyper::header::HeaderValue::from_str(&httpdate::fmt_http_date(shared.wall_now())) {

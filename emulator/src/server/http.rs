@@ -1,6 +1,6 @@
 //! The hyper side of a request: reading it into an `Incoming`, and writing an `Outcome` back,
-//! including the truncated body of `Fault::TruncatedBody` and the dropped connection of the
-//! connection faults.
+//! including the truncated body of `Fault::TruncatedBody`, the chunked body of variance mode and the
+//! dropped connection of the connection faults.
 
 use crate::wire::proto::Outcome;
 use crate::wire::request::Incoming;
@@ -45,7 +45,37 @@ impl hyper::body::Body for Truncated {
     }
 }
 
-pub type Reply = Response<Either<Full<Bytes>, Truncated>>;
+/// A body sent in pieces with no length announced: hyper writes it with `Transfer-Encoding: chunked`.
+pub struct Chunked {
+    pieces: std::collections::VecDeque<Bytes>,
+}
+
+impl hyper::body::Body for Chunked {
+    type Data = Bytes;
+    type Error = Dropped;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Dropped>>> {
+        std::task::Poll::Ready(self.pieces.pop_front().map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+    fn is_end_stream(&self) -> bool {
+        self.pieces.is_empty()
+    }
+}
+
+pub type Reply = Response<Either<Full<Bytes>, Either<Truncated, Chunked>>>;
+
+/// How the body travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `Content-Length`, the whole body.
+    Sized,
+    /// `Content-Length` of the whole body, half of it, then the connection breaks.
+    Truncated,
+    /// `Transfer-Encoding: chunked`, in three pieces.
+    Chunked,
+}
 
 pub async fn read(req: Request<Body>) -> Incoming {
     let (parts, body) = req.into_parts();
@@ -63,19 +93,25 @@ pub async fn read(req: Request<Body>) -> Incoming {
     }
 }
 
-pub fn respond(out: &Outcome, truncate: bool) -> Reply {
+pub fn respond(out: &Outcome, framing: Framing) -> Reply {
     let mut builder = Response::builder().status(out.status);
     for (k, v) in &out.headers {
         builder = builder.header(k, v);
     }
     let body = Bytes::from(out.body.clone());
-    let body = if truncate {
-        let len = body.len() as u64;
-        builder = builder.header("content-length", len.to_string());
-        let pause = Box::pin(tokio::time::sleep(std::time::Duration::from_millis(100)));
-        Either::Right(Truncated { first: Some(body.slice(..body.len() / 2)), len, pause })
-    } else {
-        Either::Left(Full::new(body))
+    let body = match framing {
+        Framing::Sized => Either::Left(Full::new(body)),
+        Framing::Truncated => {
+            let len = body.len() as u64;
+            builder = builder.header("content-length", len.to_string());
+            let pause = Box::pin(tokio::time::sleep(std::time::Duration::from_millis(100)));
+            Either::Right(Either::Left(Truncated { first: Some(body.slice(..body.len() / 2)), len, pause }))
+        }
+        Framing::Chunked => {
+            let third = body.len().div_ceil(3).max(1);
+            let pieces = body.chunks(third).map(Bytes::copy_from_slice).collect();
+            Either::Right(Either::Right(Chunked { pieces }))
+        }
     };
     builder.body(body).unwrap_or_else(|_| Response::new(Either::Left(Full::new(Bytes::new()))))
 }

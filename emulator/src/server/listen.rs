@@ -1,4 +1,4 @@
-//! Where the emulator listens (`Listen`), and the real link-local addresses of the ECS agent and
+//! Where and how the emulator listens (`Listen`: addresses, and the variance seed), and the real link-local addresses of the ECS agent and
 //! IMDS, which decide whether a workload's environment needs an endpoint override at all.
 
 use std::net::SocketAddr;
@@ -19,6 +19,9 @@ pub struct Listen {
     /// for 127.0.0.1/localhost from testdata/emulator-tls. Off by default. The container credential
     /// endpoints in `workload_env` keep pointing at the plain port, as ECS's are plain http.
     pub tls_main: Option<SocketAddr>,
+    /// Variance mode: every answer takes, drawn from this seed, one of the forms AWS's protocols and
+    /// documents allow for it (docs/emulator.md, "Variance"). `None` (the default): one fixed form.
+    pub variance: Option<u64>,
 }
 
 impl Listen {
@@ -31,6 +34,12 @@ impl Listen {
 
 impl Default for Listen {
     fn default() -> Listen {
-        Listen { main: SocketAddr::from(([127, 0, 0, 1], 0)), ecs_agent: None, imds: Vec::new(), tls_main: None }
+        Listen {
+            main: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ecs_agent: None,
+            imds: Vec::new(),
+            tls_main: None,
+            variance: None,
+        }
     }
 }

@@ -18,6 +18,9 @@ pub fn op(method: &str, path: &str) -> &'static str {
     match (method, path) {
         ("PUT", "/latest/api/token") => "ImdsToken",
         ("GET", "/latest/meta-data/placement/region") => "ImdsRegion",
+        ("GET", "/latest/meta-data/placement/availability-zone" | "/latest/meta-data/placement/availability-zone/") => {
+            "ImdsAvailabilityZone"
+        }
         ("GET", CREDS) => "ImdsRoleName",
         ("GET", p) if p.starts_with(CREDS) => "ImdsCredentials",
         _ => "ImdsOther",
@@ -59,6 +62,8 @@ pub fn handle(shared: &Shared, w: &Workload, op: &str, req: &Incoming) -> Outcom
     let role = role(w);
     match op {
         "ImdsRegion" => plain(200, &w.region),
+        // EC2 serves both; botocore reads the region from the zone (dropping its letter).
+        "ImdsAvailabilityZone" => plain(200, &format!("{}a", w.region)),
         "ImdsRoleName" => match &role {
             Some(r) => plain(200, r),
             None => plain(404, ""),

@@ -5,6 +5,7 @@
 use super::auth::{authenticate, Caller};
 use crate::model::fault::TokenMutation;
 use crate::model::ledger::Registration;
+use crate::model::variance::IatForm;
 use crate::state::{PrincipalKind, Shared};
 use crate::wire::jwt::{self, Claims};
 use crate::wire::proto::{json_error, json_ok, Outcome};
@@ -143,18 +144,29 @@ fn register(shared: &Shared, caller: &Caller, req: &Incoming, mutation: Option<T
         }
     }
     let now = SystemTime::now();
-    let (iat, day) = if product.iat_millis {
+    // The product's own forms, or in variance mode a draw of every form AWS's documents allow.
+    let (style, iat_form) = match shared.forms("RegisterUsage.Signature") {
+        Some(f) => (f.claims, f.iat),
+        None => (product.claim_style, iat_form(product)),
+    };
+    let millis = matches!(iat_form, IatForm::Millis | IatForm::MillisFraction(_));
+    let (iat, day) = if millis {
         (crate::model::clock::unix_millis(now), 86_400_000)
     } else {
         (crate::model::clock::unix_secs(now), 86_400)
+    };
+    let iat_fraction = match iat_form {
+        IatForm::SecondsFraction(f) | IatForm::MillisFraction(f) => Some(f),
+        IatForm::Seconds | IatForm::Millis => None,
     };
     let claims = Claims {
         product_code: product.code.clone(),
         key_version: input.version,
         nonce: input.nonce.clone(),
         iat,
+        iat_fraction,
         day,
-        style: product.claim_style,
+        style,
     };
     let signing_key = shared.keys.products.get(&(product.code.clone(), input.version)).unwrap_or(&shared.keys.emulator);
     let token = jwt::issue(signing_key, &shared.keys.attacker, &claims, mutation);
@@ -175,4 +187,14 @@ fn register(shared: &Shared, caller: &Caller, req: &Incoming, mutation: Option<T
         body["PublicKeyRotationTimestamp"] = json!(rotation);
     }
     json_ok(body)
+}
+
+/// The unit and form of the `iat` of `product`'s tokens outside variance mode.
+fn iat_form(product: &crate::model::world::Product) -> IatForm {
+    match (product.iat_millis, product.iat_fraction) {
+        (false, false) => IatForm::Seconds,
+        (true, false) => IatForm::Millis,
+        (false, true) => IatForm::SecondsFraction(375),
+        (true, true) => IatForm::MillisFraction(375),
+    }
 }

@@ -48,4 +48,7 @@ pub struct Inner {
     /// Licenses changed or added at run time (by ARN): a renewal, a cancellation, an entitlement
     /// taken away while workloads run. They replace the world's license of the same ARN.
     pub license_overrides: std::collections::BTreeMap<String, License>,
+    /// Variance mode: answers drawn so far per draw stream, and connections accepted so far.
+    pub variance_draws: HashMap<String, u64>,
+    pub variance_connections: u64,
 }

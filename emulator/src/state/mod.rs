@@ -13,6 +13,7 @@ pub use inner::Inner;
 pub use setup::{Keys, Setup};
 
 use crate::model::fault::Fault;
+use crate::model::variance::Forms;
 use crate::model::world::{License, World};
 use crate::wire::ids::{random_string, random_upper};
 use std::collections::HashMap;
@@ -28,6 +29,9 @@ pub struct Shared {
     pub url: String,
     /// Where the ECS agent endpoints (relative credentials URI, TMDE v4) listen, if anywhere.
     pub ecs_agent: Option<SocketAddr>,
+    /// The variance seed: answers take forms drawn from it (`model::variance`); `None` answers in
+    /// the one form of each answer the emulator builds.
+    pub variance: Option<u64>,
     inner: Mutex<Inner>,
 }
 
@@ -37,6 +41,7 @@ impl Shared {
         url: String,
         imds_addrs: &HashMap<String, SocketAddr>,
         ecs_agent: Option<SocketAddr>,
+        variance: Option<u64>,
     ) -> io::Result<Shared> {
         let keys = Keys::load(&world)?;
         let mut inner = Inner::default();
@@ -48,12 +53,33 @@ impl Shared {
             }
             setup.insert(w.id.clone(), s);
         }
-        Ok(Shared { world, keys, setup, url, ecs_agent, inner: Mutex::new(inner) })
+        Ok(Shared { world, keys, setup, url, ecs_agent, variance, inner: Mutex::new(inner) })
     }
 
     /// A poisoned lock only means a handler panicked mid-update; the ledgers are still usable.
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The forms of the next answer of draw stream `stream` (an operation, or a part of one's
+    /// answer such as the RegisterUsage token) in variance mode; `None` otherwise.
+    pub fn forms(&self, stream: &str) -> Option<Forms> {
+        let seed = self.variance?;
+        let mut inner = self.lock();
+        let n = inner.variance_draws.entry(stream.to_string()).or_insert(0);
+        let forms = Forms::draw(seed, stream, *n);
+        *n += 1;
+        Some(forms)
+    }
+
+    /// Whether the next connection writes Title-Case header names (variance mode only).
+    pub fn title_case_connection(&self) -> bool {
+        let Some(seed) = self.variance else {
+            return false;
+        };
+        let mut inner = self.lock();
+        inner.variance_connections += 1;
+        Forms::title_case_headers(seed, inner.variance_connections)
     }
 
     pub fn next_fault(&self, op: &str) -> Option<Fault> {

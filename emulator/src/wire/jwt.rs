@@ -20,6 +20,8 @@ pub struct Claims {
     pub nonce: Option<String>,
     /// Already in the product's unit (seconds or milliseconds).
     pub iat: i64,
+    /// Thousandths of that unit written as a fraction of `iat` (a JWT NumericDate may have one).
+    pub iat_fraction: Option<u16>,
     /// One day in the same unit as `iat`, for `IatFarFuture` and `IatFarPast`.
     pub day: i64,
     pub style: ClaimStyle,
@@ -42,7 +44,11 @@ fn payload(c: &Claims, style: ClaimStyle) -> Map<String, Value> {
     if let Some(n) = &c.nonce {
         m.insert(nonce.into(), json!(n));
     }
-    m.insert("iat".into(), json!(c.iat));
+    let fractional = c.iat_fraction.and_then(|f| {
+        let text = format!("{}.{f:03}", c.iat);
+        text.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
+    });
+    m.insert("iat".into(), fractional.map_or_else(|| json!(c.iat), Value::Number));
     m
 }
 

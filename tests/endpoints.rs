@@ -1,0 +1,73 @@
+//! Refusal lines name the endpoint a start could not reach: host and port, for a failed connection
+//! to Marketplace Metering (`exec` and `supervise`) and to the container credential endpoint, as
+//! `mpgate check` names them.
+
+use crate::hourly::{gate_as, with_workload};
+use crate::support::{dist_dir, scratch, Run};
+use mpgate_emulator::{Emulator, World};
+
+/// A loopback port nothing listens on: bound, then released.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+#[test]
+fn exec_names_the_metering_host_and_port_it_could_not_connect_to() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let port = closed_port();
+    let gate = gate_as(&emu, "ecs-task", dir.path())
+        .env("AWS_ENDPOINT_URL_MARKETPLACE_METERING", format!("http://127.0.0.1:{port}"))
+        .arg("--deadline")
+        .arg("2s");
+    with_workload(gate, dir.path())
+        .run()
+        .expect_status(81)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("within the 2s start-up deadline")
+        .expect_stderr_contains(&format!("cannot connect to 127.0.0.1:{port}"))
+        .check();
+    assert!(!dir.path().join("report.json").exists(), "the workload must not run");
+}
+
+#[test]
+fn supervise_names_the_metering_host_and_port_it_could_not_connect_to() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let port = closed_port();
+    Run::bin(dist_dir().join("mpgate-test-metered"))
+        .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
+        .env("PATH", "/usr/bin:/bin")
+        .env("MPGATE_SPOOL_DIR", dir.path().join("spool"))
+        .env("AWS_ENDPOINT_URL_MARKETPLACE_METERING", format!("http://127.0.0.1:{port}"))
+        .args(["supervise", "--deadline", "2s", "--", "/bin/sh", "-c", "echo ran > \"$0\""])
+        .arg(dir.path().join("ran"))
+        .run()
+        .expect_status(81)
+        .expect_one_refusal_line()
+        .expect_stderr_contains(&format!("cannot connect to 127.0.0.1:{port}"))
+        .check();
+    assert!(!dir.path().join("ran").exists(), "the workload must not run");
+}
+
+#[test]
+fn a_credential_endpoint_that_refuses_the_connection_is_named() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let port = closed_port();
+    let gate = gate_as(&emu, "ecs-task", dir.path())
+        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("http://127.0.0.1:{port}/v2/credentials/x"))
+        .arg("--deadline")
+        .arg("20s");
+    // aws-config's container provider retries a refused connection a few times, then fails: the gate
+    // refuses with that failure long before its deadline.
+    with_workload(gate, dir.path())
+        .run()
+        .expect_status(81)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("cannot load credentials from the ECS task role")
+        .expect_stderr_contains(&format!("cannot connect to 127.0.0.1:{port}"))
+        .check();
+    assert!(emu.bodies("RegisterUsage").is_empty(), "no call without credentials");
+}
