@@ -18,14 +18,14 @@ mod state;
 mod wire;
 
 pub use model::demo::{
-    ACCOUNT, CONTRACT_LICENSE, CONTRACT_SKU, EXPIRED_REGISTRATION_TOKEN, FREE, IRSA_ROLE, LICENSE_TOKEN_ROLE, METERED,
-    PAID, REGISTRATION_TOKEN, SAAS, SELLER_ACCOUNT, UNSUBSCRIBED_ACCOUNT,
+    ACCOUNT, CONTRACT_LICENSE, CONTRACT_SKU, EXPIRED_REGISTRATION_TOKEN, FREE, FRESH_TASK, IRSA_ROLE, LICENSE_TOKEN_ROLE,
+    METERED, NEW_YEAR, PAID, REGISTRATION_TOKEN, SAAS, SELLER_ACCOUNT, UNSUBSCRIBED_ACCOUNT,
 };
 pub use model::fault::{Fault, TokenMutation};
 pub use model::ledger::{Allocation, MeteringRecord, Recorded, Registration, Seat, SeatState};
 pub use model::world::{
-    Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DryRunAnswer, License, LicenseEntitlement, Platform,
-    Product, Quotas, RegistrationToken, Workload, World, MARKETPLACE_FINGERPRINT,
+    Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DryRunAnswer, DryRunChecks, License, LicenseEntitlement,
+    Platform, Product, Quotas, RegistrationToken, TagPattern, Workload, World, MARKETPLACE_FINGERPRINT,
 };
 pub use model::{clock, keys};
 pub use server::{Emulator, Listen};

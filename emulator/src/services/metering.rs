@@ -137,8 +137,7 @@ fn register(shared: &Shared, caller: &Caller, req: &Incoming, mutation: Option<T
     // The seller's own account runs in preview mode: no entitlement check (docs/aws-behaviour.md §2.2).
     let preview = product.seller.as_deref() == Some(p.account.as_str());
     if !preview && !shared.lock().registered.contains(&key) {
-        let subscribed = shared.world.account(&p.account).is_some_and(|a| a.subscriptions.contains(&product.code));
-        if !subscribed {
+        if !shared.subscribed(&p.account, &product.code) {
             return json_error(400, "CustomerNotEntitledException", "Customer is not subscribed to the product.");
         }
     }
