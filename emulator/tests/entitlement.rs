@@ -49,14 +49,24 @@ fn registerusage_checks_the_subscription_only_on_a_tasks_first_call() {
     let again = register(&emu, &running);
     assert_eq!(again.status, 200, "a running task keeps registering: {}", again.body);
     let new = ecs_creds(&emu, "eu-task");
-    let r = call(&emu, &new, "eu-west-1", "aws-marketplace", "AWSMPMeteringService.RegisterUsage", &format!(
-        r#"{{"ProductCode":"{PAID}","PublicKeyVersion":1}}"#
-    ));
+    let r = call(
+        &emu,
+        &new,
+        "eu-west-1",
+        "aws-marketplace",
+        "AWSMPMeteringService.RegisterUsage",
+        &format!(r#"{{"ProductCode":"{PAID}","PublicKeyVersion":1}}"#),
+    );
     assert!(is(&r, NOT_ENTITLED), "a new task of the unsubscribed buyer is refused: {}", r.body);
     emu.set_subscribed(ACCOUNT, PAID, true);
-    let r = call(&emu, &new, "eu-west-1", "aws-marketplace", "AWSMPMeteringService.RegisterUsage", &format!(
-        r#"{{"ProductCode":"{PAID}","PublicKeyVersion":1}}"#
-    ));
+    let r = call(
+        &emu,
+        &new,
+        "eu-west-1",
+        "aws-marketplace",
+        "AWSMPMeteringService.RegisterUsage",
+        &format!(r#"{{"ProductCode":"{PAID}","PublicKeyVersion":1}}"#),
+    );
     assert_eq!(r.status, 200, "subscribed again: {}", r.body);
 }
 

@@ -3,8 +3,8 @@
 
 use super::keys;
 use super::world::{
-    Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DryRunAnswer, DryRunChecks, License, LicenseEntitlement, Platform,
-    Product, Quotas, RegistrationToken, TagPattern, Workload, World, MARKETPLACE_FINGERPRINT,
+    Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DryRunAnswer, DryRunChecks, License, LicenseEntitlement,
+    Platform, Product, Quotas, RegistrationToken, TagPattern, Workload, World, MARKETPLACE_FINGERPRINT,
 };
 use std::collections::BTreeMap;
 

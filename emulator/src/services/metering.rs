@@ -136,10 +136,8 @@ fn register(shared: &Shared, caller: &Caller, req: &Incoming, mutation: Option<T
     let key = (p.workload.clone(), product.code.clone());
     // The seller's own account runs in preview mode: no entitlement check (docs/aws-behaviour.md §2.2).
     let preview = product.seller.as_deref() == Some(p.account.as_str());
-    if !preview && !shared.lock().registered.contains(&key) {
-        if !shared.subscribed(&p.account, &product.code) {
-            return json_error(400, "CustomerNotEntitledException", "Customer is not subscribed to the product.");
-        }
+    if !preview && !shared.lock().registered.contains(&key) && !shared.subscribed(&p.account, &product.code) {
+        return json_error(400, "CustomerNotEntitledException", "Customer is not subscribed to the product.");
     }
     let now = SystemTime::now();
     let (iat, day) = if product.iat_millis {

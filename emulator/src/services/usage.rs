@@ -67,7 +67,9 @@ pub(super) fn allocations(list: Option<&Vec<Value>>, quantity: i64, pattern: Tag
                 let (k, v) = (tm.require("Key", k), tm.require("Value", v));
                 tm.finish()?;
                 let (k, v) = (k.unwrap_or_default(), v.unwrap_or_default());
-                let ok = |s: &str, max: usize| (1..=max).contains(&s.chars().count()) && s.chars().all(|c| tag_char_ok(c, pattern));
+                let ok = |s: &str, max: usize| {
+                    (1..=max).contains(&s.chars().count()) && s.chars().all(|c| tag_char_ok(c, pattern))
+                };
                 if !ok(&k, 100) || !ok(&v, 256) {
                     return Err(Box::new(err("InvalidTagException", &format!("Tag {k:?}={v:?} is not valid."))));
                 }

@@ -75,7 +75,8 @@ impl Shared {
     /// run time (`Emulator::set_subscribed`).
     pub fn subscribed(&self, account: &str, code: &str) -> bool {
         let changed = self.lock().subscriptions.get(&(account.to_string(), code.to_string())).copied();
-        changed.unwrap_or_else(|| self.world.account(account).is_some_and(|a| a.subscriptions.iter().any(|s| s == code)))
+        changed
+            .unwrap_or_else(|| self.world.account(account).is_some_and(|a| a.subscriptions.iter().any(|s| s == code)))
     }
 
     /// Whether `account`'s call of `op` exceeds its quota (always false while quotas are off).
