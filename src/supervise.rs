@@ -7,13 +7,17 @@
 //! it; exit with the workload's status (128+n when a signal n killed it).
 //! Custom metering: the hourly sender (`metering::send::Meter`) runs as one more branch of the same
 //! `select!`, so its network waits never delay a signal or a reap; once the workload has exited, the
-//! sender flushes the rest (bounded by the flush deadline) before mpgate exits with the status.
+//! sender flushes the rest (bounded by the flush deadline) before mpgate exits with the status. When
+//! AWS answers the sender that the buyer is not entitled and `--on-not-entitled` is `stop`, the branch
+//! ends with that refusal: the workload is stopped (`stop`) and mpgate exits with the refusal instead.
 //! Contract pricing: the seat (`license::Lease`) is held by one more branch of the `select!`, which
 //! extends it before it expires; SIGTERM is forwarded first, then the branch checks the seat in (the
 //! workload may still be shutting down, but a SIGKILL after the grace period then leaks nothing); once
 //! the workload has exited the seat is checked in if it still is out, before mpgate exits.
 //! Must not: decide entitlement (it takes an `Entitled`) or replace the process image (`exec.rs`).
 #![forbid(unsafe_code)]
+
+pub mod stop;
 
 use crate::entitlement::Entitled;
 use crate::error::Error;
@@ -25,6 +29,7 @@ use nix::unistd::Pid;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt as _;
 use std::time::Duration;
+use stop::Stopping;
 use tokio::signal::unix::{signal, Signal as Stream, SignalKind};
 
 /// Signals forwarded to the workload. The synchronous ones (SEGV, BUS, FPE, ILL, TRAP, SYS, ABRT),
@@ -49,9 +54,12 @@ pub struct Options {
     pub group: bool,
     /// Custom metering: how long to keep sending after the workload exits.
     pub flush_deadline: Duration,
+    /// Custom metering: what a `CustomerNotEntitledException` to a usage record does.
+    pub on_not_entitled: stop::Policy,
 }
 
-/// Start the workload as a child and supervise it until it exits; returns its exit status.
+/// Start the workload as a child and supervise it until it exits; returns its exit status, or the
+/// refusal the workload was stopped for.
 pub fn supervise(
     entitled: Entitled,
     argv: &[OsString],
@@ -86,9 +94,12 @@ pub fn supervise(
             }
         };
         let workload = pid(workload)?;
-        let status = wait(workload, &mut signals, options.group, meter.as_mut(), lease.as_mut()).await;
-        wind_down(meter.as_mut(), lease.as_mut(), options.flush_deadline).await;
-        Ok(status)
+        let (status, stopped) = wait(workload, &mut signals, options.group, meter.as_mut(), lease.as_mut()).await;
+        let refused = wind_down(meter.as_mut(), lease.as_mut(), options.flush_deadline).await;
+        match stopped.or(refused) {
+            Some(reason) => Err(reason),
+            None => Ok(status),
+        }
     })
 }
 
@@ -140,16 +151,17 @@ fn pid(child: std::process::Child) -> Result<Pid, Error> {
     Ok(Pid::from_raw(i32::try_from(child.id()).map_err(|_| Error::Internal("child pid out of range".into()))?))
 }
 
-/// Forward signals and reap children until the workload exits; returns its status. The sender and
-/// the seat holder run as branches of the same `select!`, so their network waits never delay a
-/// signal or a reap; SIGTERM also tells the holder to check the seat in.
+/// Forward signals and reap children until the workload exits; returns its status, and the refusal
+/// it was stopped for, if it was. The sender and the seat holder run as branches of the same
+/// `select!`, so their network waits never delay a signal or a reap; SIGTERM also tells the holder
+/// to check the seat in. A sender that ends hands over a refusal: the workload is stopped.
 async fn wait(
     workload: Pid,
     signals: &mut Signals,
     group: bool,
     meter: Option<&mut Meter<'_>>,
     lease: Option<&mut Lease<'_>>,
-) -> u8 {
+) -> (u8, Option<crate::error::Error>) {
     let sender = async {
         match meter {
             Some(m) => m.run().await,
@@ -165,10 +177,17 @@ async fn wait(
     };
     tokio::pin!(sender);
     tokio::pin!(holder);
+    let mut stopping: Option<Stopping> = None;
     loop {
         if let Some(status) = reap(workload) {
-            return status;
+            return (status, stopping.map(|s| s.reason));
         }
+        let kill_due = async {
+            match &stopping {
+                Some(s) => s.kill_due().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = signals.children.recv() => {}
             Some(sig) = signals.forwarded.recv() => {
@@ -177,22 +196,35 @@ async fn wait(
                     let _ = stop.send(());
                 }
             }
-            () = &mut sender => {}
+            reason = &mut sender, if stopping.is_none() => {
+                stopping = Some(Stopping::begin(workload, group, reason, stop::GRACE));
+            }
+            () = kill_due => {
+                if let Some(s) = stopping.as_mut() {
+                    s.kill(workload, group);
+                }
+            }
             () = &mut holder => {}
         }
     }
 }
 
 /// After the workload exited: check the seat in if it is still out, then send the rest of the usage
-/// within `flush_deadline`.
-async fn wind_down(meter: Option<&mut Meter<'_>>, lease: Option<&mut Lease<'_>>, flush_deadline: Duration) {
+/// within `flush_deadline`; returns the refusal the flush met, if AWS said not entitled there under
+/// `--on-not-entitled stop`.
+async fn wind_down(
+    meter: Option<&mut Meter<'_>>,
+    lease: Option<&mut Lease<'_>>,
+    flush_deadline: Duration,
+) -> Option<crate::error::Error> {
     // The holder is dropped mid-call at worst; the check-in below is then simply repeated.
     if let Some(l) = lease {
         release(l).await;
     }
     // The sender is dropped mid-call at worst: its record is marked in flight and re-sent as is.
-    if let Some(m) = meter {
-        m.flush(flush_deadline).await;
+    match meter {
+        Some(m) => m.flush(flush_deadline).await,
+        None => None,
     }
 }
 
