@@ -131,6 +131,11 @@ pub struct SuperviseArgs {
     /// [env: MPGATE_FLUSH_DEADLINE] [default: 20s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub flush_deadline: Option<Duration>,
+    /// Custom metering: when AWS answers a usage record that the buyer is not entitled, stop the
+    /// workload (SIGTERM, 10 s, SIGKILL; then exit 80) or only warn
+    /// [env: MPGATE_ON_NOT_ENTITLED] [default: stop].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub on_not_entitled: Option<crate::supervise::stop::Policy>,
     /// The same options as `mpgate exec`.
     #[command(flatten)]
     pub exec: ExecArgs,

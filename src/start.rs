@@ -32,8 +32,8 @@ impl Mode {
     }
 }
 
-/// `mpgate supervise`'s own options: flag, then `MPGATE_FLUSH_DEADLINE` / `MPGATE_SPOOL_DIR`, then
-/// the defaults.
+/// `mpgate supervise`'s own options: flag, then `MPGATE_FLUSH_DEADLINE` / `MPGATE_SPOOL_DIR` /
+/// `MPGATE_ON_NOT_ENTITLED`, then the defaults.
 pub(crate) fn supervise_mode(args: &cli::SuperviseArgs, env: &dyn Env) -> Result<Mode, Error> {
     let flush_deadline = match (args.flush_deadline, env.get("MPGATE_FLUSH_DEADLINE")) {
         (Some(d), _) => d,
@@ -42,8 +42,14 @@ pub(crate) fn supervise_mode(args: &cli::SuperviseArgs, env: &dyn Env) -> Result
         }
         (None, None) => metering::DEFAULT_FLUSH_DEADLINE,
     };
+    let on_not_entitled = match (args.on_not_entitled, env.get("MPGATE_ON_NOT_ENTITLED")) {
+        (Some(p), _) => p,
+        (None, Some(v)) => supervise::stop::Policy::parse(&v)
+            .ok_or_else(|| Error::Usage(format!("MPGATE_ON_NOT_ENTITLED: {v:?} is neither stop nor warn")))?,
+        (None, None) => supervise::stop::Policy::default(),
+    };
     let spool = crate::spool_dir(args.spool.clone(), env);
-    Ok(Mode::Supervise(supervise::Options { group: args.group, flush_deadline }, spool))
+    Ok(Mode::Supervise(supervise::Options { group: args.group, flush_deadline, on_not_entitled }, spool))
 }
 
 /// Resolve, prove, announce, hand over. `Exec` returns only on failure; `Supervise` returns the
@@ -190,7 +196,11 @@ fn supervise_workload(
     env: &dyn Env,
     base_env: Vec<(OsString, OsString)>,
 ) -> Result<u8, Error> {
-    let meter = if metered() { Some(metering::send::Meter::open(spool, &entitled, env)?) } else { None };
+    let meter = if metered() {
+        Some(metering::send::Meter::open(spool, &entitled, env, options.on_not_entitled)?)
+    } else {
+        None
+    };
     let lease = license::Lease::of(&entitled, env);
     let extra = if lease.is_some() { license::handover::write(&entitled, env, Seat::Held) } else { Vec::new() };
     supervise::supervise(entitled, command, base_env, options, meter, lease, extra)
