@@ -131,6 +131,11 @@ pub struct SuperviseArgs {
     /// [env: MPGATE_FLUSH_DEADLINE] [default: 20s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub flush_deadline: Option<Duration>,
+    /// Custom metering: when AWS answers a usage record that the buyer is not entitled, stop the
+    /// workload (SIGTERM, the grace period, SIGKILL; then exit 80) or only warn
+    /// [env: MPGATE_ON_NOT_ENTITLED] [default: stop].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub on_not_entitled: Option<crate::supervise::stop::Policy>,
     /// Contract pricing: re-check the license this often, ±10 % (e.g. 15m, 1h; 1s to 24h)
     /// [env: MPGATE_LICENSE_RECHECK] [default: 15m; 24h with a License Manager license token].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -138,10 +143,10 @@ pub struct SuperviseArgs {
     /// Contract pricing: when a re-check finds the license expired, cancelled or without an
     /// entitlement that admits a start: `stop` the workload (SIGTERM, the grace period, then exit 80)
     /// or `warn` and keep it running [env: MPGATE_ON_LICENSE_LOST] [default: stop].
-    #[arg(long, value_name = "POLICY", value_parser = ["stop", "warn"])]
-    pub on_license_lost: Option<String>,
-    /// Contract pricing: how long the workload has between SIGTERM and SIGKILL when the license is
-    /// lost [env: MPGATE_STOP_GRACE] [default: 10s].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub on_license_lost: Option<crate::supervise::stop::Policy>,
+    /// How long the workload has between SIGTERM and SIGKILL when mpgate stops it (a lost license, a
+    /// usage record refused as not entitled) [env: MPGATE_STOP_GRACE] [default: 10s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub stop_grace: Option<Duration>,
     /// The same options as `mpgate exec`.

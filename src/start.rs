@@ -7,7 +7,6 @@
 use crate::entitlement::{self, Entitled, Proof};
 use crate::error::Error;
 use crate::identity::{self, PricingModel};
-use crate::license::recheck::OnLost;
 use crate::license::{self, Seat};
 use crate::platform::Env;
 use crate::{cli, exec, log, metering, supervise, Failure, DEFAULT_DEADLINE, DEFAULT_TERMINATION_LOG};
@@ -34,7 +33,8 @@ impl Mode {
 }
 
 /// `mpgate supervise`'s own options: flag, then `MPGATE_FLUSH_DEADLINE` / `MPGATE_SPOOL_DIR` /
-/// `MPGATE_LICENSE_RECHECK` / `MPGATE_ON_LICENSE_LOST` / `MPGATE_STOP_GRACE`, then the defaults.
+/// `MPGATE_ON_NOT_ENTITLED` / `MPGATE_LICENSE_RECHECK` / `MPGATE_ON_LICENSE_LOST` / `MPGATE_STOP_GRACE`,
+/// then the defaults.
 pub(crate) fn supervise_mode(args: &cli::SuperviseArgs, env: &dyn Env) -> Result<Mode, Error> {
     let duration = |flag: Option<Duration>, value: Option<String>, var: &str| -> Result<Option<Duration>, Error> {
         match (flag, value) {
@@ -45,19 +45,26 @@ pub(crate) fn supervise_mode(args: &cli::SuperviseArgs, env: &dyn Env) -> Result
     };
     let flush_deadline = duration(args.flush_deadline, env.get("MPGATE_FLUSH_DEADLINE"), "MPGATE_FLUSH_DEADLINE")?
         .unwrap_or(metering::DEFAULT_FLUSH_DEADLINE);
-    let on_license_lost = match args.on_license_lost.clone().or_else(|| env.get("MPGATE_ON_LICENSE_LOST")) {
-        Some(v) => OnLost::parse(&v).map_err(|why| Error::Usage(format!("MPGATE_ON_LICENSE_LOST: {why}")))?,
-        None => OnLost::Stop,
-    };
     let options = supervise::Options {
         group: args.group,
         flush_deadline,
+        on_not_entitled: policy(args.on_not_entitled, env, "MPGATE_ON_NOT_ENTITLED")?,
         recheck: duration(args.recheck, env.get("MPGATE_LICENSE_RECHECK"), "MPGATE_LICENSE_RECHECK")?,
-        on_license_lost,
+        on_license_lost: policy(args.on_license_lost, env, "MPGATE_ON_LICENSE_LOST")?,
         stop_grace: duration(args.stop_grace, env.get("MPGATE_STOP_GRACE"), "MPGATE_STOP_GRACE")?
-            .unwrap_or(license::recheck::STOP_GRACE),
+            .unwrap_or(supervise::stop::GRACE),
     };
     Ok(Mode::Supervise(options, crate::spool_dir(args.spool.clone(), env)))
+}
+
+/// A stop-or-warn policy: the flag, then the variable `var`, then `stop` (fail closed).
+fn policy(flag: Option<supervise::stop::Policy>, env: &dyn Env, var: &str) -> Result<supervise::stop::Policy, Error> {
+    match (flag, env.get(var)) {
+        (Some(p), _) => Ok(p),
+        (None, Some(v)) => supervise::stop::Policy::parse(&v)
+            .ok_or_else(|| Error::Usage(format!("{var}: {v:?} is neither stop nor warn"))),
+        (None, None) => Ok(supervise::stop::Policy::default()),
+    }
 }
 
 /// Resolve, prove, announce, hand over. `Exec` returns only on failure; `Supervise` returns the
@@ -204,7 +211,11 @@ fn supervise_workload(
     env: &dyn Env,
     base_env: Vec<(OsString, OsString)>,
 ) -> Result<u8, Error> {
-    let meter = if metered() { Some(metering::send::Meter::open(spool, &entitled, env)?) } else { None };
+    let meter = if metered() {
+        Some(metering::send::Meter::open(spool, &entitled, env, options.on_not_entitled)?)
+    } else {
+        None
+    };
     let mut lease = license::Lease::of(&entitled, env);
     let mut extra = Vec::new();
     if let (Some(lease), Some(licensed)) = (lease.as_mut(), entitled.licensed()) {

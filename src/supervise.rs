@@ -7,7 +7,9 @@
 //! it; exit with the workload's status (128+n when a signal n killed it).
 //! Custom metering: the hourly sender (`metering::send::Meter`) runs as one more branch of the same
 //! `select!`, so its network waits never delay a signal or a reap; once the workload has exited, the
-//! sender flushes the rest (bounded by the flush deadline) before mpgate exits with the status.
+//! sender flushes the rest (bounded by the flush deadline) before mpgate exits with the status. When
+//! AWS answers the sender that the buyer is not entitled and `--on-not-entitled` is `stop`, the branch
+//! ends with that refusal: the workload is stopped (`stop`) and mpgate exits with the refusal instead.
 //! Contract pricing: the seat (`license::Lease`) is held by one more branch of the `select!`, which
 //! extends it before it expires; SIGTERM is forwarded first, then the branch checks the seat in (the
 //! workload may still be shutting down, but a SIGKILL after the grace period then leaks nothing); once
@@ -18,9 +20,10 @@
 //! Must not: decide entitlement (it takes an `Entitled`) or replace the process image (`exec.rs`).
 #![forbid(unsafe_code)]
 
+pub mod stop;
+
 use crate::entitlement::Entitled;
-use crate::error::{Class, Error};
-use crate::license::recheck::OnLost;
+use crate::error::Error;
 use crate::license::{Lease, CHECK_IN_BUDGET};
 use crate::metering::send::Meter;
 use nix::sys::signal::Signal;
@@ -29,6 +32,7 @@ use nix::unistd::Pid;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt as _;
 use std::time::Duration;
+use stop::{Reason, Stopping};
 use tokio::signal::unix::{signal, Signal as Stream, SignalKind};
 
 /// Signals forwarded to the workload. The synchronous ones (SEGV, BUS, FPE, ILL, TRAP, SYS, ABRT),
@@ -53,15 +57,18 @@ pub struct Options {
     pub group: bool,
     /// Custom metering: how long to keep sending after the workload exits.
     pub flush_deadline: Duration,
+    /// Custom metering: what a `CustomerNotEntitledException` to a usage record does.
+    pub on_not_entitled: stop::Policy,
     /// Contract pricing: time between license re-checks (`None`: the default for the credential source).
     pub recheck: Option<Duration>,
     /// Contract pricing: what a lost license does to the workload.
-    pub on_license_lost: OnLost,
-    /// Contract pricing: SIGTERM to SIGKILL when the license is lost.
+    pub on_license_lost: stop::Policy,
+    /// SIGTERM to SIGKILL when mpgate stops the workload (a refused usage record, a lost license).
     pub stop_grace: Duration,
 }
 
-/// Start the workload as a child and supervise it until it exits; returns its exit status.
+/// Start the workload as a child and supervise it until it exits; returns its exit status, or the
+/// refusal the workload was stopped for.
 pub fn supervise(
     entitled: Entitled,
     argv: &[OsString],
@@ -96,34 +103,14 @@ pub fn supervise(
             }
         };
         let workload = pid(workload)?;
-        let (status, lost) = wait(workload, &mut signals, &options, meter.as_mut(), lease.as_mut()).await;
-        wind_down(meter.as_mut(), lease.as_mut(), options.flush_deadline).await;
-        match lost {
-            // The one line of a lost license; the workload's own status is not the gate's answer.
-            Some(Lost { line, killed }) => {
-                let how = if killed {
-                    format!("SIGTERM and, {}s later, SIGKILL", options.stop_grace.as_secs())
-                } else {
-                    "SIGTERM".to_string()
-                };
-                Err(Error::License {
-                    class: Class::NotEntitled,
-                    detail: format!(
-                        "{line}; mpgate stopped the workload with {how} (its status was {status}); set --on-license-lost warn to keep it running instead"
-                    ),
-                })
-            }
+        let (status, stopped) = wait(workload, &mut signals, &options, meter.as_mut(), lease.as_mut()).await;
+        let refused = wind_down(meter.as_mut(), lease.as_mut(), options.flush_deadline).await;
+        match stopped.map(|s| s.into_error(status)).or(refused) {
+            // The workload's own status is not the gate's answer: it was stopped, or AWS refused.
+            Some(reason) => Err(reason),
             None => Ok(status),
         }
     })
-}
-
-/// A workload stopped because a re-check found the license lost.
-struct Lost {
-    /// The refusal line's reason, from the re-check.
-    line: String,
-    /// Whether the grace period ran out and SIGKILL was sent.
-    killed: bool,
 }
 
 /// The signals mpgate handles while the workload runs: SIGCHLD (reap) and the `FORWARDED` ones.
@@ -175,17 +162,18 @@ fn pid(child: std::process::Child) -> Result<Pid, Error> {
 }
 
 /// Forward signals and reap children until the workload exits; returns its status, and the refusal
-/// line when a license re-check stopped it. The sender and the seat holder run as branches of the
-/// same `select!`, so their network waits never delay a signal or a reap; SIGTERM also tells the
-/// holder to check the seat in. A lost license (`--on-license-lost stop`) sends the workload SIGTERM,
-/// then SIGKILL once the grace period is over, as a container runtime's stop does.
+/// it was stopped for, if it was. The sender and the seat holder run as branches of the same
+/// `select!`, so their network waits never delay a signal or a reap; SIGTERM also tells the holder
+/// to check the seat in. A sender that ends hands over a refusal, a holder that ends a lost license
+/// (`--on-license-lost stop`): the workload is stopped (SIGTERM, then SIGKILL once the grace period
+/// is over, as a container runtime's stop does).
 async fn wait(
     workload: Pid,
     signals: &mut Signals,
     options: &Options,
     meter: Option<&mut Meter<'_>>,
     lease: Option<&mut Lease<'_>>,
-) -> (u8, Option<Lost>) {
+) -> (u8, Option<Stopping>) {
     let group = options.group;
     let sender = async {
         match meter {
@@ -202,13 +190,17 @@ async fn wait(
     };
     tokio::pin!(sender);
     tokio::pin!(holder);
-    let mut lost: Option<(String, tokio::time::Instant)> = None;
-    let mut killed = false;
+    let mut stopping: Option<Stopping> = None;
     loop {
         if let Some(status) = reap(workload) {
-            return (status, lost.map(|(line, _)| Lost { line, killed }));
+            return (status, stopping);
         }
-        let kill_at = lost.as_ref().map_or_else(tokio::time::Instant::now, |(_, at)| *at);
+        let kill_due = async {
+            match &stopping {
+                Some(s) => s.kill_due().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = signals.children.recv() => {}
             Some(sig) = signals.forwarded.recv() => {
@@ -217,29 +209,37 @@ async fn wait(
                     let _ = stop.send(());
                 }
             }
-            () = &mut sender => {}
-            line = &mut holder, if lost.is_none() => {
-                forward(workload, Signal::SIGTERM, group);
-                lost = Some((line, tokio::time::Instant::now() + options.stop_grace));
+            reason = &mut sender, if stopping.is_none() => {
+                stopping = Some(Stopping::begin(workload, group, Reason::Refused(reason), options.stop_grace));
             }
-            () = tokio::time::sleep_until(kill_at), if lost.is_some() && !killed => {
-                forward(workload, Signal::SIGKILL, group);
-                killed = true;
+            line = &mut holder, if stopping.is_none() => {
+                stopping = Some(Stopping::begin(workload, group, Reason::LicenseLost(line), options.stop_grace));
+            }
+            () = kill_due => {
+                if let Some(s) = stopping.as_mut() {
+                    s.kill(workload, group);
+                }
             }
         }
     }
 }
 
 /// After the workload exited: check the seat in if it is still out, then send the rest of the usage
-/// within `flush_deadline`.
-async fn wind_down(meter: Option<&mut Meter<'_>>, lease: Option<&mut Lease<'_>>, flush_deadline: Duration) {
+/// within `flush_deadline`; returns the refusal the flush met, if AWS said not entitled there under
+/// `--on-not-entitled stop`.
+async fn wind_down(
+    meter: Option<&mut Meter<'_>>,
+    lease: Option<&mut Lease<'_>>,
+    flush_deadline: Duration,
+) -> Option<crate::error::Error> {
     // The holder is dropped mid-call at worst; the check-in below is then simply repeated.
     if let Some(l) = lease {
         release(l).await;
     }
     // The sender is dropped mid-call at worst: its record is marked in flight and re-sent as is.
-    if let Some(m) = meter {
-        m.flush(flush_deadline).await;
+    match meter {
+        Some(m) => m.flush(flush_deadline).await,
+        None => None,
     }
 }
 

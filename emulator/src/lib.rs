@@ -18,16 +18,16 @@ mod state;
 mod wire;
 
 pub use model::demo::{
-    ACCOUNT, CONTRACT_LICENSE, CONTRACT_SKU, EXPIRED_REGISTRATION_TOKEN, FREE, IRSA_ROLE, LICENSE_TOKEN_ROLE, METERED,
-    PAID, REGISTRATION_TOKEN, SAAS, SELLER_ACCOUNT, UNSUBSCRIBED_ACCOUNT,
+    ACCOUNT, CONTRACT_LICENSE, CONTRACT_SKU, EXPIRED_REGISTRATION_TOKEN, FREE, FRESH_TASK, IRSA_ROLE,
+    LICENSE_TOKEN_ROLE, METERED, NEW_YEAR, PAID, REGISTRATION_TOKEN, SAAS, SELLER_ACCOUNT, UNSUBSCRIBED_ACCOUNT,
 };
 pub use model::fault::{Fault, TokenMutation};
 pub use model::ledger::{Allocation, MeteringRecord, Recorded, Registration, Seat, SeatState};
 pub use model::variance::DateForm;
 pub use model::world::{
-    Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DateStyle, DryRunAnswer, License, LicenseEntitlement,
-    OutsideHomeRegion, Platform, Product, Quotas, RedirectLocation, RegistrationToken, Workload, World,
-    MARKETPLACE_FINGERPRINT,
+    Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DateStyle, DryRunAnswer, DryRunChecks, License,
+    LicenseEntitlement, OutsideHomeRegion, Platform, Product, Quotas, RedirectLocation, RegistrationToken, TagPattern,
+    Workload, World, MARKETPLACE_FINGERPRINT,
 };
 pub use model::{clock, keys};
 pub use server::{Emulator, Listen};

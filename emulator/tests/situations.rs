@@ -118,7 +118,7 @@ fn usage_before_the_task_started_is_out_of_bounds_unless_the_product_accepts_it(
     let r = meter(&emu, &c, started + 60);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(emu.metering().len(), 1);
-    // Another task of the same account has no known start.
+    // Another task of the same account started long before (the demo's tasks run since New Year).
     let other = ecs_creds(&emu, "ecs-ec2-old-agent");
     assert_eq!(meter(&emu, &other, started - 60).status, 200);
 

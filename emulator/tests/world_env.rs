@@ -6,9 +6,10 @@ use std::collections::HashMap;
 
 #[test]
 fn demo_world_round_trips_through_json() {
-    let json = serde_json::to_string(&World::demo()).expect("serialize");
+    let demo = World::demo();
+    let json = serde_json::to_string(&demo).expect("serialize");
     let back: World = serde_json::from_str(&json).expect("deserialize");
-    assert_eq!(back, World::demo());
+    assert_eq!(back, demo);
 }
 
 /// Every complete scenario in docs/emulator.md (a ```json block with no "…" placeholder that has

@@ -6,7 +6,8 @@
 //! (docs/aws-behaviour.md §10.4), so every form is accepted. Every other answer goes through the Metering error
 //! table (`classify::metering`: not entitled / misconfigured / transient). A dry run records nothing,
 //! so unlike a real zero-quantity record it does not use up the hour's one slot per dimension
-//! (§2.3 "zero trap").
+//! (§2.3 "zero trap"). What a dry run checks is undocumented too (perhaps IAM only, §10.4), so the
+//! sender treats `CustomerNotEntitledException` to a real record as a refusal (`metering::send`).
 //! Must not: send a real record (that is `metering::send`, after admission).
 #![forbid(unsafe_code)]
 

@@ -25,7 +25,8 @@ use crate::platform::{credentials, CredentialSource, Env, FoundRegion};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use handover::Live;
-use recheck::{OnLost, Watch};
+use crate::supervise::stop::Policy;
+use recheck::Watch;
 use std::time::{Duration, Instant, SystemTime};
 
 /// What `exec` means for counted entitlements, as `mpgate version`, `mpgate check` and docs/contract.md
@@ -99,7 +100,7 @@ impl<'a> Lease<'a> {
 
     /// Re-check the license while the seat is held: every `every` (default: AWS's 15 minutes, or
     /// once a day with a license token), keeping `live` current and applying `on_lost`.
-    pub fn watch(&mut self, every: Option<Duration>, on_lost: OnLost, checked_out: Vec<Allowed>, live: Option<Live>) {
+    pub fn watch(&mut self, every: Option<Duration>, on_lost: Policy, checked_out: Vec<Allowed>, live: Option<Live>) {
         let Ok(baked) = crate::identity::baked() else { return };
         let every = every.unwrap_or(if self.source == CredentialSource::LicenseToken {
             recheck::EVERY_ON_PREMISES
@@ -107,8 +108,8 @@ impl<'a> Lease<'a> {
             recheck::EVERY
         });
         let policy = match on_lost {
-            OnLost::Stop => "stop the workload",
-            OnLost::Warn => "warn and keep it running",
+            Policy::Stop => "stop the workload",
+            Policy::Warn => "warn and keep it running",
         };
         crate::log::verbose(&format!(
             "supervise re-checks license {} every {} (±10 %); on a lost license: {policy}",

@@ -17,14 +17,13 @@ use crate::entitlement::validity::{self, Invalid, Standing};
 use crate::entitlement::{classify, Context, Verdict};
 use crate::identity::BakedEntitlement;
 use aws_types::request_id::RequestId as _;
+use crate::supervise::stop::Policy;
 use std::time::Duration;
 
 /// AWS's advice for software that runs in AWS: call again every 15 minutes.
 pub const EVERY: Duration = Duration::from_secs(15 * 60);
 /// AWS's advice for badly connected on-premises sites (Containers Anywhere): about once a day.
 pub const EVERY_ON_PREMISES: Duration = Duration::from_secs(24 * 3600);
-/// How long the workload has between SIGTERM and SIGKILL when the license is lost (`--stop-grace`).
-pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// `15m`, `24h`, `90s`: the largest whole unit.
 pub fn human(d: Duration) -> String {
@@ -37,33 +36,12 @@ pub fn human(d: Duration) -> String {
     }
 }
 
-/// What the supervisor does when a re-check finds the license gone (`--on-license-lost`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum OnLost {
-    /// SIGTERM, the grace period, SIGKILL if needed, then exit 80 with one line.
-    #[default]
-    Stop,
-    /// One warning line; the workload keeps running and the hand-over file says so.
-    Warn,
-}
-
-impl OnLost {
-    /// `stop` or `warn`.
-    pub fn parse(s: &str) -> Result<OnLost, String> {
-        match s.trim() {
-            "stop" => Ok(OnLost::Stop),
-            "warn" => Ok(OnLost::Warn),
-            other => Err(format!("{other:?} is not stop or warn")),
-        }
-    }
-}
-
 /// The re-check's settings and what it last told the workload.
 pub struct Watch {
     /// Time between two re-checks, before jitter.
     pub every: Duration,
     /// The policy for a lost license.
-    pub on_lost: OnLost,
+    pub on_lost: Policy,
     pub(super) baked: &'static [BakedEntitlement],
     /// The entitlements the checkout allowed (counted ones are what the held seat carries).
     pub(super) checked_out: Vec<Allowed>,
@@ -77,7 +55,7 @@ impl Watch {
     /// A watch over a checkout that allowed `checked_out` of `baked`.
     pub fn new(
         every: Duration,
-        on_lost: OnLost,
+        on_lost: Policy,
         baked: &'static [BakedEntitlement],
         checked_out: Vec<Allowed>,
         live: Option<Live>,
@@ -192,8 +170,8 @@ impl super::Lease<'_> {
                 let line =
                     contract::refusal(Invalid::Lapsed(why.clone()), &arn, product, request_id.as_deref()).to_string();
                 match watch.on_lost {
-                    OnLost::Stop => Some(line),
-                    OnLost::Warn => {
+                    Policy::Stop => Some(line),
+                    Policy::Warn => {
                         if watch.lost.as_deref() != Some(why.as_str()) {
                             crate::log::warn(&format!("{line}; the workload keeps running (--on-license-lost warn)"));
                         }
@@ -208,7 +186,7 @@ impl super::Lease<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{judge, Finding, OnLost};
+    use super::{judge, Finding};
     use crate::entitlement::contract::Allowed;
     use crate::entitlement::validity::Standing;
     use crate::identity::BakedEntitlement;
@@ -256,12 +234,5 @@ mod tests {
         assert!(lost(judge(now, &no_tier, BAKED, &held), "one of BasicTier, PremiumTier"));
         let bad = license("AVAILABLE", "2099-01-01T00:00:00", &all);
         assert!(matches!(judge(now, &bad, BAKED, &held), Finding::Unclear(w) if w.contains("Validity.End")));
-    }
-
-    #[test]
-    fn the_policy_words_are_stop_and_warn() {
-        assert_eq!(OnLost::parse("stop"), Ok(OnLost::Stop));
-        assert_eq!(OnLost::parse("warn"), Ok(OnLost::Warn));
-        assert!(OnLost::parse("kill").is_err());
     }
 }

@@ -6,7 +6,8 @@
 //!   and releases the blocks it has durably consumed (`compact.rs`), never renaming or truncating it.
 //! - `state.json`: consumed offset, unsent hourly aggregates, sent and in-flight records (`state.rs`),
 //!   replaced atomically (write temp, fsync, rename, fsync dir).
-//! - `quarantine.log`: copies of lines that are not valid records, each reported once on stderr.
+//! - `quarantine.log`: copies of lines that are not valid records, and usage lines of records AWS
+//!   refused for a reason no retry can fix, each reported once on stderr.
 //!
 //! Clock: the sender reads "now" through `Clock` (the system clock in production). It decides which
 //! hours are closed and which are too old by that clock; AWS's own verdict (`TimestampOutOfBounds`)

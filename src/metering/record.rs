@@ -59,6 +59,14 @@ pub fn parse_tag_set(s: &str) -> Vec<(String, String)> {
     s.split(' ').filter_map(|t| t.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
+/// The model's Tag value, `^[a-zA-Z0-9+ -=._:\/@]+$` of 1-256 characters, under both readings of
+/// its `+ -=` (docs/aws-behaviour.md §10.15): only the characters listed, which a regex engine's
+/// range space..`=` also admits, so AWS accepts the value whichever reading it applies. Space is
+/// left out because it separates the fields of a usage line.
+pub fn tag_value_ok(v: &str) -> bool {
+    (1..=256).contains(&v.len()) && v.chars().all(|c| c.is_ascii_alphanumeric() || "+-=._:/@".contains(c))
+}
+
 /// Validate the parts of a record against the baked dimensions.
 pub fn validate(
     dimensions: &[BakedDimension],
@@ -84,12 +92,9 @@ pub fn validate(
             let allowed = if dim.tag_keys.is_empty() { "none".to_string() } else { dim.tag_keys.join(", ") };
             return Err(format!("tag key {k:?} is not allowed for dimension {dimension} (allowed: {allowed})"));
         }
-        // The model's TagValue: 1-256 characters; space is excluded because it separates fields here.
-        let ok = (1..=256).contains(&v.len())
-            && v.chars().all(|c| c.is_ascii_alphanumeric() || ('!'..='=').contains(&c) || "+._:/@".contains(c));
-        if !ok {
+        if !tag_value_ok(v) {
             return Err(format!(
-                "tag value {v:?} must be 1-256 characters of a-zA-Z0-9 and !\"#$%&'()*+,-./:;<=@ (no space)"
+                "tag value {v:?} must be 1-256 characters of a-zA-Z0-9 and + - = . _ : / @ (no space)"
             ));
         }
         if pairs.iter().any(|(pk, _)| pk == k) {
@@ -161,6 +166,15 @@ mod tests {
             assert!(e.contains(want), "{e}");
         }
         assert!(validate(DIMS, 1, "gb", "2147483647", &[]).is_ok());
+        // The characters only a regex's range reading of `+ -=` admits are refused.
+        for v in ["a,b", "a!b", "a<b", "a;b", "a*b", "a#b", "a'b", "a\"b", "a(b", "a)b", "a%b", "a&b", "a$b"] {
+            let e = validate(DIMS, 1, "requests", "1", &[format!("team={v}")]).expect_err(v);
+            assert!(e.contains("tag value"), "{e}");
+        }
+        for v in ["a+-=._:/@Z9", "x", &"v".repeat(256)] {
+            assert!(validate(DIMS, 1, "requests", "1", &[format!("team={v}")]).is_ok(), "{v}");
+        }
+        assert!(validate(DIMS, 1, "requests", "1", &[format!("team={}", "v".repeat(257))]).is_err());
         assert!(parse(DIMS, "x gb 1").is_err());
         assert!(parse(DIMS, "1 gb").is_err());
     }

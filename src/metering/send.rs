@@ -1,37 +1,50 @@
 //! The hourly sender `supervise` runs beside the workload: tail `usage.log` into the state, send
-//! each closed hour once per dimension (Timestamp = start of the hour, UsageAllocations from the tag
-//! sets), retry transient errors with backoff, roll refused hours forward; at exit, send the rest.
+//! each closed hour once per dimension (Timestamp = the first usage of the hour, UsageAllocations
+//! from the tag sets), retry transient errors with backoff, roll refused hours forward; at exit, send
+//! the rest and name, per {dimension, hour}, what could not be sent (`report.rs`).
 //!
-//! Answers and what they mean (docs/aws-behaviour.md §2.3, §8): a MeteringRecordId is success (also for an
-//! identical repeat after a restart); `DuplicateRequestException` means this pod's hour already holds
-//! another quantity, so the usage rolls into the next hour; `TimestampOutOfBoundsException` means the
-//! hour left AWS's window, so it rolls forward too; throttling, 5xx and network errors are retried;
-//! anything else is reported and the usage stays pending (retried every `FINAL_PAUSE`).
+//! What each answer means is `answer.rs`. One record never stops the others: a record AWS refuses
+//! for a reason no retry can fix is quarantined; one refused for a reason that may pass (IAM, an
+//! unknown code) is held for `HOLD` while the others go on. `CustomerNotEntitledException` to a real
+//! record follows `--on-not-entitled`: `stop` ends `run` (or `flush`) with the refusal, and
+//! `supervise` stops the workload; `warn` reports it and holds the usage.
 //! Must not: block `supervise`'s signal forwarding and reaping: every wait here is async.
 #![forbid(unsafe_code)]
 
+mod answer;
 mod ingest;
+mod report;
 
 use super::compact::Compactor;
 use super::state::{Bucket, State};
 use super::{record, Clock, Spool, SystemClock};
 use crate::aws::Clients;
 use crate::entitlement::pacing::full_jitter;
-use crate::entitlement::{classify, Context, Entitled, Verdict};
+use crate::entitlement::Entitled;
 use crate::error::Error;
 use crate::identity::{self, BakedDimension, BakedProduct};
 use crate::platform::{credentials, CredentialSource, Env, FoundRegion};
-use aws_sdk_marketplacemetering::error::{ProvideErrorMetadata, SdkError};
+use crate::supervise::stop::Policy;
+use aws_sdk_marketplacemetering::error::SdkError;
 use aws_sdk_marketplacemetering::operation::meter_usage::MeterUsageError;
 use aws_sdk_marketplacemetering::types::{Tag, UsageAllocation};
 use aws_smithy_types::DateTime;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How often the usage file is read and closed hours are sent.
 const POLL: Duration = Duration::from_secs(5);
-/// Pause after a final (non-retryable) refusal before trying again.
-const FINAL_PAUSE: Duration = Duration::from_secs(300);
+/// How long a record refused for a reason that may pass waits before it is tried again.
+const HOLD: Duration = Duration::from_secs(300);
+
+/// Why `send_ready` stopped before every ready record was settled.
+enum Halt {
+    /// `until` passed while a record's transient failures were retried (the last one quoted).
+    Deadline(String),
+    /// AWS said the buyer is not entitled, under `--on-not-entitled stop`: the refusal to exit with.
+    NotEntitled(Error),
+}
 
 /// The sender and everything it needs; borrows the injected environment for credential refreshes.
 pub struct Meter<'a> {
@@ -46,14 +59,24 @@ pub struct Meter<'a> {
     clients: Option<Clients>,
     client: Option<(aws_sdk_marketplacemetering::Client, Option<SystemTime>)>,
     state: State,
-    paused_until: Option<Instant>,
     compactor: Compactor,
+    on_not_entitled: Policy,
+    /// Records refused for a reason that may pass: {dimension, hour} → (tried again from, why).
+    held: HashMap<(String, u64), (Instant, String)>,
+    /// Set once AWS said the buyer is not entitled under `--on-not-entitled stop`: nothing more is
+    /// sent, and every unsent unit is reported with this answer.
+    not_entitled: Option<String>,
 }
 
 impl<'a> Meter<'a> {
     /// Open (creating if needed) the spool and load its state. Refuses an unusable spool before the
     /// workload starts, so usage is never recorded where it cannot be sent.
-    pub fn open(spool: Spool, entitled: &Entitled, env: &'a dyn Env) -> Result<Meter<'a>, Error> {
+    pub fn open(
+        spool: Spool,
+        entitled: &Entitled,
+        env: &'a dyn Env,
+        on_not_entitled: Policy,
+    ) -> Result<Meter<'a>, Error> {
         let baked = identity::baked()?;
         let product = baked.select(Some(entitled.product_code()))?;
         let fail = |what: String| {
@@ -82,8 +105,10 @@ impl<'a> Meter<'a> {
             clients: None,
             client: None,
             state,
-            paused_until: None,
             compactor: Compactor::default(),
+            on_not_entitled,
+            held: HashMap::new(),
+            not_entitled: None,
         })
     }
 
@@ -92,45 +117,44 @@ impl<'a> Meter<'a> {
         vec![("MPGATE_USAGE_FILE".into(), self.spool.usage_file().into_os_string())]
     }
 
-    /// Run until dropped: read new usage, send closed hours, sleep.
-    pub async fn run(&mut self) {
+    /// Run until dropped: read new usage, send closed hours, sleep. Returns only under
+    /// `--on-not-entitled stop`, with the refusal the workload is to be stopped for.
+    pub async fn run(&mut self) -> Error {
         loop {
             self.ingest(false);
-            if self.paused_until.is_none_or(|t| Instant::now() >= t) {
-                self.paused_until = None;
-                if let Err(e) = self.send_ready(false, None).await {
-                    warn(&format!("usage not sent yet: {e}; retrying in {}s", FINAL_PAUSE.as_secs()));
-                    self.paused_until = Some(Instant::now() + FINAL_PAUSE);
-                }
+            if let Err(Halt::NotEntitled(refusal)) = self.send_ready(false, None).await {
+                return refusal;
             }
-            let now = self.clock.now();
-            self.state.prune(now);
+            self.state.prune(self.clock.now());
             tokio::time::sleep(POLL).await;
         }
     }
 
     /// After the workload exited: read the rest of the usage file, send every hour including the
     /// current partial one, within `deadline`. What cannot be sent stays in state.json for the next
-    /// start on this spool, and is reported.
-    pub async fn flush(&mut self, deadline: Duration) {
+    /// start on this spool, and is reported per {dimension, hour}. Returns the refusal to exit with
+    /// when AWS said not entitled under `--on-not-entitled stop`, here or before.
+    pub async fn flush(&mut self, deadline: Duration) -> Option<Error> {
         let until = Instant::now() + deadline;
         self.ingest(true);
-        let outcome = tokio::time::timeout_at(until.into(), self.send_ready(true, Some(until))).await;
-        let why = match outcome {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e),
-            Err(_) => Some(format!("the {}s flush deadline passed", deadline.as_secs())),
-        };
-        if let Err(e) = self.state.save(&self.spool) {
-            warn(&format!("cannot save {}: {e}", self.spool.state_file().display()));
+        // Every held record gets one more try; what is refused again is held with its new reason.
+        self.held.clear();
+        let mut refusal = None;
+        let mut late = None;
+        if self.not_entitled.is_none() {
+            let outcome = tokio::time::timeout_at(until.into(), self.send_ready(true, Some(until))).await;
+            match outcome {
+                Ok(Ok(())) => {}
+                Ok(Err(Halt::NotEntitled(e))) => refusal = Some(e),
+                Ok(Err(Halt::Deadline(last))) => {
+                    late = Some(format!("the {}s flush deadline passed; last error: {last}", deadline.as_secs()));
+                }
+                Err(_) => late = Some(format!("the {}s flush deadline passed", deadline.as_secs())),
+            }
         }
-        let unsent = self.state.unsent();
-        if let (Some(why), true) = (why, unsent > 0) {
-            warn(&format!(
-                "{unsent} units of usage not sent at exit ({why}); they stay in {} and are sent by the next start on this spool",
-                self.spool.state_file().display()
-            ));
-        }
+        self.save();
+        self.report_unsent(late.as_deref());
+        refusal
     }
 
     /// Save the state; `false` (reported) when it could not be made durable.
@@ -144,14 +168,15 @@ impl<'a> Meter<'a> {
         }
     }
 
-    /// Send every ready record (the in-flight one first). `Err` on a final refusal.
-    async fn send_ready(&mut self, closing: bool, until: Option<Instant>) -> Result<(), String> {
+    /// Send every ready record that is not held (the in-flight one first).
+    async fn send_ready(&mut self, closing: bool, until: Option<Instant>) -> Result<(), Halt> {
         loop {
             let bucket = match self.state.in_flight.clone() {
                 Some(b) => b,
                 None => {
-                    let next = self.state.next_record(self.clock.now(), closing);
-                    match next {
+                    let (held, now) = (&self.held, Instant::now());
+                    let waits = |d: &str, h: u64| held.get(&(d.to_string(), h)).is_some_and(|(t, _)| *t > now);
+                    match self.state.next_record(self.clock.now(), closing, &waits) {
                         Some(b) => {
                             // Intent first: after a crash the same request is sent again.
                             self.save();
@@ -165,69 +190,30 @@ impl<'a> Meter<'a> {
         }
     }
 
-    async fn send_one(&mut self, bucket: &Bucket, until: Option<Instant>) -> Result<(), String> {
+    /// Send `bucket` (in flight) until its answer settles it; transient failures are retried with
+    /// backoff, until `until` when it is given.
+    async fn send_one(&mut self, bucket: &Bucket, until: Option<Instant>) -> Result<(), Halt> {
         let cap = if until.is_some() { Duration::from_secs(2) } else { Duration::from_secs(60) };
-        for attempt in 1u32.. {
+        let mut attempt = 1u32;
+        loop {
             let transient = match self.client().await {
                 Err(e) => e,
                 Ok(client) => {
                     let answer = send(&client, self.product.code, bucket).await;
                     match self.settle(bucket, answer) {
-                        Verdict::Admit(()) => return Ok(()),
-                        Verdict::Refuse(final_error) => return Err(final_error.to_string()),
-                        Verdict::Retry(transient) => transient,
+                        answer::Step::Settled => return Ok(()),
+                        answer::Step::Stop(refusal) => return Err(Halt::NotEntitled(refusal)),
+                        answer::Step::Retry(transient) => transient,
                     }
                 }
             };
             let wait = full_jitter(attempt, Duration::from_millis(200), cap);
             if until.is_some_and(|u| Instant::now() + wait >= u) {
-                return Err(format!("MeterUsage attempt {attempt}: {transient}"));
+                return Err(Halt::Deadline(format!("MeterUsage attempt {attempt}: {transient}")));
             }
             tokio::time::sleep(wait).await;
+            attempt = attempt.saturating_add(1);
         }
-        Err("retry loop ended".into())
-    }
-
-    /// What one MeterUsage answer for the in-flight `bucket` means, with the state change it makes:
-    /// accepted, or rolled into the next hour (admit: the record is settled); returned to the pending
-    /// usage (refuse); unchanged (retry).
-    fn settle(&mut self, bucket: &Bucket, answer: Result<Option<String>, SdkError<MeterUsageError>>) -> Verdict<()> {
-        let verdict = match answer {
-            Ok(id) => {
-                self.state.accepted(id);
-                Verdict::Admit(())
-            }
-            Err(SdkError::ServiceError(s)) if s.err().code() == Some("DuplicateRequestException") => {
-                warn(&format!(
-                    "AWS already holds another {} record for the hour starting {}; its {} units roll into the next hour",
-                    bucket.dimension, bucket.hour, bucket.total()
-                ));
-                self.state.roll_in_flight(self.clock.now(), true);
-                Verdict::Admit(())
-            }
-            Err(SdkError::ServiceError(s)) if s.err().code() == Some("TimestampOutOfBoundsException") => {
-                warn(&format!(
-                    "AWS no longer accepts the hour starting {} for {}; its {} units roll into the next hour",
-                    bucket.hour,
-                    bucket.dimension,
-                    bucket.total()
-                ));
-                self.state.roll_in_flight(self.clock.now(), false);
-                Verdict::Admit(())
-            }
-            Err(e) => {
-                let ctx = Context { region: &self.region, source: self.source, hostname: &self.hostname };
-                match classify::metering(e, "MeterUsage", self.product, &ctx) {
-                    Verdict::Refuse(final_error) => {
-                        self.state.return_in_flight();
-                        Verdict::Refuse(final_error)
-                    }
-                    retry => return retry,
-                }
-            }
-        };
-        self.save();
-        verdict
     }
 
     /// A Metering client with credentials valid for at least five more minutes.
@@ -261,7 +247,8 @@ fn clock(env: &dyn Env) -> Box<dyn Clock> {
     }
 }
 
-/// One MeterUsage for `bucket`: Timestamp = start of the hour, allocations when any usage is tagged.
+/// One MeterUsage for `bucket`: Timestamp = the first usage of its hour, allocations when any usage
+/// is tagged.
 async fn send(
     client: &aws_sdk_marketplacemetering::Client,
     product_code: &str,
@@ -271,7 +258,7 @@ async fn send(
     let mut request = client
         .meter_usage()
         .product_code(product_code)
-        .timestamp(DateTime::from_secs(i64::try_from(bucket.hour).unwrap_or(i64::MAX)))
+        .timestamp(DateTime::from_secs(i64::try_from(bucket.timestamp()).unwrap_or(i64::MAX)))
         .usage_dimension(&bucket.dimension)
         .usage_quantity(total);
     if bucket.usage.keys().any(|k| !k.is_empty()) {

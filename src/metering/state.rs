@@ -1,10 +1,16 @@
 //! The sender's durable state and the pure rules over it: aggregation per {dimension, hour, tag set},
-//! which hour a record may still go to (roll-forward), and what to send next.
+//! which hour a record may still go to (roll-forward), what to send next, and how a record AWS
+//! refuses for one of its tag sets is narrowed down to that tag set.
 //!
 //! Crash safety comes from one file replaced atomically: the consumed offset moves together with the
-//! aggregates it produced, and a record is marked in flight (with its exact quantity and allocations)
-//! before it is sent, so a restart re-sends the identical request, which AWS answers with the same
-//! MeteringRecordId (one record per {dimension, hour} per task/pod; docs/aws-behaviour.md §2.3).
+//! aggregates it produced, and a record is marked in flight (with its exact quantity, allocations and
+//! timestamp) before it is sent, so a restart re-sends the identical request, which AWS answers with
+//! the same MeteringRecordId (one record per {dimension, hour} per task/pod; docs/aws-behaviour.md §2.3).
+//!
+//! Timestamp: a record is dated at the first usage in its hour, never at the top of the hour, which
+//! may lie before the task or pod started (AWS: a timestamp must not precede the start of usage,
+//! §2.3); AWS rounds it down to the hour, so the one record per {dimension, hour} is unchanged.
+//! Usage rolled into a later hour is dated at the start of that hour.
 #![forbid(unsafe_code)]
 
 use super::{hour_of, Spool, HOUR, WINDOW_SECS};
@@ -29,12 +35,25 @@ pub struct Bucket {
     pub hour: u64,
     /// Tag-set text → quantity.
     pub usage: BTreeMap<String, u64>,
+    /// When the first usage of the hour happened (Unix seconds): the record's `Timestamp`. 0 when
+    /// unknown (a state.json without it): the start of the hour.
+    #[serde(default)]
+    pub first: u64,
+    /// While AWS refuses this {dimension, hour}'s record for one of its tag sets: how many tag sets
+    /// (the first, in order) the next attempt carries. 0: all of them.
+    #[serde(default)]
+    pub narrow: usize,
 }
 
 impl Bucket {
     /// Sum over tag sets.
     pub fn total(&self) -> u64 {
         self.usage.values().sum()
+    }
+
+    /// The record's `Timestamp`: the first usage of the hour, inside the hour.
+    pub fn timestamp(&self) -> u64 {
+        self.first.clamp(self.hour, self.hour + HOUR - 1)
     }
 }
 
@@ -86,24 +105,36 @@ impl State {
         std::fs::File::open(spool.dir())?.sync_all()
     }
 
-    /// Add usage to the aggregate of {dimension, hour, tag set}.
-    pub fn add(&mut self, dimension: &str, hour: u64, tag_set: &str, quantity: u64) {
+    /// Add usage that happened at `at` (Unix seconds) to the aggregate of {dimension, hour of `at`,
+    /// tag set}.
+    pub fn add(&mut self, dimension: &str, at: u64, tag_set: &str, quantity: u64) {
+        self.put(dimension, hour_of(at), at, tag_set, quantity);
+    }
+
+    /// Add usage to the aggregate of {dimension, `hour`, tag set}; `at` is when it happened, as far
+    /// as this hour is concerned.
+    fn put(&mut self, dimension: &str, hour: u64, at: u64, tag_set: &str, quantity: u64) {
         if quantity == 0 {
             return;
         }
         let i = match self.pending.iter().position(|b| b.dimension == dimension && b.hour == hour) {
             Some(i) => i,
             None => {
-                self.pending.push(Bucket { dimension: dimension.to_string(), hour, usage: BTreeMap::new() });
+                let first = at;
+                self.pending.push(Bucket { dimension: dimension.to_string(), hour, first, ..Bucket::default() });
                 self.pending.len() - 1
             }
         };
-        *self.pending[i].usage.entry(tag_set.to_string()).or_default() += quantity;
+        let b = &mut self.pending[i];
+        b.first = b.first.min(at);
+        *b.usage.entry(tag_set.to_string()).or_default() += quantity;
     }
 
+    /// Move `bucket`'s usage into `hour` (its own, or a later one it rolls into).
     fn merge(&mut self, bucket: Bucket, hour: u64) {
+        let at = bucket.timestamp().max(hour);
         for (tags, q) in bucket.usage {
-            self.add(&bucket.dimension, hour, &tags, q);
+            self.put(&bucket.dimension, hour, at, &tags, q);
         }
     }
 
@@ -139,15 +170,22 @@ impl State {
 
     /// Take the next record to send, mark it in flight, and roll what does not fit one record
     /// (over 2^31-1 units or 2500 tag sets) into the next sendable hour. Ready: hours before the
-    /// current one, or every hour up to the current one when `closing`.
-    pub fn next_record(&mut self, now: u64, closing: bool) -> Option<Bucket> {
+    /// current one, or every hour up to the current one when `closing`, but not a {dimension, hour}
+    /// `held` names. A narrowed bucket sends its first `narrow` tag sets; the others stay in its hour.
+    pub fn next_record(&mut self, now: u64, closing: bool, held: &dyn Fn(&str, u64) -> bool) -> Option<Bucket> {
         self.roll_forward(now);
         self.pending.retain(|b| b.total() > 0);
         let current = hour_of(now);
+        let ready = |b: &Bucket| (b.hour < current || (closing && b.hour <= current)) && !held(&b.dimension, b.hour);
         let i = (0..self.pending.len())
-            .filter(|&i| self.pending[i].hour < current || (closing && self.pending[i].hour <= current))
+            .filter(|&i| ready(&self.pending[i]))
             .min_by_key(|&i| (self.pending[i].hour, self.pending[i].dimension.clone()))?;
-        let bucket = self.pending.remove(i);
+        let mut bucket = self.pending.remove(i);
+        if let Some(key) = bucket.usage.keys().nth(bucket.narrow).filter(|_| bucket.narrow > 0).cloned() {
+            let stay = bucket.usage.split_off(&key);
+            self.pending.push(Bucket { usage: stay, narrow: 0, ..bucket.clone() });
+        }
+        bucket.narrow = 0;
         let (mut send, mut rest) =
             (Bucket { usage: BTreeMap::new(), ..bucket.clone() }, Bucket { usage: BTreeMap::new(), ..bucket.clone() });
         let mut total = 0;
@@ -197,6 +235,30 @@ impl State {
         }
     }
 
+    /// AWS refused the in-flight record because of one of its tag sets (which one, AWS does not
+    /// say). A record of one tag set is returned, to be quarantined; a larger one goes back to its
+    /// hour, narrowed to the first half of its tag sets for the next attempt. A refused record uses
+    /// up nothing, so each half is tried in the same hour: a bad tag set is found within
+    /// log2(tag sets) + 1 refusals, and the first half AWS accepts takes the hour while the rest rolls on.
+    pub fn refused_tag_set(&mut self) -> Option<Bucket> {
+        let b = self.in_flight.take()?;
+        if b.usage.len() <= 1 {
+            return Some(b);
+        }
+        let (dimension, hour, half) = (b.dimension.clone(), b.hour, b.usage.len() / 2);
+        self.merge(b, hour);
+        if let Some(p) = self.pending.iter_mut().find(|p| p.dimension == dimension && p.hour == hour) {
+            p.narrow = half;
+        }
+        None
+    }
+
+    /// AWS refused the in-flight record as a whole, for a reason no retry can fix (its dimension):
+    /// returned, to be quarantined.
+    pub fn refused_record(&mut self) -> Option<Bucket> {
+        self.in_flight.take()
+    }
+
     /// Forget sent records whose hours are out of AWS's window anyway.
     pub fn prune(&mut self, now: u64) {
         self.sent.retain(|s| s.hour + WINDOW_SECS + HOUR > now);
@@ -209,61 +271,4 @@ impl State {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const NOW: u64 = 1_800_001_800; // half past an hour
-
-    #[test]
-    fn closed_hours_go_first_and_the_open_hour_waits_unless_closing() {
-        let mut s = State::default();
-        s.add("r", hour_of(NOW), "", 5);
-        s.add("r", hour_of(NOW) - HOUR, "", 3);
-        s.add("r", hour_of(NOW) - HOUR, "team=a", 4);
-        let b = s.next_record(NOW, false).expect("closed hour");
-        assert_eq!((b.hour, b.total()), (hour_of(NOW) - HOUR, 7));
-        s.accepted(Some("id".into()));
-        assert!(s.next_record(NOW, false).is_none());
-        assert_eq!(s.next_record(NOW, true).map(|b| b.total()), Some(5));
-    }
-
-    #[test]
-    fn usage_for_a_sent_or_too_old_hour_rolls_into_the_next_sendable_hour() {
-        let mut s = State::default();
-        let h = hour_of(NOW) - 2 * HOUR;
-        s.sent.push(Sent { dimension: "r".into(), hour: h, quantity: 1, record_id: None });
-        s.add("r", h, "", 2);
-        s.add("r", hour_of(NOW) - 9 * HOUR, "", 3);
-        let b = s.next_record(NOW, false).expect("rolled");
-        // The 9-hours-old usage goes to the oldest sendable hour (5 h back), then 2 h back is taken.
-        assert_eq!((b.hour, b.total()), (hour_of(NOW) - 5 * HOUR, 3));
-        s.accepted(None);
-        let b = s.next_record(NOW, false).expect("rolled");
-        assert_eq!((b.hour, b.total()), (h + HOUR, 2));
-    }
-
-    #[test]
-    fn more_than_one_record_rolls_the_rest_forward() {
-        let mut s = State::default();
-        let h = hour_of(NOW) - 3 * HOUR;
-        s.add("r", h, "", MAX_QUANTITY);
-        s.add("r", h, "team=a", 10);
-        let b = s.next_record(NOW, false).expect("first");
-        assert_eq!(b.total(), MAX_QUANTITY);
-        s.accepted(None);
-        let b = s.next_record(NOW, false).expect("rest");
-        assert_eq!((b.hour, b.total()), (h + HOUR, 10));
-    }
-
-    #[test]
-    fn a_duplicate_rolls_forward_and_marks_the_hour() {
-        let mut s = State::default();
-        let h = hour_of(NOW) - HOUR;
-        s.add("r", h, "", 4);
-        s.next_record(NOW, true);
-        s.roll_in_flight(NOW, true);
-        assert!(s.taken("r", h));
-        let b = s.next_record(NOW, true).expect("rolled");
-        assert_eq!((b.hour, b.total()), (hour_of(NOW), 4));
-    }
-}
+mod tests;

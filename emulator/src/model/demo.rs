@@ -3,8 +3,8 @@
 
 use super::keys;
 use super::world::{
-    Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DryRunAnswer, License, LicenseEntitlement,
-    OutsideHomeRegion, Platform, Product, Quotas, RedirectLocation, RegistrationToken, Workload, World,
+    Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DryRunAnswer, DryRunChecks, License, LicenseEntitlement,
+    OutsideHomeRegion, Platform, Product, Quotas, RedirectLocation, RegistrationToken, TagPattern, Workload, World,
     MARKETPLACE_FINGERPRINT,
 };
 use std::collections::BTreeMap;
@@ -28,6 +28,12 @@ pub const LICENSE_TOKEN_ROLE: &str = "arn:aws:iam::111122223333:role/mpgate-lice
 /// `ResolveCustomer` tokens: valid, and expired.
 pub const REGISTRATION_TOKEN: &str = "demo-registration-token-0001";
 pub const EXPIRED_REGISTRATION_TOKEN: &str = "demo-registration-token-expired";
+/// When the demo account's metered subscription began, and when the demo workloads started (but
+/// `FRESH_TASK`).
+pub const NEW_YEAR: &str = "2026-01-01T00:00:00Z";
+/// An ECS task that starts when the demo world is built: MeterUsage dated before that instant is
+/// usage before start.
+pub const FRESH_TASK: &str = "fresh-task";
 
 fn product(code: &str, versions: Vec<i32>, keys: BTreeMap<i32, String>, dimensions: &[&str]) -> Product {
     Product {
@@ -42,6 +48,8 @@ fn product(code: &str, versions: Vec<i32>, keys: BTreeMap<i32, String>, dimensio
         dry_run: DryRunAnswer::Empty,
         seller: Some(SELLER_ACCOUNT.to_string()),
         before_start: BeforeStartAnswer::TimestampOutOfBounds,
+        dry_run_checks: DryRunChecks::Full,
+        tag_pattern: TagPattern::Literal,
     }
 }
 
@@ -67,7 +75,8 @@ fn workload(id: &str, platform: Platform, credential: CredentialKind) -> Workloa
         imds_reachable: true,
         node: None,
         denied_actions: Vec::new(),
-        started: None,
+        // The demo's tasks and pods have run since the metered subscription began.
+        started: Some(NEW_YEAR.to_string()),
     }
 }
 
@@ -77,6 +86,10 @@ impl World {
         let node1 = Some("node-1".to_string());
         let workloads = vec![
             workload("ecs-task", Platform::EcsFargate, CredentialKind::EcsTaskRole),
+            Workload {
+                started: Some(super::clock::rfc3339(std::time::SystemTime::now())),
+                ..workload(FRESH_TASK, Platform::EcsFargate, CredentialKind::EcsTaskRole)
+            },
             Workload {
                 // Old ECS agents on EC2 inject no region variables (docs/aws-behaviour.md §6.1).
                 inject_region_env: false,
@@ -170,7 +183,7 @@ impl World {
                     customer_identifier: None,
                     // The metered product's subscription began on New Year's Day: MeterUsage for an
                     // hour before it is usage before start.
-                    subscribed_since: BTreeMap::from([(METERED.to_string(), "2026-01-01T00:00:00Z".to_string())]),
+                    subscribed_since: BTreeMap::from([(METERED.to_string(), NEW_YEAR.to_string())]),
                 },
                 Account {
                     id: UNSUBSCRIBED_ACCOUNT.to_string(),

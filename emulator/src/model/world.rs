@@ -80,6 +80,40 @@ pub struct Product {
     /// "must not precede start of usage"; docs/aws-behaviour.md §2.3).
     #[serde(default)]
     pub before_start: BeforeStartAnswer,
+    /// What a `MeterUsage` dry run checks before it answers (the model says only "checks whether you
+    /// have the permissions"; docs/aws-behaviour.md §10.4).
+    #[serde(default)]
+    pub dry_run_checks: DryRunChecks,
+    /// How MeterUsage and BatchMeterUsage read the Tag pattern `^[a-zA-Z0-9+ -=._:\/@]+$`
+    /// (docs/aws-behaviour.md §10.15).
+    #[serde(default)]
+    pub tag_pattern: TagPattern,
+}
+
+/// The plausible meanings of a `MeterUsage` dry run; AWS documents only "checks permissions".
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum DryRunChecks {
+    /// Everything a real record is checked for (platform, region, product, subscription, dimension,
+    /// time, allocations); it is not the task's first call, so the first real record checks the
+    /// subscription again.
+    #[default]
+    Full,
+    /// As `Full`, and a dry run that passes counts as the task's first call: no later call of the
+    /// task checks the subscription (docs/aws-behaviour.md §2.3, first-call rule).
+    FullFirstCall,
+    /// The signature, the IAM permission and the input's shape only: an unsubscribed buyer, a wrong
+    /// product or dimension all pass.
+    IamOnly,
+}
+
+/// The two readings of the Tag pattern's `+ -=`: three characters, or the range space..`=`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum TagPattern {
+    /// `+`, space, `-` and `=` as listed characters (what AWS's tagging rules everywhere else allow).
+    #[default]
+    Literal,
+    /// A regex engine's reading: every character from space to `=`, so `!"#$%&'()*,;<` too.
+    Range,
 }
 
 /// The plausible answers to a MeterUsage record dated before usage started.

@@ -1,11 +1,11 @@
 //! The Rust control surface of a running `Emulator`: its ledgers (requests, registrations,
-//! metering, seats) and its knobs (faults, clocks, quotas, dry-run answers, checkout commit time,
-//! session lifetime). `control.rs` offers the same over HTTP.
+//! metering, seats) and its knobs (faults, clocks, quotas, dry-run answers and checks, subscriptions,
+//! checkout commit time, session lifetime). `control.rs` offers the same over HTTP.
 
 use super::emulator::Emulator;
 use crate::model::fault::Fault;
 use crate::model::ledger::{MeteringRecord, Recorded, Registration, Seat};
-use crate::model::world::{DryRunAnswer, License};
+use crate::model::world::{DryRunAnswer, DryRunChecks, License};
 use crate::services::license;
 use std::time::{Duration, SystemTime};
 
@@ -120,6 +120,18 @@ impl Emulator {
     /// Seats already out stay out.
     pub fn set_license(&self, license: License) {
         self.shared.lock().license_overrides.insert(license.arn.clone(), license);
+    }
+
+    /// Overrides every product's `dry_run_checks` (None: back to each product's own).
+    pub fn set_dry_run_checks(&self, checks: Option<DryRunChecks>) {
+        self.shared.lock().dry_run_checks = checks;
+    }
+
+    /// Subscribes `account` to product `code`, or (false) cancels the subscription, from now on: what
+    /// a buyer does in the AWS Marketplace console while their tasks run. Tasks whose first call was
+    /// accepted keep being served (the first-call rule of RegisterUsage and MeterUsage).
+    pub fn set_subscribed(&self, account: &str, code: &str, subscribed: bool) {
+        self.shared.lock().subscriptions.insert((account.to_string(), code.to_string()), subscribed);
     }
 
     /// Overrides every license's `checkout_commit_ms` (None: back to each license's own), the time

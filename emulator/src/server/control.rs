@@ -5,12 +5,14 @@
 //! `POST /_emulator/faults/clear` (`{"op"}`, "*" = all),
 //! `GET|POST /_emulator/clock` (`{"advance_secs"}` or `{"set_unix"}`), `POST /_emulator/quotas`
 //! (`{"enabled"}`), `POST /_emulator/dry-run` (`{"answer": "Empty"|"RecordId"|"DryRunOperationError"|null}`),
+//! `POST /_emulator/dry-run-checks` (`{"checks": "Full"|"FullFirstCall"|"IamOnly"|null}`),
+//! `POST /_emulator/subscriptions` (`{"account", "product_code", "subscribed": true|false}`),
 //! `POST /_emulator/checkout-commit` (`{"ms": 2000}` or `{"ms": null}`: every license's `checkout_commit_ms`),
 //! `GET /_emulator/licenses` (every license as it stands now), `POST /_emulator/license` (a license in the world file's form: replaces the one with its ARN, or adds it).
 //! Environment: `GET /_emulator/env/<workload>?dir=DIR`.
 
 use crate::model::fault::Fault;
-use crate::model::world::{DryRunAnswer, License};
+use crate::model::world::{DryRunAnswer, DryRunChecks, License};
 use crate::services::license;
 use crate::state::Shared;
 use crate::wire::proto::{plain, Outcome};
@@ -68,6 +70,18 @@ struct CommitRequest {
 #[derive(Deserialize)]
 struct DryRunRequest {
     answer: Option<DryRunAnswer>,
+}
+
+#[derive(Deserialize)]
+struct DryRunChecksRequest {
+    checks: Option<DryRunChecks>,
+}
+
+#[derive(Deserialize)]
+struct SubscriptionRequest {
+    account: String,
+    product_code: String,
+    subscribed: bool,
 }
 
 fn json(v: String) -> Outcome {
@@ -157,6 +171,14 @@ pub fn handle(shared: &Shared, req: &Incoming) -> Outcome {
         }),
         ("POST", "/_emulator/dry-run") => parse::<DryRunRequest>(&req.body).map(|d| {
             shared.lock().dry_run = d.answer;
+            json("{}".into())
+        }),
+        ("POST", "/_emulator/dry-run-checks") => parse::<DryRunChecksRequest>(&req.body).map(|d| {
+            shared.lock().dry_run_checks = d.checks;
+            json("{}".into())
+        }),
+        ("POST", "/_emulator/subscriptions") => parse::<SubscriptionRequest>(&req.body).map(|r| {
+            shared.lock().subscriptions.insert((r.account, r.product_code), r.subscribed);
             json("{}".into())
         }),
         ("POST", "/_emulator/checkout-commit") => parse::<CommitRequest>(&req.body).map(|c| {

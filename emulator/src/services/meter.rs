@@ -1,12 +1,14 @@
 //! Marketplace Metering `MeterUsage` (docs/aws-behaviour.md §2.3). Checks run in this order: input shape,
 //! credential source, region, product, entitlement (skipped for the seller's own account: preview
-//! mode), dimension, time window, tags and allocations, ClientToken, DryRun, then the
-//! one-record-per-hour rule. Accepted records go to the metering ledger; idempotent repeats do not.
+//! mode, and after the task's first call: the first-call rule), dimension, time window, tags and
+//! allocations, ClientToken, DryRun, then the one-record-per-hour rule. A dry run under the
+//! product's `DryRunChecks::IamOnly` answers right after the input shape. Accepted records go to the
+//! metering ledger; idempotent repeats do not.
 
 use super::auth::Caller;
 use super::usage::{allocations, bad, entitled, product_code_checks, sorted, FUTURE_SLACK_MS, HOUR_MS, M};
 use crate::model::ledger::MeteringRecord;
-use crate::model::world::{BeforeStartAnswer, DryRunAnswer};
+use crate::model::world::{BeforeStartAnswer, DryRunAnswer, DryRunChecks, Product};
 use crate::state::{PrincipalKind, Shared};
 use crate::wire::ids::request_id;
 use crate::wire::input::{parse_body, Members, Res};
@@ -61,6 +63,12 @@ fn meter_usage_inner(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Ou
     m.finish()?;
     let (code, ts, dim) = (code.unwrap_or_default(), ts.unwrap_or_default(), dim.unwrap_or_default());
     let qty = qty.unwrap_or(0);
+    let dry = dry.unwrap_or(false);
+    let checks = shared.lock().dry_run_checks.or(shared.world.product(&code).map(|p| p.dry_run_checks));
+    if dry && checks == Some(DryRunChecks::IamOnly) {
+        // Signature and IAM were checked before this handler ran; the shape just above.
+        return Ok(dry_run_answer(shared, shared.world.product(&code)));
+    }
     let p = &caller.cred.principal;
     let unsupported = match p.kind {
         PrincipalKind::EcsTaskRole | PrincipalKind::Irsa => None,
@@ -83,7 +91,9 @@ fn meter_usage_inner(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Ou
     }
     let product =
         shared.world.product(&code).ok_or_else(|| bad("InvalidProductCodeException", "Product code is invalid."))?;
-    if !entitled(shared, &p.account, product) {
+    // First-call rule: once a call of this task was accepted, later ones skip the subscription.
+    let first_call = (p.workload.clone(), code.clone());
+    if !shared.lock().metered.contains(&first_call) && !entitled(shared, &p.account, product) {
         return Err(bad("CustomerNotEntitledException", "Customer is not subscribed to the product."));
     }
     if !product.dimensions.contains(&dim) {
@@ -106,20 +116,18 @@ fn meter_usage_inner(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Ou
             return Err(bad("TimestampOutOfBoundsException", &m));
         }
     }
-    let allocs = allocations(allocs, qty)?;
+    let allocs = allocations(allocs, qty, product.tag_pattern)?;
     let hour = ts.div_euclid(HOUR_MS) * 3600;
     let fingerprint = json!([code, dim, hour, qty, sorted(&allocs)]).to_string();
-    if dry.unwrap_or(false) {
-        let answer = shared.lock().dry_run.unwrap_or(product.dry_run);
-        return Ok(match answer {
-            DryRunAnswer::Empty => json_ok(json!({})),
-            DryRunAnswer::RecordId => json_ok(json!({"MeteringRecordId": request_id()})),
-            DryRunAnswer::DryRunOperationError => {
-                json_error(412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
-            }
-        });
+    if dry {
+        if checks == Some(DryRunChecks::FullFirstCall) {
+            shared.lock().metered.insert(first_call);
+        }
+        return Ok(dry_run_answer(shared, Some(product)));
     }
     let mut inner = shared.lock();
+    // A real record that got this far passed the subscription check: the task's first call is done.
+    inner.metered.insert(first_call);
     if let Some(t) = &token {
         if let Some((fp, id)) = inner.client_tokens.get(&(p.account.clone(), t.clone())) {
             if *fp != fingerprint {
@@ -164,4 +172,17 @@ fn meter_usage_inner(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Ou
         inner.client_tokens.insert((p.account.clone(), t), (fingerprint, id.clone()));
     }
     Ok(json_ok(json!({"MeteringRecordId": id})))
+}
+
+/// What a dry run that passed its checks answers: the run-time override, else the product's choice
+/// (`Empty` for a product the world does not know, which only an IAM-only dry run lets through).
+fn dry_run_answer(shared: &Shared, product: Option<&Product>) -> Outcome {
+    let answer = shared.lock().dry_run.or(product.map(|p| p.dry_run)).unwrap_or_default();
+    match answer {
+        DryRunAnswer::Empty => json_ok(json!({})),
+        DryRunAnswer::RecordId => json_ok(json!({"MeteringRecordId": request_id()})),
+        DryRunAnswer::DryRunOperationError => {
+            json_error(412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
+        }
+    }
 }

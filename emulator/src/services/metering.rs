@@ -137,11 +137,8 @@ fn register(shared: &Shared, caller: &Caller, req: &Incoming, mutation: Option<T
     let key = (p.workload.clone(), product.code.clone());
     // The seller's own account runs in preview mode: no entitlement check (docs/aws-behaviour.md §2.2).
     let preview = product.seller.as_deref() == Some(p.account.as_str());
-    if !preview && !shared.lock().registered.contains(&key) {
-        let subscribed = shared.world.account(&p.account).is_some_and(|a| a.subscriptions.contains(&product.code));
-        if !subscribed {
-            return json_error(400, "CustomerNotEntitledException", "Customer is not subscribed to the product.");
-        }
+    if !preview && !shared.lock().registered.contains(&key) && !shared.subscribed(&p.account, &product.code) {
+        return json_error(400, "CustomerNotEntitledException", "Customer is not subscribed to the product.");
     }
     let now = SystemTime::now();
     // The product's own forms, or in variance mode a draw of every form AWS's documents allow.

@@ -83,7 +83,7 @@ fn batch_inner(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome>
         if too_old || ts - now > FUTURE_SLACK_MS {
             return Err(bad("TimestampOutOfBoundsException", "A record's Timestamp is outside the accepted window."));
         }
-        let allocs = allocations(allocs, qty)?;
+        let allocs = allocations(allocs, qty, product.tag_pattern)?;
         let account = match (cust, acct) {
             (Some(c), None) => shared.world.accounts.iter().find(|a| a.customer_id() == c).map(|a| a.id.clone()),
             (None, Some(a)) => shared.world.account(&a).map(|a| a.id.clone()),
@@ -100,12 +100,14 @@ fn batch_inner(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Outcome>
         }
         parsed.push(BatchRecord { raw: o, account, dimension: dim, ts, qty, allocs });
     }
+    // Before the lock: the subscriptions changed at run time live behind it too.
+    let subscribed: Vec<bool> = parsed.iter().map(|r| entitled(shared, &r.account, product)).collect();
     let mut inner = shared.lock();
     let mut results = Vec::new();
-    for r in parsed {
+    for (r, subscribed) in parsed.into_iter().zip(subscribed) {
         let hour = r.ts.div_euclid(HOUR_MS) * 3600;
         let mut result = json!({"UsageRecord": Value::Object(r.raw.clone())});
-        if !entitled(shared, &r.account, product) {
+        if !subscribed {
             result["Status"] = json!("CustomerNotSubscribed");
             results.push(result);
             continue;

@@ -3,7 +3,7 @@
 //! preview mode, and the hour and clock-skew bounds of a record's `Timestamp`.
 
 use crate::model::ledger::Allocation;
-use crate::model::world::Product;
+use crate::model::world::{Product, TagPattern};
 use crate::state::Shared;
 use crate::wire::input::{object, Members, Res, Service};
 use crate::wire::proto::{json_error, Outcome};
@@ -22,16 +22,17 @@ pub(super) fn bad(code: &str, message: &str) -> Box<Outcome> {
     Box::new(err(code, message))
 }
 
-/// The tag pattern from the model, `^[a-zA-Z0-9+ -=._:\/@]+$`, read literally: `+ -=` is the range
-/// space..`=` (docs/aws-behaviour.md §2.1 observation), so this admits more than the seller guide's prose.
-fn tag_char_ok(c: char) -> bool {
-    c.is_ascii_alphanumeric() || ('\u{20}'..='=').contains(&c) || "+._:/@".contains(c)
+/// The model's Tag pattern, `^[a-zA-Z0-9+ -=._:\/@]+$`, under either reading of its `+ -=`
+/// (docs/aws-behaviour.md §10.15): the characters listed, or a regex engine's range space..`=`.
+fn tag_char_ok(c: char, pattern: TagPattern) -> bool {
+    let listed = c.is_ascii_alphanumeric() || "+ -=._:/@".contains(c);
+    listed || (pattern == TagPattern::Range && (' '..='=').contains(&c))
 }
 
 /// Parses and checks `UsageAllocations` against `quantity`: ≤ 2500 allocations, 1–5 tags each with
 /// valid keys/values (`InvalidTagException`), distinct tag sets and a sum equal to the quantity
 /// (`InvalidUsageAllocationsException`).
-pub(super) fn allocations(list: Option<&Vec<Value>>, quantity: i64) -> Res<Vec<Allocation>> {
+pub(super) fn allocations(list: Option<&Vec<Value>>, quantity: i64, pattern: TagPattern) -> Res<Vec<Allocation>> {
     let Some(list) = list else {
         return Ok(Vec::new());
     };
@@ -66,7 +67,9 @@ pub(super) fn allocations(list: Option<&Vec<Value>>, quantity: i64) -> Res<Vec<A
                 let (k, v) = (tm.require("Key", k), tm.require("Value", v));
                 tm.finish()?;
                 let (k, v) = (k.unwrap_or_default(), v.unwrap_or_default());
-                let ok = |s: &str, max: usize| (1..=max).contains(&s.chars().count()) && s.chars().all(tag_char_ok);
+                let ok = |s: &str, max: usize| {
+                    (1..=max).contains(&s.chars().count()) && s.chars().all(|c| tag_char_ok(c, pattern))
+                };
                 if !ok(&k, 100) || !ok(&v, 256) {
                     return Err(Box::new(err("InvalidTagException", &format!("Tag {k:?}={v:?} is not valid."))));
                 }
@@ -122,6 +125,5 @@ pub(super) fn sorted(a: &[Allocation]) -> Vec<Allocation> {
 
 /// Does the seller's own account (preview mode) or a subscription let `account` use `product`?
 pub(super) fn entitled(shared: &Shared, account: &str, product: &Product) -> bool {
-    product.seller.as_deref() == Some(account)
-        || shared.world.account(account).is_some_and(|a| a.subscriptions.contains(&product.code))
+    product.seller.as_deref() == Some(account) || shared.subscribed(account, &product.code)
 }

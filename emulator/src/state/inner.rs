@@ -7,7 +7,7 @@ use crate::model::clock::Clock;
 use crate::model::fault::FaultQueue;
 use crate::model::ledger::{MeteringRecord, Recorded, Registration, Seat};
 use crate::model::quota::Buckets;
-use crate::model::world::{DryRunAnswer, License};
+use crate::model::world::{DryRunAnswer, DryRunChecks, License};
 use std::collections::{HashMap, HashSet};
 
 #[derive(Default)]
@@ -18,6 +18,11 @@ pub struct Inner {
     pub creds: HashMap<String, IssuedCred>,
     /// (workload, product code) pairs whose entitlement was checked once already.
     pub registered: HashSet<(String, String)>,
+    /// (workload, product code) pairs whose MeterUsage entitlement was checked once already (the
+    /// first-call rule, as `registered` is for RegisterUsage).
+    pub metered: HashSet<(String, String)>,
+    /// Run-time changes to the world's subscriptions: (account, product code) → subscribed.
+    pub subscriptions: HashMap<(String, String), bool>,
     pub imds_tokens: HashSet<String>,
     pub clock: Clock,
     pub metering: Vec<MeteringRecord>,
@@ -30,6 +35,8 @@ pub struct Inner {
     /// the real clock, in seconds; negative is behind. Models a client whose clock is off.
     pub wall_skew_secs: i64,
     pub dry_run: Option<DryRunAnswer>,
+    /// Runtime override of every product's `dry_run_checks`.
+    pub dry_run_checks: Option<DryRunChecks>,
     pub seats: Vec<Seat>,
     /// CheckoutLicense (account, ClientToken) → (request fingerprint, index into `seats`).
     pub checkout_tokens: HashMap<(String, String), (String, usize)>,

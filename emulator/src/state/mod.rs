@@ -113,6 +113,14 @@ impl Shared {
         all
     }
 
+    /// Whether `account` is subscribed to product `code`: the world's subscriptions, as changed at
+    /// run time (`Emulator::set_subscribed`).
+    pub fn subscribed(&self, account: &str, code: &str) -> bool {
+        let changed = self.lock().subscriptions.get(&(account.to_string(), code.to_string())).copied();
+        changed
+            .unwrap_or_else(|| self.world.account(account).is_some_and(|a| a.subscriptions.iter().any(|s| s == code)))
+    }
+
     /// Whether `account`'s call of `op` exceeds its quota (always false while quotas are off).
     pub fn throttled(&self, account: &str, op: &str) -> bool {
         let mut inner = self.lock();

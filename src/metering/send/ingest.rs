@@ -4,8 +4,8 @@
 #![forbid(unsafe_code)]
 
 use super::{warn, Meter};
-use crate::metering::{hour_of, lines, record};
-use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use crate::metering::{lines, record};
+use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::Path;
 
 /// Read the usage file in chunks of this size (bounds memory; state is saved after each).
@@ -71,7 +71,8 @@ impl Meter<'_> {
                 Err(why) => Err(why.clone()),
             };
             match parsed {
-                Ok(r) => self.state.add(&r.dimension, hour_of(r.at).min(hour_of(now)), &r.tag_set(), r.quantity),
+                // Usage dated in the future counts as now: a record is never dated ahead.
+                Ok(r) => self.state.add(&r.dimension, r.at.min(now), &r.tag_set(), r.quantity),
                 Err(why) => bad.push((self.state.offset + line.at as u64, line.bytes.to_vec(), why)),
             }
         }
@@ -108,10 +109,6 @@ impl Meter<'_> {
             copy.extend_from_slice(line);
             copy.push(b'\n');
         }
-        let written =
-            std::fs::OpenOptions::new().append(true).create(true).open(&path).and_then(|mut f| f.write_all(&copy));
-        if let Err(e) = written {
-            warn(&format!("cannot write {}: {e}", path.display()));
-        }
+        self.append_quarantine(&copy);
     }
 }
