@@ -22,10 +22,10 @@ use crate::entitlement::{classify, Context, Entitled, Verdict};
 use crate::error::Error;
 use crate::identity::BakedProduct;
 use crate::platform::{credentials, CredentialSource, Env, FoundRegion};
+use crate::supervise::stop::Policy;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use handover::Live;
-use crate::supervise::stop::Policy;
 use recheck::Watch;
 use std::time::{Duration, Instant, SystemTime};
 

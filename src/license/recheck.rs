@@ -16,8 +16,8 @@ use crate::entitlement::contract::{self, Allowed};
 use crate::entitlement::validity::{self, Invalid, Standing};
 use crate::entitlement::{classify, Context, Verdict};
 use crate::identity::BakedEntitlement;
-use aws_types::request_id::RequestId as _;
 use crate::supervise::stop::Policy;
+use aws_types::request_id::RequestId as _;
 use std::time::Duration;
 
 /// AWS's advice for software that runs in AWS: call again every 15 minutes.
