@@ -6,8 +6,6 @@ mod support;
 
 mod check;
 mod contract;
-mod contract_recheck;
-mod contract_wire;
 mod docs;
 mod endpoints;
 mod exec_identity;
