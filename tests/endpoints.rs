@@ -1,6 +1,6 @@
 //! Refusal lines name the endpoint a start could not reach: host and port, for a failed connection
 //! to Marketplace Metering (`exec` and `supervise`) and to the container credential endpoint, as
-//! `mpgate check` names them.
+//! `mpgate check` names them, and for a credential endpoint still loading when the deadline struck.
 
 use crate::hourly::{gate_as, with_workload};
 use crate::support::{dist_dir, scratch, Run};
@@ -69,5 +69,29 @@ fn a_credential_endpoint_that_refuses_the_connection_is_named() {
         .expect_stderr_contains("cannot load credentials from the ECS task role")
         .expect_stderr_contains(&format!("cannot connect to 127.0.0.1:{port}"))
         .check();
+    assert!(emu.bodies("RegisterUsage").is_empty(), "no call without credentials");
+}
+
+#[test]
+fn a_credential_endpoint_still_loading_at_the_deadline_is_named() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    // Bound and listening, never accepting: the kernel completes the connection and the request waits
+    // for an answer that never comes, so the deadline strikes while the provider is still loading.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let gate = gate_as(&emu, "ecs-task", dir.path())
+        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("http://127.0.0.1:{port}/v2/credentials/x"))
+        .arg("--deadline")
+        .arg("2s");
+    with_workload(gate, dir.path())
+        .run()
+        .expect_status(81)
+        .expect_one_refusal_line()
+        .expect_stderr_contains(&format!(
+            "loading credentials from the ECS task role at 127.0.0.1:{port} did not finish"
+        ))
+        .check();
+    drop(silent);
     assert!(emu.bodies("RegisterUsage").is_empty(), "no call without credentials");
 }

@@ -46,7 +46,7 @@ pub fn region(env: &dyn Env) -> Option<FoundRegion> {
 pub async fn credentials(env: &dyn Env, clients: &Clients, region: &FoundRegion) -> Check {
     let token =
         anywhere::LicenseTokenProvider::from_env(env, clients, &region.name).map(SharedCredentialsProvider::new);
-    match platform::credentials::load_with(env, clients, &region.name, token).await {
+    match platform::credentials::load_with(env, clients, &region.name, token, &|_| {}).await {
         Ok(c) if c.source == CredentialSource::LicenseToken => Check::new(
             "credentials",
             Status::Pass,

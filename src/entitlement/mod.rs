@@ -239,7 +239,9 @@ async fn prove_steps(
         .then(|| crate::license::anywhere::LicenseTokenProvider::from_env(env, &clients, &region.name))
         .flatten()
         .map(SharedCredentialsProvider::new);
-    let creds = platform::credentials::load_with(env, &clients, &region.name, token.clone()).await?;
+    let creds =
+        platform::credentials::load_with(env, &clients, &region.name, token.clone(), &|step| progress.set(step))
+            .await?;
     crate::log::verbose(&format!("credentials from {}", creds.source));
     let hostname = nonce::hostname();
     let ctx = Context { region: &region, source: creds.source, hostname: &hostname };

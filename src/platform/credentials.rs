@@ -108,18 +108,21 @@ pub struct LoadedCredentials {
 
 /// Try each source in order (without the license token: hourly, monthly and custom metering).
 pub async fn load(env: &dyn Env, clients: &Clients, region: &str) -> Result<LoadedCredentials, Error> {
-    load_with(env, clients, region, None).await
+    load_with(env, clients, region, None, &|_| {}).await
 }
 
 /// Try each source in order, with `license_token` (contract pricing, when one is configured) as
 /// source 5. Its provider refreshes itself; the credentials returned are its first ones. Each
 /// provider is built only when the chain reaches it: on ECS the license-token and IMDS providers
-/// (and the IMDS client) are never built, and IRSA's only when it is configured.
+/// (and the IMDS client) are never built, and IRSA's only when it is configured. `trying` is told
+/// each configured source that goes to the network as the chain reaches it, with where (`reach`),
+/// so a deadline that strikes while one is loading can name it.
 pub async fn load_with(
     env: &dyn Env,
     clients: &Clients,
     region: &str,
     license_token: Option<SharedCredentialsProvider>,
+    trying: &dyn Fn(String),
 ) -> Result<LoadedCredentials, Error> {
     let env_source = if env.get("AWS_SESSION_TOKEN").is_some() {
         CredentialSource::EnvSession
@@ -136,6 +139,11 @@ pub async fn load_with(
         CredentialSource::LicenseToken,
         CredentialSource::InstanceRole,
     ] {
+        let reached = super::reach::endpoint(source, env, region)
+            .filter(|_| source != CredentialSource::LicenseToken || license_token.is_some());
+        if let Some(at) = reached {
+            trying(format!("loading credentials from {source} at {at}"));
+        }
         let provider = provider(source, env, &config, clients, &mut license_token);
         match provider.provide_credentials().await {
             Ok(credentials) => return Ok(LoadedCredentials { credentials, source }),
