@@ -26,8 +26,8 @@ pub use model::ledger::{Allocation, MeteringRecord, Recorded, Registration, Seat
 pub use model::variance::DateForm;
 pub use model::world::{
     Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DateStyle, DryRunAnswer, DryRunChecks, License,
-    LicenseEntitlement, OutsideHomeRegion, Platform, Product, Quotas, RedirectLocation, RegistrationToken, TagPattern,
-    Workload, World, MARKETPLACE_FINGERPRINT,
+    LicenseEntitlement, MeterIdempotency, OutsideHomeRegion, Platform, Product, Quotas, RedirectLocation,
+    RegistrationToken, TagPattern, Workload, World, MARKETPLACE_FINGERPRINT,
 };
 pub use model::{clock, keys};
 pub use server::{Emulator, Listen};

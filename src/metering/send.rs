@@ -91,7 +91,8 @@ impl<'a> Meter<'a> {
             .create(true)
             .open(spool.usage_file())
             .map_err(|e| fail(format!("cannot open usage.log: {e}")))?;
-        let state = State::load(&spool).map_err(fail)?;
+        let mut state = State::load(&spool).map_err(fail)?;
+        state.ensure_salt().map_err(fail)?;
         state.save(&spool).map_err(|e| fail(format!("cannot write state.json: {e}")))?;
         Ok(Meter {
             spool,
@@ -199,7 +200,8 @@ impl<'a> Meter<'a> {
             let transient = match self.client().await {
                 Err(e) => e,
                 Ok(client) => {
-                    let answer = send(&client, self.product.code, bucket).await;
+                    let token = self.state.client_token(self.product.code, bucket);
+                    let answer = send(&client, self.product.code, bucket, token).await;
                     match self.settle(bucket, answer) {
                         answer::Step::Settled => return Ok(()),
                         answer::Step::Stop(refusal) => return Err(Halt::NotEntitled(refusal)),
@@ -248,11 +250,12 @@ fn clock(env: &dyn Env) -> Box<dyn Clock> {
 }
 
 /// One MeterUsage for `bucket`: Timestamp = the first usage of its hour, allocations when any usage
-/// is tagged.
+/// is tagged, and the request's own `ClientToken` (`State::client_token`), never one the SDK draws.
 async fn send(
     client: &aws_sdk_marketplacemetering::Client,
     product_code: &str,
     bucket: &Bucket,
+    client_token: String,
 ) -> Result<Option<String>, SdkError<MeterUsageError>> {
     let total = i32::try_from(bucket.total()).unwrap_or(i32::MAX);
     let mut request = client
@@ -260,7 +263,8 @@ async fn send(
         .product_code(product_code)
         .timestamp(DateTime::from_secs(i64::try_from(bucket.timestamp()).unwrap_or(i64::MAX)))
         .usage_dimension(&bucket.dimension)
-        .usage_quantity(total);
+        .usage_quantity(total)
+        .client_token(client_token);
     if bucket.usage.keys().any(|k| !k.is_empty()) {
         for (tags, q) in &bucket.usage {
             let mut a = UsageAllocation::builder().allocated_usage_quantity(i32::try_from(*q).unwrap_or(i32::MAX));

@@ -6,6 +6,9 @@
 //! aggregates it produced, and a record is marked in flight (with its exact quantity, allocations and
 //! timestamp) before it is sent, so a restart re-sends the identical request, which AWS answers with
 //! the same MeteringRecordId (one record per {dimension, hour} per task/pod; docs/aws-behaviour.md §2.3).
+//! Identical includes its `ClientToken`, which is derived from the request and a random salt kept
+//! here: whether AWS de-duplicates by the hour or by the token, a re-sent record is the same record
+//! (§10.5), and two pods' identical records are not.
 //!
 //! Timestamp: a record is dated at the first usage in its hour, never at the top of the hour, which
 //! may lie before the task or pod started (AWS: a timestamp must not precede the start of usage,
@@ -81,6 +84,9 @@ pub struct State {
     pub in_flight: Option<Bucket>,
     /// Records sent in the last hours (older ones are pruned: their hours can no longer be sent).
     pub sent: Vec<Sent>,
+    /// This spool's secret part of every `ClientToken` (hex; drawn once, `ensure_salt`).
+    #[serde(default)]
+    pub salt: String,
 }
 
 impl State {
@@ -92,6 +98,28 @@ impl State {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         }
+    }
+
+    /// Draw this spool's salt if it has none yet; true when it was drawn (the state must be saved).
+    pub fn ensure_salt(&mut self) -> Result<bool, String> {
+        if !self.salt.is_empty() {
+            return Ok(false);
+        }
+        let mut b = [0u8; 16];
+        getrandom::getrandom(&mut b).map_err(|e| format!("no randomness for the ClientToken salt: {e}"))?;
+        self.salt = b.iter().map(|x| format!("{x:02x}")).collect();
+        Ok(true)
+    }
+
+    /// The `ClientToken` of the MeterUsage request for `bucket` (product `code`): the same for the
+    /// same request from this spool, different for any other request or spool. 32 hex characters
+    /// (the model allows 1–64).
+    pub fn client_token(&self, code: &str, bucket: &Bucket) -> String {
+        use sha2::{Digest as _, Sha256};
+        let mut h = Sha256::new();
+        let fields = serde_json::json!([self.salt, code, bucket.dimension, bucket.timestamp(), bucket.usage]);
+        h.update(fields.to_string().as_bytes());
+        h.finalize().iter().take(16).map(|x| format!("{x:02x}")).collect()
     }
 
     /// Replace the state file atomically: write a temp file, fsync it, rename, fsync the directory.

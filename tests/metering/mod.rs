@@ -7,6 +7,7 @@
 mod crash;
 mod entitlement;
 mod first_hour;
+mod idempotency;
 mod record;
 mod refusals;
 mod send;

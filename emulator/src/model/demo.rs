@@ -4,8 +4,8 @@
 use super::keys;
 use super::world::{
     Account, BeforeStartAnswer, ClaimStyle, CredentialKind, DryRunAnswer, DryRunChecks, License, LicenseEntitlement,
-    OutsideHomeRegion, Platform, Product, Quotas, RedirectLocation, RegistrationToken, TagPattern, Workload, World,
-    MARKETPLACE_FINGERPRINT,
+    MeterIdempotency, OutsideHomeRegion, Platform, Product, Quotas, RedirectLocation, RegistrationToken, TagPattern,
+    Workload, World, MARKETPLACE_FINGERPRINT,
 };
 use std::collections::BTreeMap;
 
@@ -50,6 +50,7 @@ fn product(code: &str, versions: Vec<i32>, keys: BTreeMap<i32, String>, dimensio
         before_start: BeforeStartAnswer::TimestampOutOfBounds,
         dry_run_checks: DryRunChecks::Full,
         tag_pattern: TagPattern::Literal,
+        meter_idempotency: MeterIdempotency::HourRounding,
     }
 }
 

@@ -24,6 +24,9 @@ pub enum Fault {
     Hang,
     /// Drop the connection without any response.
     CloseConnection,
+    /// Do what was asked (record it, bill it), then drop the connection without an answer: the
+    /// client cannot tell whether the call took effect, as when an answer is lost on the way back.
+    AnswerLost,
     /// Answer normally but corrupt the RegisterUsage `Signature` as named.
     Token(TokenMutation),
     /// Reset the connection (TCP RST, SO_LINGER 0) without any response.

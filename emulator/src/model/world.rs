@@ -88,6 +88,26 @@ pub struct Product {
     /// (docs/aws-behaviour.md §10.15).
     #[serde(default)]
     pub tag_pattern: TagPattern,
+    /// What MeterUsage makes of a record sent again (docs/aws-behaviour.md §10.5).
+    #[serde(default)]
+    pub meter_idempotency: MeterIdempotency,
+}
+
+/// The readings of MeterUsage's idempotency: the model says requests identical after rounding to the
+/// hour get the same MeteringRecordId back, and marks `ClientToken` as an idempotency token without
+/// saying what it does on ECS and EKS. A repeated token with the same parameters is the same record
+/// under every reading.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum MeterIdempotency {
+    /// Identical after rounding to the hour: the same record, whatever the token (the model's text).
+    #[default]
+    HourRounding,
+    /// Only a repeated token is the same record: an identical record with a new token finds its hour
+    /// taken (`DuplicateRequestException`).
+    TokenTakesTheHour,
+    /// Only a repeated token is the same record: an identical record with a new token is recorded,
+    /// and billed, again.
+    TokenOnly,
 }
 
 /// The plausible meanings of a `MeterUsage` dry run; AWS documents only "checks permissions".

@@ -63,6 +63,11 @@ pub async fn handle(
             record(&shared, &op, &req, &Outcome::default().workload(site_workload));
             return Err(Dropped);
         }
+        Some(Fault::AnswerLost) => {
+            let out = dispatch(&shared, &site, &op, &req, None);
+            record(&shared, &op, &req, &out);
+            return Err(Dropped);
+        }
         Some(Fault::ConnectionReset) => {
             record(&shared, &op, &req, &Outcome::default().workload(site_workload));
             reset.store(true, Ordering::SeqCst);

@@ -8,7 +8,7 @@
 use super::auth::Caller;
 use super::usage::{allocations, bad, entitled, product_code_checks, sorted, FUTURE_SLACK_MS, HOUR_MS, M};
 use crate::model::ledger::MeteringRecord;
-use crate::model::world::{BeforeStartAnswer, DryRunAnswer, DryRunChecks, Product};
+use crate::model::world::{BeforeStartAnswer, DryRunAnswer, DryRunChecks, MeterIdempotency, Product};
 use crate::state::{PrincipalKind, Shared};
 use crate::wire::ids::request_id;
 use crate::wire::input::{parse_body, Members, Res};
@@ -144,9 +144,16 @@ fn meter_usage_inner(shared: &Shared, caller: &Caller, req: &Incoming) -> Res<Ou
             && r.dimension == dim
             && r.hour == hour
     });
+    let identical = |r: &&MeteringRecord| r.quantity == qty && sorted(&r.allocations) == sorted(&allocs);
+    let existing = match product.meter_idempotency {
+        MeterIdempotency::HourRounding => existing.map(|r| (identical(&r), r)),
+        // The token was not seen (above): whatever is on record for the hour is another request.
+        MeterIdempotency::TokenTakesTheHour => existing.map(|r| (false, r)),
+        MeterIdempotency::TokenOnly => existing.filter(|r| !identical(r)).map(|r| (false, r)),
+    };
     let id = match existing {
-        Some(r) if r.quantity == qty && sorted(&r.allocations) == sorted(&allocs) => r.metering_record_id.clone(),
-        Some(_) => {
+        Some((true, r)) => r.metering_record_id.clone(),
+        Some((false, _)) => {
             let m = "A record for this dimension and hour was already sent with a different quantity.";
             return Err(bad("DuplicateRequestException", m));
         }

@@ -163,3 +163,30 @@ fn a_record_refused_as_a_whole_is_returned_whole() {
     assert_eq!(q.total(), 3);
     assert_eq!((s.unsent(), s.in_flight.is_none()), (0, true));
 }
+
+#[test]
+fn a_request_keeps_its_client_token_and_every_other_request_or_spool_gets_another() {
+    let mut s = State::default();
+    assert!(s.ensure_salt().expect("salt"), "a fresh state draws its salt");
+    assert!(!s.ensure_salt().expect("salt"), "and keeps it");
+    assert_eq!(s.salt.len(), 32);
+    let h = hour_of(NOW) - HOUR;
+    s.add("r", h + 7, "", 5);
+    let b = s.next_record(NOW, false, &none).expect("record");
+    let token = s.client_token("code", &b);
+    assert_eq!(token.len(), 32);
+    assert!(token.bytes().all(|c| c.is_ascii_hexdigit()), "{token}");
+    // The state as a restart reads it back: the same request, the same token.
+    let again: State = serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("state");
+    assert_eq!(again.client_token("code", &b), token);
+    let mut more = b.clone();
+    *more.usage.get_mut("").expect("untagged") += 1;
+    assert_ne!(s.client_token("code", &more), token, "another quantity");
+    let mut tagged = b.clone();
+    tagged.usage.insert("team=a".into(), 1);
+    assert_ne!(s.client_token("code", &tagged), token, "another allocation");
+    assert_ne!(s.client_token("other", &b), token, "another product");
+    let mut other_pod = State::default();
+    other_pod.ensure_salt().expect("salt");
+    assert_ne!(other_pod.client_token("code", &b), token, "another spool");
+}
