@@ -4,6 +4,7 @@
 
 mod support;
 
+mod after_admission;
 mod check;
 mod contract;
 mod docs;

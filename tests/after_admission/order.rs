@@ -1,0 +1,1 @@
+//! After admission rows: order.
