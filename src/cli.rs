@@ -63,7 +63,7 @@ pub enum Command {
     )]
     Supervise(SuperviseArgs),
     /// Record custom-metering usage for the supervisor to send (scripts; programs append lines
-    /// to $MPGATE_USAGE_FILE themselves, see docs/custom-metering.md).
+    /// to the spool's usage.log themselves, see docs/custom-metering.md).
     #[command(
         after_help = "Examples:\n  mpgate meter requests 1\n  mpgate meter gb_processed 20 --tag team=search\n\nExit status 0 when recorded, 2 when refused (unknown dimension or tag key, bad quantity)."
     )]
@@ -149,6 +149,15 @@ pub struct SuperviseArgs {
     /// usage record refused as not entitled) [env: MPGATE_STOP_GRACE] [default: 10s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub stop_grace: Option<Duration>,
+    /// Run the workload as this numeric user (and group; default: the same number) with no
+    /// supplementary groups and no new privileges; mpgate must start as root and keeps root, so the
+    /// workload can neither signal it nor write its spool state [env: MPGATE_USER].
+    #[arg(long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Supervise a custom-metering or counted-seat image without --user even when mpgate is not
+    /// PID 1, where the workload could stop it with kill -STOP [env: MPGATE_ALLOW_NOT_PID1=1].
+    #[arg(long)]
+    pub allow_not_pid1: bool,
     /// The same options as `mpgate exec`.
     #[command(flatten)]
     pub exec: ExecArgs,
@@ -165,7 +174,8 @@ pub struct MeterArgs {
     /// Attribute the usage to a tag (a key baked for the dimension); repeat for up to 5 tags.
     #[arg(long = "tag", value_name = "KEY=VALUE")]
     pub tags: Vec<String>,
-    /// Spool directory when MPGATE_USAGE_FILE is not set [env: MPGATE_SPOOL_DIR] [default: /var/run/mpgate].
+    /// The spool whose usage.log to append to: the supervisor's, which sets MPGATE_SPOOL_DIR for the
+    /// workload; MPGATE_USAGE_FILE is not read [env: MPGATE_SPOOL_DIR] [default: /var/run/mpgate].
     #[arg(long, value_name = "DIR")]
     pub spool: Option<PathBuf>,
 }

@@ -111,7 +111,8 @@ pub(crate) fn spool_dir(flag: Option<PathBuf>, env: &dyn Env) -> metering::Spool
     )
 }
 
-/// `mpgate meter`: validate against the baked dimensions at once, then append one usage line.
+/// `mpgate meter`: validate against the baked dimensions at once, then append one usage line to the
+/// spool's `usage.log`, which must already exist (the supervisor creates it).
 fn meter_command(args: cli::MeterArgs, env: &dyn Env) -> Result<(), Failure> {
     use metering::Clock as _;
     let baked = identity::baked()?;
@@ -125,13 +126,18 @@ fn meter_command(args: cli::MeterArgs, env: &dyn Env) -> Result<(), Failure> {
     let now = metering::SystemClock.now();
     let record = metering::record::validate(baked.dimensions, now, &args.dimension, &args.quantity, &args.tags)
         .map_err(|why| Error::Usage(format!("mpgate meter: {why}")))?;
-    let file =
-        env.get("MPGATE_USAGE_FILE").map(PathBuf::from).unwrap_or_else(|| spool_dir(args.spool, env).usage_file());
-    metering::record::append(&file, &record).map_err(|e| {
-        Error::Spool(format!(
-            "cannot append to the usage file {}: {e}; run under `mpgate supervise` with a writable spool (docs/custom-metering.md)",
+    // The spool is the one place usage is read from: MPGATE_USAGE_FILE only tells the workload
+    // where that is, so a value naming another file (a CMD that re-exported it) is not followed.
+    let file = spool_dir(args.spool, env).usage_file();
+    if let Some(told) = env.get("MPGATE_USAGE_FILE").filter(|told| std::path::Path::new(told) != file) {
+        log::warn(&format!(
+            "MPGATE_USAGE_FILE is {told:?}, not this spool's usage file {}; recording to {} (the variable tells where usage goes, it does not choose it: --spool or MPGATE_SPOOL_DIR choose the spool)",
+            file.display(),
             file.display()
-        ))
+        ));
+    }
+    metering::record::append(&file, &record).map_err(|why| {
+        Error::Spool(format!("mpgate meter: {why}"))
     })?;
     Ok(())
 }

@@ -53,8 +53,19 @@ pub(crate) fn supervise_mode(args: &cli::SuperviseArgs, env: &dyn Env) -> Result
         on_license_lost: policy(args.on_license_lost, env, "MPGATE_ON_LICENSE_LOST")?,
         stop_grace: duration(args.stop_grace, env.get("MPGATE_STOP_GRACE"), "MPGATE_STOP_GRACE")?
             .unwrap_or(supervise::stop::GRACE),
+        user: workload_user(args, env)?,
     };
     Ok(Mode::Supervise(options, crate::spool_dir(args.spool.clone(), env)))
+}
+
+/// `--user` / `MPGATE_USER`, and the rule that an image whose supervisor has a duty is not
+/// supervised from below PID 1 without it (`supervise::user`), both before any AWS call.
+fn workload_user(args: &cli::SuperviseArgs, env: &dyn Env) -> Result<Option<supervise::user::User>, Error> {
+    use supervise::user;
+    let workload = user::resolve(args.user.as_deref(), env.get("MPGATE_USER"), nix::unistd::geteuid().as_raw())?;
+    let allow = user::allow_not_pid1(args.allow_not_pid1, env.get("MPGATE_ALLOW_NOT_PID1"))?;
+    user::not_pid1_rule(user::duty(), std::process::id(), workload, allow)?;
+    Ok(workload)
 }
 
 /// A stop-or-warn policy: the flag, then the variable `var`, then `stop` (fail closed).
@@ -195,7 +206,7 @@ fn exec_workload(
                 "could not check the license seat in before starting the workload ({why}); License Manager returns it when the checkout expires"
             ));
         }
-        extra = license::handover::write(&entitled, env, Seat::Returned).0;
+        extra = license::handover::write(&entitled, env, Seat::Returned, None).0;
     }
     drop(runtime);
     exec::exec(entitled, command, base_env, extra)
@@ -212,14 +223,14 @@ fn supervise_workload(
     base_env: Vec<(OsString, OsString)>,
 ) -> Result<u8, Error> {
     let meter = if metered() {
-        Some(metering::send::Meter::open(spool, &entitled, env, options.on_not_entitled)?)
+        Some(metering::send::Meter::open(spool, &entitled, env, options.on_not_entitled, options.user)?)
     } else {
         None
     };
     let mut lease = license::Lease::of(&entitled, env);
     let mut extra = Vec::new();
     if let (Some(lease), Some(licensed)) = (lease.as_mut(), entitled.licensed()) {
-        let (vars, live) = license::handover::write(&entitled, env, Seat::Held);
+        let (vars, live) = license::handover::write(&entitled, env, Seat::Held, options.user);
         extra = vars;
         lease.watch(options.recheck, options.on_license_lost, licensed.entitlements.clone(), live);
     }

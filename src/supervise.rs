@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod stop;
+pub mod user;
 
 use crate::entitlement::Entitled;
 use crate::error::Error;
@@ -65,6 +66,8 @@ pub struct Options {
     pub on_license_lost: stop::Policy,
     /// SIGTERM to SIGKILL when mpgate stops the workload (a refused usage record, a lost license).
     pub stop_grace: Duration,
+    /// `--user`: run the workload as this user while mpgate keeps root (`user.rs`).
+    pub user: Option<user::User>,
 }
 
 /// Start the workload as a child and supervise it until it exits; returns its exit status, or the
@@ -79,6 +82,9 @@ pub fn supervise(
     mut extra: Vec<(OsString, OsString)>,
 ) -> Result<u8, Error> {
     let (program, args) = argv.split_first().ok_or_else(|| Error::Usage("no command given after --".into()))?;
+    if options.user.is_some() {
+        user::no_new_privileges()?;
+    }
     if std::process::id() != 1 {
         // Orphans of the workload are re-parented to us rather than to the host's init.
         nix::sys::prctl::set_child_subreaper(true)
@@ -93,7 +99,7 @@ pub fn supervise(
         let mut signals = Signals::install()?;
         extra.extend(meter.as_ref().map(Meter::workload_env).unwrap_or_default());
         let env = crate::exec::child_env(&entitled, base_env, extra);
-        let workload = match spawn(program, args, env, options.group) {
+        let workload = match spawn(program, args, env, options.group, options.user) {
             Ok(child) => child,
             Err(e) => {
                 if let Some(l) = lease.as_mut() {
@@ -138,22 +144,32 @@ impl Signals {
     }
 }
 
-/// Start `program` with exactly `env`, in its own process group with `group`.
+/// Start `program` with exactly `env`, in its own process group with `group`, as `user` when given.
 fn spawn(
     program: &OsStr,
     args: &[OsString],
     env: Vec<(OsString, OsString)>,
     group: bool,
+    user: Option<user::User>,
 ) -> Result<std::process::Child, Error> {
     let mut command = std::process::Command::new(program);
     command.args(args).env_clear().envs(env);
     if group {
         command.process_group(0);
     }
+    if let Some(u) = user {
+        as_user(&mut command, u);
+    }
     command.spawn().map_err(|e| Error::Exec {
         program: program.to_string_lossy().into_owned(),
         errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc_enoexec())),
     })
+}
+
+/// Run the child as `user`: std sets the gid, clears the supplementary groups (`setgroups(0)`, as
+/// root) and sets the uid, in that order, between fork and exec.
+fn as_user(command: &mut std::process::Command, user: user::User) {
+    command.uid(user.uid).gid(user.gid);
 }
 
 /// The workload's pid. std's `Child` is never waited on: every child is reaped with waitpid(-1).

@@ -7,6 +7,10 @@
 //! variables only; this is logged, not a refusal (the entitlement itself is proven).
 //! `supervise` keeps the file current (`Live`): after every re-check of the license it is replaced the
 //! same way, so a reader sees the old document or the new one, never a mix.
+//! Under `supervise --user` the workload's user reads the file and cannot change it: it is mpgate's,
+//! group the workload's gid, mode 0640; and it is not written at all (logged, as for a read-only
+//! directory) in a directory that user could write to, unless the directory is sticky (`/tmp`), where
+//! it cannot replace a file that is not its own.
 //! Must not: put the consumption token in the file (it can return the seat).
 #![forbid(unsafe_code)]
 
@@ -15,6 +19,7 @@ use crate::entitlement::contract::Allowed;
 use crate::entitlement::validity::Standing;
 use crate::entitlement::Entitled;
 use crate::platform::Env;
+use crate::supervise::user::User;
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -78,6 +83,7 @@ fn set_entitlements(doc: &mut serde_json::Value, allowed: &[Allowed]) {
 pub struct Live {
     dir: PathBuf,
     doc: serde_json::Value,
+    reader: Option<User>,
 }
 
 impl Live {
@@ -109,21 +115,37 @@ impl Live {
     }
 
     fn rewrite(&self) {
-        if let Err(e) = write_atomically(&self.dir, self.doc.to_string().as_bytes()) {
+        if let Err(e) = write_atomically(&self.dir, self.doc.to_string().as_bytes(), self.reader) {
             crate::log::warn(&format!("could not update the entitlements file in {} ({e})", self.dir.display()));
         }
     }
 }
 
 /// Write the file for a contract start; returns `MPGATE_ENTITLEMENTS_FILE` when it was written, and
-/// the file to keep current.
-pub fn write(entitled: &Entitled, env: &dyn Env, seat: Seat) -> (Vec<(OsString, OsString)>, Option<Live>) {
+/// the file to keep current. `reader`: the workload's user under `supervise --user`.
+pub fn write(
+    entitled: &Entitled,
+    env: &dyn Env,
+    seat: Seat,
+    reader: Option<User>,
+) -> (Vec<(OsString, OsString)>, Option<Live>) {
     let Some(doc) = document(entitled, seat) else { return (Vec::new(), None) };
     let dir = env.get("MPGATE_ENTITLEMENTS_DIR").map_or_else(|| PathBuf::from(DEFAULT_DIR), PathBuf::from);
-    match write_atomically(&dir, doc.to_string().as_bytes()) {
-        Ok(path) => {
-            (vec![(OsString::from("MPGATE_ENTITLEMENTS_FILE"), path.into_os_string())], Some(Live { dir, doc }))
+    if let Some(user) = reader {
+        if std::fs::metadata(&dir).is_ok_and(|m| user.may_write(&m, true)) {
+            crate::log::warn(&format!(
+                "entitlements file not written: uid {} (--user) can write {} and so replace the file; the workload gets MPGATE_ENTITLEMENTS only (set MPGATE_ENTITLEMENTS_DIR to a directory only root can write, or /tmp)",
+                user.uid,
+                dir.display()
+            ));
+            return (Vec::new(), None);
         }
+    }
+    match write_atomically(&dir, doc.to_string().as_bytes(), reader) {
+        Ok(path) => (
+            vec![(OsString::from("MPGATE_ENTITLEMENTS_FILE"), path.into_os_string())],
+            Some(Live { dir, doc, reader }),
+        ),
         Err(e) => {
             crate::log::info(&format!(
                 "entitlements file not written in {} ({e}); the workload gets MPGATE_ENTITLEMENTS only (set MPGATE_ENTITLEMENTS_DIR to a writable directory for the file)",
@@ -134,13 +156,23 @@ pub fn write(entitled: &Entitled, env: &dyn Env, seat: Seat) -> (Vec<(OsString, 
     }
 }
 
-fn write_atomically(dir: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
+/// Write `bytes` to a fresh temporary name, then rename it into place; with `reader`, the file is
+/// readable by the reader's group before it gets its name.
+fn write_atomically(dir: &Path, bytes: &[u8], reader: Option<User>) -> std::io::Result<PathBuf> {
     let mut r = [0u8; 8];
     getrandom::getrandom(&mut r).map_err(std::io::Error::other)?;
     let tmp = dir.join(format!(".{FILE_NAME}.{:016x}", u64::from_le_bytes(r)));
     let target = dir.join(FILE_NAME);
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-    let written = f.write_all(bytes).and_then(|()| f.sync_all()).and_then(|()| std::fs::rename(&tmp, &target));
+    let readable = match reader {
+        Some(user) => std::os::unix::fs::fchown(&f, None, Some(user.gid))
+            .and_then(|()| f.set_permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o640))),
+        None => Ok(()),
+    };
+    let written = readable
+        .and_then(|()| f.write_all(bytes))
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, &target));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);

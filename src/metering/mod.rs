@@ -18,8 +18,10 @@
 pub mod compact;
 pub mod lines;
 pub mod record;
+pub mod seal;
 pub mod send;
 pub mod state;
+pub mod usage_file;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

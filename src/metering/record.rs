@@ -124,15 +124,16 @@ pub fn parse(dimensions: &[BakedDimension], line: &str) -> Result<Record, String
     validate(dimensions, at, dimension, quantity, &tags)
 }
 
-/// Append `record` to `path` with one `write()` on an `O_APPEND` descriptor.
-pub fn append(path: &Path, record: &Record) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path)?;
+/// Append `record` to `path`, the usage file the supervisor created (`usage_file::open` refuses
+/// anything else), with one `write()` on an `O_APPEND` descriptor.
+pub fn append(path: &Path, record: &Record) -> Result<(), String> {
+    let mut f = super::usage_file::open(path, super::usage_file::Access::Append)?;
     let line = record.line();
-    let n = f.write(line.as_bytes())?;
-    if n != line.len() {
-        return Err(std::io::Error::other(format!("short write ({n} of {} bytes)", line.len())));
+    match f.write(line.as_bytes()) {
+        Ok(n) if n == line.len() => Ok(()),
+        Ok(n) => Err(format!("short write to {} ({n} of {} bytes)", path.display(), line.len())),
+        Err(e) => Err(format!("cannot append to {}: {e}", path.display())),
     }
-    Ok(())
 }
 
 #[cfg(test)]

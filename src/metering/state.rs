@@ -20,6 +20,7 @@ use super::{hour_of, Spool, HOUR, WINDOW_SECS};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 
 /// Keep this much of the 6-hour window in hand: an hour whose start is older than
 /// `WINDOW_SECS - SEND_MARGIN` is treated as unsendable and rolls forward.
@@ -125,7 +126,12 @@ impl State {
     /// Replace the state file atomically: write a temp file, fsync it, rename, fsync the directory.
     pub fn save(&self, spool: &Spool) -> std::io::Result<()> {
         let tmp = spool.dir().join("state.json.tmp");
-        let mut f = std::fs::File::create(&tmp)?;
+        // A fresh file, never one left (or planted, as a link) under that name.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(&serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
         f.sync_all()?;
         drop(f);
@@ -297,6 +303,9 @@ impl State {
         self.pending.iter().chain(self.in_flight.as_ref()).map(Bucket::total).sum()
     }
 }
+
+mod check;
+pub use check::Found;
 
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 use super::{warn, Meter};
+use crate::metering::usage_file::{self, Access};
 use crate::metering::{lines, record};
 use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::Path;
@@ -40,10 +41,10 @@ impl Meter<'_> {
     /// The usage file, to be read from the start again (reported) when it is shorter than the
     /// offset already consumed.
     fn open_usage(&mut self, path: &Path) -> Option<std::fs::File> {
-        let file = match std::fs::File::open(path) {
+        let file = match usage_file::open(path, Access::Read) {
             Ok(f) => f,
-            Err(e) => {
-                warn(&format!("cannot read {}: {e}", path.display()));
+            Err(why) => {
+                warn(&format!("cannot read usage: {why}"));
                 return None;
             }
         };
