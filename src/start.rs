@@ -89,6 +89,7 @@ pub(crate) fn start(
     let termination_log = termination_log(&args, env);
     let fail = |error: Error| Failure { error: Box::new(error), termination_log: termination_log.clone() };
     let deadline = resolve(&args, &mode, env).map_err(&fail)?;
+    let spool = prepare_spool(&mode, env).map_err(&fail)?;
     let selection = args.product_code.clone().or_else(|| env.get("MPGATE_PRODUCT_CODE"));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -99,10 +100,21 @@ pub(crate) fn start(
     announce(&entitled);
     match mode {
         Mode::Exec => Err(fail(exec_workload(entitled, &args.command, runtime, env, base_env))),
-        Mode::Supervise(options, spool) => {
+        Mode::Supervise(options, _) => {
             drop(runtime);
             supervise_workload(entitled, &args.command, options, spool, env, base_env).map_err(fail)
         }
+    }
+}
+
+/// Custom metering under `supervise`: the spool, opened and checked before any AWS call
+/// (`metering::send::Prepared`).
+fn prepare_spool(mode: &Mode, env: &dyn Env) -> Result<Option<metering::send::Prepared>, Error> {
+    match mode {
+        Mode::Supervise(options, spool) if metered() => {
+            metering::send::Prepared::open(spool.clone(), options.user, env).map(Some)
+        }
+        _ => Ok(None),
     }
 }
 
@@ -218,14 +230,13 @@ fn supervise_workload(
     entitled: Entitled,
     command: &[OsString],
     options: supervise::Options,
-    spool: metering::Spool,
+    spool: Option<metering::send::Prepared>,
     env: &dyn Env,
     base_env: Vec<(OsString, OsString)>,
 ) -> Result<u8, Error> {
-    let meter = if metered() {
-        Some(metering::send::Meter::open(spool, &entitled, env, options.on_not_entitled, options.user)?)
-    } else {
-        None
+    let meter = match spool {
+        Some(prepared) => Some(metering::send::Meter::open(prepared, &entitled, env, options.on_not_entitled)?),
+        None => None,
     };
     let mut lease = license::Lease::of(&entitled, env);
     let mut extra = Vec::new();

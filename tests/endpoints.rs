@@ -40,6 +40,7 @@ fn supervise_names_the_metering_host_and_port_it_could_not_connect_to() {
         .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
         .env("PATH", "/usr/bin:/bin")
         .env("MPGATE_SPOOL_DIR", dir.path().join("spool"))
+        .env("MPGATE_ALLOW_NOT_PID1", "1")
         .env("AWS_ENDPOINT_URL_MARKETPLACE_METERING", format!("http://127.0.0.1:{port}"))
         .args(["supervise", "--deadline", "2s", "--", "/bin/sh", "-c", "echo ran > \"$0\""])
         .arg(dir.path().join("ran"))

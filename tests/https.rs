@@ -143,7 +143,9 @@ fn gate_in(emu: &Emulator, dir: &Path, bin: &str, workload: &str) -> Run {
 
 /// The contract test gate in `workload`'s environment, handing entitlements to `dir`.
 fn contract_gate_in(emu: &Emulator, dir: &Path, workload: &str) -> Run {
-    gate_in(emu, dir, "mpgate-test-contract", workload).env("MPGATE_ENTITLEMENTS_DIR", dir)
+    gate_in(emu, dir, "mpgate-test-contract", workload)
+        .env("MPGATE_ENTITLEMENTS_DIR", dir)
+        .env("MPGATE_ALLOW_NOT_PID1", "1")
 }
 
 #[test]
@@ -161,6 +163,7 @@ fn custom_metering_refuses_a_certificate_for_another_name_at_once() {
     let dir = scratch();
     let run = gate_in(&emu, dir.path(), "mpgate-test-metered", "ecs-task")
         .env("MPGATE_SPOOL_DIR", dir.path().join("spool"))
+        .env("MPGATE_ALLOW_NOT_PID1", "1")
         .env("AWS_ENDPOINT_URL_MARKETPLACE_METERING", &https)
         .arg("supervise");
     assert_refused_for_the_certificate(with_workload(run, dir.path()), &emu, dir.path(), "MeterUsage");

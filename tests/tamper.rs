@@ -322,6 +322,7 @@ fn contract_gate(emu: &Emulator, dir: &Path) -> crate::support::Run {
     crate::support::Run::bin(crate::support::dist_dir().join("mpgate-test-contract"))
         .envs(emu.workload_env("ecs-task", dir).expect("env"))
         .env("MPGATE_ENTITLEMENTS_DIR", dir)
+        .env("MPGATE_ALLOW_NOT_PID1", "1")
         .env("MPGATE_DEADLINE", "20s")
 }
 
@@ -370,6 +371,7 @@ fn row15_mpgate_variables_cannot_turn_the_metered_build_into_an_hourly_one() {
         crate::support::Run::bin(metered.clone())
             .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
             .env("MPGATE_SPOOL_DIR", dir.path().join("spool"))
+            .env("MPGATE_ALLOW_NOT_PID1", "1")
             .env("MPGATE_DEADLINE", "20s")
             .env("MPGATE_PRICING_MODEL", "hourly")
             .env("MPGATE_DIMENSIONS", "free_tier")
@@ -491,6 +493,7 @@ fn row17_sdk_custom_partition_variable_is_refused_by_the_metered_supervisor() {
     let gate = crate::support::Run::bin(crate::support::dist_dir().join("mpgate-test-metered"))
         .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
         .env("MPGATE_SPOOL_DIR", dir.path().join("spool"))
+        .env("MPGATE_ALLOW_NOT_PID1", "1")
         .env("SMITHY_CLIENT_SDK_CUSTOM_PARTITION", dir.path().join("partitions.json"))
         .arg("supervise");
     with_workload(gate, dir.path())

@@ -92,6 +92,7 @@ fn metered_supervise_sends_a_closed_hour_exactly_once_under_every_seed() {
             .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
             .env("PATH", "/usr/bin:/bin")
             .env("MPGATE_SPOOL_DIR", dir.path().join("spool"))
+            .env("MPGATE_ALLOW_NOT_PID1", "1")
             .env("MPGATE_DEADLINE", "20s")
             .args(["supervise", "-q", "--", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"])
             .stdin(Stdio::null())

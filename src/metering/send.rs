@@ -13,20 +13,20 @@
 
 mod answer;
 mod ingest;
+mod open;
 mod report;
+
+pub use open::Prepared;
 
 use super::compact::Compactor;
 use super::state::{Bucket, State};
-use super::usage_file::{self, Access};
 use super::{record, Clock, Spool, SystemClock};
 use crate::aws::Clients;
 use crate::entitlement::pacing::full_jitter;
-use crate::entitlement::Entitled;
 use crate::error::Error;
-use crate::identity::{self, BakedDimension, BakedProduct};
+use crate::identity::{BakedDimension, BakedProduct};
 use crate::platform::{credentials, CredentialSource, Env, FoundRegion};
 use crate::supervise::stop::Policy;
-use crate::supervise::user::User;
 use aws_sdk_marketplacemetering::error::SdkError;
 use aws_sdk_marketplacemetering::operation::meter_usage::MeterUsageError;
 use aws_sdk_marketplacemetering::types::{Tag, UsageAllocation};
@@ -71,62 +71,6 @@ pub struct Meter<'a> {
 }
 
 impl<'a> Meter<'a> {
-    /// Open (creating if needed) the spool and load its state. Refuses an unusable spool before the
-    /// workload starts, so usage is never recorded where it cannot be sent. With `user` (the
-    /// workload's uid and gid under `supervise --user`), the directory and every file in it but
-    /// `usage.log` are left to mpgate alone (`spool::seal`).
-    pub fn open(
-        spool: Spool,
-        entitled: &Entitled,
-        env: &'a dyn Env,
-        on_not_entitled: Policy,
-        user: Option<User>,
-    ) -> Result<Meter<'a>, Error> {
-        let baked = identity::baked()?;
-        let product = baked.select(Some(entitled.product_code()))?;
-        let fail = |what: String| {
-            Error::Spool(format!(
-                "spool directory {}: {what}; mount a writable emptyDir or volume there or set --spool / MPGATE_SPOOL_DIR (docs/custom-metering.md)",
-                spool.dir().display()
-            ))
-        };
-        std::fs::create_dir_all(spool.dir()).map_err(|e| fail(format!("cannot create it: {e}")))?;
-        let usage = usage_file::open(&spool.usage_file(), Access::Create).map_err(Error::Spool)?;
-        if let Some(user) = user {
-            super::seal::seal(&spool, &usage, user).map_err(Error::Spool)?;
-        }
-        let usage_len = usage.metadata().map_or(0, |m| m.len());
-        let clock = clock(env);
-        let mut state = State::load(&spool).map_err(fail)?;
-        let found = state.check(baked.dimensions, clock.now(), usage_len);
-        for line in &found.lines {
-            warn(line);
-        }
-        state.ensure_salt().map_err(fail)?;
-        state.save(&spool).map_err(|e| fail(format!("cannot write state.json: {e}")))?;
-        let meter = Meter {
-            spool,
-            env,
-            clock,
-            product,
-            dimensions: baked.dimensions,
-            region: entitled.region().clone(),
-            source: entitled.credential_source(),
-            hostname: crate::entitlement::nonce::hostname(),
-            clients: None,
-            client: None,
-            state,
-            compactor: Compactor::default(),
-            on_not_entitled,
-            held: HashMap::new(),
-            not_entitled: None,
-        };
-        for (bucket, why) in &found.quarantine {
-            meter.quarantine_usage(bucket, why);
-        }
-        Ok(meter)
-    }
-
     /// What the workload is told: where to append usage lines, and the spool `mpgate meter` records to.
     pub fn workload_env(&self) -> Vec<(OsString, OsString)> {
         vec![

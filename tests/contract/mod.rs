@@ -42,6 +42,7 @@ pub(crate) fn gate(emu: &Emulator, workload: &str, dir: &Path) -> Run {
         .env("PATH", "/usr/bin:/bin")
         .env("MPGATE_TERMINATION_LOG", dir.join("termination-log"))
         .env("MPGATE_ENTITLEMENTS_DIR", dir)
+        .env("MPGATE_ALLOW_NOT_PID1", "1")
         .env("MPGATE_DEADLINE", "10s")
 }
 
@@ -66,6 +67,7 @@ pub(crate) fn supervisor(emu: &Emulator, workload_id: &str, dir: &Path, workload
         .env("PATH", "/usr/bin:/bin")
         .env("MPGATE_DEADLINE", "10s")
         .env("MPGATE_ENTITLEMENTS_DIR", dir)
+        .env("MPGATE_ALLOW_NOT_PID1", "1")
         .args(["supervise", "-q", "--"])
         .args(workload)
         .stdin(Stdio::null())

@@ -22,6 +22,7 @@ fn supervise(emu: &Emulator, workload: &str, dir: &Path, env: &[(&str, &str)], s
         .env("PATH", "/usr/bin:/bin")
         .env("MPGATE_DEADLINE", "10s")
         .env("MPGATE_ENTITLEMENTS_DIR", dir)
+        .env("MPGATE_ALLOW_NOT_PID1", "1")
         .env("MPGATE_TERMINATION_LOG", dir.join("termination-log"))
         .env("MPGATE_LICENSE_RECHECK", "1s")
         .envs(env.iter().copied())
@@ -216,6 +217,7 @@ fn the_recheck_cadence_follows_aws_on_aws_and_on_premises() {
             .envs(emu.workload_env(workload, dir.path()).expect("env"))
             .env("PATH", "/usr/bin:/bin")
             .env("MPGATE_ENTITLEMENTS_DIR", dir.path())
+            .env("MPGATE_ALLOW_NOT_PID1", "1")
             .args(["supervise", "-v", "--", "true"])
             .stdin(Stdio::null());
         let out = cmd.output().expect("supervise");

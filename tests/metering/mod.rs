@@ -42,6 +42,7 @@ pub(super) fn gate(emu: &Emulator, workload: &str, dir: &Path) -> Run {
         .envs(emu.workload_env(workload, dir).expect("env"))
         .env("PATH", "/usr/bin:/bin")
         .env("MPGATE_SPOOL_DIR", dir.join("spool"))
+        .env("MPGATE_ALLOW_NOT_PID1", "1")
         .env("MPGATE_TERMINATION_LOG", dir.join("termination-log"))
         .env("MPGATE_DEADLINE", "20s")
 }
@@ -64,6 +65,7 @@ pub(super) fn spawn_as(emu: &Emulator, workload: &str, dir: &Path, script: &str,
         .envs(emu.workload_env(workload, dir).expect("env"))
         .env("PATH", "/usr/bin:/bin")
         .env("MPGATE_SPOOL_DIR", dir.join("spool"))
+        .env("MPGATE_ALLOW_NOT_PID1", "1")
         .env("MPGATE_DEADLINE", "20s")
         .env("MPGATE_TERMINATION_LOG", dir.join("termination-log"))
         .env("GATE", metered_bin())

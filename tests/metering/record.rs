@@ -9,7 +9,9 @@ use std::time::Duration;
 #[test]
 fn mpgate_meter_refuses_bad_input_at_once() {
     let dir = scratch();
+    // The supervisor creates the usage file; `mpgate meter` only appends to it.
     let file = dir.path().join("usage.log");
+    std::fs::write(&file, "").expect("usage file");
     for (args, needle) in [
         (vec!["nope", "1"], "unknown dimension \"nope\""),
         (vec!["requests", "-1"], "quantity \"-1\" must be an integer"),
@@ -25,7 +27,7 @@ fn mpgate_meter_refuses_bad_input_at_once() {
         (vec!["requests", "1", "--tag", "team=<a>"], "tag value"),
     ] {
         Run::bin(metered_bin())
-            .env("MPGATE_USAGE_FILE", &file)
+            .env("MPGATE_SPOOL_DIR", dir.path())
             .arg("meter")
             .args(args)
             .run()
@@ -34,9 +36,9 @@ fn mpgate_meter_refuses_bad_input_at_once() {
             .expect_stderr_contains(needle)
             .check();
     }
-    assert!(!file.exists(), "nothing was recorded");
+    assert_eq!(std::fs::read_to_string(&file).expect("usage file"), "", "nothing was recorded");
     Run::bin(metered_bin())
-        .env("MPGATE_USAGE_FILE", &file)
+        .env("MPGATE_SPOOL_DIR", dir.path())
         .args(["meter", "requests", "2147483647", "--tag", "team=a", "--tag", "env=prod"])
         .run()
         .expect_status(0)
@@ -65,7 +67,7 @@ fn appended_records_are_read_back_once_each_and_in_order() {
         }
         let quantity = (round + 1).to_string();
         Run::bin(metered_bin())
-            .env("MPGATE_USAGE_FILE", &file)
+            .env("MPGATE_SPOOL_DIR", dir.path())
             .args(["meter", "requests", &quantity])
             .run()
             .expect_status(0)
