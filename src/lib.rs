@@ -136,9 +136,7 @@ fn meter_command(args: cli::MeterArgs, env: &dyn Env) -> Result<(), Failure> {
             file.display()
         ));
     }
-    metering::record::append(&file, &record).map_err(|why| {
-        Error::Spool(format!("mpgate meter: {why}"))
-    })?;
+    metering::record::append(&file, &record).map_err(|why| Error::Spool(format!("mpgate meter: {why}")))?;
     Ok(())
 }
 

@@ -142,10 +142,9 @@ pub fn write(
         }
     }
     match write_atomically(&dir, doc.to_string().as_bytes(), reader) {
-        Ok(path) => (
-            vec![(OsString::from("MPGATE_ENTITLEMENTS_FILE"), path.into_os_string())],
-            Some(Live { dir, doc, reader }),
-        ),
+        Ok(path) => {
+            (vec![(OsString::from("MPGATE_ENTITLEMENTS_FILE"), path.into_os_string())], Some(Live { dir, doc, reader }))
+        }
         Err(e) => {
             crate::log::info(&format!(
                 "entitlements file not written in {} ({e}); the workload gets MPGATE_ENTITLEMENTS only (set MPGATE_ENTITLEMENTS_DIR to a writable directory for the file)",
@@ -165,8 +164,9 @@ fn write_atomically(dir: &Path, bytes: &[u8], reader: Option<User>) -> std::io::
     let target = dir.join(FILE_NAME);
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
     let readable = match reader {
-        Some(user) => std::os::unix::fs::fchown(&f, None, Some(user.gid))
-            .and_then(|()| f.set_permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o640))),
+        Some(user) => std::os::unix::fs::fchown(&f, None, Some(user.gid)).and_then(|()| {
+            f.set_permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o640))
+        }),
         None => Ok(()),
     };
     let written = readable

@@ -37,9 +37,10 @@ impl Compactor {
         if self.unsupported || end < self.punched + STEP {
             return None;
         }
-        let file = match std::fs::OpenOptions::new().write(true).open(path) {
+        // Never through a link: holes punched in whatever file a link named would zero its data.
+        let file = match super::usage_file::open(path, super::usage_file::Access::Release) {
             Ok(f) => f,
-            Err(e) => return Some(format!("cannot open {} to release consumed usage: {e}", path.display())),
+            Err(why) => return Some(format!("cannot release consumed usage: {why}")),
         };
         let (Ok(start), Ok(len)) = (i64::try_from(self.punched), i64::try_from(end - self.punched)) else {
             return None;

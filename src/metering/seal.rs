@@ -1,8 +1,8 @@
 //! The spool under `supervise --user`: the workload's user may append to `usage.log` and touch
 //! nothing else. The directory becomes mpgate's (its owner, mode 0755: no one else can create,
 //! rename or remove an entry) and no directory above it may let the user rename it away; `usage.log`
-//! becomes the workload's (owner uid:gid, mode 0600, changed on the open descriptor, so a name
-//! swapped in between cannot redirect the change); `state.json` is mpgate's by construction (every
+//! becomes the workload's (owner uid, group mpgate's, mode 0660; changed on the open descriptor, so a
+//! name swapped in between cannot redirect the change); `state.json` is mpgate's by construction (every
 //! save renames a file mpgate created) and `quarantine.log` is given back to mpgate.
 //! Must not: follow a symbolic link when it changes an owner.
 #![forbid(unsafe_code)]
@@ -39,9 +39,12 @@ pub fn seal(spool: &Spool, usage: &File, user: User) -> Result<(), String> {
             ));
         }
     }
+    // Mode first, while the file is still mpgate's (no CAP_FOWNER needed), then the owner. The group
+    // stays mpgate's, so mpgate reads the file and punches holes in it without CAP_DAC_OVERRIDE.
     let path = spool.usage_file();
-    std::os::unix::fs::fchown(usage, Some(user.uid), Some(user.gid))
-        .and_then(|()| usage.set_permissions(std::fs::Permissions::from_mode(0o600)))
+    usage
+        .set_permissions(std::fs::Permissions::from_mode(0o660))
+        .and_then(|()| std::os::unix::fs::fchown(usage, Some(user.uid), Some(my_group)))
         .map_err(|e| format!("cannot give {} to uid {}: {e}", path.display(), user.uid))?;
     let quarantine = spool.quarantine_file();
     match std::os::unix::fs::lchown(&quarantine, Some(me), Some(my_group)) {

@@ -1,5 +1,5 @@
-//! Opening `usage.log`, for every reader and writer mpgate has (the supervisor at start, its sender,
-//! `mpgate meter`): never through a symbolic link (`O_NOFOLLOW`), never anything but a regular file
+//! Opening `usage.log`, for every reader and writer mpgate has (the supervisor at start, its sender
+//! and compactor, `mpgate meter`): never through a symbolic link (`O_NOFOLLOW`), never anything but a regular file
 //! with one link, checked on the open descriptor (`fstat`), so a link to `/dev/null`, a FIFO, a
 //! directory or a hard link to another file is refused with a line that names the path instead of
 //! taking usage somewhere the sender never reads it.
@@ -21,6 +21,8 @@ pub enum Access {
     Append,
     /// The sender: read.
     Read,
+    /// The sender's compactor: write (to punch holes).
+    Release,
 }
 
 /// Open `path` as the usage file; the error names the path and what to do.
@@ -42,6 +44,7 @@ pub fn open(path: &Path, access: Access) -> Result<File, String> {
         Access::Create => options.read(true).append(true).create(true).mode(0o600),
         Access::Append => options.append(true),
         Access::Read => options.read(true),
+        Access::Release => options.write(true),
     };
     // O_NONBLOCK: a FIFO put in its place between the lstat and the open must not block the open.
     options.custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits());
@@ -114,7 +117,7 @@ mod tests {
         let fifo = dir.join("fifo.log");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("fifo");
         for (path, what) in [(&link, "a symbolic link"), (&sub, "a directory"), (&fifo, "a FIFO")] {
-            for access in [Access::Create, Access::Append, Access::Read] {
+            for access in [Access::Create, Access::Append, Access::Read, Access::Release] {
                 let e = open(path, access).expect_err(what);
                 assert!(e.contains(&format!("{} is {what}, not a regular file", path.display())), "{e}");
             }

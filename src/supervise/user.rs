@@ -100,12 +100,12 @@ pub fn allow_not_pid1(flag: bool, var: Option<String>) -> Result<bool, Error> {
 pub fn duty() -> Option<String> {
     let baked = identity::BAKED.as_ref()?;
     match baked.pricing_model {
-        PricingModel::CustomMetering => Some("custom-metering pricing, whose usage records the supervisor sends every hour".into()),
-        PricingModel::Contract => baked
-            .entitlements
-            .iter()
-            .find(|e| e.unit == "Count")
-            .map(|e| format!("contract pricing with a counted seat ({}), which the supervisor extends while it is held", e.name)),
+        PricingModel::CustomMetering => {
+            Some("custom-metering pricing, whose usage records the supervisor sends every hour".into())
+        }
+        PricingModel::Contract => baked.entitlements.iter().find(|e| e.unit == "Count").map(|e| {
+            format!("contract pricing with a counted seat ({}), which the supervisor extends while it is held", e.name)
+        }),
         PricingModel::Hourly | PricingModel::Monthly => None,
     }
 }

@@ -194,7 +194,12 @@ fn workload_under_user_cannot_stop_the_supervisor_or_write_state_json_but_can_ap
     );
     let mut child = spawn_with(&emu, dir.path(), &script, &[("MPGATE_USER", "65534:65533".into())]);
     wait_until("the workload's checks", LIMIT, || dir.path().join("out/ready").exists());
-    assert_eq!(status_of(dir.path(), "stop"), "1", "kill -STOP of the supervisor: {}", status_of(dir.path(), "stop-err"));
+    assert_eq!(
+        status_of(dir.path(), "stop"),
+        "1",
+        "kill -STOP of the supervisor: {}",
+        status_of(dir.path(), "stop-err")
+    );
     assert!(status_of(dir.path(), "stop-err").contains("not permitted"), "{}", status_of(dir.path(), "stop-err"));
     assert_ne!(status_of(dir.path(), "state"), "0", "the workload wrote state.json");
     assert_ne!(status_of(dir.path(), "create"), "0", "the workload created a file in the spool");
@@ -214,7 +219,7 @@ fn workload_under_user_cannot_stop_the_supervisor_or_write_state_json_but_can_ap
     assert_eq!((meta(&spool).uid(), meta(&spool).mode() & 0o7777), (0, 0o755));
     assert_eq!((meta(&spool.join("state.json")).uid(), meta(&spool.join("state.json")).mode() & 0o777), (0, 0o600));
     let usage = meta(&spool.join("usage.log"));
-    assert_eq!((usage.uid(), usage.gid(), usage.mode() & 0o777), (65534, 65533, 0o600));
+    assert_eq!((usage.uid(), usage.gid(), usage.mode() & 0o777), (65534, 0, 0o660));
     child.term();
     assert_eq!(child.wait_exit(LIMIT), Some(0), "{}", stderr_of(dir.path()));
     assert_eq!(total(&ledger(&emu), "requests"), 7, "{}", stderr_of(dir.path()));
@@ -278,7 +283,9 @@ fn contract_workload_under_user_reads_the_entitlements_file_but_cannot_change_it
 fn user_zero_or_a_name_is_refused_before_any_aws_call() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
-    for (user, needle) in [("0", "names uid 0 (root)"), ("1000:0", "names gid 0 (root)"), ("app", "names need /etc/passwd")] {
+    for (user, needle) in
+        [("0", "names uid 0 (root)"), ("1000:0", "names gid 0 (root)"), ("app", "names need /etc/passwd")]
+    {
         gate(&emu, "ecs-task", dir.path())
             .args(["supervise", "--user", user, "--", "/bin/true"])
             .run()
@@ -338,7 +345,12 @@ fn not_pid_1_without_user_is_refused_for_metering_and_counted_seats_unless_allow
             .check();
         assert_eq!(emu.requests().len(), before, "an AWS call before the refusal: {:?}", emu.requests());
         run().args(["supervise", "-q", "--allow-not-pid1", "--", "/bin/true"]).run().expect_status(0).check();
-        run().env("MPGATE_ALLOW_NOT_PID1", "1").args(["supervise", "-q", "--", "/bin/true"]).run().expect_status(0).check();
+        run()
+            .env("MPGATE_ALLOW_NOT_PID1", "1")
+            .args(["supervise", "-q", "--", "/bin/true"])
+            .run()
+            .expect_status(0)
+            .check();
     }
     // Hourly pricing has nothing a stopped supervisor would fail to do: no rule.
     Run::gate()

@@ -347,3 +347,41 @@ fn dockerfile_supervise_variant_keeps_the_gate_as_pid_1_and_passes_the_status_th
     assert_eq!(r.var("MPGATE_TIER").as_deref(), Some("paid"));
     assert_eq!(emu.requests().iter().filter(|r| r.op == "RegisterUsage").count(), 1);
 }
+
+/// The privilege-separated variant: mpgate as root, `--user` a numeric non-root uid:gid, the spool at
+/// a fixed path, `--` before CMD.
+#[test]
+fn dockerfile_separated_supervise_variant_keeps_mpgate_root_and_names_a_non_root_workload_user() {
+    let stages = dockerfile();
+    let variant = stage(&stages, "supervise-separated");
+    assert_eq!(variant.user(), (0, 0), "mpgate starts as root to run the workload as another user");
+    let entrypoint = variant.exec_form("ENTRYPOINT");
+    assert_eq!(entrypoint[..2], ["/mpgate", "supervise"], "{entrypoint:?}");
+    assert_eq!(entrypoint.last().map(String::as_str), Some("--"));
+    let after = |flag: &str| entrypoint.iter().position(|a| a == flag).map(|i| entrypoint[i + 1].clone());
+    let user = after("--user").expect("--user");
+    let (uid, gid) = user.split_once(':').expect("UID:GID");
+    assert!(uid.parse::<u32>().is_ok_and(|u| u != 0) && gid.parse::<u32>().is_ok_and(|g| g != 0), "{user}");
+    assert!(after("--spool").is_some_and(|p| p.starts_with('/')), "the spool path is fixed in the image");
+}
+
+#[test]
+#[ignore = "needs root: unshare and chroot (scripts/test runs it)"]
+fn dockerfile_separated_supervise_variant_runs_the_workload_as_its_user_under_a_root_gate() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let stages = dockerfile();
+    let variant = stage(&stages, "supervise-separated");
+    let root = assemble(&stages, variant, &[]);
+    let env_dir = scratch();
+    let env = emu.workload_env("ecs-task", env_dir.path()).expect("env");
+    let cmd = variant.exec_form("CMD");
+    let entrypoint = variant.exec_form("ENTRYPOINT");
+    let out = container(root.path(), variant, &entrypoint, &[&cmd[0], "report", "-"], env.clone()).run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr());
+    let r = stdout_report(&out.stdout());
+    assert_eq!(r.ppid, 1, "mpgate stays PID 1 as the workload's parent");
+    assert_eq!(r.var("MPGATE_TIER").as_deref(), Some("paid"));
+    // The workload cannot write into the root (mpgate, as root, could): it runs as the --user uid.
+    let denied = container(root.path(), variant, &entrypoint, &[&cmd[0], "report", "/report.json"], env).run();
+    assert_eq!(denied.code(), Some(99), "the workload could write to / (running as root?): {}", denied.stderr());
+}

@@ -120,7 +120,8 @@ impl State {
             ));
             self.offset = 0;
         }
-        if !self.salt.is_empty() && !(self.salt.len() == 32 && self.salt.bytes().all(|c| c.is_ascii_hexdigit())) {
+        let salt_ok = self.salt.len() == 32 && self.salt.bytes().all(|c| c.is_ascii_hexdigit());
+        if !self.salt.is_empty() && !salt_ok {
             found.lines.push("state.json's ClientToken salt is not 32 hex digits; drawing a new one".into());
             self.salt.clear();
         }
@@ -149,8 +150,17 @@ mod tests {
     #[test]
     fn future_or_foreign_sent_hours_are_forgotten_and_begun_ones_kept() {
         let h = hour_of(NOW);
-        let mut s = State::default();
-        s.sent = vec![sent("r", h - HOUR), sent("r", h), sent("r", h + HOUR), sent("r", h + 900 * HOUR), sent("x", h), sent("r", h + 1)];
+        let mut s = State {
+            sent: vec![
+                sent("r", h - HOUR),
+                sent("r", h),
+                sent("r", h + HOUR),
+                sent("r", h + 900 * HOUR),
+                sent("x", h),
+                sent("r", h + 1),
+            ],
+            ..State::default()
+        };
         let found = s.check(DIMS, NOW, 0);
         assert_eq!(s.sent, vec![sent("r", h - HOUR), sent("r", h)]);
         assert_eq!(found.lines.len(), 1, "{:?}", found.lines);
@@ -170,7 +180,12 @@ mod tests {
         s.add("r", NOW, "", 1);
         s.pending.push(Bucket { dimension: "r".into(), hour: h + 7, ..Bucket::default() });
         s.pending.last_mut().expect("pushed").usage.insert(String::new(), 2);
-        s.in_flight = Some(Bucket { dimension: "r".into(), hour: h + 5 * HOUR, usage: [(String::new(), 6)].into(), ..Bucket::default() });
+        s.in_flight = Some(Bucket {
+            dimension: "r".into(),
+            hour: h + 5 * HOUR,
+            usage: [(String::new(), 6)].into(),
+            ..Bucket::default()
+        });
         let found = s.check(DIMS, NOW, 0);
         assert_eq!(found.quarantine.len(), 1);
         assert_eq!((found.quarantine[0].0.dimension.as_str(), found.quarantine[0].0.total()), ("x", 3));
