@@ -68,6 +68,8 @@ pub struct Meter<'a> {
     /// Set once AWS said the buyer is not entitled under `--on-not-entitled stop`: nothing more is
     /// sent, and every unsent unit is reported with this answer.
     not_entitled: Option<String>,
+    /// Why `usage.log` could not be read at the last attempt (reported once per reason).
+    unreadable: Option<String>,
 }
 
 impl<'a> Meter<'a> {

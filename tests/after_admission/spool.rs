@@ -6,7 +6,8 @@
 //! - CMD re-exports `MPGATE_USAGE_FILE` or `MPGATE_SPOOL_DIR`: `mpgate meter` records to the spool
 //!   or refuses.
 //! - `usage.log` is a link to /dev/null, a FIFO or a directory: the supervisor refuses before the
-//!   workload starts, `mpgate meter` refuses.
+//!   workload starts, `mpgate meter` refuses; replaced by a link while the workload runs: named at
+//!   exit as not billed.
 //! - `state.json` lists future hours as sent, an offset past the file, a dimension not baked.
 //! - `supervise --user`: the workload cannot stop the supervisor, write `state.json` or the
 //!   entitlements file, and can append usage (these need root).
@@ -108,6 +109,21 @@ fn usage_log_linked_to_dev_null_a_fifo_or_a_directory_is_refused_before_the_work
             .expect_stderr_contains(&needle)
             .check();
     }
+}
+
+#[test]
+fn usage_log_replaced_by_a_link_to_dev_null_while_running_is_named_at_exit() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let script = "rm \"$MPGATE_USAGE_FILE\"; ln -s /dev/null \"$MPGATE_USAGE_FILE\"; \
+                  echo \"$(date +%s) requests 5\" >> \"$MPGATE_USAGE_FILE\"";
+    assert_eq!(supervise_once(&emu, dir.path(), script, &[]), Some(0), "{}", stderr_of(dir.path()));
+    let said = stderr_of(dir.path());
+    let usage = dir.path().join("spool/usage.log");
+    let needle = format!("at exit, usage could not be read: {} is a symbolic link", usage.display());
+    assert!(said.contains(&needle), "{said}");
+    assert!(said.contains("usage written there since is not billed"), "{said}");
+    assert!(ledger(&emu).is_empty());
 }
 
 #[test]

@@ -18,7 +18,7 @@ impl Meter<'_> {
     /// a corrupt record.
     pub(super) fn ingest(&mut self, last: bool) {
         let path = self.spool.usage_file();
-        let Some(mut file) = self.open_usage(&path) else { return };
+        let Some(mut file) = self.open_usage(&path, last) else { return };
         loop {
             let mut buf = Vec::new();
             let read = file
@@ -39,15 +39,23 @@ impl Meter<'_> {
     }
 
     /// The usage file, to be read from the start again (reported) when it is shorter than the
-    /// offset already consumed.
-    fn open_usage(&mut self, path: &Path) -> Option<std::fs::File> {
+    /// offset already consumed. A file that cannot be read (replaced by a link, a FIFO...) is
+    /// reported when the reason changes, and once more at exit (`last`): what the workload wrote
+    /// there is not billed.
+    fn open_usage(&mut self, path: &Path, last: bool) -> Option<std::fs::File> {
         let file = match usage_file::open(path, Access::Read) {
             Ok(f) => f,
             Err(why) => {
-                warn(&format!("cannot read usage: {why}"));
+                if last {
+                    warn(&format!("at exit, usage could not be read: {why}; usage written there since is not billed"));
+                } else if self.unreadable.as_deref() != Some(why.as_str()) {
+                    warn(&format!("cannot read usage: {why}"));
+                }
+                self.unreadable = Some(why);
                 return None;
             }
         };
+        self.unreadable = None;
         let len = file.metadata().map_or(0, |m| m.len());
         if len < self.state.offset {
             warn(&format!(

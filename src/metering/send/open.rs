@@ -81,6 +81,7 @@ impl<'a> Meter<'a> {
             on_not_entitled,
             held: HashMap::new(),
             not_entitled: None,
+            unreadable: None,
         };
         for (bucket, why) in &prepared.quarantine {
             meter.quarantine_usage(bucket, why);
