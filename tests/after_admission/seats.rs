@@ -106,6 +106,55 @@ fn a_stop_signal_while_checkout_license_is_held_starts_no_workload_and_returns_t
 }
 
 #[test]
+fn sigterm_between_the_checkout_and_its_validity_check_starts_no_workload_and_returns_the_seat() {
+    let emu = Emulator::start(world_with_seats(1)).expect("emulator");
+    let dir = scratch();
+    emu.inject("GetLicense", Fault::Held);
+    let started = dir.path().join("started");
+    let gate = supervised(&emu, dir.path(), "10s", &format!("echo yes > {}", started.display()));
+    // The seat is out and GetLicense (the license's validity) has not answered yet.
+    wait_until("GetLicense reaching the emulator", LIMIT, || emu.requests().iter().any(|r| r.op == "GetLicense"));
+    gate.term();
+    emu.release_held();
+    gate.outcome(LIMIT)
+        .expect_status(143)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("mpgate: stopped-by-sigterm: SIGTERM arrived before the workload started")
+        .expect_stderr_contains("checked in")
+        .check();
+    assert!(!started.exists(), "the workload must not start");
+    assert_eq!(emu.seats().len(), 1, "{:?}", emu.seats());
+    assert_eq!(emu.seats()[0].state, SeatState::CheckedIn, "{:?}", emu.seats());
+}
+
+#[test]
+fn sighup_during_register_usage_in_exec_starts_no_workload_and_exits_129() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    emu.inject("RegisterUsage", Fault::Held);
+    let report = dir.path().join("report.json");
+    let mut cmd = Command::new(crate::support::gate_bin());
+    cmd.env_clear()
+        .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
+        .env("MPGATE_TERMINATION_LOG", dir.path().join("termination-log"))
+        .args(["exec", "--", crate::support::workload_bin().to_str().expect("utf-8 path"), "report"])
+        .arg(&report)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let gate = Spawned::spawn(&mut cmd, "the hourly gate");
+    wait_until("RegisterUsage reaching the emulator", LIMIT, || emu.requests().iter().any(|r| r.op == "RegisterUsage"));
+    gate.signal(Signal::SIGHUP);
+    emu.release_held();
+    gate.outcome(LIMIT)
+        .expect_status(129)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("mpgate: stopped-by-sighup: SIGHUP arrived before the workload started")
+        .check();
+    assert!(!report.exists(), "the workload must not start");
+}
+
+#[test]
 fn exec_on_a_build_that_counts_seats_is_refused_before_any_aws_call_naming_supervise() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
