@@ -108,12 +108,24 @@ pub struct Deadline {
     failures: Cell<u32>,
     /// Whether a pause has already been cut short for a last attempt.
     cut: Cell<bool>,
+    /// The stop signal that arrived (`signals::prove_or_stop`): no further attempt starts.
+    stopped: Cell<Option<nix::sys::signal::Signal>>,
 }
 
 impl Deadline {
     /// Starts now.
     pub fn new(total: Duration) -> Self {
-        Deadline { start: Instant::now(), total, failures: Cell::new(0), cut: Cell::new(false) }
+        Deadline {
+            start: Instant::now(),
+            total,
+            failures: Cell::new(0),
+            cut: Cell::new(false),
+            stopped: Cell::new(None),
+        }
+    }
+    /// Start no further attempt: `signal` is stopping the start (the attempt in flight may finish).
+    pub fn stop(&self, signal: nix::sys::signal::Signal) {
+        self.stopped.set(Some(signal));
     }
     /// Time left.
     pub fn remaining(&self) -> Duration {
@@ -165,6 +177,9 @@ impl Deadline {
         mut attempt: impl AsyncFnMut(u32) -> Verdict<T>,
     ) -> Result<T, Error> {
         for n in 1u32.. {
+            if let Some(signal) = self.stopped.get() {
+                return Err(Error::Stopped { signal, seat: String::new() });
+            }
             match attempt(n).await {
                 Verdict::Admit(value) => return Ok(value),
                 Verdict::Refuse(error) => return Err(error),
