@@ -80,18 +80,44 @@ pub enum Command {
 /// `mpgate pass ...`
 #[derive(Debug, Subcommand)]
 pub enum PassCommand {
-    /// Verify MPGATE_SIGNATURE: signed by AWS for a baked product, made on this host, and fresh.
+    /// Verify MPGATE_SIGNATURE: signed by AWS for a baked product, made on this host, fresh, and
+    /// described truly by MPGATE_PRODUCT_CODE, MPGATE_TIER, MPGATE_PUBLIC_KEY_VERSION and MPGATE_NONCE.
     #[command(
-        after_help = "Examples:\n  mpgate pass verify || exit 1\n  mpgate pass verify --max-age 2m --json\n\nExit status 0 when the pass is valid, 85 when it is not."
+        after_help = "Examples:\n  mpgate pass verify || exit 1\n  tier=$(mpgate pass verify --tier) || exit 1\n  mpgate pass verify --max-age 2m --json\n\nExit status 0 when the pass is valid, 85 when it is not."
     )]
     Verify {
         /// Oldest acceptable pass (e.g. 90s, 5m) [default: 5m].
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         max_age: Option<Duration>,
         /// Print the verified pass as JSON on stdout.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "tier")]
         json: bool,
+        /// Print only the tier the pass proves (the baked tier of its product code) on stdout.
+        #[arg(long)]
+        tier: bool,
     },
+    /// Call RegisterUsage now with a nonce the workload generated, verify AWS's answer with the baked
+    /// key, and print AWS's signed token on stdout for the workload to verify with its own key.
+    #[command(
+        after_help = "Examples:\n  token=$(mpgate pass request \"$nonce\") || exit 1\n  echo \"$nonce\" | mpgate pass request - > token\n\nExit status 0 with the token on stdout; otherwise the exit status of `mpgate exec` for the same refusal (docs/exit-codes.md)."
+    )]
+    Request(RequestArgs),
+}
+
+// Arguments of `mpgate pass request` (plain comment: see `ExecArgs`).
+#[derive(Debug, clap::Args)]
+pub struct RequestArgs {
+    /// The nonce: 1 to 255 printable ASCII characters without spaces, not starting with `mpgate1:`
+    /// (e.g. 32 random hex digits); `-` reads it from the first line of stdin.
+    #[arg(allow_hyphen_values = true, value_name = "NONCE")]
+    pub nonce: String,
+    /// Register this product code instead of the default; must be one baked into the image
+    /// [env: MPGATE_PRODUCT_CODE].
+    #[arg(long, value_name = "CODE")]
+    pub product_code: Option<String>,
+    /// Give up after this long (e.g. 90s, 5m) [env: MPGATE_DEADLINE] [default: 5m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub deadline: Option<Duration>,
 }
 
 // Arguments of `mpgate exec`. A plain comment, not `///`: with the subcommands deferred, clap would

@@ -32,6 +32,14 @@ pub enum Class {
     ExecNotExecutable,
     /// The workload was not found.
     ExecNotFound,
+    /// A stop signal (`signals::STOP`) ended the start before the workload ran: 128 + its number.
+    StoppedByHup,
+    /// See `StoppedByHup`.
+    StoppedByInt,
+    /// See `StoppedByHup`.
+    StoppedByQuit,
+    /// See `StoppedByHup`.
+    StoppedByTerm,
 }
 
 /// Exit status, name and meaning of each class: the single source for `docs/exit-codes.md`.
@@ -47,6 +55,10 @@ pub const EXIT_TABLE: &[(Class, u8, &str, &str)] = &[
     (Class::CheckCouldNotTell, 87, "check-could-not-tell", "`mpgate check`: nothing failed, but something could not be determined (e.g. a timeout)"),
     (Class::ExecNotExecutable, 126, "exec-not-executable", "the workload was found but could not be executed (permission, format)"),
     (Class::ExecNotFound, 127, "exec-not-found", "the workload program was not found (PATH lookup as execvp)"),
+    (Class::StoppedByHup, 129, "stopped-by-sighup", "SIGHUP arrived before the workload started: no workload, any license seat taken was checked in"),
+    (Class::StoppedByInt, 130, "stopped-by-sigint", "SIGINT arrived before the workload started: no workload, any license seat taken was checked in"),
+    (Class::StoppedByQuit, 131, "stopped-by-sigquit", "SIGQUIT arrived before the workload started: no workload, any license seat taken was checked in"),
+    (Class::StoppedByTerm, 143, "stopped-by-sigterm", "SIGTERM arrived before the workload started (`docker stop`): no workload, any license seat taken was checked in"),
 ];
 
 impl Class {
@@ -95,6 +107,9 @@ pub enum Error {
     /// The TLS certificate presented for an AWS endpoint did not verify against the compiled-in roots
     /// (TLS interception, or the name resolving to another server): no retry can fix it.
     UntrustedCertificate { call: &'static str, host: String, problem: String },
+    /// A stop signal arrived before the workload started; `seat` says what became of a license
+    /// seat the start had taken (empty when it took none).
+    Stopped { signal: nix::sys::signal::Signal, seat: String },
     /// A bug or resource exhaustion.
     Internal(String),
 }
@@ -118,6 +133,12 @@ impl Error {
                 _ => Class::ExecNotExecutable,
             },
             Error::NoPass(_) => Class::NoPass,
+            Error::Stopped { signal, .. } => match signal {
+                nix::sys::signal::Signal::SIGHUP => Class::StoppedByHup,
+                nix::sys::signal::Signal::SIGINT => Class::StoppedByInt,
+                nix::sys::signal::Signal::SIGQUIT => Class::StoppedByQuit,
+                _ => Class::StoppedByTerm,
+            },
             Error::Internal(_) => Class::Internal,
         }
     }
@@ -171,6 +192,11 @@ impl fmt::Display for Error {
             Error::UntrustedCertificate { call, host, problem } => write!(
                 f,
                 "misconfigured: {call} did not reach AWS: the TLS certificate presented for {host} {problem}; something between this container and AWS intercepts TLS (a proxy or firewall), or {host} resolves to a server that is not AWS; let {host} through without TLS interception (mpgate trusts only the Mozilla root certificates compiled into it and never reads SSL_CERT_FILE or AWS_CA_BUNDLE)"
+            ),
+            Error::Stopped { signal, seat } => write!(
+                f,
+                "{}: {signal} arrived before the workload started, so it was not started{seat}; start the container again to run it",
+                self.class().name()
             ),
             Error::Internal(m) => write!(f, "internal error: {m}; please report it"),
         }

@@ -21,6 +21,7 @@ pub mod log;
 pub mod metering;
 pub mod pass;
 pub mod platform;
+pub mod signals;
 mod start;
 pub mod supervise;
 pub mod version;
@@ -77,7 +78,10 @@ pub fn run(args: Vec<OsString>, env: &dyn Env, base_env: Vec<(OsString, OsString
             return start::start(args.exec, mode, env, base_env);
         }
         Some(cli::Command::Meter(args)) => meter_command(args, env)?,
-        Some(cli::Command::Pass(cli::PassCommand::Verify { max_age, json })) => pass_verify(env, max_age, json)?,
+        Some(cli::Command::Pass(cli::PassCommand::Verify { max_age, json, tier })) => {
+            pass_verify(env, max_age, json, tier)?
+        }
+        Some(cli::Command::Pass(cli::PassCommand::Request(args))) => pass_request(args, env)?,
         Some(cli::Command::Check { offline, live, json }) => {
             return check_command(env, check::Options { offline, live }, json)
         }
@@ -176,8 +180,9 @@ fn configure_logging(cli: Option<&cli::Cli>, env: &dyn Env) {
     log::configure(level, format);
 }
 
-/// `mpgate pass verify`: the pass in `MPGATE_SIGNATURE` against the baked keys.
-fn pass_verify(env: &dyn Env, max_age: Option<Duration>, json: bool) -> Result<(), Failure> {
+/// `mpgate pass verify`: the pass in `MPGATE_SIGNATURE` against the baked keys, and the variables that
+/// describe it against the pass. The tier printed is the baked tier of the pass's product code.
+fn pass_verify(env: &dyn Env, max_age: Option<Duration>, json: bool, tier_only: bool) -> Result<(), Failure> {
     let token = env.get("MPGATE_SIGNATURE").ok_or_else(|| Error::NoPass("MPGATE_SIGNATURE is not set".into()))?;
     let policy = pass::Policy::here(max_age.unwrap_or(pass::DEFAULT_MAX_AGE));
     let verified = pass::verify(&token, &pass::baked_keys(), &policy).map_err(Error::NoPass)?;
@@ -185,7 +190,10 @@ fn pass_verify(env: &dyn Env, max_age: Option<Duration>, json: bool) -> Result<(
         .as_ref()
         .and_then(|b| b.products.iter().find(|p| p.code == verified.product_code))
         .map_or("unknown", |p| p.tier);
-    if json {
+    pass::environment_agrees(&verified, tier, |name| env.get(name)).map_err(Error::NoPass)?;
+    if tier_only {
+        println!("{tier}");
+    } else if json {
         let doc = serde_json::json!({
             "product_code": verified.product_code,
             "tier": tier,
@@ -202,4 +210,46 @@ fn pass_verify(env: &dyn Env, max_age: Option<Duration>, json: bool) -> Result<(
         ));
     }
     Ok(())
+}
+
+/// `mpgate pass request`: RegisterUsage with the workload's nonce, through the same steps as `exec`
+/// (baked identity, region, credentials, endpoint lock, deadline, verification of the answer), then
+/// AWS's token on stdout.
+fn pass_request(args: cli::RequestArgs, env: &dyn Env) -> Result<(), Failure> {
+    let nonce = if args.nonce == "-" { nonce_from_stdin()? } else { args.nonce };
+    entitlement::nonce::check_requested(&nonce).map_err(|why| Error::Usage(format!("mpgate pass request: {why}")))?;
+    let deadline = match (args.deadline, env.get("MPGATE_DEADLINE")) {
+        (Some(d), _) => d,
+        (None, Some(v)) => cli::parse_duration(&v).map_err(|why| Error::Usage(format!("MPGATE_DEADLINE: {why}")))?,
+        (None, None) => DEFAULT_DEADLINE,
+    };
+    let selection = args.product_code.or_else(|| env.get("MPGATE_PRODUCT_CODE"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    let deadline = entitlement::Deadline::new(deadline);
+    let given = entitlement::NonceChoice::Given(&nonce);
+    let entitled = runtime.block_on(entitlement::prove_with(env, selection.as_deref(), &deadline, given))?;
+    let registered =
+        entitled.registration().ok_or_else(|| Error::Internal("RegisterUsage was proven but left no answer".into()))?;
+    if let Some(warning) = &registered.rotation {
+        log::warn(warning);
+    }
+    println!("{}", registered.signature);
+    Ok(())
+}
+
+/// The nonce from the first line of stdin (at most 1 KiB is read; the line end is not part of it).
+fn nonce_from_stdin() -> Result<String, Error> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .take(1024)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Usage(format!("mpgate pass request: cannot read the nonce from stdin: {e}")))?;
+    let line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    String::from_utf8(line.to_vec())
+        .map_err(|_| Error::Usage("mpgate pass request: the nonce on stdin is not printable ASCII".into()))
 }

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::identity::{self, PricingModel};
 use crate::license::{self, Seat};
 use crate::platform::Env;
-use crate::{cli, exec, log, metering, supervise, Failure, DEFAULT_DEADLINE, DEFAULT_TERMINATION_LOG};
+use crate::{cli, exec, log, metering, signals, supervise, Failure, DEFAULT_DEADLINE, DEFAULT_TERMINATION_LOG};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -95,14 +95,16 @@ pub(crate) fn start(
         .enable_all()
         .build()
         .map_err(|e| fail(Error::Internal(format!("cannot start the async runtime: {e}"))))?;
+    let mut stop = catch_stop_signals(&runtime).map_err(&fail)?;
     let deadline = entitlement::Deadline::new(deadline);
-    let entitled = runtime.block_on(entitlement::prove(env, selection.as_deref(), &deadline)).map_err(&fail)?;
+    let entitled =
+        runtime.block_on(signals::prove_or_stop(env, selection.as_deref(), &deadline, &mut stop)).map_err(&fail)?;
     announce(&entitled);
     match mode {
-        Mode::Exec => Err(fail(exec_workload(entitled, &args.command, runtime, env, base_env))),
+        Mode::Exec => Err(fail(exec_workload(entitled, &args.command, runtime, stop, env, base_env))),
         Mode::Supervise(options, _) => {
-            drop(runtime);
-            supervise_workload(entitled, &args.command, options, spool, env, base_env).map_err(fail)
+            let handover = supervise::Handover { runtime, stop };
+            supervise_workload(entitled, &args.command, options, spool, handover, env, base_env).map_err(fail)
         }
     }
 }
@@ -118,6 +120,14 @@ fn prepare_spool(mode: &Mode, env: &dyn Env) -> Result<Option<metering::send::Pr
     }
 }
 
+/// Catch the stop signals (`signals::STOP`) before the first AWS call: from here until the workload
+/// starts, SIGTERM, SIGINT, SIGHUP or SIGQUIT ends the start (exit 128 + n) instead of being lost
+/// (PID 1 has no default action) or killing mpgate while a license seat is out.
+fn catch_stop_signals(runtime: &tokio::runtime::Runtime) -> Result<signals::StopSignals, Error> {
+    let _inside = runtime.enter();
+    signals::StopSignals::install()
+}
+
 /// Where a refusal is copied: flag, then `MPGATE_TERMINATION_LOG`, then Kubernetes' default.
 fn termination_log(args: &cli::ExecArgs, env: &dyn Env) -> Option<PathBuf> {
     args.termination_log
@@ -127,7 +137,8 @@ fn termination_log(args: &cli::ExecArgs, env: &dyn Env) -> Option<PathBuf> {
 }
 
 /// The start-up deadline (flag, then `MPGATE_DEADLINE`, then the default), after the refusals that
-/// need no AWS call: a mistyped option, and `exec` on a custom-metering build.
+/// need no AWS call: a mistyped option, and `exec` on a build that needs mpgate to stay (a contract
+/// that counts seats, custom metering).
 fn resolve(args: &cli::ExecArgs, mode: &Mode, env: &dyn Env) -> Result<Duration, Error> {
     let deadline = match (args.deadline, env.get("MPGATE_DEADLINE")) {
         (Some(d), _) => d,
@@ -141,6 +152,15 @@ fn resolve(args: &cli::ExecArgs, mode: &Mode, env: &dyn Env) -> Result<Duration,
         return Err(Error::Usage(format!(
             "{first} is not an option of mpgate {sub}; options go before the workload, the workload after -- (mpgate {sub} -- /app/server)"
         )));
+    }
+    if let (Some(b), Mode::Exec) = (identity::BAKED.as_ref(), mode) {
+        let counted = license::counted(b.entitlements);
+        if !counted.is_empty() {
+            return Err(Error::Usage(format!(
+                "this image is built for a contract that counts seats ({}), which needs mpgate to stay and hold the seat while the workload runs: use `mpgate supervise -- CMD` instead of `mpgate exec`",
+                counted.join(", ")
+            )));
+        }
     }
     if metered() && matches!(mode, Mode::Exec) {
         return Err(Error::Usage(
@@ -201,18 +221,22 @@ fn proof(proof: &Proof) -> String {
     }
 }
 
-/// `mpgate exec`: a contract's seat is checked in before the gate is gone (docs/contract.md, seat
-/// policy) and the entitlements file says so; then the runtime (threads, sockets) is dropped and the
-/// process image replaced. Returns only the reason the exec failed.
+/// `mpgate exec`: a contract's checkout (one without counted seats: `resolve` refuses the others)
+/// is checked in before the gate is gone (docs/contract.md, seat policy) and the entitlements file
+/// says so; a stop signal that arrived meanwhile ends the start here; then the runtime (threads,
+/// sockets) is dropped and the process image replaced. Returns only the reason the exec failed.
 fn exec_workload(
     entitled: Entitled,
     command: &[OsString],
     runtime: tokio::runtime::Runtime,
+    mut stop: signals::StopSignals,
     env: &dyn Env,
     base_env: Vec<(OsString, OsString)>,
 ) -> Error {
     let mut extra = Vec::new();
-    if let Some(mut lease) = license::Lease::of(&entitled, env) {
+    let lease = license::Lease::of(&entitled, env);
+    let checked_out = lease.is_some();
+    if let Some(mut lease) = lease {
         if let Err(why) = runtime.block_on(lease.check_in(license::CHECK_IN_BUDGET)) {
             log::warn(&format!(
                 "could not check the license seat in before starting the workload ({why}); License Manager returns it when the checkout expires"
@@ -220,6 +244,13 @@ fn exec_workload(
         }
         extra = license::handover::write(&entitled, env, Seat::Returned, None).0;
     }
+    if let Some(signal) = runtime.block_on(stop.pending()) {
+        let seat = if checked_out { "; its license checkout was checked in" } else { "" };
+        return Error::Stopped { signal, seat: seat.to_string() };
+    }
+    // From here to the execve the handlers catch a stop signal that nothing acts on any more: the
+    // limit docs/security.md states (a blocked signal would stay blocked in the workload).
+    drop(stop);
     drop(runtime);
     exec::exec(entitled, command, base_env, extra)
 }
@@ -231,6 +262,7 @@ fn supervise_workload(
     command: &[OsString],
     options: supervise::Options,
     spool: Option<metering::send::Prepared>,
+    handover: supervise::Handover,
     env: &dyn Env,
     base_env: Vec<(OsString, OsString)>,
 ) -> Result<u8, Error> {
@@ -245,5 +277,5 @@ fn supervise_workload(
         extra = vars;
         lease.watch(options.recheck, options.on_license_lost, licensed.entitlements.clone(), live);
     }
-    supervise::supervise(entitled, command, base_env, options, meter, lease, extra)
+    supervise::supervise(entitled, command, base_env, options, handover, meter, lease, extra)
 }

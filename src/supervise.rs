@@ -11,9 +11,10 @@
 //! AWS answers the sender that the buyer is not entitled and `--on-not-entitled` is `stop`, the branch
 //! ends with that refusal: the workload is stopped (`stop`) and mpgate exits with the refusal instead.
 //! Contract pricing: the seat (`license::Lease`) is held by one more branch of the `select!`, which
-//! extends it before it expires; SIGTERM is forwarded first, then the branch checks the seat in (the
-//! workload may still be shutting down, but a SIGKILL after the grace period then leaks nothing); once
-//! the workload has exited the seat is checked in if it still is out, before mpgate exits. The same
+//! extends it before it expires. The seat follows the workload: SIGTERM is forwarded and the seat
+//! stays out while the workload shuts down (a second start that needs the seat is refused meanwhile);
+//! a workload still running `--stop-grace` after that SIGTERM is killed (SIGKILL) and reaped; once
+//! the workload has exited the seat is checked in, before mpgate exits with its status. The same
 //! branch re-checks the license (`license::recheck`); when it finds the license lost and the policy is
 //! to stop, the workload gets SIGTERM, SIGKILL once `--stop-grace` has passed, and mpgate exits 80 with
 //! the re-check's refusal line instead of the workload's status.
@@ -27,6 +28,7 @@ use crate::entitlement::Entitled;
 use crate::error::Error;
 use crate::license::{Lease, CHECK_IN_BUDGET};
 use crate::metering::send::Meter;
+use crate::signals::StopSignals;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -70,13 +72,24 @@ pub struct Options {
     pub user: Option<user::User>,
 }
 
+/// What the start hands over: the runtime it proved entitlement on, and the stop signals it has
+/// caught since before the first AWS call (`signals`).
+pub struct Handover {
+    /// The start's runtime: the stop signals' handlers belong to it.
+    pub runtime: tokio::runtime::Runtime,
+    /// The stop signals, still caught until the forwarding handlers are in place.
+    pub stop: StopSignals,
+}
+
 /// Start the workload as a child and supervise it until it exits; returns its exit status, or the
 /// refusal the workload was stopped for.
+#[allow(clippy::too_many_arguments)] // each is one input of the one pipeline; a struct would only rename them
 pub fn supervise(
     entitled: Entitled,
     argv: &[OsString],
     base_env: Vec<(OsString, OsString)>,
     options: Options,
+    handover: Handover,
     mut meter: Option<Meter<'_>>,
     mut lease: Option<Lease<'_>>,
     mut extra: Vec<(OsString, OsString)>,
@@ -90,13 +103,23 @@ pub fn supervise(
         nix::sys::prctl::set_child_subreaper(true)
             .map_err(|e| Error::Internal(format!("cannot become a child subreaper: {e}")))?;
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    let Handover { runtime, mut stop } = handover;
     runtime.block_on(async {
         // Handlers first, then the child: a signal can never find mpgate with its default action.
         let mut signals = Signals::install()?;
+        // A stop signal that came after the admission and before these handlers: the workload is
+        // not started (as during the proof), and the seat goes back.
+        if let Some(signal) = stop.pending().await {
+            let seat = match lease.as_mut().map(|l| l.check_in(CHECK_IN_BUDGET)) {
+                Some(checking_in) => match checking_in.await {
+                    Ok(()) => "; its license seat was checked in".to_string(),
+                    Err(why) => format!("; its license seat could not be checked in ({why}): License Manager returns it when the checkout expires"),
+                },
+                None => String::new(),
+            };
+            return Err(Error::Stopped { signal, seat });
+        }
+        drop(stop);
         extra.extend(meter.as_ref().map(Meter::workload_env).unwrap_or_default());
         let env = crate::exec::child_env(&entitled, base_env, extra);
         let workload = match spawn(program, args, env, options.group, options.user) {
@@ -111,7 +134,7 @@ pub fn supervise(
         let workload = pid(workload)?;
         let (status, stopped) = wait(workload, &mut signals, &options, meter.as_mut(), lease.as_mut()).await;
         let refused = wind_down(meter.as_mut(), lease.as_mut(), options.flush_deadline).await;
-        match stopped.map(|s| s.into_error(status)).or(refused) {
+        match stopped.and_then(|s| s.into_error(status)).or(refused) {
             // The workload's own status is not the gate's answer: it was stopped, or AWS refused.
             Some(reason) => Err(reason),
             None => Ok(status),
@@ -177,12 +200,13 @@ fn pid(child: std::process::Child) -> Result<Pid, Error> {
     Ok(Pid::from_raw(i32::try_from(child.id()).map_err(|_| Error::Internal("child pid out of range".into()))?))
 }
 
-/// Forward signals and reap children until the workload exits; returns its status, and the refusal
-/// it was stopped for, if it was. The sender and the seat holder run as branches of the same
-/// `select!`, so their network waits never delay a signal or a reap; SIGTERM also tells the holder
-/// to check the seat in. A sender that ends hands over a refusal, a holder that ends a lost license
-/// (`--on-license-lost stop`): the workload is stopped (SIGTERM, then SIGKILL once the grace period
-/// is over, as a container runtime's stop does).
+/// Forward signals and reap children until the workload exits; returns its status, and why it was
+/// stopped, if it was. The sender and the seat holder run as branches of the same `select!`, so
+/// their network waits never delay a signal or a reap. A sender that ends hands over a refusal, a
+/// holder that ends a lost license (`--on-license-lost stop`): the workload is stopped (SIGTERM, then
+/// SIGKILL once the grace period is over, as a container runtime's stop does). SIGTERM from outside
+/// while a seat is held starts the same grace period (the holder keeps the seat meanwhile): the seat
+/// is returned only after the workload has exited or been killed and reaped.
 async fn wait(
     workload: Pid,
     signals: &mut Signals,
@@ -197,10 +221,10 @@ async fn wait(
             None => std::future::pending().await,
         }
     };
-    let (stop, mut stopped) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let holding = lease.is_some();
     let holder = async {
         match lease {
-            Some(l) => l.hold(&mut stopped).await,
+            Some(l) => l.hold().await,
             None => std::future::pending().await,
         }
     };
@@ -221,14 +245,14 @@ async fn wait(
             _ = signals.children.recv() => {}
             Some(sig) = signals.forwarded.recv() => {
                 forward(workload, sig, group);
-                if sig == Signal::SIGTERM {
-                    let _ = stop.send(());
+                if sig == Signal::SIGTERM && holding && stopping.is_none() {
+                    stopping = Some(Stopping::after_term(options.stop_grace));
                 }
             }
             reason = &mut sender, if stopping.is_none() => {
                 stopping = Some(Stopping::begin(workload, group, Reason::Refused(reason), options.stop_grace));
             }
-            line = &mut holder, if stopping.is_none() => {
+            line = &mut holder, if stopping.as_ref().is_none_or(Stopping::keeps_holding) => {
                 stopping = Some(Stopping::begin(workload, group, Reason::LicenseLost(line), options.stop_grace));
             }
             () = kill_due => {

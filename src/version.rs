@@ -33,7 +33,7 @@ pub fn text() -> String {
             let admits = if e.admits { "  (admits a start)" } else { "" };
             let _ = writeln!(s, "  {}  ({}{value}){admits}", e.name, e.unit);
         }
-        let _ = writeln!(s, "seats: {}", crate::license::EXEC_SEAT_NOTE);
+        let _ = writeln!(s, "seats: {}", crate::license::seat_note(b.entitlements));
     }
     s.push_str(if b.pricing_model == crate::identity::PricingModel::Contract {
         "product sku:\n"
@@ -78,7 +78,7 @@ pub fn json() -> String {
             b.entitlements.iter().map(|e| json!({"name": e.name, "unit": e.unit, "value": e.value, "admits": e.admits})).collect::<Vec<_>>()
         }).unwrap_or_default(),
         "key_fingerprint": BAKED.as_ref().filter(|b| !b.entitlements.is_empty()).map(|_| crate::identity::MARKETPLACE_KEY_FINGERPRINT),
-        "seats": BAKED.as_ref().filter(|b| !b.entitlements.is_empty()).map(|_| crate::license::EXEC_SEAT_NOTE),
+        "seats": BAKED.as_ref().filter(|b| !b.entitlements.is_empty()).map(|b| crate::license::seat_note(b.entitlements)),
     })
     .to_string()
 }

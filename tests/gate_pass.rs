@@ -1,7 +1,7 @@
 //! The gate pass: the workload (or a start script) proves it was started through a real gate,
 //! recently, in this container — and a pass from elsewhere or from earlier is refused.
 
-use crate::hourly::{gate_as, PAID};
+use crate::hourly::{gate_as, FREE, PAID};
 use crate::support::{gate_bin, scratch, Run};
 use mpgate_emulator::{Emulator, World};
 use std::path::{Path, PathBuf};
@@ -94,39 +94,79 @@ fn python_snippet(dir: &Path) -> PathBuf {
     snippet(dir, "python", "gate_pass_check.py")
 }
 
+/// The product keys the documented checks compile in, as their `CODE:VERSION:TIER:PEMFILE` arguments.
+fn key_args() -> Vec<String> {
+    let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/keys");
+    vec![format!("{PAID}:2:paid:{keys}/paid-v2.pub.pem"), format!("{FREE}:1:free:{keys}/free-v1.pub.pem")]
+}
+
+/// What every documented check must do behind a real gate, `check` being the command that runs it
+/// (`python3 FILE`, `node FILE`, a built binary): accept the pass and print the tier from it; refuse
+/// the free listing's pass when CMD exports the paid tier and code; get and verify a requested pass.
+fn documented_check_behind_the_gate(check: &[String], path: &str) {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let out = gate_as(&emu, "ecs-task", dir.path())
+        .env("PATH", path)
+        .args(["-q", "--"])
+        .args(check)
+        .args(key_args())
+        .run()
+        .check();
+    assert_eq!(out.code(), Some(0), "{check:?} refused a real pass\n{}", out.stderr());
+    assert!(out.stdout().starts_with(&format!("gate pass ok: {PAID} key version 2, tier paid")), "{}", out.stdout());
+    // The free listing's buyer whose CMD claims the paid tier and code.
+    let line = check.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(" ");
+    let keys = key_args().iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(" ");
+    let script = format!("export MPGATE_TIER=paid MPGATE_PRODUCT_CODE={PAID}; exec {line} {keys}");
+    gate_as(&emu, "ecs-task", dir.path())
+        .env("PATH", path)
+        .env("MPGATE_PRODUCT_CODE", FREE)
+        .args(["-q", "--", "/bin/sh", "-c", &script])
+        .run()
+        .expect_status(1)
+        .expect_stderr_contains("gate pass refused: MPGATE_")
+        .expect_stderr_contains("does not match the pass (tier free)")
+        .check();
+    // A pass the workload requests for its own nonce.
+    let out = Run::bin(check[0].clone().into())
+        .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
+        .env("PATH", path)
+        .env("MPGATE_DEADLINE", "20s")
+        .args(&check[1..])
+        .arg("--request")
+        .arg(gate_bin())
+        .args(key_args())
+        .run()
+        .check();
+    assert_eq!(out.code(), Some(0), "{check:?} refused a requested pass\n{}", out.stderr());
+    assert_eq!(out.stdout(), format!("requested pass ok: {PAID} key version 2, tier paid\n"));
+    let sent = emu.bodies("RegisterUsage");
+    let nonce = sent.last().expect("a RegisterUsage")["Nonce"].as_str().expect("nonce").to_string();
+    assert!(nonce.len() == 32 && !nonce.starts_with("mpgate1"), "the check's own nonce was sent: {nonce}");
+}
+
 #[test]
 #[ignore = "needs python3 with PyJWT and cryptography (scripts/test installs them)"]
 fn the_documented_python_check_accepts_a_real_pass_and_refuses_a_forgery() {
-    let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
     let snippet = python_snippet(dir.path());
-    let key = format!("{PAID}:2:{}/testdata/keys/paid-v2.pub.pem", env!("CARGO_MANIFEST_DIR"));
-    let out = gate_as(&emu, "ecs-task", dir.path())
-        .env("PATH", host_path())
-        .args(["-q", "--", "python3"])
-        .arg(&snippet)
-        .arg(&key)
-        .run()
-        .check();
-    assert_eq!(out.code(), Some(0), "python check refused a real pass (is PyJWT installed?)\n{}", out.stderr());
-    assert!(out.stdout().starts_with(&format!("gate pass ok: {PAID} key version 2")), "{}", out.stdout());
+    documented_check_behind_the_gate(&["python3".into(), snippet.display().to_string()], &host_path());
     // Without the gate: a token signed by another key.
-    let forged = Run::bin("python3".into())
+    Run::bin("python3".into())
         .env("PATH", host_path())
         .env("MPGATE_SIGNATURE", "eyJhbGciOiJQUzI1NiJ9.eyJwcm9kdWN0Q29kZSI6IngifQ.c2ln")
         .arg(&snippet)
-        .arg(&key)
+        .args(key_args())
         .run()
         .expect_status(1)
         .expect_stderr_contains("gate pass refused")
         .check();
-    drop(forged);
 }
 
 #[test]
 #[ignore = "needs Node.js and the npm registry (scripts/test runs it)"]
 fn the_documented_node_check_accepts_a_real_pass_and_refuses_a_forgery() {
-    let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
     // Bounded like every wait in the suite: coreutils' timeout kills a stalled registry fetch.
     let npm = std::process::Command::new("timeout")
@@ -136,21 +176,12 @@ fn the_documented_node_check_accepts_a_real_pass_and_refuses_a_forgery() {
         .expect("npm (Node.js) is needed for this test");
     assert!(npm.success(), "npm install jose failed or took more than 300 s: {npm}");
     let script = snippet(dir.path(), "js", "gate_pass_check.mjs");
-    let key = format!("{PAID}:2:{}/testdata/keys/paid-v2.pub.pem", env!("CARGO_MANIFEST_DIR"));
-    let out = gate_as(&emu, "ecs-task", dir.path())
-        .env("PATH", host_path())
-        .args(["-q", "--", "node"])
-        .arg(&script)
-        .arg(&key)
-        .run()
-        .check();
-    assert_eq!(out.code(), Some(0), "node check refused a real pass\n{}", out.stderr());
-    assert!(out.stdout().starts_with(&format!("gate pass ok: {PAID} key version 2")), "{}", out.stdout());
+    documented_check_behind_the_gate(&["node".into(), script.display().to_string()], &host_path());
     Run::bin("node".into())
         .env("PATH", host_path())
         .env("MPGATE_SIGNATURE", "eyJhbGciOiJQUzI1NiJ9.eyJwcm9kdWN0Q29kZSI6IngifQ.c2ln")
         .arg(&script)
-        .arg(&key)
+        .args(key_args())
         .run()
         .expect_status(1)
         .expect_stderr_contains("gate pass refused")
@@ -167,7 +198,6 @@ fn the_documented_go_check_accepts_a_real_pass_and_refuses_a_forgery() {
         Path::new(GO_JWT_SOURCE).join("go.mod").exists(),
         "install golang-go and golang-github-golang-jwt-jwt-dev (.ci/run does)"
     );
-    let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
     let module = dir.path().join("gocheck");
     std::fs::create_dir(&module).expect("module dir");
@@ -191,13 +221,10 @@ fn the_documented_go_check_accepts_a_real_pass_and_refuses_a_forgery() {
         .expect_status(0)
         .check();
     let check = module.join("gate_pass_check");
-    let key = format!("{PAID}:2:{}/testdata/keys/paid-v2.pub.pem", env!("CARGO_MANIFEST_DIR"));
-    let out = gate_as(&emu, "ecs-task", dir.path()).args(["-q", "--"]).arg(&check).arg(&key).run().check();
-    assert_eq!(out.code(), Some(0), "go check refused a real pass\n{}", out.stderr());
-    assert!(out.stdout().starts_with(&format!("gate pass ok: {PAID} key version 2")), "{}", out.stdout());
+    documented_check_behind_the_gate(&[check.display().to_string()], &host_path());
     Run::bin(check)
         .env("MPGATE_SIGNATURE", "eyJhbGciOiJQUzI1NiJ9.eyJwcm9kdWN0Q29kZSI6IngifQ.c2ln")
-        .arg(&key)
+        .args(key_args())
         .run()
         .expect_status(1)
         .expect_stderr_contains("gate pass refused: signature does not verify")

@@ -174,7 +174,7 @@ fn contract_refuses_a_certificate_for_another_name_at_once() {
     let (emu, https) = start_on_a_name_the_certificate_lacks();
     let dir = scratch();
     let run =
-        contract_gate_in(&emu, dir.path(), "ecs-task").env("AWS_ENDPOINT_URL_LICENSE_MANAGER", &https).arg("exec");
+        contract_gate_in(&emu, dir.path(), "ecs-task").env("AWS_ENDPOINT_URL_LICENSE_MANAGER", &https).arg("supervise");
     assert_refused_for_the_certificate(with_workload(run, dir.path()), &emu, dir.path(), "CheckoutLicense");
     assert!(emu.seats().is_empty(), "a seat was taken: {:?}", emu.seats());
 }
@@ -198,7 +198,7 @@ fn a_license_token_exchange_refuses_a_certificate_for_another_name_at_once() {
     {
         let (emu, https) = start_on_a_name_the_certificate_lacks();
         let dir = scratch();
-        let run = contract_gate_in(&emu, dir.path(), "onprem-license").env(variable, &https).arg("exec");
+        let run = contract_gate_in(&emu, dir.path(), "onprem-license").env(variable, &https).arg("supervise");
         assert_refused_for_the_certificate(
             with_workload(run, dir.path()),
             &emu,

@@ -80,6 +80,7 @@ fn every_command_help_has_examples() {
         &["supervise", "--help"],
         &["check", "--help"],
         &["pass", "verify", "--help"],
+        &["pass", "request", "--help"],
         &["version", "--help"],
         &["meter", "--help"],
         &["--help"],

@@ -17,11 +17,16 @@ fn register_calls(emu: &Emulator) -> usize {
 
 /// Run the release gate in an empty root as the `ecs-task` workload, with `extra` variables.
 fn release_row(emu: &Emulator, root: &Path, extra: &[(&str, String)]) -> Outcome {
+    release_row_as(emu, root, extra, "exec")
+}
+
+/// `release_row` with the gate started as `mode` (`supervise` for a contract build that counts seats).
+fn release_row_as(emu: &Emulator, root: &Path, extra: &[(&str, String)], mode: &str) -> Outcome {
     let env_dir = scratch();
     let mut env = emu.workload_env("ecs-task", env_dir.path()).expect("env");
     env.extend(extra.iter().map(|(k, v)| ((*k).to_string(), v.clone())));
     in_chroot(root, env)
-        .args(["exec", "--deadline", "3s", "--", "/workload", "report", "/report.json"])
+        .args([mode, "--deadline", "3s", "--", "/workload", "report", "/report.json"])
         .run()
         .expect_status(81)
         .expect_one_refusal_line()
@@ -310,7 +315,8 @@ fn row12_fake_imds_credentials_cannot_admit() {
 fn row13_license_manager_endpoint_url_has_no_effect_on_the_release_contract_build() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let root = rootfs("mpgate-contract");
-    release_row(&emu, root.path(), &[("AWS_ENDPOINT_URL_LICENSE_MANAGER", emu.url()), ("AWS_ENDPOINT_URL", emu.url())]);
+    let overrides = [("AWS_ENDPOINT_URL_LICENSE_MANAGER", emu.url()), ("AWS_ENDPOINT_URL", emu.url())];
+    release_row_as(&emu, root.path(), &overrides, "supervise");
     let ops: Vec<String> = emu.requests().iter().map(|r| r.op.clone()).collect();
     assert!(!ops.iter().any(|op| op == "CheckoutLicense"), "CheckoutLicense reached an overridden endpoint: {ops:?}");
     assert!(ops.iter().any(|op| op == "EcsCredentials"), "positive control: the gate ran as the ECS task: {ops:?}");
@@ -335,7 +341,7 @@ fn row14_mpgate_variables_cannot_change_the_contract_builds_sku_entitlements_or_
         .env("MPGATE_PRODUCT_SKU", "prod-evil0contract0sku00")
         .env("MPGATE_ENTITLEMENTS", "PremiumTier:None!,Seats:Count:0")
         .env("MPGATE_TIER", "enterprise")
-        .args(["exec", "-q", "--"])
+        .args(["supervise", "-q", "--"])
         .arg(crate::support::workload_bin())
         .arg("report")
         .arg(dir.path().join("report.json"))
@@ -469,8 +475,9 @@ fn row16_sdk_custom_partition_variable_is_refused_before_any_aws_call() {
         let env_dir = scratch();
         let mut env = emu.workload_env("ecs-task", env_dir.path()).expect("env");
         env.push(("SMITHY_CLIENT_SDK_CUSTOM_PARTITION".into(), value.into()));
+        let mode = if gate.contains("contract") { "supervise" } else { "exec" };
         in_chroot(root.path(), env)
-            .args(["exec", "--deadline", "3s", "--", "/workload", "report", "/report.json"])
+            .args([mode, "--deadline", "3s", "--", "/workload", "report", "/report.json"])
             .run()
             .expect_status(82)
             .expect_one_refusal_line()

@@ -123,7 +123,8 @@ fn a_contract_checkout_is_admitted_and_checked_in_under_every_seed() {
         let dir = scratch();
         let run = gate("mpgate-test-contract", &emu, "ecs-task", dir.path())
             .env("MPGATE_ENTITLEMENTS_DIR", dir.path())
-            .args(["exec", "-q", "--"])
+            .env("MPGATE_ALLOW_NOT_PID1", "1")
+            .args(["supervise", "-q", "--"])
             .arg(workload_bin())
             .arg("report")
             .arg(dir.path().join("report.json"));

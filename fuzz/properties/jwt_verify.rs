@@ -49,6 +49,6 @@ pub fn check(data: &[u8]) {
     // The nonce parser, which signed payloads alone would never reach with fuzzed text.
     if let Some(parsed) = nonce::parse(token) {
         assert!(token.starts_with("mpgate1:"), "{token:?}");
-        assert_eq!(nonce::host_part(&parsed.host), parsed.host);
+        assert!(parsed.host.len() <= nonce::MAX_HOST_PART, "{token:?}");
     }
 }

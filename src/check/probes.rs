@@ -67,7 +67,7 @@ pub fn identity() -> Vec<Check> {
         .join(", ");
     let mut summary = format!("{} pricing; {listing}", baked.pricing_model.as_str());
     if baked.pricing_model == identity::PricingModel::Contract {
-        summary = format!("{summary}; {}", crate::license::EXEC_SEAT_NOTE);
+        summary = format!("{summary}; {}", crate::license::seat_note(baked.entitlements));
     }
     if !problems.is_empty() {
         return vec![Check::new("identity", Status::Fail, format!("{summary}; {}", problems.join("; ")))

@@ -242,7 +242,15 @@ async fn still_valid(
     progress: &Progress,
 ) -> Result<Licensed, Error> {
     if let Err(refusal) = validity(client, &mut licensed, product, ctx, deadline, progress).await {
-        let _ = client.check_in_license().license_consumption_token(&licensed.consumption_token).send().await;
+        let returned = client.check_in_license().license_consumption_token(&licensed.consumption_token).send().await;
+        // A stop signal ended the start between the checkout and its validity: say where the seat is.
+        if let Error::Stopped { signal, .. } = refusal {
+            let seat = match returned {
+                Ok(_) => "; the license seat it had checked out was checked in".to_string(),
+                Err(_) => "; the license seat it had checked out could not be checked in: License Manager returns it when the checkout expires".to_string(),
+            };
+            return Err(Error::Stopped { signal, seat });
+        }
         return Err(refusal);
     }
     Ok(licensed)

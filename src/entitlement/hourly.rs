@@ -9,7 +9,7 @@
 //! carry a key before AWS activates it.
 #![forbid(unsafe_code)]
 
-use super::{classify, jwt, nonce, Context, Deadline, Progress, Verdict};
+use super::{classify, jwt, nonce, Context, Deadline, NonceChoice, Progress, Verdict};
 use crate::error::Error;
 use crate::identity::{BakedKey, BakedProduct};
 use aws_sdk_marketplacemetering::error::SdkError;
@@ -43,11 +43,12 @@ impl std::fmt::Debug for Registered {
     }
 }
 
-/// Register `product`, newest key version first.
+/// Register `product` with a fresh or the given nonce, newest key version first.
 pub async fn register(
     client: &aws_sdk_marketplacemetering::Client,
     product: &'static BakedProduct,
     ctx: &Context<'_>,
+    choice: NonceChoice<'_>,
     deadline: &Deadline,
     progress: &Progress,
 ) -> Result<Registered, Error> {
@@ -55,7 +56,7 @@ pub async fn register(
     keys.reverse();
     let mut rejected = Vec::new();
     for key in keys {
-        match register_version(client, product, key, ctx, deadline, progress).await {
+        match register_version(client, product, key, ctx, choice, deadline, progress).await {
             Err(Error::Aws { code, .. })
                 if code == "InvalidPublicKeyVersionException" && rejected.len() + 1 < product.keys.len() =>
             {
@@ -82,14 +83,18 @@ async fn register_version(
     product: &'static BakedProduct,
     key: &BakedKey,
     ctx: &Context<'_>,
+    choice: NonceChoice<'_>,
     deadline: &Deadline,
     progress: &Progress,
 ) -> Result<Registered, Error> {
     deadline
         .retry(progress, "RegisterUsage", async |attempt| {
-            let nonce = match nonce::fresh(SystemTime::now(), ctx.hostname) {
-                Ok(nonce) => nonce,
-                Err(why) => return Verdict::Refuse(Error::Internal(why)),
+            let nonce = match choice {
+                NonceChoice::Given(given) => given.to_string(),
+                NonceChoice::Fresh => match nonce::fresh(SystemTime::now(), ctx.hostname) {
+                    Ok(nonce) => nonce,
+                    Err(why) => return Verdict::Refuse(Error::Internal(why)),
+                },
             };
             progress.set(format!("RegisterUsage attempt {attempt} (key version {})", key.version));
             let result = client

@@ -93,13 +93,8 @@ pub fn verified_claims(token: &str, keys: &[&[u8]]) -> Result<(usize, Claims), S
             .ok_or_else(|| format!("{camel} claim is not a string"))
     };
     let version = claim(&claims, "publicKeyVersion", "PublicKeyVersion")?;
-    let key_version = match version {
-        Value::Number(n) => n.as_u64().and_then(|v| u32::try_from(v).ok()),
-        Value::String(s) if !s.starts_with('0') => s.parse().ok(),
-        _ => None,
-    }
-    .filter(|v| *v >= 1)
-    .ok_or_else(|| format!("publicKeyVersion claim {} is not a positive integer", shown(version)))?;
+    let key_version = key_version(version)
+        .ok_or_else(|| format!("publicKeyVersion claim {} is not a positive integer", shown(version)))?;
     Ok((
         index,
         Claims {
@@ -182,13 +177,21 @@ fn claim<'a>(claims: &'a Map<String, Value>, camel: &str, pascal: &str) -> Resul
     }
 }
 
-/// AWS's reference verifier compares the version as text; accept a JSON number or a digit string.
+/// The one reading of a `publicKeyVersion` claim: a JSON integer, or a string in canonical decimal
+/// (ASCII digits, no sign, no leading zero), from 1 to `u32::MAX`. AWS's reference verifier compares
+/// the claim as text with the decimal form of the integer sent (docs/aws-behaviour.md §3), so `"02"`,
+/// `"+2"`, `" 2"` and `2.0` are not version 2.
+pub fn key_version(v: &Value) -> Option<u32> {
+    let n = match v {
+        Value::Number(n) => n.as_u64().and_then(|v| u32::try_from(v).ok()),
+        Value::String(s) if s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0') => s.parse().ok(),
+        _ => None,
+    };
+    n.filter(|v| *v >= 1)
+}
+
 fn same_version(v: &Value, expected: u32) -> bool {
-    match v {
-        Value::Number(n) => n.as_u64() == Some(u64::from(expected)),
-        Value::String(s) => s.parse::<u32>().ok() == Some(expected) && !s.starts_with('0'),
-        _ => false,
-    }
+    key_version(v) == Some(expected)
 }
 
 /// A claim or header value as it appears in a refusal line, cut to 64 characters: the `alg` header is
@@ -361,6 +364,44 @@ mod tests {
         for (claims, want) in cases {
             let err = check(&sign_with(PRIV, &ps256(), &claims)).expect_err(want);
             assert!(err.contains(want), "wanted {want:?}, got {err:?}");
+        }
+    }
+
+    #[test]
+    fn public_key_version_has_one_rule_canonical_decimal() {
+        for (v, want) in [
+            (json!(2), Some(2)),
+            (json!("2"), Some(2)),
+            (json!("10"), Some(10)),
+            (json!(4_294_967_295u64), Some(u32::MAX)),
+            (json!("4294967295"), Some(u32::MAX)),
+            (json!("+2"), None),
+            (json!("02"), None),
+            (json!("-2"), None),
+            (json!(" 2"), None),
+            (json!("2 "), None),
+            (json!("２"), None),
+            (json!(""), None),
+            (json!("0"), None),
+            (json!(0), None),
+            (json!(-2), None),
+            (json!(2.0), None),
+            (json!(2.5), None),
+            (json!("4294967296"), None),
+            (json!(4_294_967_296u64), None),
+            (json!(null), None),
+            (json!([2]), None),
+        ] {
+            assert_eq!(key_version(&v), want, "{v}");
+        }
+        // The same rule where the gate checks its own answer and where the pass is read.
+        for version in [json!("+1"), json!("01")] {
+            let claims = json!({"productCode": "prod1", "publicKeyVersion": version, "nonce": "n-1", "iat": NOW});
+            let token = sign_with(PRIV, &ps256(), &claims);
+            assert!(check(&token).expect_err("verify").contains("publicKeyVersion claim"), "{version}");
+            let d = der(PRIV);
+            let err = verified_claims(&token, &[d.as_slice()]).expect_err("verified_claims");
+            assert!(err.contains("is not a positive integer"), "{version}: {err}");
         }
     }
 

@@ -108,12 +108,24 @@ pub struct Deadline {
     failures: Cell<u32>,
     /// Whether a pause has already been cut short for a last attempt.
     cut: Cell<bool>,
+    /// The stop signal that arrived (`signals::prove_or_stop`): no further attempt starts.
+    stopped: Cell<Option<nix::sys::signal::Signal>>,
 }
 
 impl Deadline {
     /// Starts now.
     pub fn new(total: Duration) -> Self {
-        Deadline { start: Instant::now(), total, failures: Cell::new(0), cut: Cell::new(false) }
+        Deadline {
+            start: Instant::now(),
+            total,
+            failures: Cell::new(0),
+            cut: Cell::new(false),
+            stopped: Cell::new(None),
+        }
+    }
+    /// Start no further attempt: `signal` is stopping the start (the attempt in flight may finish).
+    pub fn stop(&self, signal: nix::sys::signal::Signal) {
+        self.stopped.set(Some(signal));
     }
     /// Time left.
     pub fn remaining(&self) -> Duration {
@@ -165,6 +177,9 @@ impl Deadline {
         mut attempt: impl AsyncFnMut(u32) -> Verdict<T>,
     ) -> Result<T, Error> {
         for n in 1u32.. {
+            if let Some(signal) = self.stopped.get() {
+                return Err(Error::Stopped { signal, seat: String::new() });
+            }
             match attempt(n).await {
                 Verdict::Admit(value) => return Ok(value),
                 Verdict::Refuse(error) => return Err(error),
@@ -208,10 +223,30 @@ impl Progress {
     }
 }
 
+/// The nonce RegisterUsage carries.
+#[derive(Clone, Copy, Debug)]
+pub enum NonceChoice<'a> {
+    /// A fresh `mpgate1:` nonce bound to this host and time (`exec`, `supervise`, `check --live`).
+    Fresh,
+    /// The workload's own nonce, already checked by `nonce::check_requested` (`mpgate pass request`).
+    Given(&'a str),
+}
+
 /// Prove entitlement for the product chosen by `selection` (a baked code, or the default).
 pub async fn prove(env: &dyn Env, selection: Option<&str>, deadline: &Deadline) -> Result<Entitled, Error> {
+    prove_with(env, selection, deadline, NonceChoice::Fresh).await
+}
+
+/// `prove`, with the RegisterUsage nonce chosen by the caller. A given nonce needs hourly or monthly
+/// pricing: the other models make no RegisterUsage call.
+pub async fn prove_with(
+    env: &dyn Env,
+    selection: Option<&str>,
+    deadline: &Deadline,
+    nonce: NonceChoice<'_>,
+) -> Result<Entitled, Error> {
     let progress = Progress::default();
-    match tokio::time::timeout(deadline.remaining(), prove_steps(env, selection, deadline, &progress)).await {
+    match tokio::time::timeout(deadline.remaining(), prove_steps(env, selection, deadline, nonce, &progress)).await {
         Ok(result) => result,
         Err(_) => Err(Error::Deadline { secs: deadline.total().as_secs(), last: progress.stuck() }),
     }
@@ -221,10 +256,18 @@ async fn prove_steps(
     env: &dyn Env,
     selection: Option<&str>,
     deadline: &Deadline,
+    nonce: NonceChoice<'_>,
     progress: &Progress,
 ) -> Result<Entitled, Error> {
     let baked = identity::baked()?;
     let product = baked.select(selection)?;
+    let registers = matches!(baked.pricing_model, PricingModel::Hourly | PricingModel::Monthly);
+    if matches!(nonce, NonceChoice::Given(_)) && !registers {
+        return Err(Error::Usage(format!(
+            "this image is built for {} pricing, which makes no RegisterUsage call and has no gate pass",
+            baked.pricing_model.as_str()
+        )));
+    }
     let clients = Clients::new(env)?;
     let contract = baked.pricing_model == PricingModel::Contract;
     progress.set("finding the region".into());
@@ -248,7 +291,7 @@ async fn prove_steps(
     let proof = match baked.pricing_model {
         PricingModel::Hourly | PricingModel::Monthly => {
             let client = clients.metering(env, &region.name, creds.credentials.clone());
-            Proof::Registered(hourly::register(&client, product, &ctx, deadline, progress).await?)
+            Proof::Registered(hourly::register(&client, product, &ctx, nonce, deadline, progress).await?)
         }
         PricingModel::CustomMetering => {
             let client = clients.metering(env, &region.name, creds.credentials.clone());

@@ -1,12 +1,14 @@
 //! Contract seats after admission: giving the seat back (`CheckInLicense`), keeping it out
 //! (`ExtendLicenseConsumption`), and the entitlements file the workload reads.
 //!
-//! Seat policy (docs/contract.md): `exec` checks the seat in right before the execve, so a gate that
-//! is gone never holds one (a 1-seat contract admits every restart; the contract still gates each
-//! start). `supervise` holds it: extends it when half its lifetime is gone, and checks it in when the
-//! workload exits or SIGTERM arrives. A supervisor killed with SIGKILL leaks the seat for at most one
-//! lifetime (AWS: 60 minutes), after which License Manager returns it. While it holds the seat,
-//! `supervise` also re-checks the license (`recheck`).
+//! Seat policy (docs/contract.md): a build whose entitlements count seats (a `Count` unit) refuses
+//! `exec` before any AWS call: a gate that is gone cannot hold a seat, so under `exec` a seat would
+//! limit nothing. A build without one may `exec`, which checks its checkout in right before the
+//! execve. `supervise` holds the seat: extends it when half its lifetime is gone, and checks it in
+//! once the workload has exited (a SIGTERM is forwarded; the workload keeps the seat while it shuts
+//! down, and is killed after `--stop-grace` if it has not exited). A supervisor killed with SIGKILL
+//! leaks the seat for at most one lifetime (AWS: 60 minutes), after which License Manager returns
+//! it. While it holds the seat, `supervise` also re-checks the license (`recheck`).
 //! Must not: decide entitlement (that is `entitlement::contract`) or block supervise's signal
 //! forwarding and reaping: every wait here is async and bounded.
 #![forbid(unsafe_code)]
@@ -20,7 +22,7 @@ use crate::entitlement::contract::{Allowed, Licensed};
 use crate::entitlement::pacing::full_jitter;
 use crate::entitlement::{classify, Context, Entitled, Verdict};
 use crate::error::Error;
-use crate::identity::BakedProduct;
+use crate::identity::{BakedEntitlement, BakedProduct};
 use crate::platform::{credentials, CredentialSource, Env, FoundRegion};
 use crate::supervise::stop::Policy;
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -29,9 +31,23 @@ use handover::Live;
 use recheck::Watch;
 use std::time::{Duration, Instant, SystemTime};
 
-/// What `exec` means for counted entitlements, as `mpgate version`, `mpgate check` and docs/contract.md
-/// say it next to the advice to use `supervise`.
-pub const EXEC_SEAT_NOTE: &str = "mpgate exec checks its seat in before the workload starts, so counted entitlements (seats) limit how many containers start at the same moment, not how many run; use mpgate supervise to hold a seat while the workload runs";
+/// The baked entitlements that count seats (unit `Count`): what a running container must hold.
+pub fn counted(entitlements: &[BakedEntitlement]) -> Vec<&'static str> {
+    entitlements.iter().filter(|e| e.unit == "Count").map(|e| e.name).collect()
+}
+
+/// What each mode does with the seat of a contract build with these entitlements, as `mpgate
+/// version`, `mpgate check` and docs/contract.md say it.
+pub fn seat_note(entitlements: &[BakedEntitlement]) -> String {
+    let counted = counted(entitlements);
+    if counted.is_empty() {
+        return "this build checks out no counted entitlement: mpgate exec checks its checkout in before the workload starts; mpgate supervise holds it while the workload runs".into();
+    }
+    format!(
+        "this build counts seats ({}): mpgate exec refuses to start, use mpgate supervise, which holds the seat while the workload runs and checks it in once the workload has exited",
+        counted.join(", ")
+    )
+}
 
 /// How long a check-in may take before mpgate gives up (the seat then returns after its lifetime).
 pub const CHECK_IN_BUDGET: Duration = Duration::from_secs(10);
@@ -161,22 +177,16 @@ impl<'a> Lease<'a> {
         Err("retry loop ended".into())
     }
 
-    /// Keep the seat out until `stop` fires, then check it in, and re-check the license on the
-    /// watch's cadence. Returns only when a re-check finds the license lost under
+    /// Keep the seat out (supervise checks it in once the workload has exited) and re-check the
+    /// license on the watch's cadence. Returns only when a re-check finds the license lost under
     /// `--on-license-lost stop`: the refusal line for supervise to stop the workload with.
-    pub async fn hold(&mut self, stop: &mut tokio::sync::mpsc::UnboundedReceiver<()>) -> String {
+    pub async fn hold(&mut self) -> String {
         let mut attempt = 0u32;
         let mut extend_at = self.extend_due();
         let mut recheck_at = self.watch.as_ref().map(|w| Instant::now() + w.next_wait());
         loop {
             let recheck_due = recheck_at.unwrap_or_else(Instant::now);
             tokio::select! {
-                _ = stop.recv() => {
-                    if let Err(why) = self.check_in(CHECK_IN_BUDGET).await {
-                        warn(&format!("could not check the license seat in ({why}); License Manager returns it within {} minutes", self.lifetime.as_secs() / 60));
-                    }
-                    return std::future::pending().await;
-                }
                 () = tokio::time::sleep_until(extend_at.into()), if self.seat == Seat::Held => {
                     attempt = self.extend_step(attempt).await;
                     extend_at = if attempt == 0 {
@@ -191,6 +201,8 @@ impl<'a> Lease<'a> {
                     }
                     recheck_at = self.watch.as_ref().map(|w| Instant::now() + w.next_wait());
                 }
+                // A seat gone back to the pool and no re-check: nothing left to do until the end.
+                else => return std::future::pending().await,
             }
         }
     }
@@ -285,7 +297,20 @@ fn warn(m: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::Seat;
+    use super::{counted, seat_note, Seat};
+    use crate::identity::BakedEntitlement;
+
+    #[test]
+    fn only_count_entitlements_are_seats_and_the_note_says_exec_refuses_them() {
+        let e = |name, unit, value| BakedEntitlement { name, unit, value, admits: false };
+        let features = [e("BasicTier", "None", None), e("Storage", "Gigabytes", Some(5))];
+        assert!(counted(&features).is_empty());
+        assert!(seat_note(&features).contains("no counted entitlement"), "{}", seat_note(&features));
+        let seats = [e("BasicTier", "None", None), e("Seats", "Count", Some(1)), e("Users", "Count", Some(2))];
+        assert_eq!(counted(&seats), ["Seats", "Users"]);
+        let note = seat_note(&seats);
+        assert!(note.contains("(Seats, Users): mpgate exec refuses to start, use mpgate supervise"), "{note}");
+    }
 
     #[test]
     fn the_seat_words_the_workload_reads_are_fixed() {

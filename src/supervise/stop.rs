@@ -1,7 +1,10 @@
 //! Stopping the workload because AWS said, after the start, that the buyer is not entitled: SIGTERM
 //! to the workload (its process group with `--group`), a grace period for it to exit (`--stop-grace`),
 //! then SIGKILL; `supervise` then exits with the refusal's status and its one line instead of the
-//! workload's status.
+//! workload's status. The same grace period bounds a workload that SIGTERM from outside reached
+//! while a license seat is held (`Reason::Terminated`): the seat is checked in only once the
+//! workload has exited, so a workload that ignores SIGTERM is killed when the grace period is over,
+//! and mpgate exits with its status.
 //!
 //! Any branch of `supervise`'s `select!` that learns of such a refusal (the metering sender under
 //! `--on-not-entitled stop`, the license re-check under `--on-license-lost stop`) hands its `Reason`
@@ -56,6 +59,10 @@ pub enum Reason {
     Refused(Error),
     /// A license re-check found the license lost; the text says how (contract pricing).
     LicenseLost(String),
+    /// SIGTERM came from outside (the container is being stopped) while a license seat is held:
+    /// the seat stays out until the workload has exited, and the grace period bounds how long that
+    /// takes. Not a refusal: mpgate exits with the workload's status.
+    Terminated,
 }
 
 /// A workload being stopped, and why.
@@ -74,9 +81,23 @@ impl Stopping {
         Stopping { reason, grace, kill_at: Instant::now() + grace, killed: false }
     }
 
-    /// The refusal mpgate exits with once the workload, which ended with `status`, is gone.
-    pub fn into_error(self, status: u8) -> Error {
-        match self.reason {
+    /// Start the grace period of a workload that SIGTERM from outside already reached (it was
+    /// forwarded): SIGKILL follows when `grace` passes.
+    pub fn after_term(grace: Duration) -> Stopping {
+        Stopping { reason: Reason::Terminated, grace, kill_at: Instant::now() + grace, killed: false }
+    }
+
+    /// Whether the seat holder keeps running while the workload stops: it does, unless the stop is
+    /// the holder's own (a lost license) or AWS refused usage.
+    pub fn keeps_holding(&self) -> bool {
+        matches!(self.reason, Reason::Terminated)
+    }
+
+    /// The refusal mpgate exits with once the workload, which ended with `status`, is gone; `None`
+    /// when the stop was not a refusal (SIGTERM from outside).
+    pub fn into_error(self, status: u8) -> Option<Error> {
+        Some(match self.reason {
+            Reason::Terminated => return None,
             Reason::Refused(e) => e,
             Reason::LicenseLost(line) => {
                 let how = if self.killed {
@@ -91,7 +112,7 @@ impl Stopping {
                     ),
                 }
             }
-        }
+        })
     }
 
     /// Resolves when the grace period is over and the workload has not been killed yet; never after.
@@ -104,6 +125,12 @@ impl Stopping {
 
     /// SIGKILL the workload (once).
     pub fn kill(&mut self, workload: Pid, group: bool) {
+        if matches!(self.reason, Reason::Terminated) {
+            crate::log::warn(&format!(
+                "the workload had not exited {}s after SIGTERM: mpgate kills it (SIGKILL) so that the license seat can be checked in; give it longer with --stop-grace / MPGATE_STOP_GRACE (and the container runtime's stop timeout more than that)",
+                self.grace.as_secs()
+            ));
+        }
         signal(workload, group, Signal::SIGKILL);
         self.killed = true;
     }

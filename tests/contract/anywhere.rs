@@ -16,7 +16,7 @@ fn signing_key(r: &mpgate_emulator::Recorded) -> String {
 fn containers_anywhere_admits_an_on_prem_start_through_the_unsigned_token_exchange() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
-    let run = exec_report(gate(&emu, ON_PREM, dir.path()), dir.path());
+    let run = supervise_report(gate(&emu, ON_PREM, dir.path()), dir.path());
     run.without_env("AWS_REGION").without_env("AWS_DEFAULT_REGION").run().expect_status(0).check();
 
     let exchange = recorded(&emu, "GetAccessToken");
@@ -42,7 +42,7 @@ fn containers_anywhere_admits_an_on_prem_start_through_the_unsigned_token_exchan
     let report = Report::read(&dir.path().join("report.json"));
     assert_eq!(report.var("MPGATE_REGION").as_deref(), Some("us-east-1"));
     assert_eq!(report.var("MPGATE_ENTITLEMENTS").as_deref(), Some("BasicTier:None,Seats:Count:1"));
-    assert!(out_seats(&emu).is_empty(), "exec returns the seat: {:?}", emu.seats());
+    assert!(out_seats(&emu).is_empty(), "supervise returns the seat at exit: {:?}", emu.seats());
 }
 
 fn url_form(body: &str) -> Vec<(String, String)> {
@@ -79,14 +79,14 @@ fn containers_anywhere_prefers_the_helm_variable_and_accepts_the_go_sample_varia
     // Only the Go sample's variable: admitted.
     gate(&emu, ON_PREM, dir.path())
         .without_env("AWS_WEB_IDENTITY_REFRESH_TOKEN_FILE")
-        .args(["exec", "-q", "--", "true"])
+        .args(["supervise", "-q", "--", "true"])
         .run()
         .expect_status(0)
         .check();
     // Both set: the Helm variable wins, even when the Go one would work.
     gate(&emu, ON_PREM, dir.path())
         .env("AWS_WEB_IDENTITY_REFRESH_TOKEN_FILE", dir.path().join("missing-token"))
-        .args(["exec", "--", "true"])
+        .args(["supervise", "--", "true"])
         .run()
         .expect_status(82)
         .expect_one_refusal_line()
@@ -100,7 +100,7 @@ fn containers_anywhere_refuses_a_missing_unreadable_or_rejected_token_as_misconf
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
     let refuse = |run: Run, needle: &str| {
-        run.args(["exec", "--", "true"])
+        run.args(["supervise", "--", "true"])
             .run()
             .expect_status(82)
             .expect_one_refusal_line()
@@ -135,7 +135,7 @@ fn containers_anywhere_retries_a_throttled_token_exchange() {
     let dir = scratch();
     emu.inject("GetAccessToken", Fault::Throttle);
     emu.inject("AssumeRoleWithWebIdentity", Fault::InternalError);
-    gate(&emu, ON_PREM, dir.path()).args(["exec", "-q", "--", "true"]).run().expect_status(0).check();
+    gate(&emu, ON_PREM, dir.path()).args(["supervise", "-q", "--", "true"]).run().expect_status(0).check();
     assert_eq!(recorded(&emu, "GetAccessToken").len(), 2);
     assert_eq!(recorded(&emu, "AssumeRoleWithWebIdentity").len(), 2);
 }

@@ -37,11 +37,11 @@ fn a_killed_supervisor_leaks_the_seat_for_at_most_one_ttl() {
     child.kill();
     // The sleeping workload is an orphan now; it holds nothing (and is ended here, not left behind).
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(orphan), nix::sys::signal::Signal::SIGKILL);
-    gate(&emu, "ecs-task", dir.path()).args(["exec", "--", "true"]).run().expect_status(80).check();
+    gate(&emu, "ecs-task", dir.path()).args(["supervise", "--", "true"]).run().expect_status(80).check();
     emu.advance_clock(Duration::from_secs(59 * 60));
-    gate(&emu, "ecs-task", dir.path()).args(["exec", "--", "true"]).run().expect_status(80).check();
+    gate(&emu, "ecs-task", dir.path()).args(["supervise", "--", "true"]).run().expect_status(80).check();
     emu.advance_clock(Duration::from_secs(61));
-    gate(&emu, "ecs-task", dir.path()).args(["exec", "-q", "--", "true"]).run().expect_status(0).check();
+    gate(&emu, "ecs-task", dir.path()).args(["supervise", "-q", "--", "true"]).run().expect_status(0).check();
     assert!(emu.seats().iter().any(|s| s.state == SeatState::Expired));
 }
 

@@ -7,7 +7,7 @@ use super::*;
 fn an_entitled_start_checks_out_the_baked_entitlements_and_hands_over_exactly_the_allowed_ones() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
-    exec_report(gate(&emu, "ecs-task", dir.path()), dir.path()).run().expect_status(0).check();
+    supervise_report(gate(&emu, "ecs-task", dir.path()), dir.path()).run().expect_status(0).check();
 
     let sent = emu.bodies("CheckoutLicense");
     assert_eq!(sent.len(), 1);
@@ -38,13 +38,13 @@ fn an_entitled_start_checks_out_the_baked_entitlements_and_hands_over_exactly_th
     assert_eq!(Path::new(&file), dir.path().join("mpgate-entitlements.json"));
     let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).expect("file")).expect("json");
     assert_eq!(doc["license_arn"], CONTRACT_LICENSE);
-    assert_eq!(doc["seat"], "returned");
+    assert_eq!(doc["seat"], "held");
     let names: Vec<&str> =
         doc["entitlements"].as_array().expect("list").iter().filter_map(|e| e["name"].as_str()).collect();
     assert_eq!(names, ["BasicTier", "Seats"]);
     assert!(!std::fs::read_to_string(&file).expect("file").contains(&emu.seats()[0].consumption_token));
 
-    // Exec mode: the seat was checked in before the workload started.
+    // Supervise: the seat was held while the workload ran and checked in once it had exited.
     assert_eq!(emu.seats().len(), 1);
     assert_eq!(emu.seats()[0].state, SeatState::CheckedIn);
 }
@@ -53,7 +53,7 @@ fn an_entitled_start_checks_out_the_baked_entitlements_and_hands_over_exactly_th
 fn incoming_contract_variables_are_replaced_and_a_read_only_directory_falls_back_to_env_only() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
-    let out = exec_report(gate(&emu, "ecs-task", dir.path()), dir.path())
+    let out = supervise_report(gate(&emu, "ecs-task", dir.path()), dir.path())
         .env("MPGATE_ENTITLEMENTS", "PremiumTier:None")
         .env("MPGATE_ENTITLEMENTS_FILE", "/etc/passwd")
         .env("MPGATE_ENTITLEMENTS_DIR", dir.path().join("missing"))
@@ -67,11 +67,11 @@ fn incoming_contract_variables_are_replaced_and_a_read_only_directory_falls_back
 }
 
 #[test]
-fn a_one_seat_contract_restarted_ten_times_in_exec_mode_still_admits() {
+fn a_one_seat_contract_supervised_ten_times_in_a_row_still_admits() {
     let emu = Emulator::start(world_with_seats(1)).expect("emulator");
     let dir = scratch();
     for i in 0..10 {
-        gate(&emu, "ecs-task", dir.path()).args(["exec", "-q", "--", "true"]).run().expect_status(0).check();
+        gate(&emu, "ecs-task", dir.path()).args(["supervise", "-q", "--", "true"]).run().expect_status(0).check();
         assert!(out_seats(&emu).is_empty(), "start {i} left a seat out: {:?}", emu.seats());
     }
     assert_eq!(emu.seats().len(), 10);
@@ -86,7 +86,7 @@ fn refusals_name_the_class_and_what_to_do() {
     wait_for_line(&dir.path().join("running"), LIMIT);
     assert_eq!(out_seats(&emu).len(), 1, "the holder's seat is out: {:?}", emu.seats());
     gate(&emu, "ecs-task", dir.path())
-        .args(["exec", "--", "true"])
+        .args(["supervise", "--", "true"])
         .run()
         .expect_status(80)
         .expect_one_refusal_line()
@@ -106,7 +106,7 @@ fn refusals_name_the_class_and_what_to_do() {
         }
         let emu = Emulator::start(world).expect("emulator");
         gate(&emu, "ecs-task", dir.path())
-            .args(["exec", "--", "true"])
+            .args(["supervise", "--", "true"])
             .run()
             .expect_status(80)
             .expect_one_refusal_line()
@@ -115,7 +115,7 @@ fn refusals_name_the_class_and_what_to_do() {
     }
     let emu = Emulator::start(World::demo()).expect("emulator");
     gate(&emu, "unsubscribed-task", dir.path())
-        .args(["exec", "--", "true"])
+        .args(["supervise", "--", "true"])
         .run()
         .expect_status(80)
         .expect_one_refusal_line()
@@ -129,7 +129,7 @@ fn refusals_name_the_class_and_what_to_do() {
     }
     let emu = Emulator::start(world).expect("emulator");
     gate(&emu, "ecs-task", dir.path())
-        .args(["exec", "--", "true"])
+        .args(["supervise", "--", "true"])
         .run()
         .expect_status(80)
         .expect_one_refusal_line()
@@ -145,7 +145,7 @@ fn a_license_without_an_admitting_tier_refuses_and_returns_the_seat() {
     let emu = Emulator::start(world).expect("emulator");
     let dir = scratch();
     gate(&emu, "ecs-task", dir.path())
-        .args(["exec", "--", "true"])
+        .args(["supervise", "--", "true"])
         .run()
         .expect_status(80)
         .expect_one_refusal_line()
@@ -162,7 +162,7 @@ fn throttling_and_server_errors_are_retried_with_the_same_client_token() {
     emu.inject("CheckoutLicense", Fault::Throttle);
     emu.inject("CheckoutLicense", Fault::InternalError);
     emu.inject("CheckoutLicense", Fault::Status(409, "ConflictException".into()));
-    gate(&emu, "ecs-task", dir.path()).args(["exec", "-q", "--", "true"]).run().expect_status(0).check();
+    gate(&emu, "ecs-task", dir.path()).args(["supervise", "-q", "--", "true"]).run().expect_status(0).check();
     let sent = emu.bodies("CheckoutLicense");
     assert_eq!(sent.len(), 4);
     assert!(sent.iter().all(|b| b["ClientToken"] == sent[0]["ClientToken"]), "one ClientToken per start");
@@ -175,7 +175,7 @@ fn throttling_and_server_errors_are_retried_with_the_same_client_token() {
     }
     gate(&emu, "ecs-task", dir.path())
         .env("MPGATE_DEADLINE", "2s")
-        .args(["exec", "--", "true"])
+        .args(["supervise", "--", "true"])
         .run()
         .expect_status(81)
         .expect_one_refusal_line()
@@ -187,13 +187,13 @@ fn throttling_and_server_errors_are_retried_with_the_same_client_token() {
 fn a_role_without_license_manager_actions_is_told_which_to_grant() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
-    gate(&emu, "ecs-task-no-iam", dir.path()).args(["exec", "--", "true"]).run().expect_status(0).check();
+    gate(&emu, "ecs-task-no-iam", dir.path()).args(["supervise", "--", "true"]).run().expect_status(0).check();
     let mut world = World::demo();
     let w = world.workloads.iter_mut().find(|w| w.id == "ecs-task-no-iam").expect("workload");
     w.denied_actions = vec!["license-manager:CheckoutLicense".into()];
     let emu = Emulator::start(world).expect("emulator");
     gate(&emu, "ecs-task-no-iam", dir.path())
-        .args(["exec", "--", "true"])
+        .args(["supervise", "--", "true"])
         .run()
         .expect_status(82)
         .expect_one_refusal_line()

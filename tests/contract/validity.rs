@@ -6,7 +6,7 @@ use super::*;
 fn the_workload_receives_the_license_validity() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
-    exec_report(gate(&emu, "ecs-task", dir.path()), dir.path()).run().expect_status(0).check();
+    supervise_report(gate(&emu, "ecs-task", dir.path()), dir.path()).run().expect_status(0).check();
     let get = emu.bodies("GetLicense");
     assert_eq!(get.len(), 1);
     assert_eq!(get[0]["LicenseArn"], CONTRACT_LICENSE);
@@ -28,7 +28,7 @@ fn a_license_not_yet_valid_refuses_as_not_entitled() {
     let emu = Emulator::start(world).expect("emulator");
     let dir = scratch();
     gate(&emu, "ecs-task", dir.path())
-        .args(["exec", "--", "true"])
+        .args(["supervise", "--", "true"])
         .run()
         .expect_status(80)
         .expect_one_refusal_line()
@@ -48,7 +48,7 @@ fn the_gate_holds_aws_to_the_validity_it_reports_and_returns_the_seat() {
     emu.set_clock(std::time::SystemTime::now() - Duration::from_secs(3 * 86_400));
     let dir = scratch();
     gate(&emu, "ecs-task", dir.path())
-        .args(["exec", "--", "true"])
+        .args(["supervise", "--", "true"])
         .run()
         .expect_status(80)
         .expect_one_refusal_line()
@@ -66,7 +66,7 @@ fn a_role_without_get_license_is_told_to_grant_it() {
     let emu = Emulator::start(world).expect("emulator");
     let dir = scratch();
     gate(&emu, "ecs-task-no-iam", dir.path())
-        .args(["exec", "--", "true"])
+        .args(["supervise", "--", "true"])
         .run()
         .expect_status(82)
         .expect_one_refusal_line()

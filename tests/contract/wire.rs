@@ -1,10 +1,10 @@
 //! Contract pricing where License Manager's answers may take more than one form: the dates
 //! (`ISO8601DateTime`: `Z`, offsets, fractions; docs/aws-behaviour.md §4.1), a checkout outside the
 //! license's home region (accepted, or redirected with `Location` in the body, the header or both;
-//! §4.8), and what `version` and `check` say about seats in `exec` mode. Each reading is a world
+//! §4.8), and what `version` and `check` say about seats per mode. Each reading is a world
 //! setting of the emulator, and the gate must be right under every one.
 
-use crate::contract::{contract_bin, exec_report, gate, out_seats, recorded};
+use crate::contract::{contract_bin, gate, out_seats, recorded, supervise_report};
 use crate::support::{scratch, Report, Run};
 use mpgate_emulator::{DateStyle, Emulator, OutsideHomeRegion, RedirectLocation, SeatState, World, CONTRACT_LICENSE};
 
@@ -28,7 +28,7 @@ fn license_dates_in_every_form_the_model_allows_admit_and_reach_the_workload() {
     ] {
         let emu = Emulator::start(world(|l| l.date_style = Some(style))).expect("emulator");
         let dir = scratch();
-        exec_report(gate(&emu, "ecs-task", dir.path()), dir.path()).run().expect_status(0).check();
+        supervise_report(gate(&emu, "ecs-task", dir.path()), dir.path()).run().expect_status(0).check();
         let report = Report::read(&dir.path().join("report.json"));
         assert_eq!(report.var("MPGATE_LICENSE_VALID_FROM").as_deref(), Some(from), "{style:?}");
         assert_eq!(report.var("MPGATE_LICENSE_VALID_UNTIL").as_deref(), Some(until), "{style:?}");
@@ -50,7 +50,7 @@ fn a_license_date_the_model_does_not_allow_is_refused_naming_the_field_and_the_v
         let emu = Emulator::start(world(|l| l.end = Some(end.into()))).expect("emulator");
         let dir = scratch();
         gate(&emu, "ecs-task", dir.path())
-            .args(["exec", "--", "true"])
+            .args(["supervise", "--", "true"])
             .run()
             .expect_status(82)
             .expect_one_refusal_line()
@@ -64,7 +64,7 @@ fn a_license_date_the_model_does_not_allow_is_refused_naming_the_field_and_the_v
     let emu = Emulator::start(world(|l| l.date_style = Some(DateStyle::Unzoned))).expect("emulator");
     let dir = scratch();
     let out = gate(&emu, "ecs-task", dir.path())
-        .args(["exec", "--", "true"])
+        .args(["supervise", "--", "true"])
         .run()
         .expect_status(82)
         .expect_one_refusal_line()
@@ -82,7 +82,7 @@ fn a_checkout_outside_the_home_region_is_admitted_when_licenses_are_consumed_glo
     let emu = Emulator::start(crate::contract::world_with_seats(1)).expect("emulator");
     let dir = scratch();
     let eu = |run: Run| run.env("AWS_REGION", "eu-west-1").env("AWS_DEFAULT_REGION", "eu-west-1");
-    exec_report(eu(gate(&emu, "ecs-task", dir.path())), dir.path()).run().expect_status(0).check();
+    supervise_report(eu(gate(&emu, "ecs-task", dir.path())), dir.path()).run().expect_status(0).check();
     let checkout = recorded(&emu, "CheckoutLicense");
     assert_eq!(checkout[0].signing_region.as_deref(), Some("eu-west-1"));
     assert_eq!(Report::read(&dir.path().join("report.json")).var("MPGATE_REGION").as_deref(), Some("eu-west-1"));
@@ -90,7 +90,7 @@ fn a_checkout_outside_the_home_region_is_admitted_when_licenses_are_consumed_glo
     let mut holder = crate::contract::supervisor(&emu, "ecs-task", dir.path(), &["sleep", "30"]);
     crate::support::wait_until("the holder's seat is out", crate::contract::LIMIT, || out_seats(&emu).len() == 1);
     eu(gate(&emu, "ecs-task", dir.path()))
-        .args(["exec", "--", "true"])
+        .args(["supervise", "--", "true"])
         .run()
         .expect_status(80)
         .expect_one_refusal_line()
@@ -112,7 +112,7 @@ fn a_redirect_names_the_home_region_wherever_its_location_is() {
         gate(&emu, "ecs-task", dir.path())
             .env("AWS_REGION", "eu-west-1")
             .env("AWS_DEFAULT_REGION", "eu-west-1")
-            .args(["exec", "--", "true"])
+            .args(["supervise", "--", "true"])
             .run()
             .expect_status(82)
             .expect_one_refusal_line()
@@ -127,8 +127,8 @@ fn a_redirect_names_the_home_region_wherever_its_location_is() {
 }
 
 #[test]
-fn version_and_check_say_that_exec_returns_its_seat_before_the_workload_starts() {
-    let note = "mpgate exec checks its seat in before the workload starts, so counted entitlements (seats) limit how many containers start at the same moment, not how many run; use mpgate supervise to hold a seat while the workload runs";
+fn version_and_check_say_that_a_build_counting_seats_refuses_exec() {
+    let note = "this build counts seats (Seats): mpgate exec refuses to start, use mpgate supervise, which holds the seat while the workload runs and checks it in once the workload has exited";
     let text = Run::bin(contract_bin()).arg("version").run().expect_status(0).check();
     assert!(text.stdout().contains(&format!("seats: {note}")), "{}", text.stdout());
     let json = Run::bin(contract_bin()).args(["version", "--json"]).run().expect_status(0).check();

@@ -283,6 +283,20 @@ impl Spawned {
         }
     }
 
+    /// Wait at most `limit` for the process to exit, then its outcome (its output, if piped).
+    pub fn outcome(mut self, limit: Duration) -> Outcome {
+        let started = Instant::now();
+        let pid = self.id();
+        self.wait_exit(limit);
+        let output = self.into_child().wait_with_output().expect("output");
+        Outcome { output, pid, elapsed: started.elapsed(), problems: Vec::new() }
+    }
+
+    /// The live descendants of the process (e.g. the gate under `unshare --fork`).
+    pub fn descendants(&self) -> Vec<i32> {
+        descendants(self.id())
+    }
+
     /// The exited child, for its piped output; the guard is disarmed.
     fn into_child(mut self) -> Child {
         self.child.take().expect("child present until into_child")

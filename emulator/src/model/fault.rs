@@ -27,6 +27,10 @@ pub enum Fault {
     /// Do what was asked (record it, bill it), then drop the connection without an answer: the
     /// client cannot tell whether the call took effect, as when an answer is lost on the way back.
     AnswerLost,
+    /// Do what was asked (record it, bill it, take the seat), then hold the answer until the test
+    /// releases held answers (`Emulator::release_held`, `POST /_emulator/release`): a client can be
+    /// caught between a call that took effect and its answer, as long as the test needs.
+    Held,
     /// Answer normally but corrupt the RegisterUsage `Signature` as named.
     Token(TokenMutation),
     /// Reset the connection (TCP RST, SO_LINGER 0) without any response.

@@ -27,6 +27,11 @@ impl Emulator {
             .collect()
     }
 
+    /// Answers every call held by `Fault::Held` so far (each was carried out when it arrived).
+    pub fn release_held(&self) {
+        self.shared.release_held();
+    }
+
     /// Queues `fault` for the next call of `op`; faults are consumed FIFO, one per call.
     pub fn inject(&self, op: &str, fault: Fault) {
         self.shared.lock().faults.push(op, fault);

@@ -2,7 +2,8 @@
 //! Ledgers: `GET /_emulator/requests`, `/_emulator/registrations`, `/_emulator/metering`,
 //! `/_emulator/seats`. Knobs: `POST /_emulator/faults` (`{"op","fault","count"}` or
 //! `{"op","fault","probability"[,"seed"]}`, answering `{"seed"}`: the seed of the random draws),
-//! `POST /_emulator/faults/clear` (`{"op"}`, "*" = all),
+//! `POST /_emulator/faults/clear` (`{"op"}`, "*" = all), `POST /_emulator/release` (answer every
+//! call held by the `Held` fault),
 //! `GET|POST /_emulator/clock` (`{"advance_secs"}` or `{"set_unix"}`), `POST /_emulator/quotas`
 //! (`{"enabled"}`), `POST /_emulator/dry-run` (`{"answer": "Empty"|"RecordId"|"DryRunOperationError"|null}`),
 //! `POST /_emulator/dry-run-checks` (`{"checks": "Full"|"FullFirstCall"|"IamOnly"|null}`),
@@ -145,6 +146,10 @@ pub fn handle(shared: &Shared, req: &Incoming) -> Outcome {
             }
             json(json!({ "seed": inner.faults.random_seed() }).to_string())
         }),
+        ("POST", "/_emulator/release") => {
+            shared.release_held();
+            Ok(json("{}".into()))
+        }
         ("POST", "/_emulator/faults/clear") => parse::<OpRequest>(&req.body).map(|r| {
             shared.lock().faults.clear(&r.op);
             json("{}".into())

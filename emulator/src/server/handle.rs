@@ -55,6 +55,7 @@ pub async fn handle(
         Site::Main | Site::EcsAgent => None,
     };
     let mut mutation = None;
+    let mut held = None;
     let fault = shared.next_fault(&op);
     let truncate = fault == Some(Fault::TruncatedBody);
     let out = match fault.clone() {
@@ -67,6 +68,10 @@ pub async fn handle(
             let out = dispatch(&shared, &site, &op, &req, None);
             record(&shared, &op, &req, &out);
             return Err(Dropped);
+        }
+        Some(Fault::Held) => {
+            held = Some(shared.hold_ticket());
+            dispatch(&shared, &site, &op, &req, None)
         }
         Some(Fault::ConnectionReset) => {
             record(&shared, &op, &req, &Outcome::default().workload(site_workload));
@@ -88,6 +93,10 @@ pub async fn handle(
     };
     let (out, forms) = if fault.is_none() { super::variance::apply(&shared, &op, out) } else { (out, None) };
     record(&shared, &op, &req, &out);
+    if let Some(mut ticket) = held {
+        // Released, or the emulator is stopping (the sender is gone): answer either way.
+        let _ = ticket.changed().await;
+    }
     if out.hang {
         std::future::pending::<()>().await;
     }

@@ -32,6 +32,8 @@ pub struct Shared {
     /// The variance seed: answers take forms drawn from it (`model::variance`); `None` answers in
     /// the one form of each answer the emulator builds.
     pub variance: Option<u64>,
+    /// How many times held answers (`Fault::Held`) were released; a held answer waits for it to grow.
+    released: tokio::sync::watch::Sender<u64>,
     inner: Mutex<Inner>,
 }
 
@@ -53,7 +55,8 @@ impl Shared {
             }
             setup.insert(w.id.clone(), s);
         }
-        Ok(Shared { world, keys, setup, url, ecs_agent, variance, inner: Mutex::new(inner) })
+        let released = tokio::sync::watch::Sender::new(0);
+        Ok(Shared { world, keys, setup, url, ecs_agent, variance, released, inner: Mutex::new(inner) })
     }
 
     /// A poisoned lock only means a handler panicked mid-update; the ledgers are still usable.
@@ -84,6 +87,17 @@ impl Shared {
 
     pub fn next_fault(&self, op: &str) -> Option<Fault> {
         self.lock().faults.next(op)
+    }
+
+    /// A ticket for a held answer (`Fault::Held`), taken before the call takes effect so that a
+    /// release that comes at any moment after is not missed.
+    pub fn hold_ticket(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.released.subscribe()
+    }
+
+    /// Let every answer held so far go.
+    pub fn release_held(&self) {
+        self.released.send_modify(|n| *n += 1);
     }
 
     /// IAM's denial message if `workload`'s role lacks `action`, as IAM words it.
