@@ -82,6 +82,9 @@ pub enum Error {
     Deadline { secs: u64, last: String },
     /// The workload could not be executed.
     Exec { program: String, errno: nix::errno::Errno },
+    /// The workload's program cannot be run, found before any AWS call (`program::find`): not
+    /// found (127) or found but not executable (126).
+    NotRunnable { class: Class, program: String, why: String },
     /// The gate pass did not verify.
     NoPass(String),
     /// Contract pricing refused the start for a reason that is not an AWS error code (e.g. no
@@ -111,7 +114,10 @@ impl Error {
             | Error::Spool(_)
             | Error::UnsafeEnvironment(_)
             | Error::UntrustedCertificate { .. } => Class::Misconfigured,
-            Error::Credentials { class, .. } | Error::Aws { class, .. } | Error::License { class, .. } => *class,
+            Error::Credentials { class, .. }
+            | Error::Aws { class, .. }
+            | Error::License { class, .. }
+            | Error::NotRunnable { class, .. } => *class,
             Error::Deadline { .. } => Class::CannotVerify,
             Error::Exec { errno, .. } => match errno {
                 nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR => Class::ExecNotFound,
@@ -162,6 +168,10 @@ impl fmt::Display for Error {
                 f,
                 "cannot execute {program:?}: {}; check the image's CMD and PATH",
                 errno.desc().to_lowercase()
+            ),
+            Error::NotRunnable { program, why, .. } => write!(
+                f,
+                "cannot execute {program:?}: {why}; check the image's CMD and PATH (nothing was sent to AWS)"
             ),
             Error::NoPass(why) => write!(
                 f,

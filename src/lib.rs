@@ -21,6 +21,7 @@ pub mod log;
 pub mod metering;
 pub mod pass;
 pub mod platform;
+pub mod program;
 mod start;
 pub mod supervise;
 pub mod version;

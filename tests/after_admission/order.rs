@@ -1,1 +1,201 @@
-//! After admission rows: order.
+//! After admission rows: order and classification. What the gate checks before it bills, and which
+//! failures end a start at once instead of being retried until the deadline.
+//!
+//! * CMD is resolved before the first AWS call (credentials included), as execvp would find it in
+//!   the workload's `PATH`: a program that is missing (127), a directory, a file that is not regular
+//!   or not executable (126) is refused with one line naming it, and the emulator's ledger stays
+//!   empty for every pricing model and both modes. What the check cannot see (a script's missing
+//!   interpreter) still fails at execve, after the registration: a row pins that limit.
+//! * An error no retry can fix is final: an `AWS_EXECUTION_ENV` the SDK cannot put in its
+//!   User-Agent header is left out of it (the workload still gets it unchanged), never 81 after the
+//!   deadline.
+//! * A profile is never an endpoint: a shared-config profile's web identity STS call is locked like
+//!   IRSA's.
+
+use crate::hourly::gate_as;
+use crate::support::{scratch, workload_bin, Outcome, Report, Run};
+use mpgate_emulator::{Emulator, World};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+/// Every request the emulator received, by operation.
+fn ledger(emu: &Emulator) -> Vec<String> {
+    emu.requests().into_iter().map(|r| r.op).collect()
+}
+
+/// The refusal was made before anything reached AWS: no credentials, no registration, no seat.
+fn assert_nothing_sent(emu: &Emulator, out: &Outcome) {
+    assert!(ledger(emu).is_empty(), "AWS was called before CMD was checked: {:?}\n{}", ledger(emu), out.stderr());
+}
+
+/// A file at `path` with `mode`.
+fn file(path: &Path, text: &str, mode: u32) {
+    std::fs::write(path, text).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+#[test]
+fn cmd_naming_a_program_missing_from_path_is_127_before_registration() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let out = gate_as(&emu, "ecs-task", dir.path())
+        .env("PATH", format!("{}:/nonexistent", dir.path().display()))
+        .args(["--", "no-such-server-mpgate", "--port", "80"])
+        .run()
+        .expect_status(127)
+        .expect_one_refusal_line()
+        .expect_stderr_contains(&format!(
+            "mpgate: cannot execute \"no-such-server-mpgate\": not found in PATH {}:/nonexistent; check the image's CMD and PATH (nothing was sent to AWS)",
+            dir.path().display()
+        ))
+        .check();
+    assert_nothing_sent(&emu, &out);
+}
+
+#[test]
+fn cmd_naming_a_missing_path_is_127_before_registration() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let missing = dir.path().join("app/server");
+    let out = gate_as(&emu, "ecs-task", dir.path())
+        .arg("--")
+        .arg(&missing)
+        .run()
+        .expect_status(127)
+        .expect_stderr_contains(&format!(
+            "cannot execute {:?}: no such file or directory;",
+            missing.display().to_string()
+        ))
+        .check();
+    assert_nothing_sent(&emu, &out);
+}
+
+#[test]
+fn cmd_naming_a_directory_is_126_before_registration() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let out = gate_as(&emu, "ecs-task", dir.path())
+        .arg("--")
+        .arg(dir.path())
+        .run()
+        .expect_status(126)
+        .expect_one_refusal_line()
+        .expect_stderr_contains(&format!("cannot execute {:?}: is a directory;", dir.path().display().to_string()))
+        .check();
+    assert_nothing_sent(&emu, &out);
+}
+
+#[test]
+fn cmd_naming_a_file_without_execute_permission_is_126_before_registration() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let plain = dir.path().join("server");
+    file(&plain, "#!/bin/sh\nexit 0\n", 0o644);
+    let out = gate_as(&emu, "ecs-task", dir.path())
+        .env("PATH", dir.path())
+        .args(["--", "server"])
+        .run()
+        .expect_status(126)
+        .expect_one_refusal_line()
+        .expect_stderr_contains(&format!(
+            "cannot execute \"server\": found as {} but is not executable by uid 0 (permission denied; mode 0644",
+            plain.display()
+        ))
+        .check();
+    assert_nothing_sent(&emu, &out);
+}
+
+#[test]
+fn cmd_naming_a_fifo_is_126_before_registration() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let fifo = dir.path().join("server");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o755)).expect("mkfifo");
+    let out = gate_as(&emu, "ecs-task", dir.path())
+        .arg("--")
+        .arg(&fifo)
+        .run()
+        .expect_status(126)
+        .expect_stderr_contains("is a named pipe, not a regular file")
+        .check();
+    assert_nothing_sent(&emu, &out);
+}
+
+#[test]
+fn supervise_on_custom_metering_with_a_missing_program_sends_no_meter_usage() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let out = crate::metering::gate(&emu, "ecs-task", dir.path())
+        .args(["supervise", "--", "no-such-server-mpgate"])
+        .run()
+        .expect_status(127)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("not found in PATH /usr/bin:/bin")
+        .check();
+    assert_nothing_sent(&emu, &out);
+}
+
+#[test]
+fn contract_start_with_a_program_that_cannot_run_checks_no_seat_out() {
+    for mode in ["exec", "supervise"] {
+        let emu = Emulator::start(World::demo()).expect("emulator");
+        let dir = scratch();
+        let out = crate::contract::gate(&emu, "ecs-task", dir.path())
+            .args([mode, "--"])
+            .arg(dir.path())
+            .run()
+            .expect_status(126)
+            .expect_stderr_contains("is a directory")
+            .check();
+        assert_nothing_sent(&emu, &out);
+        assert!(crate::contract::out_seats(&emu).is_empty(), "{mode}: a seat was checked out");
+    }
+}
+
+#[test]
+fn a_program_found_past_a_non_executable_namesake_runs_with_argv0_as_given() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let shadow = dir.path().join("shadow");
+    std::fs::create_dir(&shadow).expect("mkdir");
+    file(&shadow.join("mpgate-test-workload"), "not a program", 0o644);
+    let bin_dir = workload_bin().parent().expect("dir").to_path_buf();
+    let report = dir.path().join("report.json");
+    for mode in ["exec", "supervise"] {
+        let out = Run::gate()
+            .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
+            .env("MPGATE_DEADLINE", "20s")
+            .env("PATH", format!("/nonexistent::{}:{}", shadow.display(), bin_dir.display()))
+            .args([mode, "-q", "--", "mpgate-test-workload", "report"])
+            .arg(&report)
+            .run()
+            .check();
+        assert_eq!(out.code(), Some(0), "{mode}: {}", out.stderr());
+        let seen = Report::read(&report);
+        assert_eq!(seen.argv[0], b"mpgate-test-workload", "{mode}: argv[0] is the name CMD gave");
+    }
+    assert_eq!(emu.bodies("RegisterUsage").len(), 2);
+}
+
+/// The limit of checking before billing: the kernel finds a script's interpreter only at execve,
+/// after the registration (docs/exit-codes.md says so).
+#[test]
+fn a_script_whose_interpreter_is_missing_fails_at_exec_after_registration() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let script = dir.path().join("server");
+    file(&script, "#!/nonexistent/interpreter\n", 0o755);
+    gate_as(&emu, "ecs-task", dir.path())
+        .arg("-q")
+        .arg("--")
+        .arg(&script)
+        .run()
+        .expect_status(127)
+        .expect_one_refusal_line()
+        .expect_stderr_contains(&format!(
+            "cannot execute {:?}: no such file or directory",
+            script.display().to_string()
+        ))
+        .check();
+    assert_eq!(emu.bodies("RegisterUsage").len(), 1, "the start was registered before execve failed");
+}
