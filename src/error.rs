@@ -98,6 +98,9 @@ pub enum Error {
     /// The TLS certificate presented for an AWS endpoint did not verify against the compiled-in roots
     /// (TLS interception, or the name resolving to another server): no retry can fix it.
     UntrustedCertificate { call: &'static str, host: String, problem: String },
+    /// The AWS SDK could not build or send the request for a reason no retry changes (it failed to
+    /// construct it, or one of its interceptors refused it): final at once.
+    Unsendable { call: &'static str, detail: String },
     /// A bug or resource exhaustion.
     Internal(String),
 }
@@ -113,7 +116,8 @@ impl Error {
             | Error::BadSignature(_)
             | Error::Spool(_)
             | Error::UnsafeEnvironment(_)
-            | Error::UntrustedCertificate { .. } => Class::Misconfigured,
+            | Error::UntrustedCertificate { .. }
+            | Error::Unsendable { .. } => Class::Misconfigured,
             Error::Credentials { class, .. }
             | Error::Aws { class, .. }
             | Error::License { class, .. }
@@ -181,6 +185,11 @@ impl fmt::Display for Error {
             Error::UntrustedCertificate { call, host, problem } => write!(
                 f,
                 "misconfigured: {call} did not reach AWS: the TLS certificate presented for {host} {problem}; something between this container and AWS intercepts TLS (a proxy or firewall), or {host} resolves to a server that is not AWS; let {host} through without TLS interception (mpgate trusts only the Mozilla root certificates compiled into it and never reads SSL_CERT_FILE or AWS_CA_BUNDLE)"
+            ),
+            Error::Unsendable { call, detail } => write!(
+                f,
+                "misconfigured: {call} could not be sent: the AWS SDK could not build the request ({}); no retry can fix it: check this container's AWS_* variables (AWS_EXECUTION_ENV among them), and report it if they look right",
+                one_line(detail)
             ),
             Error::Internal(m) => write!(f, "internal error: {m}; please report it"),
         }

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod tls;
+pub mod user_agent;
 
 use crate::platform::Env;
 use aws_config::provider_config::ProviderConfig;
@@ -41,8 +42,8 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const IMDS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The settings every hand-built client shares: region, the one HTTP client, SDK retries off (the
-/// entitlement code owns retries and their deadline), a per-attempt timeout, and the endpoint locked
-/// in the release flavour. A macro because each SDK crate generates its own `Config::Builder` type.
+/// entitlement code owns retries and their deadline), a per-attempt timeout, the endpoint locked
+/// in the release flavour, and a User-Agent the SDK can send (`user_agent`). A macro because each SDK crate generates its own `Config::Builder` type.
 macro_rules! locked_config {
     ($sdk:ident, $clients:expr, $env:expr, $region:expr, $service:expr) => {{
         let mut builder = $sdk::Config::builder()
@@ -53,6 +54,9 @@ macro_rules! locked_config {
             .retry_config(RetryConfig::disabled())
             .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(ATTEMPT_TIMEOUT).build());
         builder.set_endpoint_url(endpoint_override($env, $service));
+        if let Some(plain) = &$clients.user_agent {
+            builder.push_interceptor(plain.clone());
+        }
         builder
     }};
 }
@@ -62,6 +66,8 @@ pub struct Clients {
     http: SharedHttpClient,
     /// Built on first use: on ECS and EKS neither the region nor the credentials come from IMDS.
     imds: std::sync::OnceLock<aws_config::imds::Client>,
+    /// Set when `AWS_EXECUTION_ENV` cannot go into a header (`user_agent`).
+    user_agent: Option<aws_smithy_runtime_api::client::interceptors::SharedInterceptor>,
 }
 
 impl Clients {
@@ -73,7 +79,11 @@ impl Clients {
                 "the environment sets {SDK_PARTITION_VARIABLE}, from which the AWS SDK would take the domain of every AWS endpoint (even in the release flavour), so mpgate cannot know where its entitlement check goes; unset it for this container (docs/security.md)"
             )));
         }
-        Ok(Clients { http: tls::http_client()?, imds: std::sync::OnceLock::new() })
+        Ok(Clients {
+            http: tls::http_client()?,
+            imds: std::sync::OnceLock::new(),
+            user_agent: user_agent::without_bad_execution_env(env),
+        })
     }
 
     /// Configuration for aws-config's credential providers (STS for IRSA, ECS, IMDS).

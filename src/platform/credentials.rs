@@ -300,14 +300,20 @@ fn classify(source: CredentialSource, e: &CredentialsError) -> Error {
         "HTTP credential provider: StatusCode(403)",
         "HTTP credential provider: StatusCode(401)",
     ];
+    // The SDK could not build the credential request, or an interceptor refused it (an
+    // AWS_EXECUTION_ENV no header can carry): the same at every attempt.
+    let unsendable =
+        crate::entitlement::triage::refused_before_sending(e) || full.contains("failed to construct request");
     let class = match e {
         CredentialsError::InvalidConfiguration(_) => Class::Misconfigured,
+        _ if unsendable => Class::Misconfigured,
         CredentialsError::ProviderTimedOut(_) => Class::CannotVerify,
         _ if source == CredentialSource::InstanceRole => Class::Misconfigured,
         _ if PERMANENT.iter().any(|p| full.contains(p)) => Class::Misconfigured,
         _ => Class::CannotVerify,
     };
     let fix = match source {
+        _ if unsendable => "the AWS SDK could not build the request, which no retry changes; check this container's AWS_* variables (AWS_EXECUTION_ENV among them)",
         CredentialSource::WebIdentity => "check the IRSA role's trust policy, AWS_ROLE_ARN, and that AWS_WEB_IDENTITY_TOKEN_FILE is readable by this user (set fsGroup for non-root pods)",
         CredentialSource::EcsTaskRole | CredentialSource::ContainerEndpoint | CredentialSource::PodIdentity => "check the task definition's taskRoleArn (or the pod's identity association) and the container credentials variables",
         CredentialSource::LicenseToken => "mount the license token secret from AWS Marketplace (key license_token) at the path the variable names and set AWS_ROLE_ARN to its iam_role; create a new token if this one was deleted or expired",

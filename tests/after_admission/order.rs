@@ -199,3 +199,94 @@ fn a_script_whose_interpreter_is_missing_fails_at_exec_after_registration() {
         .check();
     assert_eq!(emu.bodies("RegisterUsage").len(), 1, "the start was registered before execve failed");
 }
+
+/// `AWS_EXECUTION_ENV` values a buyer can set, and whether an HTTP header can carry them.
+const EXECUTION_ENVS: &[(&str, &str, bool)] = &[
+    ("newline", "AWS_ECS_FARGATE\nX-Injected: 1", false),
+    ("DEL", "AWS_ECS_FARGATE\x7f", false),
+    ("carriage return", "AWS_ECS\rEC2", false),
+    ("non-ASCII", "AWS_ECS_FARGATE_caf\u{e9}", true),
+];
+
+/// The workload's own `AWS_EXECUTION_ENV`, from its report.
+fn execution_env_seen(report: &Path) -> Option<String> {
+    Report::read(report).var("AWS_EXECUTION_ENV")
+}
+
+#[test]
+fn aws_execution_env_no_header_can_carry_is_left_out_of_the_user_agent_and_admitted() {
+    for &(what, value, header_safe) in EXECUTION_ENVS {
+        let emu = Emulator::start(World::demo()).expect("emulator");
+        let dir = scratch();
+        let report = dir.path().join("report.json");
+        let out = gate_as(&emu, "ecs-task", dir.path())
+            .env("AWS_EXECUTION_ENV", value)
+            .args(["--", "mpgate-test-workload", "report"])
+            .env("PATH", workload_bin().parent().expect("dir"))
+            .arg(&report)
+            .run()
+            .check();
+        assert_eq!(out.code(), Some(0), "{what}: not admitted:\n{}", out.stderr());
+        assert_eq!(
+            out.stderr().contains("AWS_EXECUTION_ENV holds a character an HTTP header cannot carry"),
+            !header_safe,
+            "{what}: {}",
+            out.stderr()
+        );
+        assert_eq!(execution_env_seen(&report).as_deref(), Some(value), "{what}: the workload's variable changed");
+        let sent = emu.requests().into_iter().find(|r| r.op == "RegisterUsage").expect("RegisterUsage");
+        let agent = sent.headers.iter().find(|(k, _)| k == "x-amz-user-agent").map(|(_, v)| v.clone());
+        let agent = agent.expect("x-amz-user-agent sent");
+        assert_eq!(agent.contains("exec-env/"), header_safe, "{what}: {agent}");
+    }
+}
+
+#[test]
+fn aws_execution_env_no_header_can_carry_does_not_stop_custom_metering_or_contract() {
+    let (what, value, _) = EXECUTION_ENVS[0];
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let metered = crate::metering::gate(&emu, "ecs-task", dir.path())
+        .env("AWS_EXECUTION_ENV", value)
+        .args(["supervise", "-q", "--", "true"])
+        .run()
+        .check();
+    assert_eq!(metered.code(), Some(0), "{what}: custom metering not admitted:\n{}", metered.stderr());
+    let contract = crate::contract::gate(&emu, "ecs-task", dir.path())
+        .env("AWS_EXECUTION_ENV", value)
+        .args(["exec", "-q", "--", "true"])
+        .run()
+        .check();
+    assert_eq!(contract.code(), Some(0), "{what}: contract not admitted:\n{}", contract.stderr());
+    let ops = ledger(&emu);
+    assert!(ops.iter().any(|o| o == "MeterUsage") && ops.iter().any(|o| o == "CheckoutLicense"), "{ops:?}");
+}
+
+/// aws-config's own clients (IRSA's STS call) cannot be given mpgate's User-Agent: the SDK refuses
+/// the request before sending it, the same at every attempt, so the start ends at once with 82
+/// (the deadline's refusal would be 81).
+#[test]
+fn aws_execution_env_no_header_can_carry_under_irsa_is_82_at_once_never_81() {
+    for &(what, value, header_safe) in EXECUTION_ENVS {
+        let emu = Emulator::start(World::demo()).expect("emulator");
+        let dir = scratch();
+        let out = gate_as(&emu, "eks-irsa", dir.path())
+            .env("AWS_EXECUTION_ENV", value)
+            .env("MPGATE_DEADLINE", "30s")
+            .args(["-q", "--", "true"])
+            .env("PATH", "/usr/bin:/bin")
+            .run();
+        if header_safe {
+            out.expect_status(0).check();
+            continue;
+        }
+        // Two lines: the warning that the value is left out where mpgate builds the client, then
+        // the refusal.
+        out.expect_status(82)
+            .expect_stderr_contains("cannot load credentials from EKS IRSA (web identity token)")
+            .expect_stderr_contains("the AWS SDK could not build the request, which no retry changes")
+            .expect_stderr_contains("AWS_EXECUTION_ENV")
+            .check();
+        assert!(!ledger(&emu).iter().any(|o| o == "RegisterUsage"), "{what}: {:?}", ledger(&emu));
+    }
+}
