@@ -3,13 +3,16 @@
 //! clients with their endpoints locked.
 //!
 //! Release flavour: the Metering client is built by hand (never `From<&SdkConfig>`), so no environment
-//! variable or profile can change its endpoint; the SDK resolves the regional AWS endpoint. TLS trusts
+//! variable or profile can change its endpoint; the SDK resolves the regional AWS endpoint. The STS
+//! client aws-config builds inside the IRSA and profile providers does read them, so those providers
+//! get an HTTP client that reaches only the STS endpoint mpgate chose (`sts_lock`). TLS trusts
 //! only the compiled-in webpki roots, so `SSL_CERT_FILE`/`SSL_CERT_DIR` have no effect. Test flavour
 //! (`flavour::endpoint_override`): additionally honours `AWS_ENDPOINT_URL_MARKETPLACE_METERING` /
 //! `AWS_ENDPOINT_URL_LICENSE_MANAGER` / `AWS_ENDPOINT_URL_STS`, then `AWS_ENDPOINT_URL`.
 //! Must not: retry (the entitlement code owns the retry policy and its deadline) or decide anything.
 #![forbid(unsafe_code)]
 
+pub mod sts_lock;
 pub mod tls;
 pub mod user_agent;
 
@@ -92,6 +95,21 @@ impl Clients {
             .with_http_client(self.http.clone())
             .with_region(Some(Region::new(region.to_string())))
             .with_behavior_version(Some(BehaviorVersion::latest()))
+    }
+
+    /// `provider_config` for the providers that build their own STS client (IRSA, profiles): its
+    /// HTTP client reaches STS only at the endpoint mpgate chose (`sts_lock`), whatever the
+    /// environment or a profile names.
+    pub async fn sts_locked_provider_config(
+        &self,
+        env: &dyn Env,
+        region: &str,
+    ) -> Result<ProviderConfig, crate::error::Error> {
+        let allowed = sts_lock::endpoint(env, region).await.map_err(crate::error::Error::Internal)?;
+        Ok(ProviderConfig::without_region()
+            .with_http_client(sts_lock::only_to(self.http.clone(), allowed))
+            .with_region(Some(Region::new(region.to_string())))
+            .with_behavior_version(Some(BehaviorVersion::latest())))
     }
 
     /// The IMDS client (short timeouts, a single attempt), built the first time it is asked for.

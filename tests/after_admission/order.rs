@@ -290,3 +290,95 @@ fn aws_execution_env_no_header_can_carry_under_irsa_is_82_at_once_never_81() {
         assert!(!ledger(&emu).iter().any(|o| o == "RegisterUsage"), "{what}: {:?}", ledger(&emu));
     }
 }
+
+/// The `eks-irsa` workload's environment with its web identity moved into a profile file
+/// (`dir/config`, `[default]` with `role_arn` and `web_identity_token_file`, plus `profile_extra`);
+/// `token` is where the profile says the token is (its path inside a chroot, say).
+fn irsa_as_profile(emu: &Emulator, dir: &Path, token: Option<&str>, profile_extra: &str) -> Vec<(String, String)> {
+    let env = emu.workload_env("eks-irsa", dir).expect("env");
+    let var = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).expect(k);
+    let (role, token_file) = (var("AWS_ROLE_ARN"), var("AWS_WEB_IDENTITY_TOKEN_FILE"));
+    let profile = format!(
+        "[default]\nrole_arn = {role}\nweb_identity_token_file = {}\n{profile_extra}",
+        token.unwrap_or(&token_file)
+    );
+    std::fs::write(dir.join("config"), profile).expect("profile");
+    env.into_iter()
+        .filter(|(k, _)| !["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"].contains(&k.as_str()))
+        .chain([("AWS_CONFIG_FILE".to_string(), dir.join("config").display().to_string())])
+        .collect()
+}
+
+/// A profile is never an endpoint: its `endpoint_url` does not move the STS call of its own web
+/// identity. The test flavour honours only the `AWS_ENDPOINT_URL*` variables, none of which is set
+/// for STS here, so the profile's endpoint (the emulator) must see nothing and the start ends at once.
+#[test]
+fn profile_endpoint_url_does_not_redirect_its_web_identity_sts_call() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let env = irsa_as_profile(&emu, dir.path(), None, &format!("endpoint_url = {}\n", emu.url()));
+    let env: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k != "AWS_ENDPOINT_URL")
+        .chain([("AWS_ENDPOINT_URL_MARKETPLACE_METERING".to_string(), emu.url())])
+        .collect();
+    Run::gate()
+        .envs(env)
+        .env("MPGATE_DEADLINE", "30s")
+        .args(["exec", "--", "true"])
+        .env("PATH", "/usr/bin:/bin")
+        .run()
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains(&format!(
+            "the STS request would have gone to {}, not to https://sts.us-east-1.amazonaws.com:443",
+            emu.url()
+        ))
+        .expect_stderr_contains("unset that setting for this container")
+        .check();
+    assert!(ledger(&emu).is_empty(), "the profile's endpoint was called: {:?}", ledger(&emu));
+}
+
+/// Positive control for the row above: the same profile, with the STS endpoint the test flavour
+/// honours, reaches the emulator's STS.
+#[test]
+fn profile_web_identity_reaches_the_sts_endpoint_the_flavour_allows() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let env = irsa_as_profile(&emu, dir.path(), None, "");
+    let out = Run::gate()
+        .envs(env)
+        .env("MPGATE_DEADLINE", "30s")
+        .args(["exec", "--", "true"])
+        .env("PATH", "/usr/bin:/bin")
+        .run();
+    assert!(ledger(&emu).iter().any(|o| o == "AssumeRoleWithWebIdentity"), "{:?}\n{}", ledger(&emu), out.stderr());
+}
+
+/// The release flavour: a profile's web identity with `AWS_ENDPOINT_URL_STS` set never sends the
+/// token there (here the emulator, inside an empty root where nothing else resolves).
+#[test]
+#[ignore = "needs root: unshare and chroot (scripts/test runs it)"]
+fn release_profile_web_identity_with_aws_endpoint_url_sts_is_82_and_sends_no_token() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let root = crate::rootfs::rootfs("mpgate");
+    let env_dir = scratch();
+    std::fs::write(root.path().join("token"), "eyJhbGciOiJSUzI1NiJ9.e30.c2ln").expect("token");
+    let mut env = irsa_as_profile(&emu, env_dir.path(), Some("/token"), "");
+    std::fs::copy(env_dir.path().join("config"), root.path().join("config")).expect("profile into the root");
+    for (k, v) in env.iter_mut() {
+        if k == "AWS_CONFIG_FILE" {
+            *v = "/config".into();
+        }
+    }
+    env.push(("AWS_ENDPOINT_URL_STS".into(), emu.url()));
+    crate::rootfs::in_chroot(root.path(), env)
+        .args(["exec", "--deadline", "30s", "--", "/workload", "report", "/report.json"])
+        .run()
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains(&format!("the STS request would have gone to {}", emu.url()))
+        .check();
+    assert!(!ledger(&emu).iter().any(|o| o == "AssumeRoleWithWebIdentity"), "{:?}", ledger(&emu));
+    assert!(!root.path().join("report.json").exists());
+}
