@@ -206,12 +206,12 @@ mod tests {
         assert_eq!(find(&cmd(&name), &env_path("/nonexistent")).expect("found"), file);
         let missing = dir.path().join("missing").display().to_string();
         assert_eq!(
-            find(&cmd(&missing), &env_path(&dir.path().display().to_string())).unwrap_err().class(),
+            find(&cmd(&missing), &env_path(&dir.path().display().to_string())).expect_err("refused").class(),
             Class::ExecNotFound
         );
         // A component that is a file, not a directory: not found, as execve's ENOTDIR.
         let under_file = format!("{name}/x");
-        assert_eq!(find(&cmd(&under_file), &[]).unwrap_err().class(), Class::ExecNotFound);
+        assert_eq!(find(&cmd(&under_file), &[]).expect_err("refused").class(), Class::ExecNotFound);
     }
 
     #[test]
@@ -234,7 +234,7 @@ mod tests {
 
     #[test]
     fn an_empty_name_is_not_found_and_no_path_means_musls_default() {
-        assert_eq!(find(&cmd(""), &env_path("/bin")).unwrap_err().class(), Class::ExecNotFound);
+        assert_eq!(find(&cmd(""), &env_path("/bin")).expect_err("refused").class(), Class::ExecNotFound);
         let err = find(&cmd("no-such-prog-mpgate"), &[]).expect_err("refused");
         assert!(err.to_string().contains(&format!("not found in PATH {DEFAULT_PATH}")), "{err}");
     }

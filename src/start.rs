@@ -224,5 +224,5 @@ fn supervise_workload(
         extra = vars;
         lease.watch(options.recheck, options.on_license_lost, licensed.entitlements.clone(), live);
     }
-    supervise::supervise(entitled, command.0, command.1, base_env, options, meter, lease, extra)
+    supervise::supervise(entitled, command, base_env, options, meter, lease, extra)
 }

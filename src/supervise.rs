@@ -68,12 +68,12 @@ pub struct Options {
     pub stop_grace: Duration,
 }
 
-/// Start the workload as a child and supervise it until it exits; returns its exit status, or the
-/// refusal the workload was stopped for.
+/// Start the workload (the path `program::find` found, and its `argv` with `argv[0]` as given) as
+/// a child and supervise it until it exits; returns its exit status, or the refusal the workload
+/// was stopped for.
 pub fn supervise(
     entitled: Entitled,
-    program: &Path,
-    argv: &[OsString],
+    (program, argv): (&Path, &[OsString]),
     base_env: Vec<(OsString, OsString)>,
     options: Options,
     mut meter: Option<Meter<'_>>,
