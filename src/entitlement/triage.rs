@@ -196,6 +196,22 @@ mod tests {
     }
 
     #[test]
+    fn a_request_the_sdk_cannot_build_or_an_interceptor_refuses_is_final_and_misconfigured() {
+        use aws_smithy_runtime_api::client::interceptors::error::InterceptorError;
+        let refused = InterceptorError::modify_before_signing("UserAgentInterceptor", "invalid HTTP header value");
+        let dispatch =
+            SdkError::<ErrorMetadata, Response>::dispatch_failure(ConnectorError::other(Box::new(refused), None));
+        let built = SdkError::<ErrorMetadata, Response>::construction_failure("missing required field");
+        for e in [dispatch, built] {
+            let Triage::Fail(err) = triage(e, "RegisterUsage", &[]) else { panic!("retried") };
+            assert_eq!(err.class(), Class::Misconfigured);
+            let line = err.to_string();
+            assert!(line.starts_with("misconfigured: RegisterUsage could not be sent:"), "{line}");
+            assert!(line.contains("AWS_EXECUTION_ENV") && !line.contains('\n'), "{line}");
+        }
+    }
+
+    #[test]
     fn other_tls_and_connection_failures_stay_transient() {
         let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "tls handshake eof");
         let reset = io::Error::from(io::ErrorKind::ConnectionReset);
