@@ -94,6 +94,9 @@ pub enum Error {
     Deadline { secs: u64, last: String },
     /// The workload could not be executed.
     Exec { program: String, errno: nix::errno::Errno },
+    /// The workload's program cannot be run, found before any AWS call (`program::find`): not
+    /// found (127) or found but not executable (126).
+    NotRunnable { class: Class, program: String, why: String },
     /// The gate pass did not verify.
     NoPass(String),
     /// Contract pricing refused the start for a reason that is not an AWS error code (e.g. no
@@ -110,6 +113,9 @@ pub enum Error {
     /// A stop signal arrived before the workload started; `seat` says what became of a license
     /// seat the start had taken (empty when it took none).
     Stopped { signal: nix::sys::signal::Signal, seat: String },
+    /// The AWS SDK could not build or send the request for a reason no retry changes (it failed to
+    /// construct it, or one of its interceptors refused it): final at once.
+    Unsendable { call: &'static str, detail: String },
     /// A bug or resource exhaustion.
     Internal(String),
 }
@@ -125,8 +131,12 @@ impl Error {
             | Error::BadSignature(_)
             | Error::Spool(_)
             | Error::UnsafeEnvironment(_)
-            | Error::UntrustedCertificate { .. } => Class::Misconfigured,
-            Error::Credentials { class, .. } | Error::Aws { class, .. } | Error::License { class, .. } => *class,
+            | Error::UntrustedCertificate { .. }
+            | Error::Unsendable { .. } => Class::Misconfigured,
+            Error::Credentials { class, .. }
+            | Error::Aws { class, .. }
+            | Error::License { class, .. }
+            | Error::NotRunnable { class, .. } => *class,
             Error::Deadline { .. } => Class::CannotVerify,
             Error::Exec { errno, .. } => match errno {
                 nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR => Class::ExecNotFound,
@@ -184,6 +194,10 @@ impl fmt::Display for Error {
                 "cannot execute {program:?}: {}; check the image's CMD and PATH",
                 errno.desc().to_lowercase()
             ),
+            Error::NotRunnable { program, why, .. } => write!(
+                f,
+                "cannot execute {program:?}: {why}; check the image's CMD and PATH (nothing was sent to AWS)"
+            ),
             Error::NoPass(why) => write!(
                 f,
                 "no valid gate pass: {why}; start this container through its ENTRYPOINT (mpgate exec) and check the pass right away"
@@ -197,6 +211,11 @@ impl fmt::Display for Error {
                 f,
                 "{}: {signal} arrived before the workload started, so it was not started{seat}; start the container again to run it",
                 self.class().name()
+            ),
+            Error::Unsendable { call, detail } => write!(
+                f,
+                "misconfigured: {call} could not be sent: the AWS SDK could not build the request ({}); no retry can fix it: check this container's AWS_* variables (AWS_EXECUTION_ENV among them), and report it if they look right",
+                one_line(detail)
             ),
             Error::Internal(m) => write!(f, "internal error: {m}; please report it"),
         }

@@ -1,8 +1,9 @@
 //! The only place the process image is replaced.
 //!
 //! Takes an `Entitled` (which only the verdict can mint), adds the documented `MPGATE_*` variables to
-//! the environment it was given, and `execvpe`s the workload: PATH lookup as execvp, same PID, argv
-//! passed byte for byte (non-UTF-8 included). Every descriptor mpgate opened is close-on-exec (Rust
+//! the environment it was given, and `execve`s the program `program::find` found before the proof
+//! (PATH lookup as execvp): same PID, argv passed byte for byte (non-UTF-8 included), `argv[0]` as
+//! given. Every descriptor mpgate opened is close-on-exec (Rust
 //! std and tokio open everything O_CLOEXEC, and the runtime is dropped before this runs); descriptors
 //! inherited from mpgate's parent belong to the workload and pass through.
 #![forbid(unsafe_code)]
@@ -11,6 +12,7 @@ use crate::entitlement::{Entitled, Proof};
 use crate::error::Error;
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 /// Variables mpgate sets for the workload; any incoming value of these is replaced or removed.
 pub const OUTPUT_VARS: &[&str] = &[
@@ -97,10 +99,12 @@ pub fn child_env(
     env
 }
 
-/// Replace this process with `argv[0]`, its environment `child_env(entitled, base_env, extra)`.
-/// Returns only if the exec failed.
+/// Replace this process with `program` (what `argv[0]` names, as `program::find` found it), its
+/// arguments `argv`, its environment `child_env(entitled, base_env, extra)`. Returns only if the
+/// exec failed.
 pub fn exec(
     entitled: Entitled,
+    program: &Path,
     argv: &[OsString],
     base_env: Vec<(OsString, OsString)>,
     extra: Vec<(OsString, OsString)>,
@@ -126,15 +130,12 @@ pub fn exec(
             Err(_) => return Error::Usage(format!("argument {a:?} contains a NUL byte")),
         }
     }
-    let program = argv[0].to_string_lossy().into_owned();
-    let Some(file) = args.first().cloned() else {
-        return Error::Usage("no command given after --".into());
+    let name = argv[0].to_string_lossy().into_owned();
+    let Ok(file) = CString::new(program.as_os_str().as_bytes()) else {
+        return Error::Usage(format!("program {program:?} contains a NUL byte"));
     };
-    if file.as_bytes().is_empty() {
-        return Error::Exec { program, errno: nix::errno::Errno::ENOENT };
-    }
-    match nix::unistd::execvpe(&file, &args, &env) {
+    match nix::unistd::execve(&file, &args, &env) {
         Ok(never) => match never {},
-        Err(errno) => Error::Exec { program, errno },
+        Err(errno) => Error::Exec { program: name, errno },
     }
 }

@@ -21,6 +21,7 @@ pub mod log;
 pub mod metering;
 pub mod pass;
 pub mod platform;
+pub mod program;
 pub mod signals;
 mod start;
 pub mod supervise;

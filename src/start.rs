@@ -1,5 +1,5 @@
-//! `mpgate exec` and `mpgate supervise`, in four steps read top to bottom: resolve the options (and
-//! refuse what needs no AWS call to refuse), prove entitlement, announce the admission on stderr,
+//! `mpgate exec` and `mpgate supervise`, in four steps read top to bottom: resolve the options and the
+//! workload's program (and refuse what needs no AWS call to refuse), prove entitlement, announce the admission on stderr,
 //! hand over to the workload (replace mpgate with it, or run it as a child and stay as its init).
 //! Must not: decide entitlement (`entitlement::prove`) or replace the process image (`exec.rs`).
 #![forbid(unsafe_code)]
@@ -11,7 +11,7 @@ use crate::license::{self, Seat};
 use crate::platform::Env;
 use crate::{cli, exec, log, metering, signals, supervise, Failure, DEFAULT_DEADLINE, DEFAULT_TERMINATION_LOG};
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How the workload runs once admitted.
@@ -89,6 +89,7 @@ pub(crate) fn start(
     let termination_log = termination_log(&args, env);
     let fail = |error: Error| Failure { error: Box::new(error), termination_log: termination_log.clone() };
     let deadline = resolve(&args, &mode, env).map_err(&fail)?;
+    let program = crate::program::find(&args.command, &base_env).map_err(&fail)?;
     let spool = prepare_spool(&mode, env).map_err(&fail)?;
     let selection = args.product_code.clone().or_else(|| env.get("MPGATE_PRODUCT_CODE"));
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -101,10 +102,11 @@ pub(crate) fn start(
         runtime.block_on(signals::prove_or_stop(env, selection.as_deref(), &deadline, &mut stop)).map_err(&fail)?;
     announce(&entitled);
     match mode {
-        Mode::Exec => Err(fail(exec_workload(entitled, &args.command, runtime, stop, env, base_env))),
+        Mode::Exec => Err(fail(exec_workload(entitled, (&program, &args.command), runtime, stop, env, base_env))),
         Mode::Supervise(options, _) => {
             let handover = supervise::Handover { runtime, stop };
-            supervise_workload(entitled, &args.command, options, spool, handover, env, base_env).map_err(fail)
+            supervise_workload(entitled, (&program, &args.command), options, spool, handover, env, base_env)
+                .map_err(fail)
         }
     }
 }
@@ -227,7 +229,7 @@ fn proof(proof: &Proof) -> String {
 /// sockets) is dropped and the process image replaced. Returns only the reason the exec failed.
 fn exec_workload(
     entitled: Entitled,
-    command: &[OsString],
+    command: (&Path, &[OsString]),
     runtime: tokio::runtime::Runtime,
     mut stop: signals::StopSignals,
     env: &dyn Env,
@@ -252,14 +254,14 @@ fn exec_workload(
     // limit docs/security.md states (a blocked signal would stay blocked in the workload).
     drop(stop);
     drop(runtime);
-    exec::exec(entitled, command, base_env, extra)
+    exec::exec(entitled, command.0, command.1, base_env, extra)
 }
 
 /// `mpgate supervise`: open the spool (custom metering) and keep the seat (contract), then run the
 /// workload as a child until it exits.
 fn supervise_workload(
     entitled: Entitled,
-    command: &[OsString],
+    command: (&Path, &[OsString]),
     options: supervise::Options,
     spool: Option<metering::send::Prepared>,
     handover: supervise::Handover,

@@ -34,6 +34,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt as _;
+use std::path::Path;
 use std::time::Duration;
 use stop::{Reason, Stopping};
 use tokio::signal::unix::{signal, Signal as Stream, SignalKind};
@@ -81,12 +82,13 @@ pub struct Handover {
     pub stop: StopSignals,
 }
 
-/// Start the workload as a child and supervise it until it exits; returns its exit status, or the
-/// refusal the workload was stopped for.
+/// Start the workload (the path `program::find` found, and its `argv` with `argv[0]` as given) as
+/// a child and supervise it until it exits; returns its exit status, or the refusal the workload
+/// was stopped for.
 #[allow(clippy::too_many_arguments)] // each is one input of the one pipeline; a struct would only rename them
 pub fn supervise(
     entitled: Entitled,
-    argv: &[OsString],
+    (program, argv): (&Path, &[OsString]),
     base_env: Vec<(OsString, OsString)>,
     options: Options,
     handover: Handover,
@@ -94,7 +96,7 @@ pub fn supervise(
     mut lease: Option<Lease<'_>>,
     mut extra: Vec<(OsString, OsString)>,
 ) -> Result<u8, Error> {
-    let (program, args) = argv.split_first().ok_or_else(|| Error::Usage("no command given after --".into()))?;
+    let (name, args) = argv.split_first().ok_or_else(|| Error::Usage("no command given after --".into()))?;
     if options.user.is_some() {
         user::no_new_privileges()?;
     }
@@ -122,7 +124,7 @@ pub fn supervise(
         drop(stop);
         extra.extend(meter.as_ref().map(Meter::workload_env).unwrap_or_default());
         let env = crate::exec::child_env(&entitled, base_env, extra);
-        let workload = match spawn(program, args, env, options.group, options.user) {
+        let workload = match spawn((program, name), args, env, options.group, options.user) {
             Ok(child) => child,
             Err(e) => {
                 if let Some(l) = lease.as_mut() {
@@ -167,16 +169,17 @@ impl Signals {
     }
 }
 
-/// Start `program` with exactly `env`, in its own process group with `group`, as `user` when given.
+/// Start `program` (the path `program::find` found, and `argv[0]` as given) with exactly `env`, in
+/// its own process group with `group`, as `user` when given.
 fn spawn(
-    program: &OsStr,
+    (path, name): (&Path, &OsStr),
     args: &[OsString],
     env: Vec<(OsString, OsString)>,
     group: bool,
     user: Option<user::User>,
 ) -> Result<std::process::Child, Error> {
-    let mut command = std::process::Command::new(program);
-    command.args(args).env_clear().envs(env);
+    let mut command = std::process::Command::new(path);
+    command.arg0(name).args(args).env_clear().envs(env);
     if group {
         command.process_group(0);
     }
@@ -184,7 +187,7 @@ fn spawn(
         as_user(&mut command, u);
     }
     command.spawn().map_err(|e| Error::Exec {
-        program: program.to_string_lossy().into_owned(),
+        program: name.to_string_lossy().into_owned(),
         errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc_enoexec())),
     })
 }

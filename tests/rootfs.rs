@@ -115,12 +115,13 @@ fn release_flavour_version_names_the_flavour_and_the_keys() {
     assert!(text.contains("key version 2  rsa-2048  sha256:"), "{text}");
 }
 
-/// aws-config's internal STS client for IRSA honours `AWS_ENDPOINT_URL*` whatever the flavour
-/// (docs/security.md). Pin that known surface: the credential fetch can be redirected, the metering
-/// call cannot, so a redirected STS can never produce an admission.
+/// aws-config's internal STS client for IRSA reads `AWS_ENDPOINT_URL*` whatever the flavour; the
+/// release flavour lets that client reach STS only at its AWS endpoint (`aws::sts_lock`), so the
+/// environment's endpoint (here the emulator's `AWS_ENDPOINT_URL`) never sees the web identity
+/// token, and the start ends at once with 82 naming both endpoints (the deadline would say 81).
 #[test]
 #[ignore = "needs root: unshare and chroot (scripts/test runs it)"]
-fn release_flavour_irsa_sts_is_redirectable_but_metering_is_not() {
+fn release_flavour_irsa_sts_is_not_redirectable() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let root = rootfs("mpgate");
     let env: Vec<(String, String)> = emu
@@ -131,12 +132,17 @@ fn release_flavour_irsa_sts_is_redirectable_but_metering_is_not() {
         .collect();
     assert!(root.path().join("eks-token").is_file(), "the emulator wrote the service-account token into the root");
     in_chroot(root.path(), env)
-        .args(["exec", "--deadline", "3s", "--", "/workload", "report", "/report.json"])
+        .args(["exec", "--deadline", "30s", "--", "/workload", "report", "/report.json"])
         .run()
-        .expect_status(81)
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains(&format!(
+            "cannot load credentials from EKS IRSA (web identity token): the STS request would have gone to {}, not to https://sts.us-east-1.amazonaws.com:443",
+            emu.url()
+        ))
         .check();
     let ops: Vec<String> = emu.requests().into_iter().map(|r| r.op).collect();
-    assert!(ops.contains(&"AssumeRoleWithWebIdentity".to_string()), "STS was redirected, as documented: {ops:?}");
+    assert!(!ops.contains(&"AssumeRoleWithWebIdentity".to_string()), "STS was redirected: {ops:?}");
     assert!(!ops.contains(&"RegisterUsage".to_string()), "metering must never be redirected: {ops:?}");
     assert!(!root.path().join("report.json").exists());
 }

@@ -85,7 +85,8 @@ fn row03_license_manager_endpoint_url_has_no_effect_on_release() {
     assert_not_redirected(&emu, root.path());
 }
 
-// Row 4, AWS_ENDPOINT_URL_STS: tests/rootfs.rs `release_flavour_irsa_sts_is_redirectable_but_metering_is_not`.
+// Row 4, AWS_ENDPOINT_URL_STS: tests/rootfs.rs `release_flavour_irsa_sts_is_not_redirectable`; for a
+// profile's web identity, tests/after_admission/order.rs.
 
 #[test]
 #[ignore = "needs root: unshare and chroot (scripts/test runs it)"]

@@ -3,14 +3,18 @@
 //! clients with their endpoints locked.
 //!
 //! Release flavour: the Metering client is built by hand (never `From<&SdkConfig>`), so no environment
-//! variable or profile can change its endpoint; the SDK resolves the regional AWS endpoint. TLS trusts
+//! variable or profile can change its endpoint; the SDK resolves the regional AWS endpoint. The STS
+//! client aws-config builds inside the IRSA and profile providers does read them, so those providers
+//! get an HTTP client that reaches only the STS endpoint mpgate chose (`sts_lock`). TLS trusts
 //! only the compiled-in webpki roots, so `SSL_CERT_FILE`/`SSL_CERT_DIR` have no effect. Test flavour
 //! (`flavour::endpoint_override`): additionally honours `AWS_ENDPOINT_URL_MARKETPLACE_METERING` /
 //! `AWS_ENDPOINT_URL_LICENSE_MANAGER` / `AWS_ENDPOINT_URL_STS`, then `AWS_ENDPOINT_URL`.
 //! Must not: retry (the entitlement code owns the retry policy and its deadline) or decide anything.
 #![forbid(unsafe_code)]
 
+pub mod sts_lock;
 pub mod tls;
+pub mod user_agent;
 
 use crate::platform::Env;
 use aws_config::provider_config::ProviderConfig;
@@ -41,8 +45,8 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const IMDS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The settings every hand-built client shares: region, the one HTTP client, SDK retries off (the
-/// entitlement code owns retries and their deadline), a per-attempt timeout, and the endpoint locked
-/// in the release flavour. A macro because each SDK crate generates its own `Config::Builder` type.
+/// entitlement code owns retries and their deadline), a per-attempt timeout, the endpoint locked
+/// in the release flavour, and a User-Agent the SDK can send (`user_agent`). A macro because each SDK crate generates its own `Config::Builder` type.
 macro_rules! locked_config {
     ($sdk:ident, $clients:expr, $env:expr, $region:expr, $service:expr) => {{
         let mut builder = $sdk::Config::builder()
@@ -53,6 +57,9 @@ macro_rules! locked_config {
             .retry_config(RetryConfig::disabled())
             .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(ATTEMPT_TIMEOUT).build());
         builder.set_endpoint_url(endpoint_override($env, $service));
+        if let Some(plain) = &$clients.user_agent {
+            builder.push_interceptor(plain.clone());
+        }
         builder
     }};
 }
@@ -62,6 +69,8 @@ pub struct Clients {
     http: SharedHttpClient,
     /// Built on first use: on ECS and EKS neither the region nor the credentials come from IMDS.
     imds: std::sync::OnceLock<aws_config::imds::Client>,
+    /// Set when `AWS_EXECUTION_ENV` cannot go into a header (`user_agent`).
+    user_agent: Option<aws_smithy_runtime_api::client::interceptors::SharedInterceptor>,
 }
 
 impl Clients {
@@ -73,7 +82,11 @@ impl Clients {
                 "the environment sets {SDK_PARTITION_VARIABLE}, from which the AWS SDK would take the domain of every AWS endpoint (even in the release flavour), so mpgate cannot know where its entitlement check goes; unset it for this container (docs/security.md)"
             )));
         }
-        Ok(Clients { http: tls::http_client()?, imds: std::sync::OnceLock::new() })
+        Ok(Clients {
+            http: tls::http_client()?,
+            imds: std::sync::OnceLock::new(),
+            user_agent: user_agent::without_bad_execution_env(env),
+        })
     }
 
     /// Configuration for aws-config's credential providers (STS for IRSA, ECS, IMDS).
@@ -82,6 +95,21 @@ impl Clients {
             .with_http_client(self.http.clone())
             .with_region(Some(Region::new(region.to_string())))
             .with_behavior_version(Some(BehaviorVersion::latest()))
+    }
+
+    /// `provider_config` for the providers that build their own STS client (IRSA, profiles): its
+    /// HTTP client reaches STS only at the endpoint mpgate chose (`sts_lock`), whatever the
+    /// environment or a profile names.
+    pub async fn sts_locked_provider_config(
+        &self,
+        env: &dyn Env,
+        region: &str,
+    ) -> Result<ProviderConfig, crate::error::Error> {
+        let allowed = sts_lock::endpoint(env, region).await.map_err(crate::error::Error::Internal)?;
+        Ok(ProviderConfig::without_region()
+            .with_http_client(sts_lock::only_to(self.http.clone(), allowed))
+            .with_region(Some(Region::new(region.to_string())))
+            .with_behavior_version(Some(BehaviorVersion::latest())))
     }
 
     /// The IMDS client (short timeouts, a single attempt), built the first time it is asked for.

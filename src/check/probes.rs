@@ -106,7 +106,11 @@ pub fn overrides(env: &dyn Env) -> Check {
     let effect = crate::flavour::OVERRIDE_EFFECT;
     let mut summary = format!("{} set: {effect}", set.join(", "));
     if sts {
-        summary.push_str("; the SDK still sends IRSA's STS call there (docs/security.md)");
+        summary.push_str(if crate::flavour::NAME == "test" {
+            "; IRSA's and a profile's STS calls go there too"
+        } else {
+            "; an IRSA or profile credential request that the SDK would send there is refused (exit 82; docs/security.md)"
+        });
     }
     Check::new("overrides", Status::Warn, summary).fix("unset them; they cannot help the gate")
 }

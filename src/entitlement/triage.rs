@@ -1,6 +1,6 @@
 //! The SdkError triage both error tables in `classify` open with: what is worth another attempt (no
 //! answer, a retryable code, any 5xx), what is final before AWS answered (the request could not be
-//! built; the endpoint's TLS certificate did not verify), and the AWS error answer that the table then
+//! built, or an interceptor refused it; the endpoint's TLS certificate did not verify), and the AWS error answer that the table then
 //! classifies by its code.
 //! Must not: classify an AWS error code or give advice about one (that is `classify`, per service).
 #![forbid(unsafe_code)]
@@ -8,7 +8,6 @@
 use crate::error::{Class, Error};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_types::request_id::RequestId;
 
@@ -37,8 +36,8 @@ pub(crate) enum Triage {
     /// Worth another attempt (timeout, connection or response error, a retryable code, any 5xx); the
     /// reason is the last error the deadline refusal quotes.
     Retry(String),
-    /// Final before any answer: the SDK could not build the request, or the endpoint's TLS
-    /// certificate did not verify.
+    /// Final before any answer: the SDK could not build the request or an interceptor refused it, or
+    /// the endpoint's TLS certificate did not verify.
     Fail(Error),
 }
 
@@ -49,7 +48,12 @@ where
 {
     let service = match &e {
         SdkError::ServiceError(s) => s,
-        SdkError::ConstructionFailure(_) => return Triage::Fail(Error::Internal(DisplayErrorContext(&e).to_string())),
+        SdkError::ConstructionFailure(_) => {
+            return Triage::Fail(Error::Unsendable { call, detail: crate::error::causes(&e) })
+        }
+        SdkError::DispatchFailure(_) if refused_before_sending(&e) => {
+            return Triage::Fail(Error::Unsendable { call, detail: crate::error::causes(&e) })
+        }
         SdkError::DispatchFailure(_) => {
             return match untrusted_certificate(&e, call) {
                 Some(refusal) => Triage::Fail(refusal),
@@ -70,6 +74,17 @@ where
         message: err.message().unwrap_or_default().to_string(),
         request_id: err.request_id().map(str::to_string),
     })
+}
+
+/// Whether one of the SDK's interceptors refused the request before it was sent (the SDK reports
+/// that as a dispatch failure, but nothing was dispatched): an interceptor answers the same for the
+/// same configuration, e.g. the User-Agent interceptor for an `AWS_EXECUTION_ENV` no header can
+/// carry, so no retry can help. Found by walking the `source()` chain to the SDK's
+/// `InterceptorError`; bounded like the other chain walks.
+pub(crate) fn refused_before_sending(e: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(e), |&e| e.source())
+        .take(32)
+        .any(|e| e.is::<aws_smithy_runtime_api::client::interceptors::error::InterceptorError>())
 }
 
 /// A redirect's target: the JSON body's `Location` member, else the `Location` header; one line,
@@ -177,6 +192,22 @@ mod tests {
         for problem in [C::BadSignature, C::NotValidForName, C::Expired, C::NotValidYet, C::Revoked, C::BadEncoding] {
             let e = dispatch(rejected("h.example", problem.clone()));
             assert!(matches!(triage(e, "CheckoutLicense", &[]), Triage::Fail(_)), "{problem:?} was retried");
+        }
+    }
+
+    #[test]
+    fn a_request_the_sdk_cannot_build_or_an_interceptor_refuses_is_final_and_misconfigured() {
+        use aws_smithy_runtime_api::client::interceptors::error::InterceptorError;
+        let refused = InterceptorError::modify_before_signing("UserAgentInterceptor", "invalid HTTP header value");
+        let dispatch =
+            SdkError::<ErrorMetadata, Response>::dispatch_failure(ConnectorError::other(Box::new(refused), None));
+        let built = SdkError::<ErrorMetadata, Response>::construction_failure("missing required field");
+        for e in [dispatch, built] {
+            let Triage::Fail(err) = triage(e, "RegisterUsage", &[]) else { panic!("retried") };
+            assert_eq!(err.class(), Class::Misconfigured);
+            let line = err.to_string();
+            assert!(line.starts_with("misconfigured: RegisterUsage could not be sent:"), "{line}");
+            assert!(line.contains("AWS_EXECUTION_ENV") && !line.contains('\n'), "{line}");
         }
     }
 

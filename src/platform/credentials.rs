@@ -130,6 +130,7 @@ pub async fn load_with(
         CredentialSource::EnvStaticKeys
     };
     let config = clients.provider_config(region);
+    let sts_config = clients.sts_locked_provider_config(env, region).await?;
     let mut license_token = license_token;
     for source in [
         env_source,
@@ -144,7 +145,7 @@ pub async fn load_with(
         if let Some(at) = reached {
             trying(format!("loading credentials from {source} at {at}"));
         }
-        let provider = provider(source, env, &config, clients, &mut license_token);
+        let provider = provider(source, env, (&config, &sts_config), clients, &mut license_token);
         match provider.provide_credentials().await {
             Ok(credentials) => return Ok(LoadedCredentials { credentials, source }),
             Err(CredentialsError::CredentialsNotLoaded(_)) => continue,
@@ -157,11 +158,13 @@ pub async fn load_with(
     })
 }
 
-/// The aws-config provider (or mpgate's license-token provider) behind `source`.
+/// The aws-config provider (or mpgate's license-token provider) behind `source`. The providers that
+/// build their own STS client (IRSA, profiles) get `sts_config`, whose HTTP client reaches STS only
+/// at the endpoint mpgate chose (`aws::sts_lock`); the others get `config`.
 fn provider(
     source: CredentialSource,
     env: &dyn Env,
-    config: &ProviderConfig,
+    (config, sts_config): (&ProviderConfig, &ProviderConfig),
     clients: &Clients,
     license_token: &mut Option<SharedCredentialsProvider>,
 ) -> Box<dyn ProvideCredentials> {
@@ -175,7 +178,7 @@ fn provider(
             let (imds_config, ecs_config) = (config.clone(), config.clone());
             Box::new(
                 profile::ProfileFileCredentialsProvider::builder()
-                    .configure(config)
+                    .configure(sts_config)
                     .with_custom_provider(
                         "Ec2InstanceMetadata",
                         BuiltOnUse::new(move || {
@@ -195,7 +198,7 @@ fn provider(
         CredentialSource::WebIdentity
             if env.get("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() || env.get("AWS_ROLE_ARN").is_some() =>
         {
-            Box::new(web_identity_token::WebIdentityTokenCredentialsProvider::builder().configure(config).build())
+            Box::new(web_identity_token::WebIdentityTokenCredentialsProvider::builder().configure(sts_config).build())
         }
         CredentialSource::EcsTaskRole | CredentialSource::ContainerEndpoint | CredentialSource::PodIdentity => {
             Box::new(ecs::EcsCredentialsProvider::builder().configure(config).build())
@@ -279,6 +282,13 @@ fn classify(source: CredentialSource, e: &CredentialsError) -> Error {
     if let Some(refusal) = crate::entitlement::triage::untrusted_certificate(e, credential_call(source)) {
         return refusal;
     }
+    // An STS endpoint chosen by the environment or a profile answers every retry the same way.
+    if let Some(r) = crate::aws::sts_lock::redirected(e) {
+        return Error::UnsafeEnvironment(format!(
+            "cannot load credentials from {source}: {r}; AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL or the profile's endpoint_url or services section chose that endpoint, and mpgate sends credential requests only to {}; unset that setting for this container (docs/security.md)",
+            r.allowed
+        ));
+    }
     // What the line says: the causes' own words. What decides the class: the SDK's full context,
     // whose Debug part also carries codes and statuses that some Display texts leave out.
     let full = DisplayErrorContext(e).to_string();
@@ -300,14 +310,20 @@ fn classify(source: CredentialSource, e: &CredentialsError) -> Error {
         "HTTP credential provider: StatusCode(403)",
         "HTTP credential provider: StatusCode(401)",
     ];
+    // The SDK could not build the credential request, or an interceptor refused it (an
+    // AWS_EXECUTION_ENV no header can carry): the same at every attempt.
+    let unsendable =
+        crate::entitlement::triage::refused_before_sending(e) || full.contains("failed to construct request");
     let class = match e {
         CredentialsError::InvalidConfiguration(_) => Class::Misconfigured,
+        _ if unsendable => Class::Misconfigured,
         CredentialsError::ProviderTimedOut(_) => Class::CannotVerify,
         _ if source == CredentialSource::InstanceRole => Class::Misconfigured,
         _ if PERMANENT.iter().any(|p| full.contains(p)) => Class::Misconfigured,
         _ => Class::CannotVerify,
     };
     let fix = match source {
+        _ if unsendable => "the AWS SDK could not build the request, which no retry changes; check this container's AWS_* variables (AWS_EXECUTION_ENV among them)",
         CredentialSource::WebIdentity => "check the IRSA role's trust policy, AWS_ROLE_ARN, and that AWS_WEB_IDENTITY_TOKEN_FILE is readable by this user (set fsGroup for non-root pods)",
         CredentialSource::EcsTaskRole | CredentialSource::ContainerEndpoint | CredentialSource::PodIdentity => "check the task definition's taskRoleArn (or the pod's identity association) and the container credentials variables",
         CredentialSource::LicenseToken => "mount the license token secret from AWS Marketplace (key license_token) at the path the variable names and set AWS_ROLE_ARN to its iam_role; create a new token if this one was deleted or expired",

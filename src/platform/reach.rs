@@ -31,8 +31,8 @@ pub fn endpoint(source: CredentialSource, env: &dyn Env, region: &str) -> Option
         }),
         CredentialSource::WebIdentity => {
             env.get("AWS_WEB_IDENTITY_TOKEN_FILE")?;
-            let set = ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"].into_iter().find_map(|v| env.get(v));
-            match set {
+            // The endpoint `aws::sts_lock` lets the provider reach: any other is refused at once.
+            match crate::flavour::endpoint_override(env, "AWS_ENDPOINT_URL_STS") {
                 Some(url) => host_port(&url),
                 None => Some(format!("sts.{region}.amazonaws.com:443")),
             }
@@ -99,7 +99,9 @@ mod tests {
         let irsa = env(&[("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/secrets/eks.amazonaws.com/serviceaccount/token")]);
         assert_eq!(at(CredentialSource::WebIdentity, &irsa).as_deref(), Some("sts.eu-west-1.amazonaws.com:443"));
         let sts = env(&[("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"), ("AWS_ENDPOINT_URL_STS", "https://sts.internal:8443")]);
-        assert_eq!(at(CredentialSource::WebIdentity, &sts).as_deref(), Some("sts.internal:8443"));
+        let overridden =
+            if crate::flavour::NAME == "test" { "sts.internal:8443" } else { "sts.eu-west-1.amazonaws.com:443" };
+        assert_eq!(at(CredentialSource::WebIdentity, &sts).as_deref(), Some(overridden));
         assert_eq!(at(CredentialSource::EnvStaticKeys, &env(&[])), None);
     }
 }
