@@ -133,7 +133,7 @@ fn run() -> Result<(), String> {
     let world = match &args.world {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            World::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?
         }
         None => World::demo(),
     };

@@ -6,7 +6,8 @@ mod common;
 
 use common::{call, ecs_creds, Creds, Reply};
 use mpgate_emulator::{
-    BeforeStartAnswer, Emulator, World, ACCOUNT, CONTRACT_LICENSE, CONTRACT_SKU, MARKETPLACE_FINGERPRINT, METERED,
+    BeforeStartAnswer, Emulator, World, ACCOUNT, CONTRACT_LICENSE, CONTRACT_SKU, IRSA_ROLE, MARKETPLACE_FINGERPRINT,
+    METERED, PAID,
 };
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -140,4 +141,55 @@ fn usage_before_the_subscription_began_is_out_of_bounds() {
     assert_eq!(error(&r), (400, "TimestampOutOfBoundsException".into()), "{}", r.body);
     let r = meter(&emu, &c, new_year + 1800);
     assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// The text between `<tag>` and `</tag>` in an STS answer.
+fn xml_text<'a>(body: &'a str, tag: &str) -> &'a str {
+    let start = body.find(&format!("<{tag}>")).map(|i| i + tag.len() + 2).unwrap_or_else(|| panic!("{tag}: {body}"));
+    let len = body[start..].find(&format!("</{tag}>")).unwrap_or_else(|| panic!("/{tag}: {body}"));
+    &body[start..start + len]
+}
+
+/// IAM's AccessDeniedException names the role the scenario gives the workload: an IRSA pod's
+/// `role_arn`, not a name the emulator makes up; a task role the scenario does not name is `<id>-role`.
+#[test]
+fn iam_refusal_names_the_role_of_the_scenario() {
+    let mut world = World::demo();
+    for w in world.workloads.iter_mut().filter(|w| w.id == "eks-irsa") {
+        w.denied_actions = vec!["aws-marketplace:RegisterUsage".into()];
+    }
+    let emu = Emulator::start(world).expect("start");
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = common::env_of(&emu, "eks-irsa", dir.path());
+    let token = std::fs::read_to_string(&env["AWS_WEB_IDENTITY_TOKEN_FILE"]).expect("token file");
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("Action", "AssumeRoleWithWebIdentity")
+        .append_pair("Version", "2011-06-15")
+        .append_pair("RoleArn", IRSA_ROLE)
+        .append_pair("RoleSessionName", "s1")
+        .append_pair("WebIdentityToken", &token)
+        .finish();
+    let ct = [("content-type", "application/x-www-form-urlencoded")];
+    let sts = common::send(&emu.url(), "POST", "/", &ct, &form, Duration::from_secs(5)).expect("answer");
+    assert_eq!(sts.status, 200, "{}", sts.body);
+    let c = Creds {
+        akid: xml_text(&sts.body, "AccessKeyId").into(),
+        secret: xml_text(&sts.body, "SecretAccessKey").into(),
+        token: Some(xml_text(&sts.body, "SessionToken").into()),
+    };
+    let body = format!(r#"{{"ProductCode":"{PAID}","PublicKeyVersion":1}}"#);
+    let r = call(&emu, &c, "us-east-1", "aws-marketplace", "AWSMPMeteringService.RegisterUsage", &body);
+    assert_eq!(error(&r), (400, "AccessDeniedException".into()), "{}", r.body);
+    let role = IRSA_ROLE.rsplit('/').next().expect("role name");
+    let message = r.json()["message"].as_str().or(r.json()["Message"].as_str()).unwrap_or_default().to_string();
+    assert!(
+        message.starts_with(&format!("User: arn:aws:sts::{ACCOUNT}:assumed-role/{role}/eks-irsa is not authorized")),
+        "{}",
+        r.body
+    );
+
+    let c = ecs_creds(&emu, "ecs-task-no-iam");
+    let r = call(&emu, &c, "us-east-1", "aws-marketplace", "AWSMPMeteringService.RegisterUsage", &body);
+    assert_eq!(error(&r), (400, "AccessDeniedException".into()), "{}", r.body);
+    assert!(r.body.contains(&format!("assumed-role/ecs-task-no-iam-role/ecs-task-no-iam ")), "{}", r.body);
 }

@@ -113,3 +113,97 @@ fn env_subcommand_prints_exports_for_eval() {
     let bad = std::process::Command::new(bin).args(["env", "nope", "--url", &emu.url()]).output().expect("run");
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// The json blocks of docs/emulator.md whose first line starts with `prefix`.
+fn doc_block(prefix: &str) -> serde_json::Value {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/emulator.md")).expect("doc");
+    let block = doc
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|b| b.split("\n```").next())
+        .find(|b| b.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no json block starting {prefix:?} in docs/emulator.md"));
+    serde_json::from_str(block).unwrap_or_else(|e| panic!("{e}:\n{block}"))
+}
+
+/// `shown` is a complete template of `T`: it parses, shows every field `T` has, each field in
+/// `required` cannot be left out, and every other one shows the value it takes when left out.
+fn pin_template<T>(what: &str, shown: &serde_json::Value, required: &[&str])
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + PartialEq + std::fmt::Debug,
+{
+    let parse = |v: &serde_json::Value| serde_json::from_value::<T>(v.clone());
+    let full = parse(shown).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let fields = shown.as_object().unwrap_or_else(|| panic!("{what} is not an object"));
+    let real = serde_json::to_value(&full).expect("serialize");
+    let real: Vec<&String> = real.as_object().expect("object").keys().collect();
+    let mut listed: Vec<&String> = fields.keys().collect();
+    listed.sort();
+    assert_eq!(listed, real, "{what}: the template must show every field");
+    for key in fields.keys() {
+        let mut without = fields.clone();
+        without.remove(key);
+        match (parse(&serde_json::Value::Object(without)), required.contains(&key.as_str())) {
+            (Ok(_), true) => panic!("{what}.{key} is documented as required, but may be left out"),
+            (Err(e), false) => panic!("{what}.{key} is documented as optional, but cannot be left out: {e}"),
+            (Ok(default), false) => {
+                assert_eq!(default, full, "{what}.{key}: the template shows {} but the default differs", fields[key])
+            }
+            (Err(_), true) => {}
+        }
+    }
+}
+
+/// docs/emulator.md's scenario template shows the real defaults (`inject_region_env` and
+/// `imds_reachable` are false) and which fields are required.
+#[test]
+fn the_scenario_template_shows_the_real_defaults() {
+    use mpgate_emulator::{Account, License, LicenseEntitlement, Product, Quotas, RegistrationToken, Workload};
+    let world = doc_block("{\n  \"accounts\"");
+    pin_template::<World>("world", &world, &["accounts", "products", "workloads"]);
+    pin_template::<Account>("accounts[0]", &world["accounts"][0], &["id"]);
+    pin_template::<Product>("products[0]", &world["products"][0], &["code", "key_versions"]);
+    pin_template::<Workload>(
+        "workloads[0]",
+        &world["workloads"][0],
+        &["id", "platform", "region", "account", "credential"],
+    );
+    pin_template::<Quotas>("quotas", &world["quotas"], &[]);
+    let token = doc_block("{ \"token\"");
+    pin_template::<RegistrationToken>("registration_tokens[0]", &token, &["token", "product_code", "account"]);
+    let license = doc_block("{ \"arn\"");
+    pin_template::<License>("licenses[0]", &license, &["arn", "product_sku", "account", "begin", "entitlements"]);
+    pin_template::<LicenseEntitlement>("entitlements[0]", &license["entitlements"][0], &["name", "unit"]);
+}
+
+/// A field the emulator does not know is refused, naming its path, wherever it is.
+#[test]
+fn unknown_scenario_fields_are_refused_with_their_path() {
+    let world = doc_block("{\n  \"accounts\"");
+    let cases = [
+        ("/typo_top", "typo_top"),
+        ("/workloads/0/imds_reachble", "workloads[0].imds_reachble"),
+        ("/products/0/dimension", "products[0].dimension"),
+        ("/accounts/0/subscription", "accounts[0].subscription"),
+        ("/quotas/enable", "quotas.enable"),
+    ];
+    for (pointer, path) in cases {
+        let mut bad = world.clone();
+        let (parent, key) = pointer.rsplit_once('/').expect("pointer");
+        bad.pointer_mut(parent).and_then(|v| v.as_object_mut()).expect(parent).insert(key.into(), true.into());
+        let text = serde_json::to_string_pretty(&bad).expect("serialize");
+        let err = World::from_json(&text).expect_err(path);
+        assert!(err.starts_with(&format!("{path}: unknown field `{key}`")), "{path}: {err}");
+    }
+    let mut irsa = world.clone();
+    irsa["workloads"][0]["credential"] =
+        serde_json::json!({ "Irsa": { "role_arn": "arn:aws:iam::1:role/r", "role": "x" } });
+    let err = World::from_json(&serde_json::to_string(&irsa).expect("json")).expect_err("credential");
+    assert!(err.starts_with("workloads[0].credential.Irsa.role: unknown field `role`"), "{err}");
+    let mut ent = doc_block("{ \"arn\"");
+    ent["entitlements"][0]["maxcount"] = 3.into();
+    let mut w = world;
+    w["licenses"] = serde_json::json!([ent]);
+    let err = World::from_json(&serde_json::to_string(&w).expect("json")).expect_err("entitlement");
+    assert!(err.starts_with("licenses[0].entitlements[0].maxcount: unknown field `maxcount`"), "{err}");
+}

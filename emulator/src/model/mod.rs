@@ -10,5 +10,6 @@ pub mod fault;
 pub mod keys;
 pub mod ledger;
 pub mod quota;
+pub mod scenario;
 pub mod variance;
 pub mod world;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 /// Everything the emulator knows about. Built once and fixed for the emulator's lifetime.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct World {
     pub accounts: Vec<Account>,
     pub products: Vec<Product>,
@@ -24,6 +25,7 @@ pub struct World {
 
 /// A buyer account and the product codes it is subscribed to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Account {
     /// 12 digits.
     pub id: String,
@@ -46,6 +48,7 @@ impl Account {
 
 /// A Marketplace container product as the metering service sees it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Product {
     pub code: String,
     /// Versions RegisterUsage accepts without comment.
@@ -162,6 +165,7 @@ pub enum DryRunAnswer {
 /// Token buckets per account and operation, refilled at `rate` per second up to `rate` tokens
 /// (AWS publishes rates, not burst sizes: one second of burst is our choice).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Quotas {
     #[serde(default)]
     pub enabled: bool,
@@ -189,6 +193,7 @@ impl Default for Quotas {
 
 /// A SaaS registration token (what the buyer's browser posts to the seller's landing page).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct RegistrationToken {
     pub token: String,
     pub product_code: String,
@@ -202,6 +207,7 @@ pub const MARKETPLACE_FINGERPRINT: &str = "aws:294406891311:AWS/Marketplace:issu
 
 /// A license an account received (docs/aws-behaviour.md §4.4).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct License {
     pub arn: String,
     /// The Marketplace product id (`CheckoutLicense.ProductSKU`).
@@ -304,6 +310,7 @@ impl License {
 /// One entitlement of a license: a feature/tier (`unit` "None", optional `value`) or a counted
 /// resource (`max_count` in `unit`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct LicenseEntitlement {
     pub name: String,
     pub unit: String,
@@ -335,6 +342,7 @@ pub enum ClaimStyle {
 
 /// One running container (an ECS task, an EKS pod, a process on EC2 or a laptop).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Workload {
     pub id: String,
     pub platform: Platform,
@@ -372,6 +380,7 @@ pub enum Platform {
 
 /// How the platform hands the workload its AWS credentials (docs/aws-behaviour.md §6.1).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub enum CredentialKind {
     EcsTaskRole,
     Irsa {
@@ -410,5 +419,18 @@ impl Workload {
     /// Whether this workload can see an IMDS at all (a host of its own, or a node it runs on).
     pub fn has_imds(&self) -> bool {
         self.platform == Platform::Ec2 || self.node.is_some()
+    }
+
+    /// The name of the IAM role the workload's calls run as: the one its credential names (the last
+    /// part of an IRSA or license-token `role_arn`, an instance profile's `role`), else
+    /// `<id>-role` (a task role or Pod Identity association the scenario does not name).
+    pub fn role_name(&self) -> String {
+        match &self.credential {
+            CredentialKind::Irsa { role_arn } | CredentialKind::LicenseToken { role_arn, .. } => {
+                role_arn.rsplit('/').next().unwrap_or(role_arn).to_string()
+            }
+            CredentialKind::InstanceRole { role } => role.clone(),
+            _ => format!("{}-role", self.id),
+        }
     }
 }

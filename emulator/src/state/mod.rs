@@ -100,13 +100,15 @@ impl Shared {
         self.released.send_modify(|n| *n += 1);
     }
 
-    /// IAM's denial message if `workload`'s role lacks `action`, as IAM words it.
+    /// IAM's denial message if `workload`'s role lacks `action`, as IAM words it, naming the role
+    /// the scenario gives the workload (`Workload::role_name`).
     pub fn denied(&self, workload: &str, action: &str) -> Option<String> {
         let w = self.world.workload(workload)?;
         w.denied_actions.iter().any(|a| a == action).then(|| {
             format!(
-                "User: arn:aws:sts::{}:assumed-role/{}-role/{workload} is not authorized to perform: {action} because no identity-based policy allows the {action} action",
-                w.account, w.id
+                "User: arn:aws:sts::{}:assumed-role/{}/{workload} is not authorized to perform: {action} because no identity-based policy allows the {action} action",
+                w.account,
+                w.role_name()
             )
         })
     }
