@@ -185,3 +185,56 @@ fn an_hour_aws_already_holds_with_another_quantity_rolls_into_the_next_hour() {
     assert!(codes.contains(&Some("DuplicateRequestException".into())), "{codes:?}");
     assert!(stderr_of(second.path()).contains("already holds another requests record"), "{}", stderr_of(second.path()));
 }
+
+/// `supervise -v` says what it billed: one line per record AWS accepted, with the dimension, the hour,
+/// the quantity and AWS's record id, as the ledger holds them; and the same as JSON fields.
+#[test]
+fn supervise_verbose_logs_each_meter_usage_sent() {
+    for format in ["text", "json"] {
+        let emu = Emulator::start(World::demo()).expect("emulator");
+        let dir = scratch();
+        let (h3, h2) = (hour_of(now()) - 3 * HOUR, hour_of(now()) - 2 * HOUR);
+        seed(
+            dir.path(),
+            &[
+                format!("{} requests 5", h3 + 10),
+                format!("{} requests 6 team=a", h3 + 20),
+                format!("{} gb_processed 7", h2 + 1),
+            ],
+        );
+        let out = super::gate(&emu, "ecs-task", dir.path())
+            .env("MPGATE_LOG_FORMAT", format)
+            .args(["supervise", "-v", "--", "sh", "-c", "exit 0"])
+            .run()
+            .expect_status(0)
+            .check();
+        let records = ledger(&emu);
+        assert_eq!(records.len(), 2, "{records:#?}");
+        let stderr = out.stderr();
+        let sent: Vec<&str> = stderr.lines().filter(|l| l.contains("MeterUsage sent")).collect();
+        assert_eq!(sent.len(), 2, "one line per record:\n{stderr}");
+        for r in &records {
+            let hour = super::hour_text(r.hour as u64);
+            let line = match format {
+                "text" => format!(
+                    "mpgate: MeterUsage sent: dimension {}, hour {hour}, quantity {}, record id {}",
+                    r.dimension, r.quantity, r.metering_record_id
+                ),
+                _ => serde_json::json!({"dimension": r.dimension, "hour": hour, "quantity": r.quantity, "record_id": r.metering_record_id})
+                    .to_string(),
+            };
+            let found = match format {
+                "text" => sent.contains(&line.as_str()),
+                _ => sent.iter().any(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+                    v["event"] == "meter_usage_sent"
+                        && v["level"] == "verbose"
+                        && ["dimension", "hour", "quantity", "record_id"]
+                            .iter()
+                            .all(|k| v[k] == serde_json::from_str::<serde_json::Value>(&line).expect("json")[k])
+                }),
+            };
+            assert!(found, "no line {line} in:\n{stderr}");
+        }
+    }
+}

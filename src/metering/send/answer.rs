@@ -42,6 +42,7 @@ impl Meter<'_> {
     ) -> Step {
         let step = match answer {
             Ok(id) => {
+                sent_line(bucket, id.as_deref());
                 self.state.accepted(id);
                 Step::Settled
             }
@@ -173,6 +174,27 @@ pub(super) fn answered(refusal: &Error) -> String {
 }
 
 /// An hour (or any time) as RFC 3339 UTC, e.g. `2026-12-06T20:00:00Z`.
+/// The `-v` line for a record AWS accepted: what is billed, so a seller sees it without the ledger.
+fn sent_line(bucket: &Bucket, record_id: Option<&str>) {
+    let hour = hour_text(bucket.hour);
+    let id = record_id.unwrap_or("none");
+    crate::log::emit(
+        crate::log::Level::Verbose,
+        &format!(
+            "MeterUsage sent: dimension {}, hour {hour}, quantity {}, record id {id}",
+            bucket.dimension,
+            bucket.total()
+        ),
+        &[
+            ("event", "meter_usage_sent".into()),
+            ("dimension", bucket.dimension.as_str().into()),
+            ("hour", hour.as_str().into()),
+            ("quantity", bucket.total().into()),
+            ("record_id", record_id.into()),
+        ],
+    );
+}
+
 pub(super) fn hour_text(secs: u64) -> String {
     let t = aws_smithy_types::DateTime::from_secs(i64::try_from(secs).unwrap_or(i64::MAX));
     t.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_else(|_| secs.to_string())
