@@ -8,6 +8,10 @@
 //! SIGINT or SIGTERM. `--variance SEED` answers every request in forms drawn from SEED (docs/emulator.md,
 //! "Variance") and says so on stderr.
 //!
+//! `MPGATE_EMULATOR_LISTEN=ADDR` and `MPGATE_EMULATOR_WORLD=FILE.json` stand for `--listen` and `--world`
+//! where no flag is given (a service container, `Dockerfile.emulator`); `MPGATE_EMULATOR_WORLD_JSON`
+//! holds the scenario itself, for a container that has no file to read.
+//!
 //! `mpgate-emulator env WORKLOAD (--url URL | --dir DIR)`: prints `export K='V'` lines for
 //! `eval`: asked from a running emulator (`--url`; token files go under `--dir`, default /tmp), or
 //! read from the `<DIR>/<WORKLOAD>.env` file a `--env-dir` run wrote.
@@ -21,12 +25,16 @@ use std::process::ExitCode;
 struct Args {
     listen: Listen,
     world: Option<PathBuf>,
+    /// The scenario itself (`MPGATE_EMULATOR_WORLD_JSON`), used when no file is named.
+    world_json: Option<String>,
     env_dir: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: mpgate-emulator [--listen 127.0.0.1:0] [--tls-listen 127.0.0.1:0]
                       [--world FILE.json] [--env-dir DIR] [--variance SEED]
                       [--ecs-agent 169.254.170.2:80] [--imds WORKLOAD=169.254.169.254:80]...
+       (MPGATE_EMULATOR_LISTEN and MPGATE_EMULATOR_WORLD stand for --listen and --world;
+        MPGATE_EMULATOR_WORLD_JSON holds the scenario itself)
        mpgate-emulator env WORKLOAD (--url URL [--dir DIR] | --dir DIR)";
 
 /// POSIX single-quoting: safe inside `eval`.
@@ -83,8 +91,27 @@ fn env_command(mut args: impl Iterator<Item = String>) -> Result<(), String> {
     Ok(())
 }
 
+/// `MPGATE_EMULATOR_LISTEN` and `MPGATE_EMULATOR_WORLD`: the main address and the scenario for a
+/// service container, whose command line a CI system may not let you set (GitHub Actions `services:`).
+/// The flags win.
+#[allow(clippy::disallowed_methods)] // the emulator's own configuration, read once at start
+fn from_env() -> Result<Args, String> {
+    let mut args = Args { listen: Listen::default(), world: None, world_json: None, env_dir: None };
+    if let Some(v) = std::env::var_os("MPGATE_EMULATOR_LISTEN") {
+        let v = v.to_string_lossy();
+        args.listen.main = v.parse().map_err(|e| format!("MPGATE_EMULATOR_LISTEN={v:?}: {e}"))?;
+    }
+    if let Some(v) = std::env::var_os("MPGATE_EMULATOR_WORLD") {
+        args.world = Some(PathBuf::from(v));
+    }
+    if let Some(v) = std::env::var_os("MPGATE_EMULATOR_WORLD_JSON") {
+        args.world_json = Some(v.to_string_lossy().into_owned());
+    }
+    Ok(args)
+}
+
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { listen: Listen::default(), world: None, env_dir: None };
+    let mut args = from_env()?;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"));
@@ -130,12 +157,13 @@ fn run() -> Result<(), String> {
         return env_command(std::env::args().skip(2));
     }
     let args = parse_args()?;
-    let world = match &args.world {
-        Some(path) => {
+    let world = match (&args.world, &args.world_json) {
+        (Some(path), _) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
             World::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?
         }
-        None => World::demo(),
+        (None, Some(text)) => World::from_json(text).map_err(|e| format!("MPGATE_EMULATOR_WORLD_JSON: {e}"))?,
+        (None, None) => World::demo(),
     };
     let emu = Emulator::start_with(world, args.listen).map_err(|e| format!("cannot start: {e}"))?;
     if let Some(dir) = &args.env_dir {
