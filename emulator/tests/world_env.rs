@@ -207,3 +207,16 @@ fn unknown_scenario_fields_are_refused_with_their_path() {
     let err = World::from_json(&serde_json::to_string(&w).expect("json")).expect_err("entitlement");
     assert!(err.starts_with("licenses[0].entitlements[0].maxcount: unknown field `maxcount`"), "{err}");
 }
+
+/// Bound to every address (a service container), the emulator hands workloads loopback URLs: the
+/// SDKs accept a plain-HTTP container-credentials URI only on loopback, and `0.0.0.0` is not.
+#[test]
+fn listening_on_every_address_gives_workloads_loopback_urls() {
+    let listen = mpgate_emulator::Listen { main: "0.0.0.0:0".parse().expect("addr"), ..Default::default() };
+    let emu = Emulator::start_with(World::demo(), listen).expect("start");
+    assert!(emu.url().starts_with("http://127.0.0.1:"), "{}", emu.url());
+    let dir = tempfile::tempdir().expect("tmp");
+    let env: HashMap<String, String> = emu.workload_env("ecs-task", dir.path()).expect("env").into_iter().collect();
+    assert!(env["AWS_CONTAINER_CREDENTIALS_FULL_URI"].starts_with("http://127.0.0.1:"), "{env:?}");
+    assert_eq!(env["AWS_ENDPOINT_URL"], emu.url());
+}

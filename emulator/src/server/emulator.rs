@@ -37,7 +37,7 @@ impl Emulator {
     /// As `start`, with every listening address chosen (see `Listen`).
     pub fn start_with(world: World, listen: Listen) -> io::Result<Emulator> {
         let main = TcpListener::bind(listen.main)?;
-        let url = format!("http://{}", main.local_addr()?);
+        let url = format!("http://{}", reachable(main.local_addr()?));
         let mut listeners = vec![(Site::Main, main)];
         let mut addrs = HashMap::new();
         for w in world.workloads.iter().filter(|w| w.has_imds()) {
@@ -63,7 +63,7 @@ impl Emulator {
         let (tls, tls_url) = match listen.tls_main {
             Some(a) => {
                 let l = TcpListener::bind(a)?;
-                let tls_url = format!("https://{}", l.local_addr()?);
+                let tls_url = format!("https://{}", reachable(l.local_addr()?));
                 listeners.push((Site::Main, l));
                 (Some(tls::tls_acceptor()?), Some(tls_url))
             }
@@ -137,5 +137,17 @@ impl Drop for Emulator {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// The address a client in the same network namespace dials for a listener bound to `addr`: loopback
+/// for the wildcard (`0.0.0.0`, `::`), because the URL goes into the workload's environment, and AWS
+/// SDKs accept a plain-HTTP `AWS_CONTAINER_CREDENTIALS_FULL_URI` only on a loopback address.
+fn reachable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
+        _ => addr,
     }
 }
