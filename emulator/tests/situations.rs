@@ -191,5 +191,5 @@ fn iam_refusal_names_the_role_of_the_scenario() {
     let c = ecs_creds(&emu, "ecs-task-no-iam");
     let r = call(&emu, &c, "us-east-1", "aws-marketplace", "AWSMPMeteringService.RegisterUsage", &body);
     assert_eq!(error(&r), (400, "AccessDeniedException".into()), "{}", r.body);
-    assert!(r.body.contains(&format!("assumed-role/ecs-task-no-iam-role/ecs-task-no-iam ")), "{}", r.body);
+    assert!(r.body.contains("assumed-role/ecs-task-no-iam-role/ecs-task-no-iam "), "{}", r.body);
 }
