@@ -395,3 +395,28 @@ fn as_pid_1_the_metered_supervisor_needs_neither_user_nor_allow() {
     let report = Report::read(&root.path().join("report.json"));
     assert_eq!(report.var("MPGATE_PRICING_MODEL").as_deref(), Some("custom-metering"), "the workload ran admitted");
 }
+
+/// The spool is checked before admission is announced: a spool directory that cannot be made (a
+/// regular file in its place or as its parent) is refused with one line naming it,
+/// before any AWS call and without an admission line, and the workload never starts.
+#[test]
+fn an_unusable_spool_is_refused_before_any_aws_call_and_before_admission() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    std::fs::write(dir.path().join("file"), "").expect("file");
+    for spool in [dir.path().join("file"), dir.path().join("file/spool")] {
+        let out = gate(&emu, "ecs-task", dir.path())
+            .env("MPGATE_SPOOL_DIR", &spool)
+            .args(["supervise", "--", "/bin/sh", "-c", "touch \"$0\""])
+            .arg(dir.path().join("ran"))
+            .timeout(LIMIT)
+            .run()
+            .expect_status(82)
+            .expect_one_refusal_line()
+            .expect_stderr_contains(&format!("spool directory {}: cannot create it", spool.display()))
+            .expect_stderr_lacks("admitted")
+            .check();
+        assert!(!dir.path().join("ran").exists(), "{}: the workload started\n{}", spool.display(), out.stderr());
+        assert!(emu.requests().is_empty(), "{}: an AWS call before the refusal: {:?}", spool.display(), emu.requests());
+    }
+}
