@@ -395,3 +395,22 @@ fn as_pid_1_the_metered_supervisor_needs_neither_user_nor_allow() {
     let report = Report::read(&root.path().join("report.json"));
     assert_eq!(report.var("MPGATE_PRICING_MODEL").as_deref(), Some("custom-metering"), "the workload ran admitted");
 }
+
+#[test]
+#[ignore = "needs root: supervise --user starts the workload as another user"]
+fn a_program_only_root_may_run_is_refused_under_user_before_any_aws_call() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = shared_scratch();
+    let prog = dir.path().join("server");
+    std::fs::write(&prog, "#!/bin/sh\nexit 0\n").expect("write");
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    gate(&emu, "ecs-task", dir.path())
+        .args(["supervise", "--user", "65534", "--"])
+        .arg(&prog)
+        .run()
+        .expect_status(126)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("is not executable by the workload's uid 65534 gid 65534")
+        .check();
+    assert!(emu.requests().is_empty(), "{:?}", emu.requests());
+}
