@@ -9,6 +9,9 @@
 //! directory, not a regular file, no execute permission for mpgate's effective uid and gids) is
 //! passed over as execvp passes over `EACCES`, and is what the refusal names when no later entry
 //! has the program. The caller execs the path found here, with `argv[0]` as given.
+//! When the workload runs as another user (`supervise --user`), the file must also be executable by
+//! that uid and gid (supplementary groups are cleared) and every directory on its way searchable,
+//! by their mode bits; ACLs and `noexec` mounts are still the kernel's answer for mpgate's own ids.
 //! What this cannot see: a script whose interpreter is missing, or a file the kernel cannot load
 //! (`ENOEXEC`, another architecture); those still fail at `execve`, after the proof. The buyer
 //! controls the filesystem, so a program swapped between this check and the exec is theirs to run.
@@ -27,8 +30,13 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/bin:/usr/bin";
 
 /// The program `command[0]` names, searched in the `PATH` of `workload_env`: a path mpgate can
-/// execve, or the refusal (127 not found, 126 found but not executable).
-pub fn find(command: &[OsString], workload_env: &[(OsString, OsString)]) -> Result<PathBuf, Error> {
+/// execve (and, with `runs_as` = `(uid, gid)`, that user too), or the refusal (127 not found, 126
+/// found but not executable).
+pub fn find(
+    command: &[OsString],
+    workload_env: &[(OsString, OsString)],
+    runs_as: Option<(u32, u32)>,
+) -> Result<PathBuf, Error> {
     let Some(name) = command.first() else {
         return Err(Error::Usage("no command given after --".into()));
     };
@@ -41,7 +49,7 @@ pub fn find(command: &[OsString], workload_env: &[(OsString, OsString)]) -> Resu
     }
     if name.as_bytes().contains(&b'/') {
         let path = PathBuf::from(name);
-        return match check(&path) {
+        return match check(&path, runs_as) {
             Ok(()) => Ok(path),
             Err(why) => Err(Error::NotRunnable { class: why.class(), program, why: why.to_string() }),
         };
@@ -56,7 +64,7 @@ pub fn find(command: &[OsString], workload_env: &[(OsString, OsString)]) -> Resu
         // An empty entry is the current directory; `./` keeps the result a path, never a name.
         let dir = if dir.is_empty() { Path::new(".") } else { Path::new(OsStr::from_bytes(dir)) };
         let candidate = dir.join(name);
-        match check(&candidate) {
+        match check(&candidate, runs_as) {
             Ok(()) => return Ok(candidate),
             Err(Problem::Missing(_)) => {}
             Err(problem) => {
@@ -105,8 +113,9 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// Whether `execve(path)` would find an executable regular file (following symlinks, as it does).
-fn check(path: &Path) -> Result<(), Problem> {
+/// Whether `execve(path)` would find an executable regular file (following symlinks, as it does),
+/// for mpgate's effective ids and for `runs_as`.
+fn check(path: &Path, runs_as: Option<(u32, u32)>) -> Result<(), Problem> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) => {
@@ -145,7 +154,48 @@ fn check(path: &Path) -> Result<(), Problem> {
             meta.uid(),
             meta.gid()
         ))
-    })
+    })?;
+    match runs_as {
+        Some(user) => check_as(path, &meta, user),
+        None => Ok(()),
+    }
+}
+
+/// Whether `uid`:`gid` (no supplementary groups) may execute the file `meta` describes and search
+/// every directory above it (of the path with its symlinks resolved), by the mode bits.
+fn check_as(path: &Path, meta: &std::fs::Metadata, (uid, gid): (u32, u32)) -> Result<(), Problem> {
+    let may = |m: &std::fs::Metadata| {
+        let bits = if m.uid() == uid {
+            m.mode() >> 6
+        } else if m.gid() == gid {
+            m.mode() >> 3
+        } else {
+            m.mode()
+        };
+        bits & 0o1 != 0
+    };
+    if !may(meta) {
+        return Err(Problem::NotExecutable(format!(
+            "is not executable by the workload's uid {uid} gid {gid} (mode {:04o}, owner {}:{})",
+            meta.mode() & 0o7777,
+            meta.uid(),
+            meta.gid()
+        )));
+    }
+    let real = std::fs::canonicalize(path).map_err(|e| Problem::NotExecutable(e.to_string().to_lowercase()))?;
+    for dir in real.ancestors().skip(1) {
+        let Ok(m) = std::fs::metadata(dir) else { continue };
+        if !may(&m) {
+            return Err(Problem::NotExecutable(format!(
+                "cannot be reached by the workload's uid {uid} gid {gid}: {} is not searchable by it (mode {:04o}, owner {}:{})",
+                dir.display(),
+                m.mode() & 0o7777,
+                m.uid(),
+                m.gid()
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -176,12 +226,12 @@ mod tests {
         std::fs::create_dir(b.join("prog")).expect("a directory named like the program");
         write(&c.join("prog"), 0o755);
         let path = format!("{}:{}:{}", a.display(), b.display(), c.display());
-        assert_eq!(find(&cmd("prog"), &env_path(&path)).expect("found"), c.join("prog"));
+        assert_eq!(find(&cmd("prog"), &env_path(&path), None).expect("found"), c.join("prog"));
     }
 
     #[test]
     fn nothing_found_is_127_naming_the_path_searched() {
-        let err = find(&cmd("no-such-prog-mpgate"), &env_path("/nonexistent:/also/not")).expect_err("refused");
+        let err = find(&cmd("no-such-prog-mpgate"), &env_path("/nonexistent:/also/not"), None).expect_err("refused");
         assert_eq!(err.class(), Class::ExecNotFound);
         let line = err.to_string();
         assert!(line.contains("\"no-such-prog-mpgate\": not found in PATH /nonexistent:/also/not"), "{line}");
@@ -191,7 +241,7 @@ mod tests {
     fn found_only_where_it_cannot_run_is_126_naming_that_path() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("prog")).expect("mkdir");
-        let err = find(&cmd("prog"), &env_path(&dir.path().display().to_string())).expect_err("refused");
+        let err = find(&cmd("prog"), &env_path(&dir.path().display().to_string()), None).expect_err("refused");
         assert_eq!(err.class(), Class::ExecNotExecutable);
         let line = err.to_string();
         assert!(line.contains(&format!("found as {}/prog but is a directory", dir.path().display())), "{line}");
@@ -203,15 +253,15 @@ mod tests {
         let file = dir.path().join("tool");
         write(&file, 0o755);
         let name = file.display().to_string();
-        assert_eq!(find(&cmd(&name), &env_path("/nonexistent")).expect("found"), file);
+        assert_eq!(find(&cmd(&name), &env_path("/nonexistent"), None).expect("found"), file);
         let missing = dir.path().join("missing").display().to_string();
         assert_eq!(
-            find(&cmd(&missing), &env_path(&dir.path().display().to_string())).expect_err("refused").class(),
+            find(&cmd(&missing), &env_path(&dir.path().display().to_string()), None).expect_err("refused").class(),
             Class::ExecNotFound
         );
         // A component that is a file, not a directory: not found, as execve's ENOTDIR.
         let under_file = format!("{name}/x");
-        assert_eq!(find(&cmd(&under_file), &[]).expect_err("refused").class(), Class::ExecNotFound);
+        assert_eq!(find(&cmd(&under_file), &[], None).expect_err("refused").class(), Class::ExecNotFound);
     }
 
     #[test]
@@ -219,7 +269,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let fifo = dir.path().join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o777)).expect("mkfifo");
-        let err = find(&cmd(&fifo.display().to_string()), &[]).expect_err("refused");
+        let err = find(&cmd(&fifo.display().to_string()), &[], None).expect_err("refused");
         assert_eq!(err.class(), Class::ExecNotExecutable);
         assert!(err.to_string().contains("is a named pipe"), "{err}");
     }
@@ -227,15 +277,36 @@ mod tests {
     #[test]
     fn an_empty_path_entry_is_the_current_directory_and_stays_a_path() {
         // Relative to the test's working directory, which holds Cargo.toml but no program named so.
-        let err = find(&cmd("Cargo.toml"), &env_path(":/nonexistent")).expect_err("not executable");
+        let err = find(&cmd("Cargo.toml"), &env_path(":/nonexistent"), None).expect_err("not executable");
         assert_eq!(err.class(), Class::ExecNotExecutable);
         assert!(err.to_string().contains("found as ./Cargo.toml"), "{err}");
     }
 
     #[test]
     fn an_empty_name_is_not_found_and_no_path_means_musls_default() {
-        assert_eq!(find(&cmd(""), &env_path("/bin")).expect_err("refused").class(), Class::ExecNotFound);
-        let err = find(&cmd("no-such-prog-mpgate"), &[]).expect_err("refused");
+        assert_eq!(find(&cmd(""), &env_path("/bin"), None).expect_err("refused").class(), Class::ExecNotFound);
+        let err = find(&cmd("no-such-prog-mpgate"), &[], None).expect_err("refused");
         assert!(err.to_string().contains(&format!("not found in PATH {DEFAULT_PATH}")), "{err}");
+    }
+
+    #[test]
+    fn under_another_user_the_file_must_be_theirs_to_execute_and_every_directory_theirs_to_search() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+        let other = (uid.wrapping_add(4242), gid.wrapping_add(4242));
+        let prog = dir.path().join("prog");
+        write(&prog, 0o700);
+        let name = prog.display().to_string();
+        assert!(find(&cmd(&name), &[], None).is_ok(), "mpgate itself may run it");
+        assert!(find(&cmd(&name), &[], Some((uid, gid))).is_ok(), "its owner may run it");
+        let err = find(&cmd(&name), &[], Some(other)).expect_err("not theirs");
+        assert_eq!(err.class(), Class::ExecNotExecutable);
+        assert!(err.to_string().contains(&format!("uid {}", other.0)), "{err}");
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert!(find(&cmd(&name), &[], Some(other)).is_ok(), "others may run 0755");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let err = find(&cmd(&name), &[], Some(other)).expect_err("directory not searchable");
+        assert!(err.to_string().contains("is not searchable"), "{err}");
     }
 }

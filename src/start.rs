@@ -89,7 +89,11 @@ pub(crate) fn start(
     let termination_log = termination_log(&args, env);
     let fail = |error: Error| Failure { error: Box::new(error), termination_log: termination_log.clone() };
     let deadline = resolve(&args, &mode, env).map_err(&fail)?;
-    let program = crate::program::find(&args.command, &base_env).map_err(&fail)?;
+    let runs_as = match &mode {
+        Mode::Supervise(options, _) => options.user.map(|u| (u.uid, u.gid)),
+        Mode::Exec => None,
+    };
+    let program = crate::program::find(&args.command, &base_env, runs_as).map_err(&fail)?;
     let spool = prepare_spool(&mode, env).map_err(&fail)?;
     let selection = args.product_code.clone().or_else(|| env.get("MPGATE_PRODUCT_CODE"));
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -420,3 +420,22 @@ fn an_unusable_spool_is_refused_before_any_aws_call_and_before_admission() {
         assert!(emu.requests().is_empty(), "{}: an AWS call before the refusal: {:?}", spool.display(), emu.requests());
     }
 }
+
+#[test]
+#[ignore = "needs root: supervise --user starts the workload as another user"]
+fn a_program_only_root_may_run_is_refused_under_user_before_any_aws_call() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = shared_scratch();
+    let prog = dir.path().join("server");
+    std::fs::write(&prog, "#!/bin/sh\nexit 0\n").expect("write");
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    gate(&emu, "ecs-task", dir.path())
+        .args(["supervise", "--user", "65534", "--"])
+        .arg(&prog)
+        .run()
+        .expect_status(126)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("is not executable by the workload's uid 65534 gid 65534")
+        .check();
+    assert!(emu.requests().is_empty(), "{:?}", emu.requests());
+}
