@@ -222,12 +222,12 @@ fn irsa_token(env: &dyn Env) -> Check {
         return Check::new("irsa-token", Status::Skip, "AWS_WEB_IDENTITY_TOKEN_FILE not set (not IRSA)");
     };
     let uid = nix::unistd::getuid();
+    if let Some(unreadable) = platform::credentials::token_unreadable(&path) {
+        return Check::new("irsa-token", Status::Fail, unreadable).fix(platform::credentials::TOKEN_FILE_FIX);
+    }
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) => {
-            return Check::new("irsa-token", Status::Fail, format!("{path} is not readable by uid {uid}: {e}"))
-                .fix("set the pod's securityContext.fsGroup so the projected token is readable by this user")
-        }
+        Err(e) => return Check::new("irsa-token", Status::Fail, format!("{path} could not be read: {e}")),
     };
     let claims = text
         .trim()
