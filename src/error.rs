@@ -26,6 +26,9 @@ pub enum Class {
     CheckWouldRefuse,
     /// `mpgate check`: nothing failed but something could not be determined.
     CheckCouldNotTell,
+    /// `mpgate check`: nothing failed, but the subscription and IAM permission were not verified
+    /// (no `--live`).
+    CheckUnverified,
     /// A bug or resource exhaustion inside mpgate.
     Internal,
     /// The workload was found but could not be executed.
@@ -53,6 +56,7 @@ pub const EXIT_TABLE: &[(Class, u8, &str, &str)] = &[
     (Class::NoPass, 85, "no-gate-pass", "`mpgate pass verify`: the environment carries no valid, fresh gate pass for this container"),
     (Class::CheckWouldRefuse, 86, "check-would-refuse", "`mpgate check`: at least one check failed, so `mpgate exec` would refuse here"),
     (Class::CheckCouldNotTell, 87, "check-could-not-tell", "`mpgate check`: nothing failed, but something could not be determined (e.g. a timeout)"),
+    (Class::CheckUnverified, 88, "check-unverified", "`mpgate check`: nothing failed, but the subscription and IAM permission were not verified because that would bill or take a seat; `--live` verifies them"),
     (Class::ExecNotExecutable, 126, "exec-not-executable", "the workload was found but could not be executed (permission, format)"),
     (Class::ExecNotFound, 127, "exec-not-found", "the workload program was not found (PATH lookup as execvp)"),
     (Class::StoppedByHup, 129, "stopped-by-sighup", "SIGHUP arrived before the workload started: no workload, any license seat taken was checked in"),

@@ -151,7 +151,8 @@ pub async fn load_with(
             Err(CredentialsError::CredentialsNotLoaded(_)) => continue,
             Err(e) => {
                 if source == CredentialSource::WebIdentity {
-                    if let Some(unreadable) = env.get("AWS_WEB_IDENTITY_TOKEN_FILE").and_then(|p| token_unreadable(&p)) {
+                    if let Some(unreadable) = env.get("AWS_WEB_IDENTITY_TOKEN_FILE").and_then(|p| token_unreadable(&p))
+                    {
                         return Err(Error::Credentials {
                             class: Class::Misconfigured,
                             detail: format!("cannot load credentials from {source}: {unreadable}; {TOKEN_FILE_FIX}"),
@@ -286,7 +287,8 @@ fn container_source(env: &dyn Env) -> CredentialSource {
 }
 
 /// What to do when the IRSA token file cannot be read (`mpgate check` gives the same fix).
-pub const TOKEN_FILE_FIX: &str = "set the pod's securityContext.fsGroup (to the container's gid) so the projected token is readable by this user";
+pub const TOKEN_FILE_FIX: &str =
+    "set the pod's securityContext.fsGroup (to the container's gid) so the projected token is readable by this user";
 
 /// Why the web identity token at `path` cannot be read by this process, naming the path and the uid
 /// and gid that tried; `None` when it can be read.
