@@ -45,7 +45,14 @@ fn ecs_task_without_live_is_unverified_and_calls_no_register_usage() {
     assert_eq!(status(&report, "platform").0, "pass");
     let (s, summary, _) = status(&report, "credentials");
     assert_eq!(s, "pass");
-    assert!(summary.contains("ECS task role") && summary.contains("AWS account 111122223333"), "{summary}");
+    assert!(summary.contains("ECS task role"), "{summary}");
+    assert!(
+        summary.contains("GetCallerIdentity: arn:aws:sts::111122223333:assumed-role/ecs-task-task-role/ecs-task, AWS account 111122223333"),
+        "{summary}"
+    );
+    assert!(method(&report, "credentials").contains("sts:GetCallerIdentity"));
+    let callers = emu.requests().iter().filter(|r| r.op == "GetCallerIdentity").count();
+    assert_eq!(callers, 1, "one GetCallerIdentity, signed with the task role's credentials");
     assert!(status(&report, "region").1.contains("us-east-1 (from AWS_REGION)"));
     assert_eq!(status(&report, "endpoint").0, "pass");
     let (s, summary, fix) = status(&report, "entitlement");
@@ -71,7 +78,7 @@ fn the_text_report_names_what_was_not_verified_and_each_method() {
     let text = out.stdout();
     assert!(text.contains("verdict: unverified (exit 88)"), "{text}");
     assert!(text.contains("not verified: entitlement"), "{text}");
-    assert!(text.contains("role arn:aws:iam::111122223333:role/mpgate-irsa, AWS account 111122223333"), "{text}");
+    assert!(text.contains("GetCallerIdentity: arn:aws:sts::111122223333:assumed-role/mpgate-irsa/eks-irsa"), "{text}");
     assert!(text.contains("via: HTTPS GET of the endpoint's root"), "{text}");
     assert!(!text.contains("verdict: pass"), "{text}");
 }
@@ -98,6 +105,15 @@ fn live_check_of_an_unsubscribed_account_would_refuse() {
     assert!(status(&report, "entitlement").1.contains("CustomerNotEntitledException"));
     assert!(status(&report, "entitlement").1.contains("signed by AWS account 444455556666"), "{report}");
     assert!(status(&report, "credentials").1.contains("AWS account 444455556666"), "{report}");
+
+    // STS unreachable (a private subnet without its endpoint): the row still names the account the
+    // credentials carry, and says why STS did not.
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    emu.inject("GetCallerIdentity", Fault::Status(403, "AccessDenied".into()));
+    let (_, report, _) = check(&emu, "ecs-task", dir.path(), &[]);
+    let (s, summary, _) = status(&report, "credentials");
+    assert_eq!(s, "pass", "{report}");
+    assert!(summary.contains("; AWS account 111122223333 (GetCallerIdentity failed: "), "{summary}");
 }
 
 #[test]

@@ -263,9 +263,12 @@ fn irsa_token(env: &dyn Env) -> Check {
 
 async fn credentials(env: &dyn Env, clients: &Clients, region: &FoundRegion) -> Check {
     match platform::credentials::load(env, clients, &region.name).await {
-        Ok(c) if c.source.marketplace_accepts() => {
-            Check::new("credentials", Status::Pass, format!("from {}{}", c.source, principal(env, &c)))
-        }
+        Ok(c) if c.source.marketplace_accepts() => Check::new(
+            "credentials",
+            Status::Pass,
+            format!("from {}{}", c.source, caller(env, clients, &region.name, &c).await),
+        )
+        .via(CALLER_METHOD),
         Ok(c) => {
             Check::new("credentials", Status::Fail, format!("from {}, which AWS Marketplace does not accept", c.source))
                 .fix(c.source.advice())
@@ -401,6 +404,33 @@ fn not_verified(env: &dyn Env) -> Check {
     Check::new("entitlement", Status::Skip, summary)
         .fix("run mpgate check --live in the task or pod, or start the image: exit 80 is not subscribed, 82 names the missing permission")
         .unverified()
+}
+
+/// How the `credentials` row is found when credentials load.
+pub(super) const CALLER_METHOD: &str =
+    "the gate's credential chain, then sts:GetCallerIdentity (needs no IAM permission, bills nothing)";
+
+/// Who the credentials are, from STS `GetCallerIdentity` (no permission needed, nothing billed): the
+/// role ARN and the account; when STS cannot be asked, what the credentials say of themselves.
+pub(super) async fn caller(
+    env: &dyn Env,
+    clients: &Clients,
+    region: &str,
+    c: &platform::credentials::LoadedCredentials,
+) -> String {
+    let sts = clients.sts(env, region, c.credentials.clone());
+    let asked = tokio::time::timeout(Duration::from_secs(5), sts.get_caller_identity().send()).await;
+    match asked {
+        Ok(Ok(who)) => {
+            format!("; GetCallerIdentity: {}, AWS account {}", who.arn().unwrap_or("?"), who.account().unwrap_or("?"))
+        }
+        Ok(Err(e)) => format!(
+            "{} (GetCallerIdentity failed: {})",
+            principal(env, c),
+            crate::error::one_line(&crate::error::causes(&e))
+        ),
+        Err(_) => format!("{} (GetCallerIdentity did not answer within 5s)", principal(env, c)),
+    }
 }
 
 /// The role and account the credentials act as, as far as they say so themselves (no further call):

@@ -326,11 +326,11 @@ async fn prove_model(
     let proof = match baked.pricing_model {
         PricingModel::Hourly | PricingModel::Monthly => {
             let client = clients.metering(env, &region.name, creds.credentials.clone());
-            Proof::Registered(hourly::register(&client, product, &ctx, nonce, deadline, progress).await?)
+            Proof::Registered(hourly::register(&client, product, ctx, nonce, deadline, progress).await?)
         }
         PricingModel::CustomMetering => {
             let client = clients.metering(env, &region.name, creds.credentials.clone());
-            Proof::Probed(custom::probe(&client, product, baked.dimensions, &ctx, deadline, progress).await?)
+            Proof::Probed(custom::probe(&client, product, baked.dimensions, ctx, deadline, progress).await?)
         }
         PricingModel::Contract => {
             // The license token's provider refreshes itself inside the client; other sources give
@@ -342,7 +342,7 @@ async fn prove_model(
             };
             let signer = contract::Signer { credentials: creds.credentials.clone(), refreshing };
             let licensed =
-                contract::checkout(&client, product, baked.entitlements, signer, &ctx, deadline, progress).await?;
+                contract::checkout(&client, product, baked.entitlements, signer, ctx, deadline, progress).await?;
             Proof::Licensed(Box::new(licensed))
         }
     };
