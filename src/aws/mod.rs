@@ -240,7 +240,8 @@ mod tests {
                 Err(e @ Error::UnsafeEnvironment(_)) => {
                     assert_eq!(e.class(), Class::Misconfigured);
                     assert!(
-                        e.to_string().starts_with("the environment sets SMITHY_CLIENT_SDK_CUSTOM_PARTITION,"),
+                        e.to_string()
+                            .starts_with("misconfigured: the environment sets SMITHY_CLIENT_SDK_CUSTOM_PARTITION,"),
                         "{e}"
                     );
                 }
