@@ -243,3 +243,28 @@ fn the_supervise_examples_mount_a_volume_at_the_images_spool_path() {
         assert!(declared.mounts.contains(&spool), "{rel}: no volume at {spool}: {:?}", declared.mounts);
     }
 }
+
+/// docs/operating.md's `kubectl run mpgate-check` recipe runs like the Deployment's pod: in its
+/// namespace (the IRSA webhook injects only that namespace's service account role), with its service
+/// account, its pod securityContext (uid, gid, fsGroup decide whether the token is readable) and
+/// every variable the container sets.
+#[test]
+fn the_kubectl_check_recipe_runs_in_the_deployments_namespace_with_its_account_security_and_env() {
+    let doc = super::read_repo_file("docs/operating.md");
+    let start = doc.find("kubectl run mpgate-check").expect("the recipe");
+    let recipe = doc[start..doc[start..].find("```").map_or(doc.len(), |e| start + e)].replace("\\\n", " ");
+    let words: Vec<&str> = recipe.split_whitespace().collect();
+    let after = |flag: &str| words.iter().position(|w| *w == flag).map(|i| words[i + 1]);
+    let docs = documents_of("deploy/kubernetes/deployment.yaml");
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").expect("a Deployment");
+    assert_eq!(after("--namespace"), deployment["metadata"]["namespace"].as_str(), "{recipe}");
+    let spec = &deployment["spec"]["template"]["spec"];
+    let overrides = words.iter().find_map(|w| w.strip_prefix("--overrides=")).expect("--overrides");
+    let overrides: Value = serde_json::from_str(overrides.trim_matches('\'')).expect("--overrides is JSON");
+    assert_eq!(overrides["spec"]["serviceAccountName"], spec["serviceAccountName"], "{recipe}");
+    assert_eq!(overrides["spec"]["securityContext"], spec["securityContext"], "{recipe}");
+    for (name, value) in name_values(&spec["containers"][0]["env"]) {
+        assert!(words.contains(&format!("--env={name}={value}").as_str()), "{recipe} lacks --env={name}={value}");
+    }
+    assert!(recipe.contains("--command -- /mpgate check"), "{recipe}");
+}
