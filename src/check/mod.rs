@@ -100,6 +100,8 @@ fn default_method(id: &str) -> &'static str {
         "credentials" => "the gate's credential chain (ECS or Pod Identity endpoint, STS AssumeRoleWithWebIdentity; none of them bills)",
         "endpoint" => "HTTPS GET of the endpoint's root (DNS, TLS, Date header; no AWS API call)",
         "entitlement" => "not called",
+        "environment" => "not probed",
+        "http-client" => "building the HTTP client (no call)",
         _ => "",
     }
 }
