@@ -26,6 +26,9 @@ pub enum Class {
     CheckWouldRefuse,
     /// `mpgate check`: nothing failed but something could not be determined.
     CheckCouldNotTell,
+    /// `mpgate check`: nothing failed, but the subscription and IAM permission were not verified
+    /// (no `--live`).
+    CheckUnverified,
     /// A bug or resource exhaustion inside mpgate.
     Internal,
     /// The workload was found but could not be executed.
@@ -53,6 +56,7 @@ pub const EXIT_TABLE: &[(Class, u8, &str, &str)] = &[
     (Class::NoPass, 85, "no-gate-pass", "`mpgate pass verify`: the environment carries no valid, fresh gate pass for this container"),
     (Class::CheckWouldRefuse, 86, "check-would-refuse", "`mpgate check`: at least one check failed, so `mpgate exec` would refuse here"),
     (Class::CheckCouldNotTell, 87, "check-could-not-tell", "`mpgate check`: nothing failed, but something could not be determined (e.g. a timeout)"),
+    (Class::CheckUnverified, 88, "check-unverified", "`mpgate check`: nothing failed, but the subscription and IAM permission were not verified because that would bill or take a seat; `--live` verifies them"),
     (Class::ExecNotExecutable, 126, "exec-not-executable", "the workload was found but could not be executed (permission, format)"),
     (Class::ExecNotFound, 127, "exec-not-found", "the workload program was not found (PATH lookup as execvp)"),
     (Class::StoppedByHup, 129, "stopped-by-sighup", "SIGHUP arrived before the workload started: no workload, any license seat taken was checked in"),
@@ -73,7 +77,9 @@ impl Class {
     }
 }
 
-/// Every way mpgate can refuse. `Display` is the one stderr line without the `mpgate: ` prefix.
+/// Every way mpgate can refuse. `Display` is the one stderr line without the `mpgate: ` prefix; it
+/// always starts with the class's name (`not-entitled: `, `misconfigured: `, …), which
+/// docs/operating.md promises operators as the stable part of the line.
 #[derive(Debug)]
 pub enum Error {
     /// Bad command line or run-time setting.
@@ -154,10 +160,42 @@ impl Error {
     }
 }
 
+impl Error {
+    /// A not-entitled refusal with the AWS account that was judged, so the operator knows which
+    /// account must subscribe; any other error unchanged.
+    pub fn with_account(self, account: &str) -> Error {
+        let note = format!(" (the calls were signed by AWS account {account})");
+        match self {
+            Error::Aws { class: Class::NotEntitled, call, code, message, request_id, advice } => {
+                Error::Aws { class: Class::NotEntitled, call, code, message, request_id, advice: advice + &note }
+            }
+            Error::License { class: Class::NotEntitled, detail } => {
+                Error::License { class: Class::NotEntitled, detail: detail + &note }
+            }
+            other => other,
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Usage(m) => write!(f, "usage: {m}; see mpgate --help"),
+        let class = self.class().name();
+        let body = Body(self).to_string();
+        // A detail built elsewhere (a license refusal) may already open with its class word.
+        match body.strip_prefix(class).and_then(|rest| rest.strip_prefix(": ")) {
+            Some(_) => f.write_str(&body),
+            None => write!(f, "{class}: {body}"),
+        }
+    }
+}
+
+/// The refusal's text after its class word.
+struct Body<'a>(&'a Error);
+
+impl fmt::Display for Body<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Error::Usage(m) => write!(f, "{m}; see mpgate --help"),
             Error::Unbaked => f.write_str(
                 "this binary has no product identity baked in; the seller must rebuild mpgate with MPGATE_PRODUCT_CODE, MPGATE_PRICING_MODEL and MPGATE_PUBLIC_KEYS",
             ),
@@ -170,8 +208,8 @@ impl fmt::Display for Error {
                 "no AWS region found (tried {tried}); set AWS_REGION to the region the task or pod runs in"
             ),
             Error::Credentials { detail, .. } | Error::License { detail, .. } => write!(f, "{detail}"),
-            Error::Aws { class, call, code, message, request_id, advice } => {
-                write!(f, "{}: {call} answered {code}", class.name())?;
+            Error::Aws { call, code, message, request_id, advice, .. } => {
+                write!(f, "{call} answered {code}")?;
                 if !message.is_empty() {
                     write!(f, ": {}", one_line(message))?;
                 }
@@ -205,19 +243,18 @@ impl fmt::Display for Error {
             Error::Spool(m) | Error::UnsafeEnvironment(m) => f.write_str(m),
             Error::UntrustedCertificate { call, host, problem } => write!(
                 f,
-                "misconfigured: {call} did not reach AWS: the TLS certificate presented for {host} {problem}; something between this container and AWS intercepts TLS (a proxy or firewall), or {host} resolves to a server that is not AWS; let {host} through without TLS interception (mpgate trusts only the Mozilla root certificates compiled into it and never reads SSL_CERT_FILE or AWS_CA_BUNDLE)"
+                "{call} did not reach AWS: the TLS certificate presented for {host} {problem}; something between this container and AWS intercepts TLS (a proxy or firewall), or {host} resolves to a server that is not AWS; let {host} through without TLS interception (mpgate trusts only the Mozilla root certificates compiled into it and never reads SSL_CERT_FILE or AWS_CA_BUNDLE)"
             ),
             Error::Stopped { signal, seat } => write!(
                 f,
-                "{}: {signal} arrived before the workload started, so it was not started{seat}; start the container again to run it",
-                self.class().name()
+                "{signal} arrived before the workload started, so it was not started{seat}; start the container again to run it"
             ),
             Error::Unsendable { call, detail } => write!(
                 f,
-                "misconfigured: {call} could not be sent: the AWS SDK could not build the request ({}); no retry can fix it: check this container's AWS_* variables (AWS_EXECUTION_ENV among them), and report it if they look right",
+                "{call} could not be sent: the AWS SDK could not build the request ({}); no retry can fix it: check this container's AWS_* variables (AWS_EXECUTION_ENV among them), and report it if they look right",
                 one_line(detail)
             ),
-            Error::Internal(m) => write!(f, "internal error: {m}; please report it"),
+            Error::Internal(m) => write!(f, "{m}; please report it"),
         }
     }
 }
@@ -248,4 +285,84 @@ pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
 /// Collapse whitespace so an AWS message cannot break the one-line contract.
 pub fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Class, Error, EXIT_TABLE};
+    use nix::errno::Errno;
+    use nix::sys::signal::Signal;
+
+    /// One of every variant (and every class a variant can carry).
+    fn every_refusal() -> Vec<Error> {
+        let mut all = vec![
+            Error::Usage("--deadline needs a duration".into()),
+            Error::Unbaked,
+            Error::UntrustedProductCode("other".into()),
+            Error::NoRegion("AWS_REGION, IMDS".into()),
+            Error::BadSignature("the nonce differs".into()),
+            Error::Deadline { secs: 300, last: "ThrottlingException".into() },
+            Error::Exec { program: "server".into(), errno: Errno::ENOENT },
+            Error::Exec { program: "server".into(), errno: Errno::EACCES },
+            Error::NoPass("expired".into()),
+            Error::Spool("/var/lib/mpgate is read-only; mount a volume".into()),
+            Error::UnsafeEnvironment("SMITHY_CLIENT_SDK_CUSTOM_PARTITION is set; unset it".into()),
+            Error::UntrustedCertificate { call: "RegisterUsage", host: "h".into(), problem: "has expired".into() },
+            Error::Unsendable { call: "RegisterUsage", detail: "bad header".into() },
+            Error::Internal("out of memory".into()),
+        ];
+        for class in [Class::NotEntitled, Class::CannotVerify, Class::Misconfigured] {
+            all.push(Error::Credentials { class, detail: "cannot load credentials from EKS IRSA: …".into() });
+            all.push(Error::License { class, detail: "the license … has expired".into() });
+            all.push(Error::Aws {
+                class,
+                call: "RegisterUsage",
+                code: "CustomerNotEntitledException".into(),
+                message: "no".into(),
+                request_id: Some("r-1".into()),
+                advice: "subscribe".into(),
+            });
+        }
+        for class in [Class::ExecNotFound, Class::ExecNotExecutable] {
+            all.push(Error::NotRunnable { class, program: "server".into(), why: "not found in PATH".into() });
+        }
+        for signal in [Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM] {
+            all.push(Error::Stopped { signal, seat: String::new() });
+        }
+        all
+    }
+
+    /// docs/operating.md promises that every refusal line opens with its class word, once.
+    #[test]
+    fn every_refusal_opens_with_its_class_word_once() {
+        for e in every_refusal() {
+            let line = e.to_string();
+            let word = e.class().name();
+            let rest = line.strip_prefix(&format!("{word}: ")).unwrap_or_else(|| panic!("{word}: {line}"));
+            assert!(!rest.starts_with(&format!("{word}:")), "class word twice: {line}");
+            assert!(EXIT_TABLE.iter().any(|row| row.2 == word), "{word} is not in the exit table");
+        }
+    }
+
+    /// A detail that already opens with its class word (a license refusal) is not prefixed twice.
+    #[test]
+    fn a_detail_with_its_class_word_keeps_one() {
+        let e = Error::License { class: Class::NotEntitled, detail: "not-entitled: the license has expired".into() };
+        assert_eq!(e.to_string(), "not-entitled: the license has expired");
+    }
+
+    #[test]
+    fn a_not_entitled_refusal_names_the_account_and_no_other_does() {
+        let not_entitled = Error::Aws {
+            class: Class::NotEntitled,
+            call: "RegisterUsage",
+            code: "CustomerNotEntitledException".into(),
+            message: String::new(),
+            request_id: None,
+            advice: "subscribe".into(),
+        };
+        assert!(not_entitled.with_account("111122223333").to_string().contains("AWS account 111122223333"));
+        let other = Error::NoRegion("AWS_REGION".into()).with_account("111122223333");
+        assert!(!other.to_string().contains("111122223333"));
+    }
 }

@@ -1,5 +1,5 @@
 //! `mpgate check`: the verdict, the named cause and the fix for each environment, a stable JSON
-//! schema, and no billing without `--live` (emulator ledger).
+//! schema, no billing without `--live` (emulator ledger), and no `pass` for what was not verified.
 
 use crate::support::{scratch, Run};
 use mpgate_emulator::{Emulator, Fault, World};
@@ -23,25 +23,64 @@ fn status<'a>(report: &'a Value, id: &str) -> (&'a str, &'a str, Option<&'a str>
     (c["status"].as_str().expect("status"), c["summary"].as_str().expect("summary"), c["fix"].as_str())
 }
 
+fn method<'a>(report: &'a Value, id: &str) -> &'a str {
+    let c = report["checks"].as_array().expect("checks").iter().find(|c| c["id"] == id).expect("check");
+    c["method"].as_str().expect("method")
+}
+
 fn register_calls(emu: &Emulator) -> usize {
     emu.requests().iter().filter(|r| r.op == "RegisterUsage").count()
 }
 
+/// Without `--live` the subscription and the IAM permission are not verified: the verdict says so
+/// (exit 88, not `pass`), names the row and what `--live` costs, and nothing is billed.
 #[test]
-fn ecs_task_passes_without_calling_register_usage() {
+fn ecs_task_without_live_is_unverified_and_calls_no_register_usage() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
     let (code, report, _) = check(&emu, "ecs-task", dir.path(), &[]);
-    assert_eq!(code, Some(0), "{report}");
-    assert_eq!(report["verdict"], "pass");
+    assert_eq!(code, Some(88), "{report}");
+    assert_eq!(report["verdict"], "unverified");
+    assert_eq!(report["not_verified"], serde_json::json!(["entitlement"]));
     assert_eq!(status(&report, "platform").0, "pass");
-    assert!(status(&report, "credentials").1.contains("ECS task role"));
+    let (s, summary, _) = status(&report, "credentials");
+    assert_eq!(s, "pass");
+    assert!(summary.contains("ECS task role"), "{summary}");
+    assert!(
+        summary.contains("GetCallerIdentity: arn:aws:sts::111122223333:assumed-role/ecs-task-task-role/ecs-task, AWS account 111122223333"),
+        "{summary}"
+    );
+    assert!(method(&report, "credentials").contains("sts:GetCallerIdentity"));
+    let callers = emu.requests().iter().filter(|r| r.op == "GetCallerIdentity").count();
+    assert_eq!(callers, 1, "one GetCallerIdentity, signed with the task role's credentials");
     assert!(status(&report, "region").1.contains("us-east-1 (from AWS_REGION)"));
     assert_eq!(status(&report, "endpoint").0, "pass");
-    let (s, summary, _) = status(&report, "entitlement");
+    let (s, summary, fix) = status(&report, "entitlement");
     assert_eq!(s, "skip");
-    assert!(summary.contains("--live"));
+    assert!(summary.starts_with("not verified: the subscription to product 8f3kq2demopaid0mpgate01"), "{summary}");
+    assert!(summary.contains("aws-marketplace:RegisterUsage") && summary.contains("one-minute minimum"), "{summary}");
+    assert!(fix.expect("fix").contains("mpgate check --live"));
+    assert_eq!(method(&report, "entitlement"), "not called");
     assert_eq!(register_calls(&emu), 0, "check without --live must not start metering");
+}
+
+/// The same for a person: the verdict line and the rows not verified, each row with its method.
+#[test]
+fn the_text_report_names_what_was_not_verified_and_each_method() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let out = Run::gate()
+        .envs(emu.workload_env("eks-irsa", dir.path()).expect("env"))
+        .arg("check")
+        .run()
+        .expect_status(88)
+        .check();
+    let text = out.stdout();
+    assert!(text.contains("verdict: unverified (exit 88)"), "{text}");
+    assert!(text.contains("not verified: entitlement"), "{text}");
+    assert!(text.contains("GetCallerIdentity: arn:aws:sts::111122223333:assumed-role/mpgate-irsa/eks-irsa"), "{text}");
+    assert!(text.contains("via: HTTPS GET of the endpoint's root"), "{text}");
+    assert!(!text.contains("verdict: pass"), "{text}");
 }
 
 #[test]
@@ -50,7 +89,10 @@ fn live_check_calls_register_usage_once() {
     let dir = scratch();
     let (code, report, _) = check(&emu, "ecs-task", dir.path(), &["--live"]);
     assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["verdict"], "pass");
+    assert_eq!(report["not_verified"], serde_json::json!([]));
     assert!(status(&report, "entitlement").1.contains("admitted product 8f3kq2demopaid0mpgate01"));
+    assert!(method(&report, "entitlement").starts_with("RegisterUsage"));
     assert_eq!(register_calls(&emu), 1);
 }
 
@@ -61,6 +103,17 @@ fn live_check_of_an_unsubscribed_account_would_refuse() {
     let (code, report, _) = check(&emu, "unsubscribed-task", dir.path(), &["--live"]);
     assert_eq!(code, Some(86), "{report}");
     assert!(status(&report, "entitlement").1.contains("CustomerNotEntitledException"));
+    assert!(status(&report, "entitlement").1.contains("signed by AWS account 444455556666"), "{report}");
+    assert!(status(&report, "credentials").1.contains("AWS account 444455556666"), "{report}");
+
+    // STS unreachable (a private subnet without its endpoint): the row still names the account the
+    // credentials carry, and says why STS did not.
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    emu.inject("GetCallerIdentity", Fault::Status(403, "AccessDenied".into()));
+    let (_, report, _) = check(&emu, "ecs-task", dir.path(), &[]);
+    let (s, summary, _) = status(&report, "credentials");
+    assert_eq!(s, "pass", "{report}");
+    assert!(summary.contains("; AWS account 111122223333 (GetCallerIdentity failed: "), "{summary}");
 }
 
 #[test]
@@ -111,7 +164,7 @@ fn static_keys_fail_and_the_secret_is_never_shown() {
 fn irsa_with_hop_limit_one_warns_and_passes() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
-    let (code, report, _) = check(&emu, "eks-irsa", dir.path(), &[]);
+    let (code, report, _) = check(&emu, "eks-irsa", dir.path(), &["--live"]);
     assert_eq!(code, Some(0), "{report}");
     let (s, summary, fix) = status(&report, "imds");
     assert_eq!(s, "warn");
@@ -178,8 +231,10 @@ fn json_schema_is_stable() {
     let (_, report, _) = check(&emu, "ecs-task", dir.path(), &[]);
     let mut keys: Vec<&String> = report.as_object().expect("object").keys().collect();
     keys.sort();
-    assert_eq!(keys, ["checks", "exit_code", "flavour", "mpgate_version", "schema_version", "verdict"]);
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(keys, ["checks", "exit_code", "flavour", "mpgate_version", "not_verified", "schema_version", "verdict"]);
+    assert_eq!(report["schema_version"], 2);
+    assert!(["pass", "would-refuse", "could-not-tell", "unverified"]
+        .contains(&report["verdict"].as_str().expect("verdict")));
     let ids: Vec<&str> =
         report["checks"].as_array().expect("checks").iter().map(|c| c["id"].as_str().expect("id")).collect();
     assert_eq!(
@@ -200,7 +255,7 @@ fn json_schema_is_stable() {
     for c in report["checks"].as_array().expect("checks") {
         let mut k: Vec<&String> = c.as_object().expect("check").keys().collect();
         k.sort();
-        assert_eq!(k, ["fix", "id", "status", "summary"]);
+        assert_eq!(k, ["fix", "id", "method", "status", "summary"]);
         assert!(["pass", "warn", "fail", "skip", "unknown"].contains(&c["status"].as_str().expect("status")));
     }
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/check.md")).expect("docs/check.md");
@@ -215,7 +270,7 @@ fn text_report_has_no_colour_when_not_a_terminal() {
     let dir = scratch();
     let out = Run::gate()
         .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
-        .arg("check")
+        .args(["check", "--live"])
         .run()
         .expect_status(0)
         .check();
@@ -304,7 +359,7 @@ fn a_skewed_clock_is_reported_against_the_endpoint_date() {
     assert!(fix.expect("fix").contains("5 minutes"));
     emu.set_wall_skew(-90);
     let (code, report, _) = check(&emu, "ecs-task", dir.path(), &[]);
-    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(code, Some(88), "a warning leaves the verdict to the rows not verified: {report}");
     let (s, summary, _) = status(&report, "endpoint");
     assert_eq!(s, "warn");
     assert!((85..=95).contains(&drift_secs(summary)) && summary.contains("ahead of the endpoint"), "{summary}");

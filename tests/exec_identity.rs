@@ -102,7 +102,9 @@ fn missing_program_is_127_and_not_executable_is_126() {
         .arg("definitely-not-a-program-mpgate")
         .run()
         .expect_status(127)
-        .expect_stderr_contains("mpgate: cannot execute \"definitely-not-a-program-mpgate\": not found in PATH")
+        .expect_stderr_contains(
+            "mpgate: exec-not-found: cannot execute \"definitely-not-a-program-mpgate\": not found in PATH",
+        )
         .check();
     let plain = dir.path().join("plain.txt");
     std::fs::write(&plain, "not a program").expect("write");

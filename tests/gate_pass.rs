@@ -41,7 +41,7 @@ fn a_pass_replayed_in_another_container_is_refused() {
         .args(["-q", "--", "unshare", "--uts", "sh", "-c", &script])
         .run()
         .expect_status(85)
-        .expect_stderr_contains("mpgate: no valid gate pass: the pass was made on host")
+        .expect_stderr_contains("mpgate: no-gate-pass: no valid gate pass: the pass was made on host")
         .expect_stderr_contains("this container is \"elsewhere-pod\"")
         .check();
 }

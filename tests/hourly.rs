@@ -288,10 +288,37 @@ fn unsubscribed_account_is_not_entitled_and_says_so_in_the_termination_log() {
         .expect_stderr_contains("CustomerNotEntitledException")
         .expect_stderr_contains("request id ")
         .expect_stderr_contains("must subscribe to product 8f3kq2demopaid0mpgate01")
+        .expect_stderr_contains(&format!("signed by AWS account {}", mpgate_emulator::UNSUBSCRIBED_ACCOUNT))
         .check();
     let log = std::fs::read_to_string(dir.path().join("termination-log")).expect("termination log");
     assert_eq!(log.trim_end(), out.last_line());
     assert_eq!(emu.bodies("RegisterUsage").len(), 1, "not entitled is final: no retry");
+}
+
+/// EACCES on the projected token (a non-root container without `fsGroup`): the refusal names the
+/// file and the uid and gid that cannot read it, as `mpgate check` does, and nothing reaches STS.
+#[test]
+#[ignore = "needs root: setpriv to another uid (scripts/test runs it)"]
+fn irsa_token_unreadable_by_the_container_user_names_the_path_uid_and_gid() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let token = dir.path().join("eks-token");
+    let env = emu.workload_env("eks-irsa", dir.path()).expect("env");
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod dir");
+    Run::bin("/usr/bin/setpriv".into())
+        .envs(env)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(crate::support::gate_bin())
+        .args(["exec", "--", "/bin/true"])
+        .run()
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains("mpgate: misconfigured: cannot load credentials from EKS IRSA")
+        .expect_stderr_contains(&format!("{} is not readable by uid 65534 (gid 65534)", token.display()))
+        .expect_stderr_contains("fsGroup")
+        .check();
+    assert!(emu.requests().iter().all(|r| r.op != "AssumeRoleWithWebIdentity" && r.op != "RegisterUsage"));
 }
 
 #[test]

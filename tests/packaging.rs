@@ -5,6 +5,7 @@
 
 mod aarch64;
 mod deploy;
+mod deploy_run;
 mod dockerfile;
 
 use std::path::{Path, PathBuf};

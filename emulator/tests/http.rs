@@ -6,7 +6,7 @@ use rsa::signature::Verifier;
 use std::time::Duration;
 
 mod common;
-use common::{call, ecs_creds, env_of, get, send, Creds, Reply};
+use common::{call, call_query, ecs_creds, env_of, get, send, Creds, Reply};
 
 /// RegisterUsage signed for `region` (our own signer; the boto3 conformance suite covers an independent one).
 fn register(emu: &Emulator, c: &Creds, region: &str, body: &str) -> Reply {
@@ -176,6 +176,23 @@ fn sts_assume_role_with_web_identity() {
         .expect("answer");
     assert_eq!(forged.status, 400);
     assert!(forged.body.contains("<Code>InvalidIdentityToken</Code>"));
+}
+
+/// `GetCallerIdentity` (signed, no IAM permission needed) names the account and the role of the
+/// credentials that signed it, and refuses a bad signature with STS's own code.
+#[test]
+fn sts_get_caller_identity_names_the_signers_account_and_role() {
+    let emu = Emulator::start(World::demo()).expect("start");
+    let body = "Action=GetCallerIdentity&Version=2011-06-15";
+    let creds = ecs_creds(&emu, "unsubscribed-task");
+    let ok = call_query(&emu, &creds, "us-east-1", "sts", body);
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert!(ok.body.starts_with("<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult><Arn>arn:aws:sts::444455556666:assumed-role/unsubscribed-task-task-role/unsubscribed-task</Arn>"), "{}", ok.body);
+    assert!(ok.body.contains("<Account>444455556666</Account>"), "{}", ok.body);
+    let forged = Creds { secret: "not-the-secret".into(), ..creds };
+    let refused = call_query(&emu, &forged, "us-east-1", "sts", body);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("<Code>SignatureDoesNotMatch</Code>"), "{}", refused.body);
 }
 
 #[test]

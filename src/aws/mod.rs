@@ -158,6 +158,13 @@ impl Clients {
         aws_sdk_licensemanager::Client::from_conf(config.allow_no_auth().build())
     }
 
+    /// A signed regional STS client for `GetCallerIdentity` (`mpgate check`: who the credentials
+    /// are; it needs no IAM permission and bills nothing). Endpoint locked in the release flavour.
+    pub fn sts(&self, env: &dyn Env, region: &str, credentials: Credentials) -> aws_sdk_sts::Client {
+        let config = locked_config!(aws_sdk_sts, self, env, region, Service::Sts);
+        aws_sdk_sts::Client::from_conf(config.credentials_provider(credentials).build())
+    }
+
     /// An unsigned regional STS client for `AssumeRoleWithWebIdentity` (`smithy.api#noAuth`) with a
     /// License Manager access token. Endpoint locked in the release flavour.
     pub fn sts_unsigned(&self, env: &dyn Env, region: &str) -> aws_sdk_sts::Client {
@@ -233,7 +240,8 @@ mod tests {
                 Err(e @ Error::UnsafeEnvironment(_)) => {
                     assert_eq!(e.class(), Class::Misconfigured);
                     assert!(
-                        e.to_string().starts_with("the environment sets SMITHY_CLIENT_SDK_CUSTOM_PARTITION,"),
+                        e.to_string()
+                            .starts_with("misconfigured: the environment sets SMITHY_CLIENT_SDK_CUSTOM_PARTITION,"),
                         "{e}"
                     );
                 }

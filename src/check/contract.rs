@@ -50,9 +50,23 @@ pub async fn credentials(env: &dyn Env, clients: &Clients, region: &FoundRegion)
         Ok(c) if c.source == CredentialSource::LicenseToken => Check::new(
             "credentials",
             Status::Pass,
-            format!("from {}: GetAccessToken and AssumeRoleWithWebIdentity succeeded", c.source),
-        ),
-        Ok(c) => Check::new("credentials", Status::Pass, format!("from {} (License Manager accepts any role with the consumption policy)", c.source)),
+            format!(
+                "from {}: GetAccessToken and AssumeRoleWithWebIdentity succeeded{}",
+                c.source,
+                super::probes::caller(env, clients, &region.name, &c).await
+            ),
+        )
+        .via(super::probes::CALLER_METHOD),
+        Ok(c) => Check::new(
+            "credentials",
+            Status::Pass,
+            format!(
+                "from {} (License Manager accepts any role with the consumption policy){}",
+                c.source,
+                super::probes::caller(env, clients, &region.name, &c).await
+            ),
+        )
+        .via(super::probes::CALLER_METHOD),
         Err(e) if e.class() == Class::CannotVerify => Check::new("credentials", Status::Unknown, e.to_string()),
         Err(e) => Check::new("credentials", Status::Fail, e.to_string()).fix(
             "give the task or pod a role (ECS task role, EKS IRSA) or, on premises, mount the license token secret and set AWS_WEB_IDENTITY_REFRESH_TOKEN_FILE and AWS_ROLE_ARN (docs/contract.md)",

@@ -1,8 +1,9 @@
 //! `mpgate check` for custom-metering builds: the entitlement line is one `MeterUsage` dry run per
 //! baked dimension, each reported, so an operator sees which dimension AWS refuses (e.g. a dimension
 //! the product load form lacks) rather than only the first failure.
-//! A dry run records nothing and bills nothing, but it is still a call to AWS on the buyer's account,
-//! so like every entitlement call in `check` it is sent only with `--live`.
+//! A dry run records nothing and bills nothing, and AWS answers it as the real record would
+//! (`CustomerNotEntitledException`, `AccessDeniedException`), so it is sent with or without `--live`:
+//! the subscription and the IAM permission are verified at no cost.
 //! Must not: send a real record, or touch the spool (`check` leaves no state behind).
 #![forbid(unsafe_code)]
 
@@ -19,26 +20,20 @@ pub fn applies() -> bool {
     identity::baked().is_ok_and(|b| b.pricing_model == identity::PricingModel::CustomMetering)
 }
 
-/// The `entitlement` check of a custom-metering build.
-pub async fn entitlement(env: &dyn Env, live: bool) -> Check {
-    if !live {
-        return Check::new(
-            "entitlement",
-            Status::Skip,
-            "not called: use --live to send one MeterUsage dry run per baked dimension (a dry run records and bills nothing)",
-        );
-    }
+/// The `entitlement` check of a custom-metering build, with or without `--live`.
+pub async fn entitlement(env: &dyn Env) -> Check {
     let deadline =
         env.get("MPGATE_DEADLINE").and_then(|d| crate::cli::parse_duration(&d).ok()).unwrap_or(Duration::from_secs(30));
     let deadline = Deadline::new(deadline);
-    match tokio::time::timeout(deadline.remaining(), probe(env, &deadline)).await {
+    let check = match tokio::time::timeout(deadline.remaining(), probe(env, &deadline)).await {
         Ok(check) => check,
         Err(_) => Check::new(
             "entitlement",
             Status::Unknown,
             format!("the MeterUsage dry runs did not finish within {}s", deadline.total().as_secs()),
         ),
-    }
+    };
+    check.via("MeterUsage with DryRun per baked dimension (records and bills nothing)")
 }
 
 async fn probe(env: &dyn Env, deadline: &Deadline) -> Check {

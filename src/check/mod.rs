@@ -1,5 +1,7 @@
 //! `mpgate check`: run each step the gate would run and report it as pass / warn / fail / skip /
-//! unknown, with the evidence and the fix, for a buyer's operator or a CI job.
+//! unknown, with the evidence, the method that found it and the fix, for a buyer's operator or a CI
+//! job. What was deliberately not verified (the subscription and IAM permission of an hourly or
+//! contract build without `--live`) makes the verdict `unverified`, never `pass`.
 //!
 //! Owns: the report (types, verdict, human and JSON rendering). The probes are in `probes.rs`.
 //! Must not: bill or hold anything: RegisterUsage starts hourly metering for the task, so it is only
@@ -15,7 +17,7 @@ use serde_json::json;
 use std::fmt::Write as _;
 
 /// JSON schema version of `mpgate check --json` (docs/check.md).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Outcome of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,15 +57,52 @@ pub struct Check {
     pub summary: String,
     /// What to do, when something should change.
     pub fix: Option<String>,
+    /// How the row was found (a local read, which call to AWS, or none).
+    pub method: String,
+    /// Deliberately not verified (it would bill or hold something): the verdict cannot be `pass`.
+    pub unverified: bool,
 }
 
 impl Check {
     fn new(id: &'static str, status: Status, summary: impl Into<String>) -> Check {
-        Check { id, status, summary: summary.into(), fix: None }
+        Check {
+            id,
+            status,
+            summary: summary.into(),
+            fix: None,
+            method: default_method(id).to_string(),
+            unverified: false,
+        }
     }
     fn fix(mut self, fix: impl Into<String>) -> Check {
         self.fix = Some(fix.into());
         self
+    }
+    fn via(mut self, method: impl Into<String>) -> Check {
+        self.method = method.into();
+        self
+    }
+    fn unverified(mut self) -> Check {
+        self.unverified = true;
+        self
+    }
+}
+
+/// How each row is found unless the probe says otherwise.
+fn default_method(id: &str) -> &'static str {
+    match id {
+        "identity" | "flavour" => "read from this binary (no call)",
+        "overrides" => "environment variables (no call)",
+        "platform" => "environment variables and the imds row (no AWS call)",
+        "imds" => "IMDSv2 token and placement/region (link-local HTTP, no AWS API call)",
+        "region" => "the gate's region chain (environment, ECS task metadata, IMDS)",
+        "irsa-token" => "reads the token file (no call)",
+        "credentials" => "the gate's credential chain (ECS or Pod Identity endpoint, STS AssumeRoleWithWebIdentity; none of them bills)",
+        "endpoint" => "HTTPS GET of the endpoint's root (DNS, TLS, Date header; no AWS API call)",
+        "entitlement" => "not called",
+        "environment" => "not probed",
+        "http-client" => "building the HTTP client (no call)",
+        _ => "",
     }
 }
 
@@ -76,6 +115,9 @@ pub enum Verdict {
     WouldRefuse,
     /// Nothing failed, but something could not be determined.
     CouldNotTell,
+    /// Nothing failed and nothing timed out, but something was deliberately not verified (the
+    /// subscription and IAM permission without `--live`).
+    Unverified,
 }
 
 /// Options of `mpgate check`.
@@ -105,6 +147,8 @@ pub fn verdict(checks: &[Check]) -> Verdict {
         Verdict::WouldRefuse
     } else if checks.iter().any(|c| c.status == Status::Unknown) {
         Verdict::CouldNotTell
+    } else if checks.iter().any(|c| c.unverified) {
+        Verdict::Unverified
     } else {
         Verdict::Pass
     }
@@ -117,6 +161,7 @@ impl Verdict {
             Verdict::Pass => 0,
             Verdict::WouldRefuse => crate::error::Class::CheckWouldRefuse.exit_code(),
             Verdict::CouldNotTell => crate::error::Class::CheckCouldNotTell.exit_code(),
+            Verdict::Unverified => crate::error::Class::CheckUnverified.exit_code(),
         }
     }
     fn as_str(self) -> &'static str {
@@ -124,6 +169,7 @@ impl Verdict {
             Verdict::Pass => "pass",
             Verdict::WouldRefuse => "would-refuse",
             Verdict::CouldNotTell => "could-not-tell",
+            Verdict::Unverified => "unverified",
         }
     }
 }
@@ -141,12 +187,17 @@ pub fn render_text(checks: &[Check], colour: bool) -> String {
             _ => format!("{word:<7}"),
         };
         let _ = writeln!(s, "  {painted} {:<width$}  {}", c.id, c.summary);
+        let _ = writeln!(s, "  {:<7} {:<width$}  via: {}", "", "", c.method);
         if let Some(fix) = &c.fix {
             let _ = writeln!(s, "  {:<7} {:<width$}  fix: {fix}", "", "");
         }
     }
     let v = verdict(checks);
     let _ = writeln!(s, "verdict: {} (exit {})", v.as_str(), v.exit_code());
+    let unverified: Vec<&str> = checks.iter().filter(|c| c.unverified).map(|c| c.id).collect();
+    if v == Verdict::Unverified {
+        let _ = writeln!(s, "not verified: {} (see above; mpgate check --live verifies it)", unverified.join(", "));
+    }
     s
 }
 
@@ -159,10 +210,12 @@ pub fn render_json(checks: &[Check]) -> String {
         "flavour": crate::flavour::NAME,
         "verdict": v.as_str(),
         "exit_code": v.exit_code(),
+        "not_verified": checks.iter().filter(|c| c.unverified).map(|c| c.id).collect::<Vec<_>>(),
         "checks": checks.iter().map(|c| json!({
             "id": c.id,
             "status": c.status.as_str(),
             "summary": c.summary,
+            "method": c.method,
             "fix": c.fix,
         })).collect::<Vec<_>>(),
     })

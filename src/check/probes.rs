@@ -222,12 +222,12 @@ fn irsa_token(env: &dyn Env) -> Check {
         return Check::new("irsa-token", Status::Skip, "AWS_WEB_IDENTITY_TOKEN_FILE not set (not IRSA)");
     };
     let uid = nix::unistd::getuid();
+    if let Some(unreadable) = platform::credentials::token_unreadable(&path) {
+        return Check::new("irsa-token", Status::Fail, unreadable).fix(platform::credentials::TOKEN_FILE_FIX);
+    }
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) => {
-            return Check::new("irsa-token", Status::Fail, format!("{path} is not readable by uid {uid}: {e}"))
-                .fix("set the pod's securityContext.fsGroup so the projected token is readable by this user")
-        }
+        Err(e) => return Check::new("irsa-token", Status::Fail, format!("{path} could not be read: {e}")),
     };
     let claims = text
         .trim()
@@ -263,9 +263,12 @@ fn irsa_token(env: &dyn Env) -> Check {
 
 async fn credentials(env: &dyn Env, clients: &Clients, region: &FoundRegion) -> Check {
     match platform::credentials::load(env, clients, &region.name).await {
-        Ok(c) if c.source.marketplace_accepts() => {
-            Check::new("credentials", Status::Pass, format!("from {}", c.source))
-        }
+        Ok(c) if c.source.marketplace_accepts() => Check::new(
+            "credentials",
+            Status::Pass,
+            format!("from {}{}", c.source, caller(env, clients, &region.name, &c).await),
+        )
+        .via(CALLER_METHOD),
         Ok(c) => {
             Check::new("credentials", Status::Fail, format!("from {}, which AWS Marketplace does not accept", c.source))
                 .fix(c.source.advice())
@@ -326,15 +329,20 @@ async fn probe_endpoint(url: Result<String, String>) -> Check {
 
 async fn entitlement(env: &dyn Env, live: bool) -> Check {
     if super::metering::applies() {
-        return super::metering::entitlement(env, live).await;
+        return super::metering::entitlement(env).await;
     }
     if !live {
-        return Check::new(
-            "entitlement",
-            Status::Skip,
-            "not called: RegisterUsage starts hourly metering for this task, CheckoutLicense takes a seat (use --live to call it)",
-        );
+        return not_verified(env);
     }
+    let method = if super::contract::applies() {
+        "CheckoutLicense, GetLicense, CheckInLicense (--live: a seat is held for a moment, nothing is billed)"
+    } else {
+        "RegisterUsage (--live: starts hourly metering for this task or pod)"
+    };
+    live_entitlement(env).await.via(method)
+}
+
+async fn live_entitlement(env: &dyn Env) -> Check {
     let selection = env.get("MPGATE_PRODUCT_CODE");
     let deadline =
         env.get("MPGATE_DEADLINE").and_then(|d| crate::cli::parse_duration(&d).ok()).unwrap_or(Duration::from_secs(30));
@@ -374,5 +382,67 @@ async fn entitlement(env: &dyn Env, live: bool) -> Check {
         ),
         Err(e) if e.class() == Class::CannotVerify => Check::new("entitlement", Status::Unknown, e.to_string()),
         Err(e) => Check::new("entitlement", Status::Fail, e.to_string()),
+    }
+}
+
+/// The entitlement row without `--live` for the models whose only proof bills or holds something:
+/// what stays unknown, and what `--live` costs.
+fn not_verified(env: &dyn Env) -> Check {
+    let code = identity::baked()
+        .ok()
+        .and_then(|b| b.select(env.get("MPGATE_PRODUCT_CODE").as_deref()).ok())
+        .map_or("?", |p| p.code);
+    let summary = if super::contract::applies() {
+        format!(
+            "not verified: the contract for product {code} and the role's license-manager:CheckoutLicense permission; --live checks a seat out and in again at once (CheckoutLicense, GetLicense, CheckInLicense): nothing is billed, but a seat is held for that moment, so on a contract whose seats are all in use it is refused or briefly blocks another start"
+        )
+    } else {
+        format!(
+            "not verified: the subscription to product {code} and the role's aws-marketplace:RegisterUsage permission; --live calls RegisterUsage once, which starts hourly metering for this task or pod (billed per task or pod, prorated to the second with a one-minute minimum; in a pod or task that already runs the gate it adds nothing: docs/aws-behaviour.md)"
+        )
+    };
+    Check::new("entitlement", Status::Skip, summary)
+        .fix("run mpgate check --live in the task or pod, or start the image: exit 80 is not subscribed, 82 names the missing permission")
+        .unverified()
+}
+
+/// How the `credentials` row is found when credentials load.
+pub(super) const CALLER_METHOD: &str =
+    "the gate's credential chain, then sts:GetCallerIdentity (needs no IAM permission, bills nothing)";
+
+/// Who the credentials are, from STS `GetCallerIdentity` (no permission needed, nothing billed): the
+/// role ARN and the account; when STS cannot be asked, what the credentials say of themselves.
+pub(super) async fn caller(
+    env: &dyn Env,
+    clients: &Clients,
+    region: &str,
+    c: &platform::credentials::LoadedCredentials,
+) -> String {
+    let sts = clients.sts(env, region, c.credentials.clone());
+    let asked = tokio::time::timeout(Duration::from_secs(5), sts.get_caller_identity().send()).await;
+    match asked {
+        Ok(Ok(who)) => {
+            format!("; GetCallerIdentity: {}, AWS account {}", who.arn().unwrap_or("?"), who.account().unwrap_or("?"))
+        }
+        Ok(Err(e)) => format!(
+            "{} (GetCallerIdentity failed: {})",
+            principal(env, c),
+            crate::error::one_line(&crate::error::causes(&e))
+        ),
+        Err(_) => format!("{} (GetCallerIdentity did not answer within 5s)", principal(env, c)),
+    }
+}
+
+/// The role and account the credentials act as, as far as they say so themselves (no further call):
+/// the account from STS's AssumedRoleUser ARN or the container endpoint's `AccountId`, the role from
+/// `AWS_ROLE_ARN` when STS assumed it.
+pub(super) fn principal(env: &dyn Env, c: &platform::credentials::LoadedCredentials) -> String {
+    use platform::CredentialSource as S;
+    let role = env.get("AWS_ROLE_ARN").filter(|_| matches!(c.source, S::WebIdentity | S::LicenseToken));
+    match (role, c.credentials.account_id()) {
+        (Some(r), Some(a)) => format!("; role {r}, AWS account {}", a.as_str()),
+        (Some(r), None) => format!("; role {r}"),
+        (None, Some(a)) => format!("; AWS account {}", a.as_str()),
+        (None, None) => "; the credentials do not name their AWS account".to_string(),
     }
 }

@@ -288,14 +288,49 @@ async fn prove_steps(
     crate::log::verbose(&format!("credentials from {}", creds.source));
     let hostname = nonce::hostname();
     let ctx = Context { region: &region, source: creds.source, hostname: &hostname };
+    // A not-entitled refusal names the account AWS judged: the one the credentials came with (STS's
+    // AssumedRoleUser ARN for IRSA and a license token, the container endpoint's AccountId on ECS and
+    // EKS Pod Identity), so naming it costs no further call.
+    let account = creds.credentials.account_id().map(|a| a.as_str().to_string());
+    let proof = prove_model(baked, product, &clients, env, &region, &creds, token, &ctx, nonce, deadline, progress)
+        .await
+        .map_err(|e| match &account {
+            Some(a) => e.with_account(a),
+            None => e,
+        })?;
+    Ok(Entitled {
+        product_code: product.code,
+        tier: product.tier,
+        pricing_model: baked.pricing_model,
+        region,
+        source: creds.source,
+        proof,
+    })
+}
+
+/// The pricing model's entitlement call(s), once region and credentials are known.
+#[allow(clippy::too_many_arguments)]
+async fn prove_model(
+    baked: &identity::Baked,
+    product: &'static identity::BakedProduct,
+    clients: &Clients,
+    env: &dyn Env,
+    region: &FoundRegion,
+    creds: &platform::credentials::LoadedCredentials,
+    token: Option<SharedCredentialsProvider>,
+    ctx: &Context<'_>,
+    nonce: NonceChoice<'_>,
+    deadline: &Deadline,
+    progress: &Progress,
+) -> Result<Proof, Error> {
     let proof = match baked.pricing_model {
         PricingModel::Hourly | PricingModel::Monthly => {
             let client = clients.metering(env, &region.name, creds.credentials.clone());
-            Proof::Registered(hourly::register(&client, product, &ctx, nonce, deadline, progress).await?)
+            Proof::Registered(hourly::register(&client, product, ctx, nonce, deadline, progress).await?)
         }
         PricingModel::CustomMetering => {
             let client = clients.metering(env, &region.name, creds.credentials.clone());
-            Proof::Probed(custom::probe(&client, product, baked.dimensions, &ctx, deadline, progress).await?)
+            Proof::Probed(custom::probe(&client, product, baked.dimensions, ctx, deadline, progress).await?)
         }
         PricingModel::Contract => {
             // The license token's provider refreshes itself inside the client; other sources give
@@ -307,18 +342,11 @@ async fn prove_steps(
             };
             let signer = contract::Signer { credentials: creds.credentials.clone(), refreshing };
             let licensed =
-                contract::checkout(&client, product, baked.entitlements, signer, &ctx, deadline, progress).await?;
+                contract::checkout(&client, product, baked.entitlements, signer, ctx, deadline, progress).await?;
             Proof::Licensed(Box::new(licensed))
         }
     };
-    Ok(Entitled {
-        product_code: product.code,
-        tier: product.tier,
-        pricing_model: baked.pricing_model,
-        region,
-        source: creds.source,
-        proof,
-    })
+    Ok(proof)
 }
 
 #[cfg(test)]

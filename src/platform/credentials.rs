@@ -149,7 +149,18 @@ pub async fn load_with(
         match provider.provide_credentials().await {
             Ok(credentials) => return Ok(LoadedCredentials { credentials, source }),
             Err(CredentialsError::CredentialsNotLoaded(_)) => continue,
-            Err(e) => return Err(classify(source, &e)),
+            Err(e) => {
+                if source == CredentialSource::WebIdentity {
+                    if let Some(unreadable) = env.get("AWS_WEB_IDENTITY_TOKEN_FILE").and_then(|p| token_unreadable(&p))
+                    {
+                        return Err(Error::Credentials {
+                            class: Class::Misconfigured,
+                            detail: format!("cannot load credentials from {source}: {unreadable}; {TOKEN_FILE_FIX}"),
+                        });
+                    }
+                }
+                return Err(classify(source, &e));
+            }
         }
     }
     Err(Error::Credentials {
@@ -273,6 +284,18 @@ fn container_source(env: &dyn Env) -> CredentialSource {
     } else {
         CredentialSource::ContainerEndpoint
     }
+}
+
+/// What to do when the IRSA token file cannot be read (`mpgate check` gives the same fix).
+pub const TOKEN_FILE_FIX: &str =
+    "set the pod's securityContext.fsGroup (to the container's gid) so the projected token is readable by this user";
+
+/// Why the web identity token at `path` cannot be read by this process, naming the path and the uid
+/// and gid that tried; `None` when it can be read.
+pub fn token_unreadable(path: &str) -> Option<String> {
+    let e = std::fs::File::open(path).err()?;
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    Some(format!("{path} is not readable by uid {uid} (gid {gid}): {}", crate::error::one_line(&e.to_string())))
 }
 
 /// Permanent answers (a rejected token, an unreadable file) are misconfiguration; the rest may pass.

@@ -45,7 +45,7 @@ fn cmd_naming_a_program_missing_from_path_is_127_before_registration() {
         .expect_status(127)
         .expect_one_refusal_line()
         .expect_stderr_contains(&format!(
-            "mpgate: cannot execute \"no-such-server-mpgate\": not found in PATH {}:/nonexistent; check the image's CMD and PATH (nothing was sent to AWS)",
+            "mpgate: exec-not-found: cannot execute \"no-such-server-mpgate\": not found in PATH {}:/nonexistent; check the image's CMD and PATH (nothing was sent to AWS)",
             dir.path().display()
         ))
         .check();

@@ -92,28 +92,34 @@ fn check_entitlement(emu: &Emulator, dir: &Path, args: &[&str]) -> (Option<i32>,
     (out.code(), c["status"].as_str().expect("status").into(), c["summary"].as_str().expect("summary").into())
 }
 
-/// `mpgate check` of a custom-metering build sends no MeterUsage unless `--live`; with
-/// `--live` it dry-runs every baked dimension and names the one AWS refuses.
+/// `mpgate check` of a custom-metering build dry-runs every baked dimension, with or without
+/// `--live` (a dry run bills nothing), so its verdict can be `pass`; it names the one AWS refuses.
 #[test]
-fn check_live_dry_runs_every_dimension_and_names_a_refused_one() {
+fn check_dry_runs_every_dimension_without_live_and_names_a_refused_one() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
-    let (code, status, summary) = check_entitlement(&emu, dir.path(), &[]);
-    assert_eq!((code, status.as_str()), (Some(0), "skip"), "{summary}");
-    assert!(
-        summary.contains("MeterUsage dry run per baked dimension") && !summary.contains("RegisterUsage"),
-        "{summary}"
-    );
-    assert!(emu.requests().iter().all(|r| r.op != "MeterUsage"), "nothing sent without --live");
-
-    let (code, status, summary) = check_entitlement(&emu, dir.path(), &["--live"]);
-    assert_eq!((code, status.as_str()), (Some(0), "pass"), "{summary}");
-    assert!(summary.ends_with("for every dimension: requests, gb_processed"), "{summary}");
+    for args in [&[][..], &["--live"][..]] {
+        let (code, status, summary) = check_entitlement(&emu, dir.path(), args);
+        assert_eq!((code, status.as_str()), (Some(0), "pass"), "{args:?}: {summary}");
+        assert!(summary.ends_with("for every dimension: requests, gb_processed"), "{summary}");
+    }
     let dry = emu.bodies("MeterUsage");
-    assert_eq!(dry.len(), 2, "one dry run per dimension");
+    assert_eq!(dry.len(), 4, "one dry run per dimension, per check");
     assert!(dry.iter().all(|b| b["DryRun"] == true), "{dry:?}");
     assert!(ledger(&emu).is_empty(), "check bills nothing");
     assert!(!dir.path().join("spool").exists(), "check leaves no spool behind");
+
+    // Without --live, a role without the permission and an unsubscribed account are found out.
+    for (workload, needle) in
+        [("ecs-task-no-iam", "AccessDeniedException"), ("unsubscribed-task", "CustomerNotEntitledException")]
+    {
+        let out = gate(&emu, workload, dir.path()).args(["check", "--json"]).run();
+        let json: serde_json::Value = serde_json::from_str(out.stdout().trim()).expect("json");
+        let c = json["checks"].as_array().expect("checks").iter().find(|c| c["id"] == "entitlement").expect("row");
+        assert_eq!((out.code(), c["status"].as_str()), (Some(86), Some("fail")), "{workload}: {json}");
+        assert!(c["summary"].as_str().expect("summary").contains(needle), "{workload}: {json}");
+    }
+    assert!(ledger(&emu).is_empty(), "check bills nothing");
 
     let mut world = World::demo();
     for p in world.products.iter_mut().filter(|p| p.code == METERED) {

@@ -31,7 +31,7 @@ fn documents(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn doc(rel: &str) -> Vec<Value> {
+pub(super) fn doc(rel: &str) -> Vec<Value> {
     documents(&repo_file(rel))
 }
 

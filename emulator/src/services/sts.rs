@@ -1,6 +1,8 @@
 //! STS over the AWS Query protocol (docs/aws-behaviour.md §5.4): `AssumeRoleWithWebIdentity` (unsigned;
 //! the token is the proof) for IRSA service-account tokens and for License Manager access tokens,
-//! each against the role the workload's situation trusts.
+//! each against the role the workload's situation trusts; `GetCallerIdentity` (signed; no IAM
+//! permission is needed, so it never answers AccessDenied) naming the account and the assumed-role
+//! ARN of the credentials that signed it.
 
 use crate::model::world::CredentialKind;
 use crate::state::{Principal, PrincipalKind, Shared};
@@ -20,6 +22,7 @@ pub fn handle(shared: &Shared, op: &str, req: &Incoming) -> Outcome {
     let form: HashMap<String, String> = form_urlencoded::parse(&req.body).into_owned().collect();
     match op {
         "AssumeRoleWithWebIdentity" => assume_role_with_web_identity(shared, &form),
+        "GetCallerIdentity" => get_caller_identity(shared, req),
         _ => sts_error(400, "InvalidAction", &format!("Could not find operation {op} for version 2011-06-15")),
     }
 }
@@ -130,4 +133,53 @@ fn answer(shared: &Shared, who: &Assumed, role_arn: &str, session: &str) -> Outc
         crate::wire::ids::request_id(),
     );
     sts_ok(body).workload(Some(&w.id))
+}
+
+/// `GetCallerIdentity` (botocore `GetCallerIdentityResponse`: `UserId`, `Account`, `Arn`). The
+/// signature is checked as every signed call's; its refusals keep their codes in STS's XML shape.
+fn get_caller_identity(shared: &Shared, req: &Incoming) -> Outcome {
+    let caller = match crate::services::auth::authenticate(shared, req, "sts") {
+        Ok(c) => c,
+        Err(refused) => {
+            // The same refusals under STS's own codes (STS API Reference, "Common Errors").
+            let code = match refused.error_code.as_deref() {
+                Some("InvalidSignatureException") => "SignatureDoesNotMatch",
+                Some("ExpiredTokenException") => "ExpiredToken",
+                Some("MissingAuthenticationTokenException") => "MissingAuthenticationToken",
+                Some("IncompleteSignatureException") => "IncompleteSignature",
+                _ => "InvalidClientTokenId",
+            };
+            let message = serde_json::from_str::<serde_json::Value>(&refused.body)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(String::from))
+                .unwrap_or_default();
+            return sts_error(refused.status, code, &message);
+        }
+    };
+    let p = &caller.cred.principal;
+    let w = shared.world.workload(&p.workload);
+    let role = match (w.map(|w| &w.credential), p.kind) {
+        (Some(CredentialKind::Irsa { role_arn }), PrincipalKind::Irsa) => {
+            role_arn.rsplit('/').next().unwrap_or("irsa").to_string()
+        }
+        (_, PrincipalKind::EcsTaskRole) => format!("{}-task-role", p.workload),
+        (_, PrincipalKind::PodIdentity) => format!("{}-pod-role", p.workload),
+        (Some(CredentialKind::InstanceRole { role }), _) => role.clone(),
+        (_, PrincipalKind::StaticKeys) => String::new(),
+        _ => format!("{}-role", p.workload),
+    };
+    let arn = if role.is_empty() {
+        format!("arn:aws:iam::{}:user/{}", p.account, p.workload)
+    } else {
+        format!("arn:aws:sts::{}:assumed-role/{role}/{}", p.account, p.workload)
+    };
+    let body = format!(
+        "<GetCallerIdentityResponse xmlns=\"{NS}\"><GetCallerIdentityResult><Arn>{}</Arn><UserId>AROA{}:{}</UserId><Account>{}</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></GetCallerIdentityResponse>",
+        xml_escape(&arn),
+        crate::wire::ids::random_upper(17),
+        xml_escape(&p.workload),
+        xml_escape(&p.account),
+        crate::wire::ids::request_id(),
+    );
+    sts_ok(body).workload(Some(&p.workload))
 }

@@ -85,14 +85,31 @@ pub fn ecs_creds(emu: &Emulator, id: &str) -> Creds {
 
 /// An awsJson 1.1 call (`target` = "AWSMPMeteringService.MeterUsage" etc.) signed for `service` in `region`.
 pub fn call(emu: &Emulator, c: &Creds, region: &str, service: &str, target: &str, body: &str) -> Reply {
+    signed(emu, c, region, service, "application/x-amz-json-1.1", Some(target), body)
+}
+
+/// An AWS Query protocol call (STS: `Action=GetCallerIdentity&Version=2011-06-15`) signed for
+/// `service` in `region`.
+pub fn call_query(emu: &Emulator, c: &Creds, region: &str, service: &str, body: &str) -> Reply {
+    signed(emu, c, region, service, "application/x-www-form-urlencoded", None, body)
+}
+
+fn signed(
+    emu: &Emulator,
+    c: &Creds,
+    region: &str,
+    service: &str,
+    content_type: &str,
+    target: Option<&str>,
+    body: &str,
+) -> Reply {
     let host = emu.url().trim_start_matches("http://").to_string();
     let date = mpgate_emulator::clock::amz_date(SystemTime::now());
-    let mut headers: Vec<(String, String)> = vec![
-        ("content-type".into(), "application/x-amz-json-1.1".into()),
-        ("host".into(), host),
-        ("x-amz-date".into(), date.clone()),
-        ("x-amz-target".into(), target.into()),
-    ];
+    let mut headers: Vec<(String, String)> =
+        vec![("content-type".into(), content_type.into()), ("host".into(), host), ("x-amz-date".into(), date.clone())];
+    if let Some(target) = target {
+        headers.push(("x-amz-target".into(), target.into()));
+    }
     if let Some(t) = &c.token {
         headers.push(("x-amz-security-token".into(), t.clone()));
     }
