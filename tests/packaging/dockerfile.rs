@@ -524,3 +524,34 @@ fn dockerfile_metered_images_carry_the_spool_their_entrypoint_names() {
         assert!(from.all("RUN").iter().any(|r| r.contains(&format!("mkdir -p {made}"))), "{made} is not made");
     }
 }
+
+/// issue 18 item 1: README.md, docs/configuration.md and docs/building.md show the same test-flavour
+/// build as the Dockerfile's test builder (the feature, the opt-in variable with the value build.rs
+/// wants, a target directory of its own), how the emulator signs for it and where the real key comes from.
+#[test]
+fn docs_show_the_test_flavour_build_with_its_own_output_path() {
+    let build_rs = read_repo_file("build.rs");
+    let phrase = build_rs
+        .lines()
+        .find_map(|l| l.strip_prefix("const TEST_BUILD_PHRASE: &str = \"")?.strip_suffix("\";"))
+        .expect("build.rs TEST_BUILD_PHRASE");
+    let stages = dockerfile();
+    let test_builder = stage(&stages, "mpgate-test").all("RUN").join("\n");
+    for doc in ["README.md", "docs/configuration.md", "docs/building.md"] {
+        let text = read_repo_file(doc);
+        for needle in [
+            format!("MPGATE_INSECURE_TEST_BUILD={phrase}"),
+            "--features mpgate/insecure-test-endpoints --target-dir target/test-flavour".to_string(),
+            "target/test-flavour/x86_64-unknown-linux-musl/release/mpgate".to_string(),
+            "cargo build --locked --release --target x86_64-unknown-linux-musl -p mpgate".to_string(),
+            "signing_keys".to_string(),
+            "AWS Marketplace Management Portal".to_string(),
+            "PUBLIC KEY".to_string(),
+        ] {
+            assert!(text.contains(&needle), "{doc} lacks {needle:?}");
+        }
+    }
+    assert!(test_builder.contains("--target-dir target/test-flavour"), "{test_builder}");
+    let readme = read_repo_file("README.md");
+    assert!(readme.contains("check --offline --allow-test-flavour"), "README shows the test gate's check");
+}
