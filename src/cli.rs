@@ -40,12 +40,15 @@ pub enum Command {
     Exec(ExecArgs),
     /// Explain what would stop `mpgate exec` here: platform, region, credentials, IMDS, endpoint, identity.
     #[command(
-        after_help = "Examples:\n  mpgate check\n  mpgate check --json > check.json\n  mpgate check --offline        # the baked identity only, no network (seller CI)\n  mpgate check --live           # also call RegisterUsage (starts hourly metering for this task)\n\nExit status: 0 all pass, 86 exec would refuse, 87 could not tell."
+        after_help = "Examples:\n  mpgate check\n  mpgate check --json > check.json\n  mpgate check --offline        # the baked identity only, no network (seller CI); fails on a test flavour\n  mpgate check --offline --allow-test-flavour   # the same for a test image\n  mpgate check --live           # also call RegisterUsage (starts hourly metering for this task)\n\nExit status: 0 all pass, 86 exec would refuse, 87 could not tell."
     )]
     Check {
         /// Only validate the baked identity; no environment, no network.
         #[arg(long, conflicts_with = "live")]
         offline: bool,
+        /// With --offline: accept a test-flavour binary (a test image's CI), which otherwise fails.
+        #[arg(long, requires = "offline")]
+        allow_test_flavour: bool,
         /// Also call RegisterUsage, which starts hourly metering for this task.
         #[arg(long)]
         live: bool,

@@ -83,8 +83,8 @@ pub fn run(args: Vec<OsString>, env: &dyn Env, base_env: Vec<(OsString, OsString
             pass_verify(env, max_age, json, tier)?
         }
         Some(cli::Command::Pass(cli::PassCommand::Request(args))) => pass_request(args, env)?,
-        Some(cli::Command::Check { offline, live, json }) => {
-            return check_command(env, check::Options { offline, live }, json)
+        Some(cli::Command::Check { offline, allow_test_flavour, live, json }) => {
+            return check_command(env, check::Options { offline, allow_test_flavour, live }, json)
         }
         None => return Err(Error::Usage("no command given".into()).into()),
     }

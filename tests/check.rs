@@ -214,13 +214,38 @@ fn no_region_fails_and_skips_what_needs_one() {
 
 #[test]
 fn offline_checks_only_the_baked_identity() {
-    let out = Run::gate().args(["check", "--offline", "--json"]).run();
+    let out = Run::gate().args(["check", "--offline", "--allow-test-flavour", "--json"]).run();
     let report: Value = serde_json::from_str(out.stdout().trim()).expect("json");
     let ids: Vec<&str> =
         report["checks"].as_array().expect("checks").iter().map(|c| c["id"].as_str().expect("id")).collect();
     assert_eq!(ids, ["identity", "flavour"]);
     assert_eq!(status(&report, "identity").0, "pass");
+    assert_eq!(status(&report, "flavour").0, "warn", "allowed, the test flavour still warns");
     assert_eq!(out.code(), Some(0));
+}
+
+/// issue 18 item 3: the seller's release check (`check --offline`, run by Dockerfile.example's release
+/// stage) refuses a test-flavour gate, so a test build cannot be shipped by mistake.
+#[test]
+fn offline_check_fails_on_the_test_flavour_unless_allowed() {
+    let out = Run::gate().args(["check", "--offline", "--json"]).run();
+    let report: Value = serde_json::from_str(out.stdout().trim()).expect("json");
+    assert_eq!(out.code(), Some(86), "{}", out.stdout());
+    assert_eq!(report["verdict"], "would-refuse");
+    let (word, summary, fix) = status(&report, "flavour");
+    assert_eq!(word, "fail", "{summary}");
+    assert!(summary.starts_with("test flavour"), "{summary}");
+    assert!(fix.is_some_and(|f| f.contains("--allow-test-flavour")), "{fix:?}");
+    let text = Run::gate().args(["check", "--offline"]).run().expect_status(86).check();
+    assert!(text.stdout().contains("FAIL    flavour"), "{}", text.stdout());
+    // The release flavour of the same identity passes without the flag and says so in version --json.
+    let release = crate::support::dist_dir().join("mpgate");
+    Run::bin(release.clone()).args(["check", "--offline"]).run().expect_status(0).check();
+    let version = Run::bin(release).args(["version", "--json"]).run().expect_status(0).check();
+    let v: Value = serde_json::from_str(&version.stdout()).expect("version --json");
+    assert_eq!(v["flavour"], "release");
+    // The flag belongs to the offline check only.
+    Run::gate().args(["check", "--allow-test-flavour"]).run().expect_status(2).expect_one_refusal_line().check();
 }
 
 /// The JSON schema (docs/check.md) is a contract for CI jobs: pin its keys, ids, order and values.

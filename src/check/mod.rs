@@ -125,6 +125,8 @@ pub enum Verdict {
 pub struct Options {
     /// Only the baked identity, no environment or network.
     pub offline: bool,
+    /// With `offline`: a test-flavour binary warns instead of failing.
+    pub allow_test_flavour: bool,
     /// Also call the entitlement API even where that bills (RegisterUsage).
     pub live: bool,
 }
@@ -132,7 +134,7 @@ pub struct Options {
 /// Run the checks.
 pub async fn run(env: &dyn Env, options: Options) -> Vec<Check> {
     let mut checks = probes::identity();
-    checks.push(probes::flavour());
+    checks.push(probes::flavour(options.offline && !options.allow_test_flavour));
     if options.offline {
         return checks;
     }

@@ -80,8 +80,12 @@ pub fn identity() -> Vec<Check> {
 }
 
 /// Which flavour this is.
-pub fn flavour() -> Check {
+/// `shipping` (`check --offline` without `--allow-test-flavour`, the seller's release check) makes
+/// the test flavour a failure, so a pipeline that runs it cannot ship a test gate by mistake.
+pub fn flavour(shipping: bool) -> Check {
     match crate::flavour::CHECK_FIX {
+        Some(fix) if shipping => Check::new("flavour", Status::Fail, crate::flavour::CHECK_SUMMARY)
+            .fix(format!("{fix}; for a test image, run check --offline --allow-test-flavour")),
         Some(fix) => Check::new("flavour", Status::Warn, crate::flavour::CHECK_SUMMARY).fix(fix),
         None => Check::new("flavour", Status::Pass, crate::flavour::CHECK_SUMMARY),
     }

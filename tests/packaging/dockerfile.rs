@@ -30,8 +30,26 @@ pub struct Copy {
 }
 
 /// Splits a Dockerfile into stages: continuation lines joined, comment lines dropped (as Docker does,
-/// also inside a continued instruction).
+/// also inside a continued instruction). The global `ARG`s before the first `FROM` are left out
+/// (`global_args` has them).
 pub fn parse(text: &str) -> Vec<Stage> {
+    parse_all(text).1
+}
+
+/// The global `ARG name=default` entries before the first `FROM`, as (name, default).
+pub fn global_args(text: &str) -> Vec<(String, String)> {
+    parse_all(text)
+        .0
+        .into_iter()
+        .map(|(keyword, rest)| {
+            assert_eq!(keyword, "ARG", "only ARG may come before the first FROM: {keyword} {rest}");
+            let (name, default) = rest.split_once('=').unwrap_or((&rest, ""));
+            (name.to_string(), default.to_string())
+        })
+        .collect()
+}
+
+fn parse_all(text: &str) -> (Vec<(String, String)>, Vec<Stage>) {
     let mut logical = Vec::new();
     let mut current = String::new();
     for line in text.lines().map(str::trim) {
@@ -50,6 +68,7 @@ pub fn parse(text: &str) -> Vec<Stage> {
         }
     }
     let mut stages: Vec<Stage> = Vec::new();
+    let mut globals = Vec::new();
     for instruction in logical {
         let (keyword, rest) = instruction.split_once(char::is_whitespace).unwrap_or((&instruction, ""));
         let (keyword, rest) = (keyword.to_ascii_uppercase(), rest.trim().to_string());
@@ -61,11 +80,13 @@ pub fn parse(text: &str) -> Vec<Stage> {
                 _ => panic!("unexpected FROM line: FROM {rest}"),
             };
             stages.push(Stage { base: words[0].to_string(), name, instructions: Vec::new() });
+        } else if let Some(stage) = stages.last_mut() {
+            stage.instructions.push((keyword, rest));
         } else {
-            stages.last_mut().expect("an instruction before the first FROM").instructions.push((keyword, rest));
+            globals.push((keyword, rest));
         }
     }
-    stages
+    (globals, stages)
 }
 
 impl Stage {
@@ -105,6 +126,30 @@ impl Stage {
 
 pub fn dockerfile() -> Vec<Stage> {
     parse(&read_repo_file("Dockerfile.example"))
+}
+
+/// The stage a `FROM ${ARG} AS alias` stage resolves to with the global ARG's default: the gate the
+/// images copy by default.
+fn resolve<'a>(stages: &'a [Stage], alias: &str) -> &'a Stage {
+    let from = &stage(stages, alias).base;
+    let arg =
+        from.strip_prefix("${").and_then(|a| a.strip_suffix('}')).unwrap_or_else(|| panic!("{alias}: FROM {from}"));
+    let globals = global_args(&read_repo_file("Dockerfile.example"));
+    let (_, default) = globals.iter().find(|(name, _)| name == arg).unwrap_or_else(|| panic!("no global ARG {arg}"));
+    stage(stages, default)
+}
+
+/// The stage's exec-form `RUN`s (JSON arrays): the only form a `FROM scratch` stage can run.
+fn exec_runs(stage: &Stage) -> Vec<Vec<String>> {
+    stage.all("RUN").iter().filter_map(|r| serde_json::from_str(r).ok()).collect()
+}
+
+/// The stages that copy `/mpgate` from the stage alias `gate_alias`.
+fn stages_copying<'a>(stages: &'a [Stage], gate_alias: &str) -> Vec<&'a Stage> {
+    stages
+        .iter()
+        .filter(|s| s.copies().iter().any(|c| c.from.as_deref() == Some(gate_alias) && c.dest == "/mpgate"))
+        .collect()
 }
 
 /// The stage that runs `cargo build` for mpgate.
@@ -156,7 +201,8 @@ fn dockerfile_final_stage_is_the_gate_in_exec_form_with_cmd_and_a_non_root_user(
     assert_eq!(entrypoint.last().map(String::as_str), Some("--"), "\"--\" keeps CMD's arguments away from mpgate");
     let copies = last.copies();
     let gate = copies.iter().find(|c| c.dest == entrypoint[0]).expect("ENTRYPOINT's program is copied in");
-    assert_eq!(gate.from.as_deref(), Some(builder_name.as_str()), "the gate comes from the builder stage");
+    let alias = gate.from.clone().expect("the gate comes from another stage");
+    assert_eq!(resolve(&stages, &alias).name.as_deref(), Some(builder_name.as_str()), "by default from the builder");
     let cmd = last.exec_form("CMD");
     assert!(!cmd.is_empty(), "CMD names the workload");
     assert!(copies.iter().any(|c| c.dest == cmd[0]), "CMD's program {} is copied into the final stage", cmd[0]);
@@ -182,9 +228,9 @@ fn dockerfile_entrypoint_script_variant_puts_the_gate_in_front_of_the_script() {
 /// CMD's program, `extra` (repository file, destination) pairs, and a termination log the USER can
 /// write (Kubernetes mounts it writable for the container). Copies of busybox for the demo /server are
 /// left out: the test workload replaces that server.
-fn assemble(stages: &[Stage], stage: &Stage, extra: &[(&str, &str)]) -> tempfile::TempDir {
+fn assemble(stage: &Stage, extra: &[(&str, &str)]) -> tempfile::TempDir {
     let root = scratch();
-    let builder = builder(stages).name.clone();
+    let gates = [Some("gate".to_string()), Some("test-gate".to_string())];
     let cmd = stage.exec_form("CMD");
     let put = |from: &Path, dest: &str| {
         let to = root.path().join(dest.trim_start_matches('/'));
@@ -192,7 +238,7 @@ fn assemble(stages: &[Stage], stage: &Stage, extra: &[(&str, &str)]) -> tempfile
         std::fs::copy(from, &to).unwrap_or_else(|e| panic!("{} -> {}: {e}", from.display(), to.display()));
     };
     for copy in stage.copies() {
-        if copy.from == builder {
+        if gates.contains(&copy.from) {
             put(&dist_dir().join("mpgate-test"), &copy.dest);
         } else if copy.dest == cmd[0] {
             put(&dist_dir().join("mpgate-test-workload"), &copy.dest);
@@ -237,7 +283,7 @@ fn dockerfile_final_stage_rootfs_admits_as_its_non_root_user() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let stages = dockerfile();
     let last = stages.last().expect("stages");
-    let root = assemble(&stages, last, &[]);
+    let root = assemble(last, &[]);
     let env_dir = scratch();
     let env = emu.workload_env("ecs-task", env_dir.path()).expect("env");
     let cmd = last.exec_form("CMD");
@@ -262,7 +308,7 @@ fn dockerfile_final_stage_refusal_reaches_the_termination_log() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let stages = dockerfile();
     let last = stages.last().expect("stages");
-    let root = assemble(&stages, last, &[]);
+    let root = assemble(last, &[]);
     let env_dir = scratch();
     let env = emu.workload_env("unsubscribed-task", env_dir.path()).expect("env");
     let out = container(root.path(), last, &last.exec_form("ENTRYPOINT"), &["/server", "report", "-"], env)
@@ -296,7 +342,7 @@ fn dockerfile_entrypoint_script_variant_runs_the_script_after_admission_and_refu
     let emu = Emulator::start(World::demo()).expect("emulator");
     let stages = dockerfile();
     let variant = stage(&stages, "with-entrypoint-script");
-    let root = assemble(&stages, variant, &[("deploy/docker-entrypoint.sh", "/docker-entrypoint.sh")]);
+    let root = assemble(variant, &[("deploy/docker-entrypoint.sh", "/docker-entrypoint.sh")]);
     install_host_shell(root.path());
     let env_dir = scratch();
     let env = emu.workload_env("ecs-task", env_dir.path()).expect("env");
@@ -333,7 +379,7 @@ fn dockerfile_supervise_variant_keeps_the_gate_as_pid_1_and_passes_the_status_th
     let entrypoint = variant.exec_form("ENTRYPOINT");
     assert_eq!(entrypoint, ["/mpgate", "supervise", "--"]);
     assert!(variant.user().0 != 0, "the variant runs as a non-root USER too");
-    let root = assemble(&stages, variant, &[]);
+    let root = assemble(variant, &[]);
     let env_dir = scratch();
     let env = emu.workload_env("ecs-task", env_dir.path()).expect("env");
     let cmd = variant.exec_form("CMD");
@@ -371,7 +417,7 @@ fn dockerfile_separated_supervise_variant_runs_the_workload_as_its_user_under_a_
     let emu = Emulator::start(World::demo()).expect("emulator");
     let stages = dockerfile();
     let variant = stage(&stages, "supervise-separated");
-    let root = assemble(&stages, variant, &[]);
+    let root = assemble(variant, &[]);
     let env_dir = scratch();
     let env = emu.workload_env("ecs-task", env_dir.path()).expect("env");
     let cmd = variant.exec_form("CMD");
@@ -384,4 +430,128 @@ fn dockerfile_separated_supervise_variant_runs_the_workload_as_its_user_under_a_
     // The workload cannot write into the root (mpgate, as root, could): it runs as the --user uid.
     let denied = container(root.path(), variant, &entrypoint, &[&cmd[0], "report", "/report.json"], env).run();
     assert_eq!(denied.code(), Some(99), "the workload could write to / (running as root?): {}", denied.stderr());
+}
+
+/// issue 18 item 2: `--target test` is the default image with the test-flavour gate, built by its own
+/// builder into its own target directory with the documented opt-in variable.
+#[test]
+fn dockerfile_test_target_is_the_final_image_with_a_test_flavour_gate() {
+    let stages = dockerfile();
+    let last = stages.last().expect("stages");
+    let test = stage(&stages, "test");
+    assert_eq!(test.base, "scratch");
+    for keyword in ["ENTRYPOINT", "CMD"] {
+        assert_eq!(test.exec_form(keyword), last.exec_form(keyword), "{keyword} as in the image that ships");
+    }
+    assert_eq!(test.user(), last.user());
+    let gate = test.copies().into_iter().find(|c| c.dest == "/mpgate").expect("the test gate is copied in");
+    let test_builder = resolve(&stages, gate.from.as_deref().expect("from a stage"));
+    let run = test_builder.all("RUN").join("\n");
+    for needle in ["--features mpgate/insecure-test-endpoints", "--target-dir target/test-flavour", "--locked"] {
+        assert!(run.contains(needle), "the test builder's RUN lacks {needle:?}:\n{run}");
+    }
+    let release_run = builder(&stages).all("RUN").join("\n");
+    assert!(release_run.contains("--target-dir target/release-flavour"), "{release_run}");
+    let opt_in =
+        test_builder.all("ARG").into_iter().find(|a| a.starts_with("MPGATE_INSECURE_TEST_BUILD=")).expect("opt-in");
+    let value = opt_in.split_once('=').map(|(_, v)| v).unwrap_or_default();
+    let doc = read_repo_file("docs/configuration.md");
+    assert!(doc.contains(&format!("`MPGATE_INSECURE_TEST_BUILD` | only for the test flavour | Must equal `{value}`")));
+    assert_eq!(exec_runs(test), [["/mpgate", "check", "--offline", "--allow-test-flavour"]]);
+}
+
+/// issue 18 item 3: every image that takes the release gate runs `mpgate check --offline` on the very
+/// file it ships, in exec form, before its USER; only the test targets allow the test flavour.
+#[test]
+fn dockerfile_release_images_run_the_release_check_on_the_gate_they_ship() {
+    let stages = dockerfile();
+    let release = stages_copying(&stages, "gate");
+    assert!(release.len() >= 4, "the final image and its variants copy the gate: {}", release.len());
+    for s in &release {
+        let name = s.name.as_deref().unwrap_or("(final)");
+        assert_eq!(exec_runs(s), [["/mpgate", "check", "--offline"]], "{name}");
+        let order: Vec<&str> = s.instructions.iter().map(|(k, _)| k.as_str()).collect();
+        let run = order.iter().position(|k| *k == "RUN").expect("RUN");
+        assert!(order.iter().position(|k| *k == "USER").is_none_or(|u| u > run), "{name}: RUN before USER");
+    }
+    for s in stages_copying(&stages, "test-gate") {
+        assert!(s.name.as_deref().is_some_and(|n| n.starts_with("test")), "a test gate in a release stage");
+    }
+    let allowing: Vec<&str> = stages
+        .iter()
+        .filter(|s| s.all("RUN").iter().any(|r| r.contains("--allow-test-flavour")))
+        .map(|s| s.name.as_deref().unwrap_or("(final)"))
+        .collect();
+    assert_eq!(allowing, ["mpgate-test", "test-metered", "test"], "only the test builder and targets allow it");
+}
+
+/// The RUN a release image's build makes, run on a root filesystem with the test-flavour gate (what
+/// `--build-arg MPGATE_GATE=prebuilt` with a test build in prebuilt/mpgate gives): the build stops
+/// (exit 86, the flavour named); the test target's RUN passes with the same gate, and the release
+/// image's RUN passes with the release gate.
+#[test]
+fn dockerfile_release_check_stops_a_build_that_takes_the_test_flavour() {
+    let stages = dockerfile();
+    let last = stages.last().expect("stages");
+    let root = assemble(last, &[]);
+    let [release_check] = exec_runs(last).try_into().expect("one RUN");
+    let gate = root.path().join(release_check[0].trim_start_matches('/'));
+    let out = Run::bin(gate.clone()).args(&release_check[1..]).run().expect_status(86).check();
+    assert!(out.stdout().contains("FAIL    flavour"), "{}", out.stdout());
+    let [test_check] = exec_runs(stage(&stages, "test")).try_into().expect("one RUN");
+    Run::bin(gate).args(&test_check[1..]).run().expect_status(0).check();
+    Run::bin(dist_dir().join("mpgate")).args(&release_check[1..]).run().expect_status(0).check();
+}
+
+/// issue 18 item 2: the custom-metering test image is supervise-separated with the test gate, and both
+/// carry the spool directory at the path their ENTRYPOINT names, made by the workload stage
+/// (scripts/build-images checks its owner and mode in the built image).
+#[test]
+fn dockerfile_metered_images_carry_the_spool_their_entrypoint_names() {
+    let stages = dockerfile();
+    let metered = stage(&stages, "test-metered");
+    let separated = stage(&stages, "supervise-separated");
+    assert_eq!(metered.exec_form("ENTRYPOINT"), separated.exec_form("ENTRYPOINT"));
+    assert_eq!(metered.exec_form("CMD"), separated.exec_form("CMD"));
+    assert_eq!(metered.user(), separated.user());
+    let entrypoint = metered.exec_form("ENTRYPOINT");
+    let spool = entrypoint.iter().position(|a| a == "--spool").map(|i| entrypoint[i + 1].clone()).expect("--spool");
+    for s in [metered, separated] {
+        let copy =
+            s.copies().into_iter().find(|c| c.dest == "/" && c.from.is_some()).expect("the spool tree copied in");
+        let from = stage(&stages, copy.from.as_deref().expect("from"));
+        let made = format!("{}{spool}", copy.src.trim_end_matches('/'));
+        assert!(from.all("RUN").iter().any(|r| r.contains(&format!("mkdir -p {made}"))), "{made} is not made");
+    }
+}
+
+/// issue 18 item 1: README.md, docs/configuration.md and docs/building.md show the same test-flavour
+/// build as the Dockerfile's test builder (the feature, the opt-in variable with the value build.rs
+/// wants, a target directory of its own), how the emulator signs for it and where the real key comes from.
+#[test]
+fn docs_show_the_test_flavour_build_with_its_own_output_path() {
+    let build_rs = read_repo_file("build.rs");
+    let phrase = build_rs
+        .lines()
+        .find_map(|l| l.strip_prefix("const TEST_BUILD_PHRASE: &str = \"")?.strip_suffix("\";"))
+        .expect("build.rs TEST_BUILD_PHRASE");
+    let stages = dockerfile();
+    let test_builder = stage(&stages, "mpgate-test").all("RUN").join("\n");
+    for doc in ["README.md", "docs/configuration.md", "docs/building.md"] {
+        let text = read_repo_file(doc);
+        for needle in [
+            format!("MPGATE_INSECURE_TEST_BUILD={phrase}"),
+            "--features mpgate/insecure-test-endpoints --target-dir target/test-flavour".to_string(),
+            "target/test-flavour/x86_64-unknown-linux-musl/release/mpgate".to_string(),
+            "cargo build --locked --release --target x86_64-unknown-linux-musl -p mpgate".to_string(),
+            "signing_keys".to_string(),
+            "AWS Marketplace Management Portal".to_string(),
+            "PUBLIC KEY".to_string(),
+        ] {
+            assert!(text.contains(&needle), "{doc} lacks {needle:?}");
+        }
+    }
+    assert!(test_builder.contains("--target-dir target/test-flavour"), "{test_builder}");
+    let readme = read_repo_file("README.md");
+    assert!(readme.contains("check --offline --allow-test-flavour"), "README shows the test gate's check");
 }
