@@ -224,7 +224,7 @@ fn offline_checks_only_the_baked_identity() {
     assert_eq!(out.code(), Some(0));
 }
 
-/// issue 18 item 3: the seller's release check (`check --offline`, run by Dockerfile.example's release
+/// The seller's release check (`check --offline`, run by Dockerfile.example's release
 /// stage) refuses a test-flavour gate, so a test build cannot be shipped by mistake.
 #[test]
 fn offline_check_fails_on_the_test_flavour_unless_allowed() {

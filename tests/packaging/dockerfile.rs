@@ -432,7 +432,7 @@ fn dockerfile_separated_supervise_variant_runs_the_workload_as_its_user_under_a_
     assert_eq!(denied.code(), Some(99), "the workload could write to / (running as root?): {}", denied.stderr());
 }
 
-/// issue 18 item 2: `--target test` is the default image with the test-flavour gate, built by its own
+/// `--target test` is the default image with the test-flavour gate, built by its own
 /// builder into its own target directory with the documented opt-in variable.
 #[test]
 fn dockerfile_test_target_is_the_final_image_with_a_test_flavour_gate() {
@@ -460,7 +460,7 @@ fn dockerfile_test_target_is_the_final_image_with_a_test_flavour_gate() {
     assert_eq!(exec_runs(test), [["/mpgate", "check", "--offline", "--allow-test-flavour"]]);
 }
 
-/// issue 18 item 3: every image that takes the release gate runs `mpgate check --offline` on the very
+/// Every image that takes the release gate runs `mpgate check --offline` on the very
 /// file it ships, in exec form, before its USER; only the test targets allow the test flavour.
 #[test]
 fn dockerfile_release_images_run_the_release_check_on_the_gate_they_ship() {
@@ -503,7 +503,7 @@ fn dockerfile_release_check_stops_a_build_that_takes_the_test_flavour() {
     Run::bin(dist_dir().join("mpgate")).args(&release_check[1..]).run().expect_status(0).check();
 }
 
-/// issue 18 item 2: the custom-metering test image is supervise-separated with the test gate, and both
+/// The custom-metering test image is supervise-separated with the test gate, and both
 /// carry the spool directory at the path their ENTRYPOINT names, made by the workload stage
 /// (scripts/build-images checks its owner and mode in the built image).
 #[test]
@@ -525,7 +525,7 @@ fn dockerfile_metered_images_carry_the_spool_their_entrypoint_names() {
     }
 }
 
-/// issue 18 item 1: README.md, docs/configuration.md and docs/building.md show the same test-flavour
+/// README.md, docs/configuration.md and docs/building.md show the same test-flavour
 /// build as the Dockerfile's test builder (the feature, the opt-in variable with the value build.rs
 /// wants, a target directory of its own), how the emulator signs for it and where the real key comes from.
 #[test]
