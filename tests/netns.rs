@@ -6,6 +6,10 @@
 //! add`), puts both addresses on its loopback, and runs itself again inside it (`ip netns exec`,
 //! selected by `MPGATE_NETNS_INNER`), where the emulator binds them and the gate runs. The tests are
 //! `#[ignore]`d (they need root and `ip`); scripts/test runs them, and without root or `ip` they fail.
+//!
+//! The IPv6 namespace is an EKS IPv6 cluster's view: IMDS at `[fd00:ec2::254]`, the Pod Identity
+//! agent at `[fd00:ec2::23]`, the (emulated) AWS endpoint at `[fd00::1]`, and no IPv4 address at all
+//! (127.0.0.1 is removed), so anything that falls back to IPv4 fails.
 
 use crate::hourly::{gate_as, with_workload};
 use crate::support::{scratch, Report, Run};
@@ -33,16 +37,28 @@ struct Netns {
 }
 
 impl Netns {
-    /// Creates `mpgate-<pid>-<tag>` with loopback up and both link-local addresses on it.
-    fn create(tag: &str) -> Result<Netns, String> {
+    /// Creates `mpgate-<pid>-<tag>` with loopback up and both link-local addresses on it, or with
+    /// `ipv6_only` the IPv6 addresses of the module header and no IPv4 address.
+    fn create(tag: &str, ipv6_only: bool) -> Result<Netns, String> {
         let ip = ip_bin().ok_or("no `ip` command (iproute2)")?;
         let ns = Netns { ip, name: format!("mpgate-{}-{tag}", std::process::id()) };
         ns.ip(&["netns", "add", &ns.name]).map_err(|e| format!("cannot create a network namespace ({e})"))?;
-        for args in [
-            vec!["link", "set", "lo", "up"],
-            vec!["addr", "add", "169.254.170.2/32", "dev", "lo"],
-            vec!["addr", "add", "169.254.169.254/32", "dev", "lo"],
-        ] {
+        let setup = if ipv6_only {
+            vec![
+                vec!["link", "set", "lo", "up"],
+                vec!["addr", "del", "127.0.0.1/8", "dev", "lo"],
+                vec!["addr", "add", "fd00:ec2::254/128", "dev", "lo", "nodad"],
+                vec!["addr", "add", "fd00:ec2::23/128", "dev", "lo", "nodad"],
+                vec!["addr", "add", "fd00::1/128", "dev", "lo", "nodad"],
+            ]
+        } else {
+            vec![
+                vec!["link", "set", "lo", "up"],
+                vec!["addr", "add", "169.254.170.2/32", "dev", "lo"],
+                vec!["addr", "add", "169.254.169.254/32", "dev", "lo"],
+            ]
+        };
+        for args in setup {
             let mut full = vec!["-n", ns.name.as_str()];
             full.extend(args);
             ns.ip(&full)?;
@@ -68,11 +84,20 @@ impl Drop for Netns {
 
 /// Runs `body` inside a fresh network namespace (see the module header). `test` is the test's name.
 fn in_namespace(test: &str, body: fn()) {
+    in_namespace_of(test, false, body)
+}
+
+/// As `in_namespace`, in the IPv6-only namespace of the module header.
+fn in_ipv6_namespace(test: &str, body: fn()) {
+    in_namespace_of(test, true, body)
+}
+
+fn in_namespace_of(test: &str, ipv6_only: bool, body: fn()) {
     if var(INNER).as_deref() == Some(test) {
         body();
         return;
     }
-    let ns = Netns::create(&test[..test.len().min(12)])
+    let ns = Netns::create(&test[..test.len().min(12)], ipv6_only)
         .unwrap_or_else(|why| panic!("cannot create a network namespace: {why} (needs root and iproute2)"));
     let me = std::env::current_exe().expect("test binary path");
     let mut run = Run::bin(ns.ip.clone())
@@ -193,5 +218,70 @@ fn imds_on_its_default_address_without_an_endpoint_override() {
         let refused = calls(&emu, "RegisterUsage");
         assert_eq!(refused.len(), 1, "{refused:?}");
         assert_eq!(refused[0].workload.as_deref(), Some("ec2-instance"), "signed with the IMDS credentials");
+    });
+}
+
+/// The emulated AWS endpoint in the IPv6-only namespace.
+fn ipv6_main() -> std::net::SocketAddr {
+    "[fd00::1]:0".parse().expect("address")
+}
+
+#[test]
+#[ignore = "needs root and iproute2: network namespaces (scripts/test runs it)"]
+fn ipv6_only_imds_region_and_aws_endpoint_admit() {
+    in_ipv6_namespace("ipv6_only_imds_region_and_aws_endpoint_admit", || {
+        // An IRSA pod on an EKS IPv6 cluster without region variables: region from IMDS at
+        // [fd00:ec2::254] (endpoint mode IPv6), STS and Metering at an IPv6 address.
+        let imds = vec![("eks-irsa-no-region".into(), Listen::IMDS_V6)];
+        let listen = Listen { main: ipv6_main(), imds, ..Listen::default() };
+        let emu = Emulator::start_with(World::demo(), listen).expect("emulator on [fd00::1] and [fd00:ec2::254]:80");
+        assert!(emu.url().starts_with("http://[fd00::1]:"), "{}", emu.url());
+        let dir = scratch();
+        let env = emu.workload_env("eks-irsa-no-region", dir.path()).expect("env");
+        assert_eq!(value(&env, "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE"), Some("IPv6"));
+        for absent in ["AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_EC2_METADATA_DISABLED", "AWS_REGION"] {
+            assert_eq!(value(&env, absent), None, "{absent} must not be set");
+        }
+        let out = with_workload(gate_as(&emu, "eks-irsa-no-region", dir.path()), dir.path())
+            .run()
+            .expect_stderr_contains("region from EC2 instance metadata")
+            .check();
+        assert_admitted_paid(&out, dir.path());
+        assert_ok_for(&emu, "ImdsToken", "eks-irsa-no-region");
+        assert_ok_for(&emu, "ImdsRegion", "eks-irsa-no-region");
+        let register = assert_ok_for(&emu, "RegisterUsage", "eks-irsa-no-region");
+        assert_eq!(register.len(), 1, "{register:?}");
+    });
+}
+
+#[test]
+#[ignore = "needs root and iproute2: network namespaces (scripts/test runs it)"]
+fn ipv6_pod_identity_agent_is_reached_and_marketplace_refusal_names_the_irsa_fix() {
+    in_ipv6_namespace("ipv6_pod_identity_agent_is_reached_and_marketplace_refusal_names_the_irsa_fix", || {
+        // aws-config accepts http://[fd00:ec2::23] as a container credentials URI (the EKS Pod
+        // Identity agent's IPv6 address); Marketplace then refuses Pod Identity credentials, as over IPv4.
+        let listen =
+            Listen { main: ipv6_main(), pod_identity_agent: Some(Listen::POD_IDENTITY_AGENT_V6), ..Listen::default() };
+        let emu = Emulator::start_with(World::demo(), listen).expect("emulator on [fd00::1] and [fd00:ec2::23]:80");
+        let dir = scratch();
+        let env = emu.workload_env("eks-pod-identity", dir.path()).expect("env");
+        assert_eq!(
+            value(&env, "AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+            Some("http://[fd00:ec2::23]/v1/credentials"),
+            "the agent's IPv6 URI, as EKS injects it"
+        );
+        let out = with_workload(gate_as(&emu, "eks-pod-identity", dir.path()), dir.path())
+            .run()
+            .expect_status(82)
+            .expect_stderr_contains("signed with EKS Pod Identity; AWS Marketplace Metering does not accept it")
+            .expect_stderr_contains("use IRSA")
+            .check();
+        assert!(!dir.path().join("report.json").exists(), "the workload must not run: {}", out.stderr());
+        let creds = assert_ok_for(&emu, "PodIdentityCredentials", "eks-pod-identity");
+        assert_eq!(creds[0].path, "/v1/credentials", "fetched from the agent's own path");
+        assert!(creds[0].headers.iter().any(|(k, _)| k == "authorization"), "the token file is sent");
+        let refused = calls(&emu, "RegisterUsage");
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].workload.as_deref(), Some("eks-pod-identity"), "signed with the agent's credentials");
     });
 }

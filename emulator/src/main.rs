@@ -32,7 +32,7 @@ struct Args {
 
 const USAGE: &str = "usage: mpgate-emulator [--listen 127.0.0.1:0] [--tls-listen 127.0.0.1:0]
                       [--world FILE.json] [--env-dir DIR] [--variance SEED]
-                      [--ecs-agent 169.254.170.2:80] [--imds WORKLOAD=169.254.169.254:80]...
+                      [--ecs-agent 169.254.170.2:80] [--pod-identity-agent ADDR] [--imds WORKLOAD=169.254.169.254:80]...
        (MPGATE_EMULATOR_LISTEN and MPGATE_EMULATOR_WORLD stand for --listen and --world;
         MPGATE_EMULATOR_WORLD_JSON holds the scenario itself)
        mpgate-emulator env WORKLOAD (--url URL [--dir DIR] | --dir DIR)";
@@ -121,6 +121,10 @@ fn parse_args() -> Result<Args, String> {
                 args.listen.tls_main = Some(value()?.parse().map_err(|e| format!("--tls-listen: {e}"))?);
             }
             "--ecs-agent" => args.listen.ecs_agent = Some(value()?.parse().map_err(|e| format!("--ecs-agent: {e}"))?),
+            "--pod-identity-agent" => {
+                let v = value()?;
+                args.listen.pod_identity_agent = Some(v.parse().map_err(|e| format!("--pod-identity-agent: {e}"))?);
+            }
             "--imds" => {
                 let v = value()?;
                 let (id, addr) = v.split_once('=').ok_or_else(|| format!("--imds wants WORKLOAD=ADDR, got {v:?}"))?;

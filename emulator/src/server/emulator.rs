@@ -29,7 +29,7 @@ impl Emulator {
         Self::start_on(world, SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
-    /// As `start`, on a chosen address for the main port (IMDS ports are always 127.0.0.1:0).
+    /// As `start`, on a chosen address for the main port (IMDS ports are port 0 on the same host).
     pub fn start_on(world: World, addr: SocketAddr) -> io::Result<Emulator> {
         Self::start_with(world, Listen { main: addr, ..Listen::default() })
     }
@@ -40,9 +40,11 @@ impl Emulator {
         let url = format!("http://{}", reachable(main.local_addr()?));
         let mut listeners = vec![(Site::Main, main)];
         let mut addrs = HashMap::new();
+        // An IMDS without an address of its own listens beside the main port, so that a main port on
+        // an IPv6 address needs no IPv4 address at all.
+        let beside = SocketAddr::new(listen.main.ip(), 0);
         for w in world.workloads.iter().filter(|w| w.has_imds()) {
-            let want =
-                listen.imds.iter().find(|(id, _)| *id == w.id).map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |p| p.1);
+            let want = listen.imds.iter().find(|(id, _)| *id == w.id).map_or(beside, |p| p.1);
             let l = TcpListener::bind(want)?;
             addrs.insert(w.id.clone(), l.local_addr()?);
             listeners.push((Site::Imds(w.id.clone()), l));
@@ -60,6 +62,15 @@ impl Emulator {
             }
             None => None,
         };
+        let pod_identity_agent = match listen.pod_identity_agent {
+            Some(a) => {
+                let l = TcpListener::bind(a)?;
+                let bound = l.local_addr()?;
+                listeners.push((Site::PodIdentityAgent, l));
+                Some(bound)
+            }
+            None => None,
+        };
         let (tls, tls_url) = match listen.tls_main {
             Some(a) => {
                 let l = TcpListener::bind(a)?;
@@ -70,7 +81,9 @@ impl Emulator {
             None => (None, None),
         };
         let tls_index = tls.as_ref().map(|_| listeners.len() - 1);
-        let shared = Arc::new(Shared::new(world, url, &addrs, ecs_agent, listen.variance)?);
+        let mut shared = Shared::new(world, url, &addrs, ecs_agent, listen.variance)?;
+        shared.pod_identity_agent = pod_identity_agent;
+        let shared = Arc::new(shared);
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let mut tokio_listeners = Vec::new();
         for (site, l) in listeners {

@@ -6,7 +6,9 @@
 //! `…_RELATIVE_URI` is resolved against 169.254.170.2, which only a network namespace of one's own
 //! can bind; aws-config accepts a loopback FULL_URI over plain http. With the agent on
 //! 169.254.170.2:80 (`Listen::ECS_AGENT`) the environment is exactly ECS's: a RELATIVE_URI and no
-//! token. Likewise an IMDS on 169.254.169.254:80 gets no endpoint override.
+//! token. Likewise an IMDS on 169.254.169.254:80 gets no endpoint override, and one on
+//! `[fd00:ec2::254]:80` gets `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6` as on EKS IPv6 clusters.
+//! With a Pod Identity agent listener its workloads get the agent's `/v1/credentials` URI.
 
 use super::listen::Listen;
 use crate::model::world::{CredentialKind, Platform};
@@ -15,10 +17,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 
-/// `http://host[:port]`, without `:80` as the platforms write it.
+/// `http://host[:port]`, without `:80` as the platforms write it; an IPv6 host in brackets.
 fn base(addr: SocketAddr) -> String {
     if addr.port() == 80 {
-        format!("http://{}", addr.ip())
+        match addr.ip() {
+            std::net::IpAddr::V4(ip) => format!("http://{ip}"),
+            std::net::IpAddr::V6(ip) => format!("http://[{ip}]"),
+        }
     } else {
         format!("http://{addr}")
     }
@@ -37,6 +42,8 @@ pub fn workload_env(shared: &Shared, id: &str, dir: &Path) -> io::Result<Vec<(St
     }
     match setup.imds_addr {
         Some(addr) if addr == Listen::IMDS => {}
+        // EKS IPv6 clusters: the SDKs' endpoint mode, no URL (docs/aws-behaviour.md).
+        Some(addr) if addr == Listen::IMDS_V6 => set("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv6".into()),
         Some(addr) => set("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("http://{addr}")),
         None => set("AWS_EC2_METADATA_DISABLED", "true".into()),
     }
@@ -76,7 +83,11 @@ pub fn workload_env(shared: &Shared, id: &str, dir: &Path) -> io::Result<Vec<(St
             let path = dir.join("eks-pod-identity-token");
             // A trailing newline would make aws-config's container provider reject the header value.
             std::fs::write(&path, setup.pod_token.clone().unwrap_or_default())?;
-            set("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("{url}/pod-identity/credentials"));
+            let full = match shared.pod_identity_agent {
+                Some(agent) => format!("{}/v1/credentials", base(agent)),
+                None => format!("{url}/pod-identity/credentials"),
+            };
+            set("AWS_CONTAINER_CREDENTIALS_FULL_URI", full);
             set("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", path.display().to_string());
         }
         CredentialKind::StaticKeys => {

@@ -52,7 +52,7 @@ pub async fn handle(
     let op = op_name(&site, &req);
     let site_workload = match &site {
         Site::Imds(id) => Some(id.as_str()),
-        Site::Main | Site::EcsAgent => None,
+        Site::Main | Site::EcsAgent | Site::PodIdentityAgent => None,
     };
     let mut mutation = None;
     let mut held = None;

@@ -13,7 +13,11 @@ pub struct Listen {
     /// The ECS agent: `/v2/credentials/<id>` (what `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` points
     /// at) and task metadata v4 `/v4/<container id>`. Off by default.
     pub ecs_agent: Option<SocketAddr>,
-    /// Workload id → address of the IMDS it sees, instead of 127.0.0.1:0.
+    /// The EKS Pod Identity agent: `GET /v1/credentials`, what `AWS_CONTAINER_CREDENTIALS_FULL_URI`
+    /// points at on EKS (169.254.170.23:80, or `[fd00:ec2::23]:80` on IPv6 clusters). Off by default:
+    /// Pod Identity workloads are then served on the main port.
+    pub pod_identity_agent: Option<SocketAddr>,
+    /// Workload id → address of the IMDS it sees, instead of port 0 on the main address's host.
     pub imds: Vec<(String, SocketAddr)>,
     /// A second main port speaking HTTPS (same APIs, same world and ledger), with the test certificate
     /// for 127.0.0.1/localhost from testdata/emulator-tls. Off by default. The container credential
@@ -30,6 +34,12 @@ impl Listen {
         SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 170, 2)), 80);
     /// Where EC2 serves IMDS.
     pub const IMDS: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 169, 254)), 80);
+    /// Where EC2 serves IMDS over IPv6 (`AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6`).
+    pub const IMDS_V6: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)), 80);
+    /// Where the EKS Pod Identity agent listens on IPv6 clusters.
+    pub const POD_IDENTITY_AGENT_V6: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23)), 80);
 }
 
 impl Default for Listen {
@@ -37,6 +47,7 @@ impl Default for Listen {
         Listen {
             main: SocketAddr::from(([127, 0, 0, 1], 0)),
             ecs_agent: None,
+            pod_identity_agent: None,
             imds: Vec::new(),
             tls_main: None,
             variance: None,

@@ -17,6 +17,8 @@ pub enum Site {
     Imds(String),
     /// The ECS agent's own address (169.254.170.2 in real life).
     EcsAgent,
+    /// The EKS Pod Identity agent's own address (169.254.170.23 or fd00:ec2::23 in real life).
+    PodIdentityAgent,
 }
 
 /// The operation a request on `site` is for: the name the ledger and the fault queues use.
@@ -25,6 +27,8 @@ pub fn op_name(site: &Site, req: &Incoming) -> String {
         Site::Main => main_op(req),
         Site::Imds(_) => imds::op(&req.method, &req.path).to_string(),
         Site::EcsAgent => container::agent_op(&req.path).to_string(),
+        Site::PodIdentityAgent if req.path == "/v1/credentials" => "PodIdentityCredentials".into(),
+        Site::PodIdentityAgent => "NotFound".into(),
     }
 }
 
@@ -58,6 +62,10 @@ pub fn dispatch(shared: &Shared, site: &Site, op: &str, req: &Incoming, m: Optio
             None => proto::plain(404, ""),
         },
         Site::EcsAgent => container::agent(shared, op, &req.path),
+        Site::PodIdentityAgent => match op {
+            "PodIdentityCredentials" => container::pod_identity_credentials(shared, req),
+            _ => proto::plain(404, "not found"),
+        },
         Site::Main => match op {
             "EcsCredentials" => {
                 container::ecs_credentials(shared, req.path.trim_start_matches("/ecs/credentials/"), req)

@@ -29,6 +29,8 @@ pub struct Shared {
     pub url: String,
     /// Where the ECS agent endpoints (relative credentials URI, TMDE v4) listen, if anywhere.
     pub ecs_agent: Option<SocketAddr>,
+    /// Where the EKS Pod Identity agent (`GET /v1/credentials`) listens, if anywhere.
+    pub pod_identity_agent: Option<SocketAddr>,
     /// The variance seed: answers take forms drawn from it (`model::variance`); `None` answers in
     /// the one form of each answer the emulator builds.
     pub variance: Option<u64>,
@@ -56,7 +58,17 @@ impl Shared {
             setup.insert(w.id.clone(), s);
         }
         let released = tokio::sync::watch::Sender::new(0);
-        Ok(Shared { world, keys, setup, url, ecs_agent, variance, released, inner: Mutex::new(inner) })
+        Ok(Shared {
+            world,
+            keys,
+            setup,
+            url,
+            ecs_agent,
+            pod_identity_agent: None,
+            variance,
+            released,
+            inner: Mutex::new(inner),
+        })
     }
 
     /// A poisoned lock only means a handler panicked mid-update; the ledgers are still usable.
