@@ -251,6 +251,18 @@ fn ipv6_only_imds_region_and_aws_endpoint_admit() {
         assert_ok_for(&emu, "ImdsRegion", "eks-irsa-no-region");
         let register = assert_ok_for(&emu, "RegisterUsage", "eks-irsa-no-region");
         assert_eq!(register.len(), 1, "{register:?}");
+
+        // `mpgate check` names the IPv6 endpoint as a URL (brackets) and finds IMDS over IPv6.
+        let out = Run::gate().envs(env).arg("check").arg("--json").run();
+        let report: serde_json::Value =
+            serde_json::from_str(out.stdout().trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout()));
+        let row =
+            |id: &str| report["checks"].as_array().expect("checks").iter().find(|c| c["id"] == id).cloned().expect(id);
+        let endpoint = row("endpoint");
+        let summary = endpoint["summary"].as_str().expect("summary");
+        assert!(summary.starts_with(&format!("{} reachable", emu.url())), "{endpoint}");
+        assert!(summary.starts_with("http://[fd00::1]:"), "{endpoint}");
+        assert_eq!(row("imds")["status"], "pass", "{report}");
     });
 }
 

@@ -296,7 +296,7 @@ async fn probe_endpoint(url: Result<String, String>) -> Check {
         Err(e) if e.contains("no answer") => Check::new("endpoint", Status::Unknown, e),
         // rustls's wording for a certificate verdict: worded as the refusal `mpgate exec` gives at once.
         Err(e) if e.contains("invalid peer certificate") => {
-            let host = url.trim_start_matches("https://").split(['/', ':']).next().unwrap_or(&url).to_string();
+            let host = platform::reach::host(&url).unwrap_or_else(|| url.clone());
             Check::new("endpoint", Status::Fail, format!("{url}: {e}")).fix(format!(
                 "the TLS certificate presented for {host} did not verify: something between this container and AWS intercepts TLS (a proxy or firewall), or {host} resolves to a server that is not AWS; let {host} through without TLS interception (TLS trusts only the Mozilla roots compiled into mpgate, never SSL_CERT_FILE or AWS_CA_BUNDLE)"
             ))

@@ -46,6 +46,13 @@ pub fn endpoint(source: CredentialSource, env: &dyn Env, region: &str) -> Option
     }
 }
 
+/// The host of an `http://` or `https://` URL as a refusal line names it: an IPv6 literal keeps its
+/// brackets (`[fd00::1]`), so that it reads as one address and not as a host and a port.
+pub fn host(url: &str) -> Option<String> {
+    let hp = host_port(url)?;
+    hp.rsplit_once(':').map(|(h, _)| h.to_string())
+}
+
 /// `host:port` of an `http://` or `https://` URL (the scheme's port when none is given); `None` for
 /// anything else.
 fn host_port(url: &str) -> Option<String> {
@@ -69,7 +76,7 @@ fn host_port(url: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{endpoint, host_port};
+    use super::{endpoint, host, host_port};
     use crate::platform::env::MapEnv;
     use crate::platform::CredentialSource;
 
@@ -78,6 +85,12 @@ mod tests {
         assert_eq!(host_port("http://127.0.0.1:9/v2/credentials/x").as_deref(), Some("127.0.0.1:9"));
         assert_eq!(host_port("https://sts.example.com").as_deref(), Some("sts.example.com:443"));
         assert_eq!(host_port("http://[fd00:ec2::23]/v1/credentials").as_deref(), Some("[fd00:ec2::23]:80"));
+        assert_eq!(host("https://[fd00::1]:8443/").as_deref(), Some("[fd00::1]"));
+        assert_eq!(host("https://[fd00::1]/").as_deref(), Some("[fd00::1]"));
+        assert_eq!(
+            host("https://metering.marketplace.us-east-1.amazonaws.com").as_deref(),
+            Some("metering.marketplace.us-east-1.amazonaws.com")
+        );
         assert_eq!(host_port("http://user:secret@host:8080/x").as_deref(), Some("host:8080"), "no userinfo");
         assert_eq!(host_port("ftp://host/x"), None);
         assert_eq!(host_port("not a url"), None);

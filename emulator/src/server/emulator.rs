@@ -41,8 +41,9 @@ impl Emulator {
         let mut listeners = vec![(Site::Main, main)];
         let mut addrs = HashMap::new();
         // An IMDS without an address of its own listens beside the main port, so that a main port on
-        // an IPv6 address needs no IPv4 address at all.
-        let beside = SocketAddr::new(listen.main.ip(), 0);
+        // an IPv6 address needs no IPv4 address at all; beside a wildcard main port, on loopback.
+        let host = if listen.main.ip().is_unspecified() { [127, 0, 0, 1].into() } else { listen.main.ip() };
+        let beside = SocketAddr::new(host, 0);
         for w in world.workloads.iter().filter(|w| w.has_imds()) {
             let want = listen.imds.iter().find(|(id, _)| *id == w.id).map_or(beside, |p| p.1);
             let l = TcpListener::bind(want)?;
