@@ -1,10 +1,13 @@
 //! Refusal lines name the endpoint a start could not reach: host and port, for a failed connection
 //! to Marketplace Metering (`exec` and `supervise`) and to the container credential endpoint, as
 //! `mpgate check` names them, and for a credential endpoint still loading when the deadline struck.
-//! Regions: one of no AWS partition is refused at once, naming it; one of each partition is admitted.
+//! Regions: one of no AWS partition is refused at once, naming it; one of each partition is admitted;
+//! the release gate in `cn-northwest-1` connects to the China Metering host.
 
 use crate::hourly::{gate_as, with_workload};
+use crate::rootfs::{in_chroot, rootfs};
 use crate::support::{dist_dir, scratch, Run};
+use crate::tamper::FakeAws;
 use mpgate_emulator::{Emulator, World};
 
 /// A loopback port nothing listens on: bound, then released.
@@ -134,4 +137,36 @@ fn a_region_of_every_partition_is_admitted() {
         with_workload(gate, dir.path()).run().expect_status(0).check();
         assert_eq!(emu.bodies("RegisterUsage").len(), 1, "{region}: one RegisterUsage call");
     }
+}
+
+/// The release gate in an empty root whose hosts file points the China Metering name at a local
+/// server: run in `cn-northwest-1`, it connects to `metering.marketplace.cn-northwest-1.amazonaws.com.cn`
+/// (the server logs the handshake), refuses the server's certificate under that name with 82, and
+/// does not run the workload.
+#[test]
+#[ignore = "needs root: unshare and chroot (scripts/test runs it)"]
+fn the_release_gate_in_cn_northwest_1_connects_to_the_china_metering_host() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let root = rootfs("mpgate");
+    std::fs::create_dir_all(root.path().join("etc")).expect("etc");
+    std::fs::write(root.path().join("etc/hosts"), "127.0.0.81 metering.marketplace.cn-northwest-1.amazonaws.com.cn\n")
+        .expect("hosts");
+    let dir = scratch();
+    let fake = FakeAws::start("127.0.0.81", dir.path());
+    let mut env = emu.workload_env("ecs-task", dir.path()).expect("env");
+    env.retain(|(k, _)| k != "AWS_REGION" && k != "AWS_DEFAULT_REGION");
+    env.push(("AWS_REGION".into(), "cn-northwest-1".into()));
+    in_chroot(root.path(), env)
+        .args(["exec", "--deadline", "30s", "--", "/workload", "report", "/report.json"])
+        .run()
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains(
+            "the TLS certificate presented for metering.marketplace.cn-northwest-1.amazonaws.com.cn",
+        )
+        .check();
+    let events = fake.events_once("TLS-HANDSHAKE-FAILED");
+    assert!(!events.contains("HTTP-REQUEST"), "the gate trusted the fake endpoint: {events}");
+    assert!(emu.bodies("RegisterUsage").is_empty(), "the release gate reached the emulator");
+    assert!(!root.path().join("report.json").exists(), "the workload must not run");
 }
