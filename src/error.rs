@@ -90,6 +90,9 @@ pub enum Error {
     UntrustedProductCode(String),
     /// No region from any source.
     NoRegion(String),
+    /// A region that is not an AWS region name or belongs to no AWS partition (the message names
+    /// it and where it came from).
+    UnknownRegion(String),
     /// No credentials from any source, or a source that cannot work.
     Credentials { class: Class, detail: String },
     /// An error answer from AWS.
@@ -134,6 +137,7 @@ impl Error {
             Error::Unbaked => Class::BadBuild,
             Error::UntrustedProductCode(_)
             | Error::NoRegion(_)
+            | Error::UnknownRegion(_)
             | Error::BadSignature(_)
             | Error::Spool(_)
             | Error::UnsafeEnvironment(_)
@@ -240,7 +244,7 @@ impl fmt::Display for Body<'_> {
                 f,
                 "no valid gate pass: {why}; start this container through its ENTRYPOINT (mpgate exec) and check the pass right away"
             ),
-            Error::Spool(m) | Error::UnsafeEnvironment(m) => f.write_str(m),
+            Error::Spool(m) | Error::UnsafeEnvironment(m) | Error::UnknownRegion(m) => f.write_str(m),
             Error::UntrustedCertificate { call, host, problem } => write!(
                 f,
                 "{call} did not reach AWS: the TLS certificate presented for {host} {problem}; something between this container and AWS intercepts TLS (a proxy or firewall), or {host} resolves to a server that is not AWS; let {host} through without TLS interception (mpgate trusts only the Mozilla root certificates compiled into it and never reads SSL_CERT_FILE or AWS_CA_BUNDLE)"
@@ -300,6 +304,7 @@ mod tests {
             Error::Unbaked,
             Error::UntrustedProductCode("other".into()),
             Error::NoRegion("AWS_REGION, IMDS".into()),
+            Error::UnknownRegion("AWS_REGION=\"xx-fake-1\" is in no AWS partition".into()),
             Error::BadSignature("the nonce differs".into()),
             Error::Deadline { secs: 300, last: "ThrottlingException".into() },
             Error::Exec { program: "server".into(), errno: Errno::ENOENT },

@@ -138,7 +138,7 @@ impl FakeAws {
 
     /// The events once `event` is among them: the fake logs a refused handshake only after the client
     /// has given up, so the gate's exit comes first.
-    fn events_once(&self, event: &str) -> String {
+    pub fn events_once(&self, event: &str) -> String {
         crate::support::wait_until(
             &format!("{event} in the fake endpoint's log"),
             std::time::Duration::from_secs(20),

@@ -251,4 +251,56 @@ mod tests {
         }
         assert!(Clients::new(&MapEnv::from_pairs(&[("AWS_REGION", "us-east-1")])).is_ok());
     }
+
+    /// The hosts the SDK resolves, as mpgate builds its clients, in each partition where AWS
+    /// Marketplace runs; `mpgate check` shows the Metering (or, for contract builds, License
+    /// Manager) one. With no endpoint variable set both flavours resolve them.
+    #[test]
+    fn every_partition_resolves_its_own_hosts() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let env = MapEnv::default();
+        for (region, metering, license_manager, sts) in [
+            (
+                "us-east-1",
+                "https://metering.marketplace.us-east-1.amazonaws.com",
+                "https://license-manager.us-east-1.amazonaws.com",
+                "https://sts.us-east-1.amazonaws.com",
+            ),
+            (
+                "cn-northwest-1",
+                "https://metering.marketplace.cn-northwest-1.amazonaws.com.cn",
+                "https://license-manager.cn-northwest-1.amazonaws.com.cn",
+                "https://sts.cn-northwest-1.amazonaws.com.cn",
+            ),
+            (
+                "cn-north-1",
+                "https://metering.marketplace.cn-north-1.amazonaws.com.cn",
+                "https://license-manager.cn-north-1.amazonaws.com.cn",
+                "https://sts.cn-north-1.amazonaws.com.cn",
+            ),
+            (
+                "us-gov-west-1",
+                "https://metering.marketplace.us-gov-west-1.amazonaws.com",
+                "https://license-manager.us-gov-west-1.amazonaws.com",
+                "https://sts.us-gov-west-1.amazonaws.com",
+            ),
+            (
+                "us-gov-east-1",
+                "https://metering.marketplace.us-gov-east-1.amazonaws.com",
+                "https://license-manager.us-gov-east-1.amazonaws.com",
+                "https://sts.us-gov-east-1.amazonaws.com",
+            ),
+            (
+                "eusc-de-east-1",
+                // The rule set spells the eusc host with a hyphen (its `aws-eusc` branch).
+                "https://metering-marketplace.eusc-de-east-1.amazonaws.eu",
+                "https://license-manager.eusc-de-east-1.amazonaws.eu",
+                "https://sts.eusc-de-east-1.amazonaws.eu",
+            ),
+        ] {
+            assert_eq!(rt.block_on(metering_endpoint(&env, region)).as_deref(), Ok(metering), "{region}");
+            assert_eq!(rt.block_on(license_manager_endpoint(&env, region)).as_deref(), Ok(license_manager), "{region}");
+            assert_eq!(rt.block_on(sts_lock::endpoint(&env, region)).as_deref(), Ok(sts), "{region}");
+        }
+    }
 }

@@ -7,6 +7,7 @@
 pub mod credentials;
 pub mod env;
 pub mod metadata;
+pub mod partition;
 pub mod reach;
 pub mod region;
 

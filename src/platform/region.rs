@@ -65,7 +65,7 @@ pub async fn find(env: &dyn Env, imds: Option<&crate::aws::Clients>) -> Result<F
         [("AWS_REGION", RegionSource::AwsRegion), ("AWS_DEFAULT_REGION", RegionSource::AwsDefaultRegion)]
     {
         if let Some(v) = env.get(var) {
-            return validate(v.trim(), source).map_err(|why| Error::Usage(format!("{var}={v:?} {why}")));
+            return validate(&v, source).map_err(|why| unknown(&format!("{var}={v:?}"), &why));
         }
     }
     let mut tried = vec!["AWS_REGION", "AWS_DEFAULT_REGION"];
@@ -75,17 +75,26 @@ pub async fn find(env: &dyn Env, imds: Option<&crate::aws::Clients>) -> Result<F
         let body = metadata::get(&url, TMDE_TIMEOUT).await.map_err(|e| region_error(&tried, &e))?;
         let arn = task_arn(&body).ok_or_else(|| region_error(&tried, "the task metadata has no TaskARN"))?;
         let name = arn_region(&arn).ok_or_else(|| region_error(&tried, &format!("TaskARN {arn:?} has no region")))?;
-        return validate(name, RegionSource::EcsTaskMetadata).map_err(|why| region_error(&tried, &why));
+        return validate(name, RegionSource::EcsTaskMetadata)
+            .map_err(|why| unknown(&format!("the region {name:?} of the ECS TaskARN"), &why));
     }
     if let Some(clients) = imds {
         tried.push("EC2 instance metadata");
         let region =
             aws_config::imds::region::ImdsRegionProvider::builder().imds_client(clients.imds()).build().region().await;
         if let Some(r) = region {
-            return validate(r.as_ref(), RegionSource::Imds).map_err(|why| region_error(&tried, &why));
+            return validate(r.as_ref(), RegionSource::Imds)
+                .map_err(|why| unknown(&format!("the EC2 instance metadata region {:?}", r.as_ref()), &why));
         }
     }
     Err(Error::NoRegion(tried.join(", ")))
+}
+
+/// The refusal for a region found but unusable: `what` names it and its source.
+fn unknown(what: &str, why: &str) -> Error {
+    Error::UnknownRegion(format!(
+        "{what} {why}; set AWS_REGION to the region the task or pod runs in, exactly as AWS spells it (docs/aws-behaviour.md, Partitions)"
+    ))
 }
 
 fn region_error(tried: &[&str], why: &str) -> Error {
@@ -106,17 +115,24 @@ pub fn arn_region(arn: &str) -> Option<&str> {
     parts.next().filter(|r| !r.is_empty())
 }
 
-/// Region names are lower-case words and digits joined by dashes (`us-east-1`, `eusc-de-east-1`);
-/// anything else would only produce a confusing DNS or signing failure later.
+/// Region names are lower-case words and digits joined by dashes (`us-east-1`, `eusc-de-east-1`),
+/// taken as given: no trimming or case folding, as the SDK signs and resolves the name it is given.
+/// A name must also belong to an AWS partition (`partition::of`): the SDK would send any other to
+/// the `aws` partition, a host that never resolves, and the start would wait for its deadline.
 fn validate(name: &str, source: RegionSource) -> Result<FoundRegion, String> {
     let ok = (3..=32).contains(&name.len())
         && name.split('-').count() >= 3
         && name.split('-').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
-    if ok {
-        Ok(FoundRegion { name: name.to_string(), source })
-    } else {
-        Err("is not an AWS region name (like us-east-1)".to_string())
+    if !ok {
+        return Err("is not an AWS region name (like us-east-1)".to_string());
     }
+    if super::partition::of(name).is_none() {
+        return Err(format!(
+            "is a region of no AWS partition: the AWS SDK in this build neither lists it nor matches it to the region names of {}",
+            super::partition::ids()
+        ));
+    }
+    Ok(FoundRegion { name: name.to_string(), source })
 }
 
 #[cfg(test)]
@@ -141,10 +157,36 @@ mod tests {
     }
 
     #[test]
-    fn garbage_region_is_a_usage_error_naming_the_variable() {
+    fn garbage_region_is_misconfigured_naming_the_variable() {
         let env = MapEnv::from_pairs(&[("AWS_REGION", "us east 1")]);
         let err = run(&env).expect_err("must refuse");
-        assert!(err.to_string().contains("AWS_REGION=\"us east 1\""), "{err}");
+        assert_eq!(err.class(), crate::error::Class::Misconfigured);
+        assert!(err.to_string().contains("AWS_REGION=\"us east 1\" is not an AWS region name"), "{err}");
+    }
+
+    #[test]
+    fn a_region_of_no_partition_is_refused_naming_it() {
+        for (var, value) in [
+            ("AWS_REGION", "xx-fake-1"),
+            ("AWS_REGION", "aws-cn-global"),
+            ("AWS_DEFAULT_REGION", "eusc-fr-east-1"),
+            ("AWS_REGION", "us-east-1 "),
+            ("AWS_REGION", " us-east-1"),
+            ("AWS_REGION", "US-EAST-1"),
+        ] {
+            let err = run(&MapEnv::from_pairs(&[(var, value)])).expect_err("must refuse");
+            assert!(matches!(err, Error::UnknownRegion(_)), "{value:?}: {err:?}");
+            assert!(err.to_string().starts_with(&format!("misconfigured: {var}={value:?} is ")), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_region_of_every_partition_is_accepted() {
+        for region in ["us-east-1", "cn-northwest-1", "cn-north-1", "us-gov-west-1", "us-gov-east-1", "eusc-de-east-1"]
+        {
+            let found = run(&MapEnv::from_pairs(&[("AWS_REGION", region)])).expect("accepted");
+            assert_eq!(found.name, region);
+        }
     }
 
     #[test]

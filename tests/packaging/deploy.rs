@@ -186,3 +186,29 @@ fn iam_policies_grant_exactly_the_actions_of_their_pricing_model() {
         .any(|(k, v)| k.ends_with(":sub") && v.as_str().is_some_and(|s| s.starts_with("system:serviceaccount:"))));
     assert!(condition.iter().any(|(k, v)| k.ends_with(":aud") && v == "sts.amazonaws.com"));
 }
+
+/// The IRSA trust policy of each partition names that partition's ARN prefix and its EKS OIDC
+/// issuer's DNS suffix in the provider and in every condition key; the permission policies name no
+/// ARN, so they serve every partition.
+#[test]
+fn irsa_trust_policies_use_their_partitions_arn_prefix() {
+    for (file, prefix, issuer) in [
+        ("trust-irsa", "arn:aws:iam::", ".amazonaws.com/id/"),
+        ("trust-irsa-aws-cn", "arn:aws-cn:iam::", ".amazonaws.com.cn/id/"),
+        ("trust-irsa-aws-us-gov", "arn:aws-us-gov:iam::", "oidc.eks.us-gov-"),
+    ] {
+        let [trust] = doc(&format!("deploy/iam/{file}.json")).try_into().expect("one document");
+        assert_eq!(actions(&trust), BTreeSet::from(["sts:AssumeRoleWithWebIdentity".to_string()]), "{file}");
+        let provider = trust["Statement"][0]["Principal"]["Federated"].as_str().expect("Federated");
+        assert!(provider.starts_with(prefix) && provider.contains(":oidc-provider/oidc.eks."), "{file}: {provider}");
+        let host = provider.split_once(":oidc-provider/").expect("provider").1;
+        assert!(host.contains(issuer), "{file}: {host}");
+        let condition = trust["Statement"][0]["Condition"]["StringEquals"].as_object().expect("StringEquals");
+        assert_eq!(condition.len(), 2, "{file}");
+        assert!(condition.keys().all(|k| k.starts_with(host)), "{file}: condition keys name the provider {host}");
+    }
+    for model in ["hourly", "monthly", "custom-metering", "contract"] {
+        let text = read_repo_file(&format!("deploy/iam/policy-{model}.json"));
+        assert!(!text.contains("arn:"), "deploy/iam/policy-{model}.json names an ARN, which is partition-specific");
+    }
+}
