@@ -132,7 +132,7 @@ impl FakeAws {
         FakeAws { child, log, ip }
     }
 
-    fn events(&self) -> String {
+    pub fn events(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
