@@ -23,7 +23,8 @@ use std::time::Duration;
 const METERING_VAR: &str = "AWS_ENDPOINT_URL_MARKETPLACE_METERING";
 /// A well-formed regional name of a Metering VPC endpoint in us-east-1.
 const VPCE: &str = "vpce-0a1b2c3d4e5f60718-abcd1234.metering.marketplace.us-east-1.vpce.amazonaws.com";
-/// Where the rows' names resolve in the empty root: the attacker's server (`FakeAws`).
+/// Where the rows' names resolve in the empty root: the attacker's server (`FakeAws`), on a loopback
+/// address of each test's own (they bind port 443 and run in parallel).
 const LISTENER: &str = "127.0.0.85";
 
 /// An empty root for `gate` whose hosts file sends each of `names` to `ip`.
@@ -44,9 +45,9 @@ fn gate_in(emu: &Emulator, root: &Path, extra: &[(&str, &str)]) -> Run {
     in_chroot(root, env).args(["exec", "--deadline", "30s", "--", "/workload", "report", "/report.json"])
 }
 
-/// The tamper rows: variable, value, extra variables, and a words of the rule the refusal names.
-fn rows() -> Vec<(&'static str, String, Vec<(&'static str, &'static str)>, &'static str)> {
-    let m = |value: String, rule: &'static str| (METERING_VAR, value, vec![], rule);
+/// The tamper rows: variable, value, and words of the rule the refusal names.
+fn rows() -> Vec<(&'static str, String, &'static str)> {
+    let m = |value: String, rule: &'static str| (METERING_VAR, value, rule);
     vec![
         m(format!("https://{VPCE}.evil.example"), "is not a VPC endpoint name of this service and region"),
         m("https://vpce-amazonaws.com".into(), "is not a VPC endpoint name"),
@@ -68,13 +69,11 @@ fn rows() -> Vec<(&'static str, String, Vec<(&'static str, &'static str)>, &'sta
         (
             "AWS_ENDPOINT_URL_LICENSE_MANAGER",
             format!("https://{VPCE}"),
-            vec![],
             "is not a VPC endpoint name of this service and region",
         ),
         (
             "AWS_ENDPOINT_URL_STS",
             "https://sts.us-east-1.amazonaws.com.evil.example".into(),
-            vec![],
             "is not a VPC endpoint name",
         ),
     ]
@@ -97,10 +96,8 @@ fn every_look_alike_of_a_vpc_endpoint_name_is_refused_before_any_connection() {
         "sts.us-east-1.amazonaws.com.evil.example".into(),
     ];
     let root = root_resolving("mpgate", LISTENER, &names.iter().map(String::as_str).collect::<Vec<_>>());
-    for (var, value, extra, rule) in rows() {
-        let mut vars = extra.clone();
-        vars.push((var, &value));
-        gate_in(&emu, root.path(), &vars)
+    for (var, value, rule) in rows() {
+        gate_in(&emu, root.path(), &[(var, &value)])
             .run()
             .expect_status(82)
             .expect_one_refusal_line()
@@ -120,8 +117,8 @@ fn every_look_alike_of_a_vpc_endpoint_name_is_refused_before_any_connection() {
 fn dual_stack_with_a_vpc_endpoint_is_refused_at_start() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
-    let fake = FakeAws::start(LISTENER, dir.path());
-    let root = root_resolving("mpgate", LISTENER, &[VPCE]);
+    let fake = FakeAws::start("127.0.0.87", dir.path());
+    let root = root_resolving("mpgate", "127.0.0.87", &[VPCE]);
     let url = format!("https://{VPCE}");
     gate_in(&emu, root.path(), &[(METERING_VAR, &url), ("AWS_USE_DUALSTACK_ENDPOINT", "true")])
         .run()
@@ -137,11 +134,11 @@ fn dual_stack_with_a_vpc_endpoint_is_refused_at_start() {
 
 /// The release gate connects to the host its settings name, by that name: `expect_host` is in the
 /// ClientHello's SNI, and the certificate (not issued by a public CA) is refused at once with 82.
-fn release_gate_connects_to(extra: &[(&str, &str)], expect_host: &str) {
+fn release_gate_connects_to(ip: &'static str, extra: &[(&str, &str)], expect_host: &str) {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let dir = scratch();
-    let fake = FakeAws::start(LISTENER, dir.path());
-    let root = root_resolving("mpgate", LISTENER, &[expect_host]);
+    let fake = FakeAws::start(ip, dir.path());
+    let root = root_resolving("mpgate", ip, &[expect_host]);
     gate_in(&emu, root.path(), extra)
         .run()
         .expect_status(82)
@@ -162,16 +159,20 @@ fn release_gate_connects_to(extra: &[(&str, &str)], expect_host: &str) {
 #[test]
 #[ignore = "needs root: unshare and chroot (scripts/test runs it)"]
 fn the_release_gate_connects_to_a_vpc_endpoint_named_in_the_metering_variable() {
-    release_gate_connects_to(&[(METERING_VAR, &format!("https://{VPCE}/"))], VPCE);
+    release_gate_connects_to("127.0.0.88", &[(METERING_VAR, &format!("https://{VPCE}/"))], VPCE);
     let zonal = VPCE.replace("-abcd1234.", "-abcd1234-us-east-1a.");
-    release_gate_connects_to(&[(METERING_VAR, &format!("https://{zonal}"))], &zonal);
+    release_gate_connects_to("127.0.0.88", &[(METERING_VAR, &format!("https://{zonal}"))], &zonal);
 }
 
 /// `AWS_USE_DUALSTACK_ENDPOINT=true` moves the release gate to Metering's dual-stack name.
 #[test]
 #[ignore = "needs root: unshare and chroot (scripts/test runs it)"]
 fn the_release_gate_with_dual_stack_connects_to_the_dual_stack_metering_host() {
-    release_gate_connects_to(&[("AWS_USE_DUALSTACK_ENDPOINT", "true")], "metering-marketplace.us-east-1.api.aws");
+    release_gate_connects_to(
+        "127.0.0.89",
+        &[("AWS_USE_DUALSTACK_ENDPOINT", "true")],
+        "metering-marketplace.us-east-1.api.aws",
+    );
 }
 
 /// A TLS front or a redirecting endpoint (tests/fixtures/tls_forward.py), stopped on drop.
@@ -271,4 +272,38 @@ fn a_redirect_from_the_endpoint_is_not_followed() {
         assert_eq!(redirected, 1, "{status}: {}", front.events());
         assert!(emu.bodies("RegisterUsage").is_empty(), "{status}: the redirect was followed to the emulator");
     }
+}
+
+/// IRSA with `AWS_ENDPOINT_URL_STS` naming an STS VPC endpoint of the region: aws-config's web
+/// identity provider reads that variable itself, and the STS lock (`src/aws/sts_lock.rs`) lets it
+/// reach that endpoint, by that name, and no other: the release gate's ClientHello carries the
+/// name, and the certificate, which no public CA issued, is refused with 82.
+#[test]
+#[ignore = "needs root: unshare and chroot (scripts/test runs it)"]
+fn irsa_reaches_sts_at_a_vpc_endpoint_named_in_aws_endpoint_url_sts() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let ip = "127.0.0.90";
+    let sts = "vpce-0a1b2c3d4e5f60718-abcd1234.sts.us-east-1.vpce.amazonaws.com";
+    let fake = FakeAws::start(ip, dir.path());
+    let root = root_resolving("mpgate", ip, &[sts]);
+    let mut env: Vec<(String, String)> = emu
+        .workload_env("eks-irsa", root.path())
+        .expect("env")
+        .into_iter()
+        .map(|(k, v)| if k == "AWS_WEB_IDENTITY_TOKEN_FILE" { (k, "/eks-token".to_string()) } else { (k, v) })
+        .collect();
+    env.push(("AWS_ENDPOINT_URL_STS".into(), format!("https://{sts}")));
+    in_chroot(root.path(), env)
+        .args(["exec", "--deadline", "30s", "--", "/workload", "report", "/report.json"])
+        .run()
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains(&format!("the TLS certificate presented for {sts}"))
+        .check();
+    let events = fake.events_once("TLS-HANDSHAKE-FAILED");
+    assert!(events.lines().any(|l| l == format!("SNI {sts}")), "no ClientHello for {sts}: {events}");
+    let ops: Vec<String> = emu.requests().into_iter().map(|r| r.op).collect();
+    assert!(!ops.iter().any(|op| op == "AssumeRoleWithWebIdentity" || op == "RegisterUsage"), "{ops:?}");
+    assert!(!root.path().join("report.json").exists(), "the workload must not run");
 }
