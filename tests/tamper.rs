@@ -96,8 +96,9 @@ fn row03_license_manager_endpoint_url_naming_no_vpc_endpoint_is_refused_by_relea
     release_row_refuses_the_variable(&emu, root.path(), "AWS_ENDPOINT_URL_LICENSE_MANAGER", "exec");
 }
 
-// Row 4, AWS_ENDPOINT_URL_STS: tests/rootfs.rs `release_flavour_irsa_sts_is_not_redirectable`; for a
-// profile's web identity, tests/after_admission/order.rs.
+// Row 4, STS: `AWS_ENDPOINT_URL` moving IRSA's STS call is refused by the STS lock, tests/rootfs.rs
+// `release_flavour_irsa_sts_is_not_redirectable`; `AWS_ENDPOINT_URL_STS` naming no VPC endpoint is
+// refused at start, and both for a profile's web identity, tests/after_admission/order.rs.
 
 #[test]
 #[ignore = "needs root: unshare and chroot (scripts/test runs it)"]
