@@ -8,8 +8,8 @@
 //! every name in the rows resolves to sees anything. The positive controls show the same listener
 //! does see the release gate when the name is well formed: it connects by that name (the SNI of its
 //! ClientHello) and refuses the certificate, which no public CA issued. With private DNS the AWS
-//! name itself resolves to the endpoint, and nothing in mpgate changes: the test gate is admitted
-//! through a TLS front at `metering.marketplace.us-east-1.amazonaws.com` on a loopback address.
+//! name itself resolves to the endpoint and nothing in mpgate changes: tests/netns.rs
+//! `private_dns_*` admit the test gate through a TLS front at the AWS name on a private address.
 
 use crate::rootfs::{in_chroot, rootfs};
 use crate::support::{dist_dir, scratch, Run};
@@ -28,7 +28,7 @@ const VPCE: &str = "vpce-0a1b2c3d4e5f60718-abcd1234.metering.marketplace.us-east
 const LISTENER: &str = "127.0.0.85";
 
 /// An empty root for `gate` whose hosts file sends each of `names` to `ip`.
-fn root_resolving(gate: &str, ip: &str, names: &[&str]) -> tempfile::TempDir {
+pub fn root_resolving(gate: &str, ip: &str, names: &[&str]) -> tempfile::TempDir {
     let root = rootfs(gate);
     std::fs::create_dir_all(root.path().join("etc")).expect("etc");
     let hosts: String = names.iter().map(|n| format!("{ip} {n}\n")).collect();
@@ -176,14 +176,14 @@ fn the_release_gate_with_dual_stack_connects_to_the_dual_stack_metering_host() {
 }
 
 /// A TLS front or a redirecting endpoint (tests/fixtures/tls_forward.py), stopped on drop.
-struct Front {
+pub struct Front {
     child: Child,
     log: PathBuf,
     port: u16,
 }
 
 impl Front {
-    fn start(args: &[&str], dir: &Path) -> Front {
+    pub fn start(args: &[&str], dir: &Path) -> Front {
         let log = dir.join("front.log");
         let mut child = Command::new("python3")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls_forward.py"))
@@ -201,8 +201,16 @@ impl Front {
         Front { child, log, port }
     }
 
-    fn events(&self) -> String {
+    pub fn events(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A TLS front on `ip`:443 for `name`, with a certificate the emulator's test CA signs (which
+    /// the test flavour trusts), forwarding to `upstream` (`host:port`).
+    pub fn tls_for(name: &str, ip: &str, upstream: &str, dir: &Path) -> Front {
+        let tls = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/emulator-tls");
+        let (ca, key) = (format!("{tls}/ca.pem"), format!("{tls}/ca.key"));
+        Front::start(&["forward", ip, "443", &ca, &key, name, upstream], dir)
     }
 }
 
@@ -211,38 +219,6 @@ impl Drop for Front {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Private DNS: the AWS name resolves to the endpoint, which presents a certificate for that name.
-/// Here the test gate (which trusts the emulator's test CA) with no endpoint variable at all calls
-/// `metering.marketplace.us-east-1.amazonaws.com`, which the root's hosts file sends to a TLS front
-/// with a certificate for that name signed by the test CA, forwarding to the emulator: admitted.
-#[test]
-#[ignore = "needs root: unshare and chroot (scripts/test runs it)"]
-fn with_private_dns_the_gate_is_admitted_at_the_aws_name_with_no_setting() {
-    let emu = Emulator::start(World::demo()).expect("emulator");
-    let dir = scratch();
-    let name = "metering.marketplace.us-east-1.amazonaws.com";
-    let ip = "127.0.0.86";
-    let upstream = emu.url().rsplit(':').next().expect("port").trim_end_matches('/').to_string();
-    let tls = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/emulator-tls");
-    let front = Front::start(
-        &["forward", ip, "443", &format!("{tls}/ca.pem"), &format!("{tls}/ca.key"), name, &upstream],
-        dir.path(),
-    );
-    let root = root_resolving("mpgate-test", ip, &[name]);
-    let env_dir = scratch();
-    let mut env = emu.workload_env("ecs-task", env_dir.path()).expect("env");
-    env.retain(|(k, _)| !k.starts_with("AWS_ENDPOINT_URL"));
-    in_chroot(root.path(), env)
-        .args(["exec", "--deadline", "30s", "--", "/workload", "report", "/report.json"])
-        .run()
-        .expect_status(0)
-        .check();
-    assert!(front.events().lines().any(|l| l == format!("SNI {name}")), "{}", front.events());
-    assert!(front.events().contains("FORWARDED"), "{}", front.events());
-    assert_eq!(emu.bodies("RegisterUsage").len(), 1, "one RegisterUsage through the front");
-    assert!(root.path().join("report.json").exists(), "the workload runs");
 }
 
 /// The SDK follows no redirect: an endpoint answering 301 or 307 with a `Location` at the emulator
