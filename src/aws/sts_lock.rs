@@ -27,7 +27,7 @@ use std::fmt;
 /// (the regional endpoint in the region's partition, dual-stack when switched on).
 pub async fn endpoint(env: &dyn Env, region: &str) -> Result<String, String> {
     use aws_sdk_sts::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
-    let (url, dual) = super::endpoint_settings(env, super::Service::Sts, region)?;
+    let (url, dual) = super::endpoints::endpoint_settings(env, super::Service::Sts, region)?;
     if let Some(url) = url {
         return Ok(url);
     }
@@ -36,10 +36,9 @@ pub async fn endpoint(env: &dyn Env, region: &str) -> Result<String, String> {
         .use_dual_stack(dual)
         .build()
         .map_err(|e| format!("endpoint parameters: {e}"))?;
-    let endpoint = DefaultResolver::new()
-        .resolve_endpoint(&params)
-        .await
-        .map_err(|e| format!("the AWS SDK has no STS endpoint for {region}{}: {e}", super::dual_words(dual)))?;
+    let endpoint = DefaultResolver::new().resolve_endpoint(&params).await.map_err(|e| {
+        format!("the AWS SDK has no STS endpoint for {region}{}: {e}", super::endpoints::dual_words(dual))
+    })?;
     Ok(endpoint.url().to_string())
 }
 
