@@ -283,3 +283,35 @@ fn irsa_reaches_sts_at_a_vpc_endpoint_named_in_aws_endpoint_url_sts() {
     assert!(!ops.iter().any(|op| op == "AssumeRoleWithWebIdentity" || op == "RegisterUsage"), "{ops:?}");
     assert!(!root.path().join("report.json").exists(), "the workload must not run");
 }
+
+/// `mpgate check` (release) probes the VPC endpoint the Metering variable names, and says so in the
+/// endpoint row's method; a variable naming no VPC endpoint fails the row with the refusal's reason.
+#[test]
+#[ignore = "needs root: unshare and chroot (scripts/test runs it)"]
+fn check_probes_the_vpc_endpoint_and_names_the_variable() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let ip = "127.0.0.91";
+    let _fake = FakeAws::start(ip, dir.path());
+    let root = root_resolving("mpgate", ip, &[VPCE]);
+    let row = |value: &str| {
+        let env_dir = scratch();
+        let mut env = emu.workload_env("ecs-task", env_dir.path()).expect("env");
+        env.push((METERING_VAR.into(), value.into()));
+        let out = in_chroot(root.path(), env).args(["check", "--json"]).run();
+        let report: serde_json::Value =
+            serde_json::from_str(out.stdout().trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stderr()));
+        let checks = report["checks"].as_array().expect("checks").clone();
+        checks.into_iter().find(|c| c["id"] == "endpoint").expect("endpoint row")
+    };
+    let named = row(&format!("https://{VPCE}"));
+    assert_eq!(named["status"], "fail", "{named}");
+    let summary = named["summary"].as_str().expect("summary");
+    assert!(summary.starts_with(&format!("https://{VPCE}: ")) && summary.contains("certificate"), "{named}");
+    let method = named["method"].as_str().expect("method");
+    assert!(method.ends_with("; VPC endpoint (from AWS_ENDPOINT_URL_MARKETPLACE_METERING)"), "{named}");
+    let refused = row(&format!("https://{VPCE}:8443"));
+    assert_eq!(refused["status"], "fail", "{refused}");
+    let summary = refused["summary"].as_str().expect("summary");
+    assert!(summary.starts_with(&format!("{METERING_VAR}=\"https://{VPCE}:8443\" is not used: ")), "{refused}");
+}

@@ -169,10 +169,7 @@ pub async fn environment(env: &dyn Env, live: bool) -> Vec<Check> {
     if contract {
         checks.push(super::contract::credentials(env, &clients, &region).await);
         let check = probe_endpoint(super::contract::endpoint_url(env, &region).await).await;
-        checks.push(match crate::aws::endpoint_via(env, crate::aws::Service::LicenseManager) {
-            Some(via) => check.via(via),
-            None => check,
-        });
+        checks.push(named_by_the_environment(check, env, crate::aws::Service::LicenseManager));
     } else {
         checks.push(credentials(env, &clients, &region).await);
         checks.push(endpoint(env, &region).await);
@@ -292,8 +289,16 @@ async fn credentials(env: &dyn Env, clients: &Clients, region: &FoundRegion) -> 
 
 async fn endpoint(env: &dyn Env, region: &FoundRegion) -> Check {
     let check = probe_endpoint(crate::aws::metering_endpoint(env, &region.name).await).await;
-    match crate::aws::endpoint_via(env, crate::aws::Service::Metering) {
-        Some(via) => check.via(via),
+    named_by_the_environment(check, env, crate::aws::Service::Metering)
+}
+
+/// The endpoint row, saying in its method where the URL came from when the environment named it.
+fn named_by_the_environment(check: Check, env: &dyn Env, service: crate::aws::Service) -> Check {
+    match crate::aws::endpoint_via(env, service) {
+        Some(via) => {
+            let method = format!("{}; {via}", check.method);
+            check.via(method)
+        }
         None => check,
     }
 }
