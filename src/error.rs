@@ -119,6 +119,9 @@ pub enum Error {
     /// The TLS certificate presented for an AWS endpoint did not verify against the compiled-in roots
     /// (TLS interception, or the name resolving to another server): no retry can fix it.
     UntrustedCertificate { call: &'static str, host: String, problem: String },
+    /// The endpoint answered with an HTTP redirect that is not an AWS error answer: AWS's APIs do not
+    /// redirect, and neither the SDK nor mpgate follows one, so no retry can fix it.
+    Redirected { call: &'static str, status: u16, location: Option<String> },
     /// A stop signal arrived before the workload started; `seat` says what became of a license
     /// seat the start had taken (empty when it took none).
     Stopped { signal: nix::sys::signal::Signal, seat: String },
@@ -142,6 +145,7 @@ impl Error {
             | Error::Spool(_)
             | Error::UnsafeEnvironment(_)
             | Error::UntrustedCertificate { .. }
+            | Error::Redirected { .. }
             | Error::Unsendable { .. } => Class::Misconfigured,
             Error::Credentials { class, .. }
             | Error::Aws { class, .. }
@@ -249,6 +253,11 @@ impl fmt::Display for Body<'_> {
                 f,
                 "{call} did not reach AWS: the TLS certificate presented for {host} {problem}; something between this container and AWS intercepts TLS (a proxy or firewall), or {host} resolves to a server that is not AWS; let {host} through without TLS interception (mpgate trusts only the Mozilla root certificates compiled into it and never reads SSL_CERT_FILE or AWS_CA_BUNDLE)"
             ),
+            Error::Redirected { call, status, location } => write!(
+                f,
+                "{call} was answered with an HTTP {status} redirect{}, which no AWS endpoint sends and mpgate does not follow; something between this container and AWS answers in its place (a proxy, a captive portal, or the endpoint's name resolving to another server): let the AWS endpoint through",
+                location.as_deref().map(|l| format!(" to {l:?}")).unwrap_or_default()
+            ),
             Error::Stopped { signal, seat } => write!(
                 f,
                 "{signal} arrived before the workload started, so it was not started{seat}; start the container again to run it"
@@ -313,6 +322,7 @@ mod tests {
             Error::Spool("/var/lib/mpgate is read-only; mount a volume".into()),
             Error::UnsafeEnvironment("SMITHY_CLIENT_SDK_CUSTOM_PARTITION is set; unset it".into()),
             Error::UntrustedCertificate { call: "RegisterUsage", host: "h".into(), problem: "has expired".into() },
+            Error::Redirected { call: "RegisterUsage", status: 307, location: Some("http://elsewhere/".into()) },
             Error::Unsendable { call: "RegisterUsage", detail: "bad header".into() },
             Error::Internal("out of memory".into()),
         ];

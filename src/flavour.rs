@@ -37,7 +37,8 @@ pub fn extra_trusted_keys() -> &'static [&'static [u8]] {
 const TEST_KEY_DER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/emulator-test-key.der"));
 
 /// The endpoint URL a hand-built AWS client sends to instead of the SDK's regional endpoint;
-/// `variable` is the service's own `AWS_ENDPOINT_URL_*`. Always `None` in the release flavour.
+/// `variable` is the service's own `AWS_ENDPOINT_URL_*`. Always `None` in the release flavour, which
+/// accepts only a VPC endpoint's name there, by the one rule of `aws::vpce` that both flavours share.
 pub fn endpoint_override(env: &dyn Env, variable: &str) -> Option<String> {
     if TEST {
         env.get(variable).or_else(|| env.get("AWS_ENDPOINT_URL"))
@@ -95,7 +96,7 @@ pub const CHECK_FIX: Option<&str> =
 pub const OVERRIDE_EFFECT: &str = if TEST {
     "honoured for Metering by this test flavour"
 } else {
-    "ignored for Marketplace Metering by the release flavour"
+    "the release flavour ignores AWS_ENDPOINT_URL and uses a service's AWS_ENDPOINT_URL_* only when it names an interface VPC endpoint of the region, refusing to start (exit 82) otherwise"
 };
 
 #[cfg(test)]

@@ -25,3 +25,4 @@ mod supervise;
 mod tamper;
 mod tokens;
 mod variance;
+mod vpce;

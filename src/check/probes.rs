@@ -116,7 +116,11 @@ pub fn overrides(env: &dyn Env) -> Check {
             "; an IRSA or profile credential request that the SDK would send there is refused (exit 82; docs/security.md)"
         });
     }
-    Check::new("overrides", Status::Warn, summary).fix("unset them; they cannot help the gate")
+    Check::new("overrides", Status::Warn, summary).fix(if crate::flavour::NAME == "test" {
+        "unset them; they cannot help a shipped gate"
+    } else {
+        "unset every one of them except a service's AWS_ENDPOINT_URL_* naming an interface VPC endpoint (docs/operating.md, Private subnets)"
+    })
 }
 
 /// Platform, region, credentials, IRSA token, IMDS, endpoint, entitlement.
@@ -164,7 +168,8 @@ pub async fn environment(env: &dyn Env, live: bool) -> Vec<Check> {
     };
     if contract {
         checks.push(super::contract::credentials(env, &clients, &region).await);
-        checks.push(probe_endpoint(super::contract::endpoint_url(env, &region).await).await);
+        let check = probe_endpoint(super::contract::endpoint_url(env, &region).await).await;
+        checks.push(named_by_the_environment(check, env, crate::aws::Service::LicenseManager));
     } else {
         checks.push(credentials(env, &clients, &region).await);
         checks.push(endpoint(env, &region).await);
@@ -283,7 +288,19 @@ async fn credentials(env: &dyn Env, clients: &Clients, region: &FoundRegion) -> 
 }
 
 async fn endpoint(env: &dyn Env, region: &FoundRegion) -> Check {
-    probe_endpoint(crate::aws::metering_endpoint(env, &region.name).await).await
+    let check = probe_endpoint(crate::aws::metering_endpoint(env, &region.name).await).await;
+    named_by_the_environment(check, env, crate::aws::Service::Metering)
+}
+
+/// The endpoint row, saying in its method where the URL came from when the environment named it.
+fn named_by_the_environment(check: Check, env: &dyn Env, service: crate::aws::Service) -> Check {
+    match crate::aws::endpoint_via(env, service) {
+        Some(via) => {
+            let method = format!("{}; {via}", check.method);
+            check.via(method)
+        }
+        None => check,
+    }
 }
 
 /// DNS, TLS and the clock of the endpoint at `url` (Metering, or License Manager for contract builds).
