@@ -37,6 +37,20 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::time::{Duration, Instant, SystemTime};
 
+/// The records `run` leaves for later in one round: those of the dimensions `waiting` for their slot
+/// in the hour starting `hour`, and those of `hour` itself or later, which were not closed when the
+/// slots were looked at (an hour that closes during the round waits for its own slots).
+struct Slots {
+    hour: u64,
+    waiting: Vec<String>,
+}
+
+impl Slots {
+    fn holds(&self, dimension: &str, hour: u64) -> bool {
+        hour >= self.hour || self.waiting.iter().any(|w| w == dimension)
+    }
+}
+
 /// How often the usage file is read and closed hours are sent.
 const POLL: Duration = Duration::from_secs(5);
 /// How long a record refused for a reason that may pass waits before it is tried again.
@@ -91,8 +105,8 @@ impl<'a> Meter<'a> {
     pub async fn run(&mut self) -> Error {
         loop {
             self.ingest(false);
-            let (waiting, next) = self.slots();
-            if let Err(Halt::NotEntitled(refusal)) = self.send_ready(false, None, &waiting).await {
+            let (slots, next) = self.slots();
+            if let Err(Halt::NotEntitled(refusal)) = self.send_ready(false, None, Some(&slots)).await {
                 return refusal;
             }
             self.state.prune(self.clock.now());
@@ -100,9 +114,9 @@ impl<'a> Meter<'a> {
         }
     }
 
-    /// The dimensions whose closed hours wait for their slot in the current hour, and the time until
-    /// the first of those slots. A slot drawn now is told on the verbose log.
-    fn slots(&mut self) -> (Vec<String>, Option<Duration>) {
+    /// Which records wait for their slot in the current hour, and the time until the first of those
+    /// slots. A slot drawn now is told on the verbose log.
+    fn slots(&mut self) -> (Slots, Option<Duration>) {
         let now_ms = self.clock.now_ms();
         let current = hour_of(now_ms / 1000);
         let mut dimensions: Vec<&str> = self
@@ -126,7 +140,7 @@ impl<'a> Meter<'a> {
                 next = Some(next.map_or(at - now_ms, |n| n.min(at - now_ms)));
             }
         }
-        (waiting, next.map(Duration::from_millis))
+        (Slots { hour: current, waiting }, next.map(Duration::from_millis))
     }
 
     /// After the workload exited: read the rest of the usage file, send every hour including the
@@ -141,7 +155,7 @@ impl<'a> Meter<'a> {
         let mut refusal = None;
         let mut late = None;
         if self.not_entitled.is_none() {
-            let outcome = tokio::time::timeout_at(until.into(), self.send_ready(true, Some(until), &[])).await;
+            let outcome = tokio::time::timeout_at(until.into(), self.send_ready(true, Some(until), None)).await;
             match outcome {
                 Ok(Ok(())) => {}
                 Ok(Err(Halt::NotEntitled(e))) => refusal = Some(e),
@@ -167,16 +181,17 @@ impl<'a> Meter<'a> {
         }
     }
 
-    /// Send every ready record that is not held and whose dimension is not `waiting` for its slot
-    /// (the in-flight one first, whatever its slot: it may already be recorded).
-    async fn send_ready(&mut self, closing: bool, until: Option<Instant>, waiting: &[String]) -> Result<(), Halt> {
+    /// Send every ready record that is not held and, with `slots`, whose slot has come (the in-flight
+    /// one first, whatever its slot: it may already be recorded).
+    async fn send_ready(&mut self, closing: bool, until: Option<Instant>, slots: Option<&Slots>) -> Result<(), Halt> {
         loop {
             let bucket = match self.state.in_flight.clone() {
                 Some(b) => b,
                 None => {
                     let (held, now) = (&self.held, Instant::now());
                     let waits = |d: &str, h: u64| {
-                        waiting.iter().any(|w| w == d) || held.get(&(d.to_string(), h)).is_some_and(|(t, _)| *t > now)
+                        slots.is_some_and(|s| s.holds(d, h))
+                            || held.get(&(d.to_string(), h)).is_some_and(|(t, _)| *t > now)
                     };
                     match self.state.next_record(self.clock.now(), closing, &waits) {
                         Some(b) => {
