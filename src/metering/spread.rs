@@ -7,7 +7,7 @@
 //!
 //! Why per hour and per dimension: a fixed per-process offset would give two unlucky pods the same
 //! second every hour, and one draw per pod would send a pod's records in a clump; independent draws
-//! spread the fleet's records evenly (measured: bench/meter-hour-model, docs/performance.md).
+//! spread the fleet's records evenly (modelled by bench/meter-hour-model, docs/performance.md).
 //! Why the bound is safe: a record of the hour starting H is dated at H or later and, sent by
 //! H + 1 h + `MAX`, is at most 1 h 30 min old, against AWS's 6 hours; the retries of a throttled record
 //! and the 5-minute hold of a refused one still leave over 4 hours.
