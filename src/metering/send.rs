@@ -322,3 +322,16 @@ fn slot_line(dimension: &str, hour: u64, after_ms: u64, bound: Duration) {
 fn warn(m: &str) {
     crate::log::warn(m);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Slots;
+
+    #[test]
+    fn a_round_holds_waiting_dimensions_and_hours_that_closed_during_it() {
+        let slots = Slots { hour: 7200, waiting: vec!["requests".into()] };
+        assert!(slots.holds("requests", 3600), "its slot has not come");
+        assert!(!slots.holds("gb_processed", 3600), "its slot has come");
+        assert!(slots.holds("gb_processed", 7200), "closed after the slots were looked at: waits for its own");
+    }
+}
