@@ -93,7 +93,7 @@ def run(groups, env, url):
     runs, procs = [], []
     for name, path, count, at in groups:
         runs.append({"name": name, "path": path, "n": count, "at": at, "procs": [], "done": [None] * count,
-                     "codes": [None] * count, "code": product_code(path)})
+                     "codes": [None] * count, "code": product_code(path) if len(groups) > 1 else None})
     deadline = start + 600
     while time.monotonic() < deadline:
         now = time.monotonic() - start

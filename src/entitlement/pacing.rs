@@ -92,12 +92,16 @@ mod tests {
     const S: fn(u64) -> Duration = Duration::from_secs;
 
     /// A seeded stream of draws in [0, 1) (splitmix64), so a failing property names the seed that
-    /// reproduces it. `PACING_SEED` picks the seed; the default is fixed.
+    /// reproduces it. `MPGATE_PACING_SEED` picks the seed; the default is fixed.
     struct Draws(u64);
     impl Draws {
         fn seeded() -> Self {
-            let seed = std::env::var("PACING_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-            println!("pacing draws: PACING_SEED={seed}");
+            #[allow(clippy::disallowed_methods)] // the test harness is configured by its environment
+            let seed = std::env::var("MPGATE_PACING_SEED").ok().map(|s| {
+                s.trim().parse::<u64>().unwrap_or_else(|e| panic!("MPGATE_PACING_SEED={s:?} is not a u64: {e}"))
+            });
+            let seed = seed.unwrap_or(20);
+            println!("pacing draws: MPGATE_PACING_SEED={seed}");
             Draws(seed)
         }
         fn next(&mut self) -> f64 {
