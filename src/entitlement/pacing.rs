@@ -16,10 +16,11 @@
 //! first second and the gates of a fleet spread their retries over the following seconds. After
 //! that the pause is drawn from the upper half of a window of [`FLOOR`] or a share ([`SHARE`]) of
 //! the time since the gate started, whichever is longer. A gate that has waited T comes back within
-//! T/5, which keeps the fleet's tail near 1.1x the ideal N/5 s, and a gate makes O(log T) attempts, so
-//! requests per admission grow with log N. Equal jitter, not a fixed grid: a gate that drew a time
-//! just after another's would otherwise lose the token to it at every round, and the gates
-//! throttled late in a start would be the same ones each time (bench/pacing-model compares both).
+//! T/5, which keeps the fleet's tail a small share of the ideal N/5 s, and a gate makes O(log T)
+//! attempts, so requests per admission grow with log N. Equal jitter, not a fixed grid of times per
+//! gate: on a grid, a gate whose times fall just after another's would lose the token to it at every
+//! round, and the gates throttled late in a start would be the same ones each time
+//! (bench/pacing-model compares both).
 //! docs/performance.md ("Fleet start against the 5 requests/s quota") gives the model and the
 //! measured figures, and why a gate that sees only its own throttles cannot do with a constant
 //! number of requests per admission.
