@@ -4,7 +4,7 @@
 mod common;
 
 use common::{call, ecs_creds, send};
-use mpgate_emulator::{Emulator, Fault, SeatState, World, CONTRACT_SKU, MARKETPLACE_FINGERPRINT, METERED, PAID};
+use mpgate_emulator::{Emulator, Fault, SeatState, World, CONTRACT_SKU, FREE, MARKETPLACE_FINGERPRINT, METERED, PAID};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const METER: &str = "AWSMPMeteringService.MeterUsage";
@@ -81,6 +81,29 @@ fn quotas_throttle_per_account_when_enabled() {
     assert!(statuses.contains(&400), "{statuses:?}");
     let throttled = emu.requests().iter().filter(|r| r.error_code.as_deref() == Some("ThrottlingException")).count();
     assert!(throttled >= 1);
+}
+
+#[test]
+fn the_products_of_one_account_share_its_register_usage_quota() {
+    let emu = Emulator::start(World::demo()).expect("start");
+    let c = ecs_creds(&emu, "ecs-task");
+    let target = "AWSMPMeteringService.RegisterUsage";
+    let register = |code: &str| {
+        let body = format!(r#"{{"ProductCode":"{code}","PublicKeyVersion":1}}"#);
+        call(&emu, &c, "us-east-1", "aws-marketplace", target, &body).status
+    };
+    emu.set_quotas(true);
+    // One token, refilled after 100 s: product A takes it, then B and A are throttled.
+    emu.set_quota_rate("RegisterUsage", 0.01);
+    let statuses = [register(PAID), register(FREE), register(PAID)];
+    assert_eq!(statuses, [200, 400, 400], "one bucket for the account, at the rate set");
+    let throttled: Vec<_> = emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.error_code.as_deref() == Some("ThrottlingException"))
+        .map(|r| r.op)
+        .collect();
+    assert_eq!(throttled, ["RegisterUsage", "RegisterUsage"]);
 }
 
 #[test]

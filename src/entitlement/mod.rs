@@ -102,10 +102,6 @@ pub struct Deadline {
     /// tokio's clock (the real one outside tests), so tests can run the pacing on a paused clock.
     start: Instant,
     total: Duration,
-    /// Failed attempts of every start-up call so far: each call's retries go on from the windows
-    /// the start has reached (a second dimension or key version late in a wait does not ramp from
-    /// 0.5 s again).
-    failures: Cell<u32>,
     /// Whether a pause has already been cut short for a last attempt.
     cut: Cell<bool>,
     /// The stop signal that arrived (`signals::prove_or_stop`): no further attempt starts.
@@ -115,13 +111,7 @@ pub struct Deadline {
 impl Deadline {
     /// Starts now.
     pub fn new(total: Duration) -> Self {
-        Deadline {
-            start: Instant::now(),
-            total,
-            failures: Cell::new(0),
-            cut: Cell::new(false),
-            stopped: Cell::new(None),
-        }
+        Deadline { start: Instant::now(), total, cut: Cell::new(false), stopped: Cell::new(None) }
     }
     /// Start no further attempt: `signal` is stopping the start (the attempt in flight may finish).
     pub fn stop(&self, signal: nix::sys::signal::Signal) {
@@ -137,7 +127,8 @@ impl Deadline {
     }
 
     /// After a transient failure of `call`'s attempt `attempt`: record it, then sleep the pause
-    /// `pacing` chooses for the start's failures so far. The one retry policy of the start-up calls
+    /// `pacing` chooses for the time since the start (so a second dimension or key version late in
+    /// a wait goes on with the windows the start has reached). The one retry policy of the start-up calls
     /// to AWS Marketplace and License Manager (RegisterUsage, MeterUsage dry run, CheckoutLicense,
     /// GetLicense; the Containers Anywhere token exchange retries on its own, see
     /// `license::anywhere`). A pause that would cross the deadline is cut short, once per start, to
@@ -154,8 +145,7 @@ impl Deadline {
     ) -> Result<(), Error> {
         let last = format!("{call} attempt {attempt}: {transient}");
         progress.failed(last.clone());
-        self.failures.set(self.failures.get().saturating_add(1));
-        let wait = pacing::pause(self.failures.get(), self.start.elapsed());
+        let wait = pacing::pause(self.start.elapsed());
         let left = self.remaining();
         let wait = if wait < left {
             wait
@@ -372,20 +362,19 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_first_pause_is_the_upper_half_of_the_first_window() {
+    async fn the_first_retry_is_in_the_seconds_after_the_first() {
         let slept = pause(&Deadline::new(S(300)), "RegisterUsage", 1).await.expect("fits");
-        assert!(slept >= Duration::from_millis(250) && slept < Duration::from_millis(500), "slept {slept:?}");
+        let (first, floor) = (super::pacing::FIRST_RETRY, super::pacing::FLOOR);
+        assert!(slept >= first && slept <= first + floor, "slept {slept:?}");
     }
 
     #[tokio::test(start_paused = true)]
     async fn windows_go_on_across_the_calls_of_one_start() {
         let deadline = Deadline::new(S(300));
-        for attempt in 1..=2 {
-            pause(&deadline, "MeterUsage dry run (dimension a)", attempt).await.expect("fits");
-        }
-        // Third failure of the start, first of this call: the 1-2 s half of the 2 s window.
+        advance(S(100)).await;
+        // First failure of this call, 100 s into the start: the 10-20 s upper half of a 20 s window.
         let slept = pause(&deadline, "MeterUsage dry run (dimension b)", 1).await.expect("fits");
-        assert!(slept >= S(1) && slept < S(2), "slept {slept:?}");
+        assert!(slept >= S(10) && slept <= S(20), "slept {slept:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -395,7 +384,6 @@ mod tests {
             // 100 s into a 104 s budget, the window is 20 s: every pause would cross the deadline.
             let deadline = Deadline::new(S(104));
             advance(S(100)).await;
-            deadline.failures.set(20);
             let cut = pause(&deadline, "RegisterUsage", 21).await.expect("one last try");
             // The draw is below 1 s, but tokio's timer rounds a sleep up to the next millisecond, so
             // a draw in its last millisecond sleeps exactly 1 s.
@@ -415,7 +403,6 @@ mod tests {
     async fn with_no_more_than_the_last_try_left_a_crossing_pause_gives_up() {
         let deadline = Deadline::new(S(100));
         advance(S(100) - LAST_TRY).await;
-        deadline.failures.set(20);
         pause(&deadline, "CheckoutLicense", 3).await.expect_err("no cut with only LAST_TRY left");
     }
 

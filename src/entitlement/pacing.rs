@@ -2,57 +2,71 @@
 //! error. Owns the numbers and the randomness; `Deadline::pause_or_give_up` owns the sleeping.
 //!
 //! The case that shapes it is a fleet start: N gates of one AWS account start together against
-//! RegisterUsage's 5 requests/s quota (docs/aws-behaviour.md §2.7), and the fleet cannot be through before
-//! N/5 s. A gate knows neither N nor how many are ahead of it: a `ThrottlingException` says only "not
-//! now" (no Retry-After). Two costs pull against each other:
+//! RegisterUsage's 5 requests/s quota (docs/aws-behaviour.md §2.7), which other products of the
+//! account may share, and the fleet cannot be through before N/5 s. A gate knows neither N nor how
+//! many are ahead of it: a `ThrottlingException` says only "not now" (no Retry-After), and until its
+//! one success a gate sees nothing else, so whatever it does is one random schedule of attempt times
+//! set by the time since it started. Two costs pull against each other:
 //! - **the tail**: once few gates are left the quota idles, and the last one starts only at its next
 //!   attempt, so the wait between attempts late in a start is added to the fleet's total time;
 //! - **the storm**: every attempt while the quota is exhausted is a throttled request.
 //!
-//! A fixed cap on the pause (full jitter up to a few seconds) keeps the tail short, but a gate then
-//! retries every few seconds however long it waits: its requests grow with its wait, and so with N.
-//! Here the pause is drawn from the upper half of a window that doubles from [`FIRST`] with every
-//! failed attempt of the start and is capped at [`FLOOR`] or a share ([`SHARE`]) of the time since
-//! the gate started, whichever is longer. A gate that has waited T when the quota frees up comes back
-//! within T/5, so the fleet's tail stays within about 1.2x the ideal N/5 s, and a gate makes
-//! O(log T) attempts instead of O(T): requests per admission grow with log N, not N (both policies
-//! measured with bench/fleet.py in docs/performance.md, "Fleet start against the 5 requests/s
-//! quota"). Equal jitter instead of full jitter, because a draw near zero is a wasted request while
-//! the quota is exhausted; the spread of the half window keeps gates that started together from
-//! falling into step. Because the wait grows with the time already spent, a
-//! transient outage costs at most about a fifth more than the outage itself.
+//! The first attempt goes out at once (a gate alone is admitted at once); the first retry is drawn
+//! uniformly from [`FIRST_RETRY`, `FIRST_RETRY` + [`FLOOR`]), so a gate makes one request in its
+//! first second and the gates of a fleet spread their retries over the following seconds. After
+//! that the pause is drawn from the upper half of a window of [`FLOOR`] or a share ([`SHARE`]) of
+//! the time since the gate started, whichever is longer. A gate that has waited T comes back within
+//! T/5, which keeps the fleet's tail a small share of the ideal N/5 s, and a gate makes O(log T)
+//! attempts, so requests per admission grow with log N. Equal jitter, not a fixed grid of times per
+//! gate: on a grid, a gate whose times fall just after another's would lose the token to it at every
+//! round, and the gates throttled late in a start would be the same ones each time
+//! (bench/pacing-model compares both).
+//! docs/performance.md ("Fleet start against the 5 requests/s quota") gives the model and the
+//! measured figures, and why a gate that sees only its own throttles cannot do with a constant
+//! number of requests per admission.
 //!
 //! The tail bound holds while the fleet fits in the start-up deadline: with the default 5 minutes,
 //! about 1,300 gates of one account and region can start at once (300 s / 1.15 x 5/s); beyond that
-//! the last ones are refused (exit 81) and retried by their orchestrator. bench/pacing-model models
-//! both, with the deadline.
+//! the last ones are refused (exit 81) and retried by their orchestrator.
 #![forbid(unsafe_code)]
 
 use std::time::Duration;
 
-/// The window of the first retry; each later window doubles it.
-pub const FIRST: Duration = Duration::from_millis(500);
-/// Windows may always grow to this, however short the wait so far: a fleet of a few dozen gates
-/// (ideal a few seconds) must not retry every few milliseconds.
-pub const FLOOR: Duration = Duration::from_secs(3);
-/// Beyond [`FLOOR`], a window is at most this share of the time already waited.
+/// No retry before this time into the start: every gate's first second holds one request.
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// The shortest window: the first retry is drawn from [`FIRST_RETRY`, `FIRST_RETRY` + `FLOOR`), and
+/// windows are never shorter, however short the wait so far, so a fleet of a few dozen gates (ideal
+/// a few seconds) does not retry every few hundred milliseconds.
+pub const FLOOR: Duration = Duration::from_secs(4);
+/// Beyond [`FLOOR`], a window is this share of the time already waited.
 pub const SHARE: f64 = 0.2;
 
-/// The window after the `attempt`th failed attempt (1-based), `waited` into the start.
-pub fn window(attempt: u32, waited: Duration) -> Duration {
-    doubling(FIRST, attempt).min(FLOOR.max(waited.mul_f64(SHARE)))
+/// The window a pause is drawn from (its upper half), `waited` into the start.
+pub fn window(waited: Duration) -> Duration {
+    FLOOR.max(waited.mul_f64(SHARE))
+}
+
+/// The pause after a failed attempt `waited` into the start, for `draw` uniform in [0, 1): before
+/// [`FIRST_RETRY`], to a point of [`FIRST_RETRY`, `FIRST_RETRY` + [`FLOOR`]); after it, equal
+/// jitter, uniform in [w/2, w] of [`window`].
+pub fn pause_for(waited: Duration, draw: f64) -> Duration {
+    let draw = draw.clamp(0.0, 1.0);
+    if let Some(early) = FIRST_RETRY.checked_sub(waited).filter(|d| !d.is_zero()) {
+        return early + FLOOR.mul_f64(draw);
+    }
+    let half = window(waited) / 2;
+    half + half.mul_f64(draw)
+}
+
+/// The pause after a failed attempt `waited` into the start, drawn from the OS.
+pub fn pause(waited: Duration) -> Duration {
+    pause_for(waited, unit_random())
 }
 
 /// `base` doubled for every attempt after the first (`base * 2^(attempt-1)`), the doubling stopping
 /// at 2^16 so that no count of attempts overflows.
 fn doubling(base: Duration, attempt: u32) -> Duration {
     base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-}
-
-/// The pause after the `attempt`th failed attempt: equal jitter, uniform in [w/2, w] of [`window`].
-pub fn pause(attempt: u32, waited: Duration) -> Duration {
-    let half = window(attempt, waited) / 2;
-    half + half.mul_f64(unit_random())
 }
 
 /// Full jitter, for the retries that keep their own bounded attempt counts outside the start-up
@@ -78,32 +92,93 @@ mod tests {
 
     const S: fn(u64) -> Duration = Duration::from_secs;
 
-    #[test]
-    fn windows_double_from_the_first_up_to_the_floor_early_in_a_start() {
-        let w: Vec<_> = (1..=5).map(|a| window(a, S(1))).collect();
-        assert_eq!(w, [Duration::from_millis(500), S(1), S(2), S(3), S(3)]);
+    /// A seeded stream of draws in [0, 1) (splitmix64), so a failing property names the seed that
+    /// reproduces it. `MPGATE_PACING_SEED` picks the seed; the default is fixed.
+    struct Draws(u64);
+    impl Draws {
+        fn seeded() -> Self {
+            #[allow(clippy::disallowed_methods)] // the test harness is configured by its environment
+            let seed = std::env::var("MPGATE_PACING_SEED").ok().map(|s| {
+                s.trim().parse::<u64>().unwrap_or_else(|e| panic!("MPGATE_PACING_SEED={s:?} is not a u64: {e}"))
+            });
+            let seed = seed.unwrap_or(20);
+            println!("pacing draws: MPGATE_PACING_SEED={seed}");
+            Draws(seed)
+        }
+        fn next(&mut self) -> f64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// The attempt times of one gate throttled at every attempt until `until`, attempts taking no time.
+    fn schedule(draws: &mut Draws, until: Duration) -> Vec<Duration> {
+        let mut times = vec![Duration::ZERO];
+        loop {
+            let last = *times.last().expect("never empty");
+            let next = last + pause_for(last, draws.next());
+            if next > until {
+                return times;
+            }
+            times.push(next);
+        }
     }
 
     #[test]
-    fn late_in_a_start_a_window_is_a_fifth_of_the_wait() {
-        assert_eq!(window(30, S(100)), S(20));
-        assert_eq!(window(30, S(10)), S(3), "the floor holds below 15 s");
-        assert_eq!(window(2, S(100)), S(1), "doubling still limits the early attempts");
-        assert_eq!(window(u32::MAX, Duration::MAX), Duration::from_millis(500).saturating_mul(1 << 16));
+    fn one_request_in_a_gates_first_second_then_retries_spread_over_the_floor() {
+        let mut draws = Draws::seeded();
+        let mut first_retries = Vec::new();
+        for _ in 0..2000 {
+            let times = schedule(&mut draws, S(300));
+            assert_eq!(times.iter().filter(|t| **t < FIRST_RETRY).count(), 1, "{times:?}");
+            first_retries.push(times[1]);
+        }
+        assert!(first_retries.iter().all(|t| *t >= FIRST_RETRY && *t < FIRST_RETRY + FLOOR), "{first_retries:?}");
+        // Spread over the whole window, not bunched: each second of it holds about a quarter.
+        for second in 1..5 {
+            let n = first_retries.iter().filter(|t| t.as_secs() == second).count();
+            assert!((400..600).contains(&n), "{n} of 2000 first retries in second {second}");
+        }
+        // Whenever an early attempt failed (a slow connect, a second call), the retry still waits.
+        for waited in [0, 1, 500, 999] {
+            let waited = Duration::from_millis(waited);
+            assert!(waited + pause_for(waited, 0.0) >= FIRST_RETRY, "after {waited:?}");
+        }
     }
 
     #[test]
-    fn pauses_stay_in_the_upper_half_of_their_window() {
-        for attempt in 1..40 {
-            for waited in [S(0), S(7), S(60), S(280)] {
-                let (w, p) = (window(attempt, waited), pause(attempt, waited));
-                assert!(
-                    p >= w / 2 && p <= w,
-                    "attempt {attempt} waited {waited:?}: {p:?} outside [{:?}, {w:?}]",
-                    w / 2
-                );
+    fn every_gap_is_in_the_upper_half_of_the_floor_or_of_a_fifth_of_the_wait() {
+        let mut draws = Draws::seeded();
+        for _ in 0..200 {
+            let times = schedule(&mut draws, S(300));
+            for pair in times[1..].windows(2) {
+                let (at, gap) = (pair[0], pair[1] - pair[0]);
+                let w = FLOOR.max(at.mul_f64(SHARE));
+                assert!(gap >= w / 2 && gap <= w, "at {at:?}: gap {gap:?} outside [{:?}, {w:?}]", w / 2);
             }
         }
+        assert_eq!(window(S(10)), FLOOR, "the floor holds below 20 s");
+        assert_eq!(window(S(100)), S(20));
+        assert_eq!(pause_for(S(100), 0.0), S(10));
+        assert_eq!(pause_for(S(100), 1.0), S(20));
+        assert_eq!(pause_for(Duration::MAX, 2.0), Duration::MAX.mul_f64(SHARE), "no overflow, draw clamped");
+    }
+
+    #[test]
+    fn attempts_grow_with_the_log_of_the_wait() {
+        let mut draws = Draws::seeded();
+        let counts: Vec<usize> = [S(20), S(60), S(200), S(300)]
+            .into_iter()
+            .map(|until| (0..200).map(|_| schedule(&mut draws, until).len()).max().expect("200 gates"))
+            .collect();
+        // 20 s: the first attempt, the first retry and floor-sized pauses (at least 2 s) after it;
+        // then each further attempt at least 1.1x the wait before it.
+        assert!(counts[0] <= 2 + 19 / 2, "{counts:?}");
+        assert!(counts[3] <= counts[0] + 29, "past 20 s at most ln(300/20)/ln(1.1) = 28.4 attempts: {counts:?}");
+        assert!(counts.windows(2).all(|c| c[0] <= c[1]), "{counts:?}");
     }
 
     #[test]

@@ -162,7 +162,13 @@ fn throttling_and_server_errors_are_retried_with_the_same_client_token() {
     emu.inject("CheckoutLicense", Fault::Throttle);
     emu.inject("CheckoutLicense", Fault::InternalError);
     emu.inject("CheckoutLicense", Fault::Status(409, "ConflictException".into()));
-    gate(&emu, "ecs-task", dir.path()).args(["supervise", "-q", "--", "true"]).run().expect_status(0).check();
+    // Three retries: the first 1-5 s into the start, each later one at most 4 s after the last.
+    gate(&emu, "ecs-task", dir.path())
+        .env("MPGATE_DEADLINE", "20s")
+        .args(["supervise", "-q", "--", "true"])
+        .run()
+        .expect_status(0)
+        .check();
     let sent = emu.bodies("CheckoutLicense");
     assert_eq!(sent.len(), 4);
     assert!(sent.iter().all(|b| b["ClientToken"] == sent[0]["ClientToken"]), "one ClientToken per start");

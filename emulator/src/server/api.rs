@@ -110,6 +110,13 @@ impl Emulator {
         self.shared.lock().quotas_enabled = Some(enabled);
     }
 
+    /// Sets `op`'s quota rate (requests/s; the bucket holds one second of it, at least one token)
+    /// from now on, over `World::quotas.rates`: e.g. to run one product alone on the share of the
+    /// RegisterUsage quota another product of the account leaves it.
+    pub fn set_quota_rate(&self, op: &str, rate: f64) {
+        self.shared.lock().quota_rates.insert(op.to_string(), rate);
+    }
+
     /// Overrides every product's `dry_run` answer (None: back to each product's own).
     pub fn set_dry_run_answer(&self, answer: Option<DryRunAnswer>) {
         self.shared.lock().dry_run = answer;

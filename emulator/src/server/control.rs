@@ -61,6 +61,9 @@ struct ClockRequest {
 #[derive(Deserialize)]
 struct QuotaRequest {
     enabled: bool,
+    /// Rates (requests/s) by operation, over the world's `quotas.rates`.
+    #[serde(default)]
+    rates: std::collections::BTreeMap<String, f64>,
 }
 
 #[derive(Deserialize)]
@@ -170,9 +173,17 @@ pub fn handle(shared: &Shared, req: &Incoming) -> Outcome {
             }
             clock_json(shared)
         }),
-        ("POST", "/_emulator/quotas") => parse::<QuotaRequest>(&req.body).map(|q| {
-            shared.lock().quotas_enabled = Some(q.enabled);
-            json("{}".into())
+        ("POST", "/_emulator/quotas") => parse::<QuotaRequest>(&req.body).and_then(|q| {
+            if let Some((op, rate)) = q.rates.iter().find(|(_, r)| !(r.is_finite() && **r > 0.0)) {
+                let why = format!(
+                    "bad control request: quota rate of {op} must be a positive number of requests/s, not {rate}"
+                );
+                return Err(Box::new(plain(400, &why)));
+            }
+            let mut inner = shared.lock();
+            inner.quotas_enabled = Some(q.enabled);
+            inner.quota_rates.extend(q.rates);
+            Ok(json("{}".into()))
         }),
         ("POST", "/_emulator/dry-run") => parse::<DryRunRequest>(&req.body).map(|d| {
             shared.lock().dry_run = d.answer;

@@ -31,6 +31,8 @@ pub struct Inner {
     pub buckets: Buckets,
     /// Runtime overrides of the world's settings.
     pub quotas_enabled: Option<bool>,
+    /// Run-time quota rates (requests/s) by operation, over the world's `quotas.rates`.
+    pub quota_rates: HashMap<String, f64>,
     /// How far the service's wall clock (the `Date` header and SigV4's 5-minute window) is ahead of
     /// the real clock, in seconds; negative is behind. Models a client whose clock is off.
     pub wall_skew_secs: i64,

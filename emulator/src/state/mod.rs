@@ -149,10 +149,13 @@ impl Shared {
             .unwrap_or_else(|| self.world.account(account).is_some_and(|a| a.subscriptions.iter().any(|s| s == code)))
     }
 
-    /// Whether `account`'s call of `op` exceeds its quota (always false while quotas are off).
+    /// Whether `account`'s call of `op` exceeds its quota (always false while quotas are off). One
+    /// bucket per account and operation, whatever the product: every product of the account draws
+    /// on the same RegisterUsage quota (docs/aws-behaviour.md §2.7).
     pub fn throttled(&self, account: &str, op: &str) -> bool {
         let mut inner = self.lock();
-        let Some(rate) = self.world.quotas.rates.get(op).copied() else {
+        let rate = inner.quota_rates.get(op).or_else(|| self.world.quotas.rates.get(op)).copied();
+        let Some(rate) = rate else {
             return false;
         };
         if !inner.quotas_enabled.unwrap_or(self.world.quotas.enabled) {
