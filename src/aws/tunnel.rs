@@ -5,7 +5,7 @@
 //! Through a proxy, mpgate resolves only the proxy's name; the AWS host's name goes to the proxy
 //! in the `CONNECT` line (in a private subnet it may not resolve locally). Every connection is
 //! tunnelled, also the test flavour's plain-HTTP emulator URLs, so tests exercise the same path.
-//! A 407 or 403 answer is the proxy's policy and final ([`refusal`]); no answer, a refused
+//! A 407 (or 401) or 403 answer is the proxy's policy and final ([`refusal`]); no answer, a refused
 //! connection or another status is a network failure, retried by the caller under its deadline.
 //! Must not: read the environment, or write the proxy's credentials anywhere but the
 //! `Proxy-Authorization` header.
@@ -195,10 +195,11 @@ impl ProxyFailed {
         let Failure::Answered { status, .. } = self.what else { return None };
         let host = &self.target.host;
         match status {
-            407 if self.credentials => Some(
+            // 401 is what some proxies (tinyproxy) answer to a wrong password.
+            401 | 407 if self.credentials => Some(
                 "the proxy did not accept the user name and password in the proxy variable: correct them (percent-encode reserved characters)".to_string(),
             ),
-            407 => Some(
+            401 | 407 => Some(
                 "the proxy requires authentication: put its user name and password in the proxy variable (http://user:password@host:port), or let this container through without it".to_string(),
             ),
             403 => Some(format!(
@@ -211,7 +212,7 @@ impl ProxyFailed {
 }
 
 /// The final refusal when `call` failed because the proxy refused its tunnel by policy (407 or
-/// 403): the same configuration gets the same answer, so waiting out the deadline would only delay
+/// 401: authentication; 403: forbidden): the same configuration gets the same answer, so waiting out the deadline would only delay
 /// the operator. Found by walking `e`'s `source()` chain; any other proxy failure gives `None`.
 pub(crate) fn refusal(e: &(dyn std::error::Error + 'static), call: &str) -> Option<Error> {
     // Bounded like the other chain walks: a chain is a handful of links.
@@ -264,6 +265,7 @@ mod tests {
         for (status, credentials, needle) in [
             (407, false, "put its user name and password"),
             (407, true, "did not accept the user name and password"),
+            (401, true, "did not accept the user name and password"),
             (403, false, "allow CONNECT to metering.marketplace.us-east-1.amazonaws.com:443"),
         ] {
             let e = refusal(&answer(status, credentials), "RegisterUsage").expect("final");
