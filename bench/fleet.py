@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fleet start: N gates started at once against the emulator enforcing RegisterUsage 5 requests/s.
 
-Usage: bench/fleet.py GATE EMULATOR N [--out DIR] [--label NAME]
+Usage: bench/fleet.py GATE EMULATOR N [--out DIR] [--label NAME] [--proxy tinyproxy]
 Every gate is the `ecs-task` workload of the demo world (one AWS account, so one quota bucket) and runs
 `exec -q -- /bin/true`. Reports: admitted count, total time against the ideal N/5 s, the spread of
 admission times, RegisterUsage requests sent (throttled and not) and their rate per second (from each
@@ -9,10 +9,13 @@ request's time at the emulator (when its answer was decided), one-second bins, t
 the peak and the mean against the 5/s quota). Writes DIR/fleet-N.json and, when
 matplotlib is importable, DIR/fleet-N.png (admissions, and RegisterUsage requests per second, over
 time). NAME (default: none) goes into the file names and the title; bench/fleet-compare.py overlays
-the JSON of several runs.
+the JSON of several runs. --proxy tinyproxy starts Debian's tinyproxy on a free loopback port and
+runs every gate with HTTPS_PROXY pointing at it (the result gains "proxy": the server's version and
+the CONNECT requests its log shows).
 """
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -20,10 +23,38 @@ import time
 import urllib.request
 
 
+def start_proxy(kind, tmp, n):
+    """tinyproxy on 127.0.0.1 with room for all N gates at once: (process, URL, log path, version)."""
+    if kind != "tinyproxy":
+        sys.exit(f"fleet.py: --proxy {kind}: only tinyproxy is supported")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log, conf = os.path.join(tmp, "tinyproxy.log"), os.path.join(tmp, "tinyproxy.conf")
+    with open(conf, "w") as f:
+        f.write(f"Port {port}\nListen 127.0.0.1\nTimeout 600\nMaxClients {n + 50}\n"
+                f"LogFile \"{log}\"\nLogLevel Connect\nAllow 127.0.0.1\n")
+    proc = subprocess.Popen(["tinyproxy", "-d", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(500):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                sys.exit(f"fleet.py: tinyproxy exited with {proc.returncode} (config {conf})")
+            time.sleep(0.01)
+    else:
+        sys.exit("fleet.py: tinyproxy did not listen within 5 s")
+    version = subprocess.run(["tinyproxy", "-v"], capture_output=True, text=True).stdout.strip()
+    return proc, f"http://127.0.0.1:{port}", log, version
+
+
 def main():
     gate, emulator, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     out_dir = sys.argv[sys.argv.index("--out") + 1] if "--out" in sys.argv else "."
     label = sys.argv[sys.argv.index("--label") + 1] if "--label" in sys.argv else ""
+    proxy_kind = sys.argv[sys.argv.index("--proxy") + 1] if "--proxy" in sys.argv else None
+    proxy, proxy_proc = None, None
     with tempfile.TemporaryDirectory() as tmp:
         emu = subprocess.Popen([emulator, "--env-dir", tmp], stdout=subprocess.PIPE, text=True)
         try:
@@ -31,6 +62,9 @@ def main():
             post(url + "/_emulator/quotas", {"enabled": True})
             env = dict(line.rstrip("\n").split("=", 1) for line in open(os.path.join(tmp, "ecs-task.env")))
             env["PATH"] = "/usr/bin:/bin"
+            if proxy_kind:
+                proxy_proc, proxy_url, proxy_log, proxy_version = start_proxy(proxy_kind, tmp, n)
+                env["HTTPS_PROXY"] = proxy_url
             start, wall_start = time.monotonic(), time.time()
             procs = [subprocess.Popen([gate, "exec", "-q", "--", "/bin/true"], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(n)]
@@ -46,7 +80,13 @@ def main():
                 if p.poll() is None:
                     p.kill()
             ledger = json.load(urllib.request.urlopen(url + "/_emulator/requests"))
+            if proxy_proc:
+                connects = sum(1 for line in open(proxy_log) if "): CONNECT " in line)
+                proxy = {"server": proxy_version, "connects": connects}
         finally:
+            if proxy_proc:
+                proxy_proc.terminate()
+                proxy_proc.wait(timeout=10)
             emu.terminate()
             emu.wait(timeout=10)
     reg = [r for r in ledger if r["op"] == "RegisterUsage"]
@@ -71,6 +111,8 @@ def main():
     }
     if label:
         result["label"] = label
+    if proxy:
+        result["proxy"] = proxy
     print(json.dumps(result))
     rate = [(s, per_second.get(s, 0)) for s in range(0, max(per_second, default=-1) + 1)]
     name = f"fleet-{n}" + (f"-{label}" if label else "")
