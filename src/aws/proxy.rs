@@ -170,10 +170,7 @@ impl Proxy {
             }
         };
         let (host, port) = split_host_port(hostport).ok_or_else(|| bad("its host or port is not valid"))?;
-        let port = match port {
-            Some(p) => p,
-            None => 80,
-        };
+        let port = port.unwrap_or(80);
         if port == 0 || !valid_host(&host) {
             return Err(bad("its host or port is not valid"));
         }
