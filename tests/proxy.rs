@@ -397,3 +397,51 @@ fn check_names_the_proxy_of_each_host_without_its_password_and_probes_through_it
     assert!(!out.stderr().contains("s3cr"), "{}", out.stderr());
     assert_eq!(proxy.connects(), [authority(&https)], "the endpoint probe did not go through the proxy");
 }
+
+#[test]
+fn the_license_token_exchange_and_checkout_go_through_the_proxy_and_its_407_is_final() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let open = Tinyproxy::start("");
+    let dir = scratch();
+    let run = crate::contract::gate(&emu, "onprem-license", dir.path()).env("HTTPS_PROXY", open.url());
+    let out = crate::contract::supervise_report(run, dir.path()).run();
+    assert_eq!(out.code(), Some(0), "not admitted:\n{}", out.stderr());
+    for op in ["GetAccessToken", "AssumeRoleWithWebIdentity", "CheckoutLicense"] {
+        assert!(emu.requests().iter().any(|r| r.op == op), "{op} missing: {:?}", emu.requests());
+    }
+    assert!(!open.connects().is_empty() && open.connects().iter().all(|c| *c == authority(&emu.url())));
+    let guarded = Tinyproxy::start("BasicAuth mpgate s3cr-t");
+    let dir = scratch();
+    let run = crate::contract::gate(&emu, "onprem-license", dir.path())
+        .env("HTTPS_PROXY", guarded.url())
+        .env("MPGATE_DEADLINE", "60s");
+    let out = crate::contract::supervise_report(run, dir.path())
+        .run()
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains(&format!(
+            "mpgate: misconfigured: the license token exchange (License Manager GetAccessToken, then STS AssumeRoleWithWebIdentity) did not reach AWS: the proxy {} (HTTPS_PROXY) answered 407",
+            guarded.url()
+        ))
+        .check();
+    assert!(out.elapsed < Duration::from_secs(10), "took {:?}", out.elapsed);
+}
+
+#[test]
+fn check_fails_its_proxy_row_for_settings_the_gate_would_refuse() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let out = crate::support::Run::gate()
+        .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
+        .env("HTTPS_PROXY", "socks5://user:pw-s3cret@127.0.0.1:1080")
+        .args(["check", "--json"])
+        .run();
+    let report: serde_json::Value =
+        serde_json::from_str(out.stdout().trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout()));
+    assert_eq!(out.code(), Some(mpgate::error::Class::CheckWouldRefuse.exit_code().into()), "{report}");
+    let row = report["checks"].as_array().expect("checks").iter().find(|c| c["id"] == "proxy").cloned().expect("proxy");
+    assert_eq!(row["status"], "fail", "{row}");
+    assert!(row["summary"].as_str().expect("summary").contains("HTTPS_PROXY is not a proxy mpgate can use"), "{row}");
+    assert!(!out.stdout().contains("s3cret") && !out.stderr().contains("s3cret"));
+    assert_eq!(emu.requests().iter().filter(|r| r.op != "EcsTaskMetadata").count(), 0, "{:?}", emu.requests());
+}
