@@ -160,6 +160,11 @@ pub struct SuperviseArgs {
     /// [env: MPGATE_FLUSH_DEADLINE] [default: 20s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub flush_deadline: Option<Duration>,
+    /// Custom metering: while the workload runs, send each dimension's record of the hour that closed
+    /// at a random moment within this long after the hour (0 to 30m; 0 sends at once)
+    /// [env: MPGATE_METER_SPREAD] [default: 10m].
+    #[arg(long, value_name = "DURATION", value_parser = crate::metering::spread::parse)]
+    pub meter_spread: Option<Duration>,
     /// Custom metering: when AWS answers a usage record that the buyer is not entitled, stop the
     /// workload (SIGTERM, the grace period, SIGKILL; then exit 80) or only warn
     /// [env: MPGATE_ON_NOT_ENTITLED] [default: stop].

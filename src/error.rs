@@ -123,6 +123,9 @@ pub enum Error {
     /// The egress proxy settings cannot be used, or the proxy refused a `CONNECT` for a reason no
     /// retry changes (407, 403): the message names the proxy (never its credentials) and what to do.
     Proxy(String),
+    /// The endpoint answered with an HTTP redirect that is not an AWS error answer: AWS's APIs do not
+    /// redirect, and neither the SDK nor mpgate follows one, so no retry can fix it.
+    Redirected { call: &'static str, status: u16, location: Option<String> },
     /// A stop signal arrived before the workload started; `seat` says what became of a license
     /// seat the start had taken (empty when it took none).
     Stopped { signal: nix::sys::signal::Signal, seat: String },
@@ -147,6 +150,7 @@ impl Error {
             | Error::UnsafeEnvironment(_)
             | Error::Proxy(_)
             | Error::UntrustedCertificate { .. }
+            | Error::Redirected { .. }
             | Error::Unsendable { .. } => Class::Misconfigured,
             Error::Credentials { class, .. }
             | Error::Aws { class, .. }
@@ -258,6 +262,11 @@ impl fmt::Display for Body<'_> {
                 f,
                 "{call} did not reach AWS: the TLS certificate presented for {host} {problem}; something between this container and AWS intercepts TLS (a proxy or firewall), or {host} resolves to a server that is not AWS; let {host} through without TLS interception (mpgate trusts only the Mozilla root certificates compiled into it and never reads SSL_CERT_FILE or AWS_CA_BUNDLE)"
             ),
+            Error::Redirected { call, status, location } => write!(
+                f,
+                "{call} was answered with an HTTP {status} redirect{}, which no AWS endpoint sends and mpgate does not follow; something between this container and AWS answers in its place (a proxy, a captive portal, or the endpoint's name resolving to another server): let the AWS endpoint through",
+                location.as_deref().map(|l| format!(" to {l:?}")).unwrap_or_default()
+            ),
             Error::Stopped { signal, seat } => write!(
                 f,
                 "{signal} arrived before the workload started, so it was not started{seat}; start the container again to run it"
@@ -334,6 +343,7 @@ mod tests {
                 via: Some("http://proxy.corp:3128 (HTTPS_PROXY)".into()),
             },
             Error::Proxy("the proxy http://proxy.corp:3128 (HTTPS_PROXY) answered 407".into()),
+            Error::Redirected { call: "RegisterUsage", status: 307, location: Some("http://elsewhere/".into()) },
             Error::Unsendable { call: "RegisterUsage", detail: "bad header".into() },
             Error::Internal("out of memory".into()),
         ];

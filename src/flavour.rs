@@ -12,6 +12,7 @@
 //! | `endpoint_override` | never, whatever the environment says | the service's `AWS_ENDPOINT_URL_*`, then `AWS_ENDPOINT_URL` |
 //! | `test_ca` | none | the emulator's HTTPS test CA (testdata/emulator-tls) |
 //! | `clock_offset` | 0 | `MPGATE_TEST_CLOCK_OFFSET` seconds added to the metering sender's clock |
+//! | `spread_seed` | none: slots drawn from the OS | `MPGATE_TEST_SPREAD_SEED`: the metering slots drawn from this seed |
 //! | `NAME` and the texts | `release`, no warning | `test`, a warning on every run, in `version` and in `check` |
 #![forbid(unsafe_code)]
 
@@ -37,7 +38,8 @@ pub fn extra_trusted_keys() -> &'static [&'static [u8]] {
 const TEST_KEY_DER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/emulator-test-key.der"));
 
 /// The endpoint URL a hand-built AWS client sends to instead of the SDK's regional endpoint;
-/// `variable` is the service's own `AWS_ENDPOINT_URL_*`. Always `None` in the release flavour.
+/// `variable` is the service's own `AWS_ENDPOINT_URL_*`. Always `None` in the release flavour, which
+/// accepts only a VPC endpoint's name there, by the one rule of `aws::vpce` that both flavours share.
 pub fn endpoint_override(env: &dyn Env, variable: &str) -> Option<String> {
     if TEST {
         env.get(variable).or_else(|| env.get("AWS_ENDPOINT_URL"))
@@ -63,6 +65,17 @@ pub fn clock_offset(env: &dyn Env) -> u64 {
         env.get("MPGATE_TEST_CLOCK_OFFSET").and_then(|v| v.parse().ok()).unwrap_or(0)
     } else {
         0
+    }
+}
+
+/// The seed the metering sender draws its slots in the hour from (`metering::spread`), so a test can
+/// repeat a draw: `MPGATE_TEST_SPREAD_SEED` in the test flavour, always `None` (the OS's randomness)
+/// in the release flavour.
+pub fn spread_seed(env: &dyn Env) -> Option<u64> {
+    if TEST {
+        env.get("MPGATE_TEST_SPREAD_SEED").and_then(|v| v.parse().ok())
+    } else {
+        None
     }
 }
 
@@ -95,7 +108,7 @@ pub const CHECK_FIX: Option<&str> =
 pub const OVERRIDE_EFFECT: &str = if TEST {
     "honoured for Metering by this test flavour"
 } else {
-    "ignored for Marketplace Metering by the release flavour"
+    "the release flavour ignores AWS_ENDPOINT_URL and uses a service's AWS_ENDPOINT_URL_* only when it names an interface VPC endpoint of the region, refusing to start (exit 82) otherwise"
 };
 
 #[cfg(test)]
@@ -109,6 +122,7 @@ mod tests {
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
             ("AWS_ENDPOINT_URL_MARKETPLACE_METERING", "http://127.0.0.1:2"),
             ("MPGATE_TEST_CLOCK_OFFSET", "3600"),
+            ("MPGATE_TEST_SPREAD_SEED", "42"),
         ])
     }
 
@@ -122,6 +136,7 @@ mod tests {
         assert_eq!(endpoint_override(&env, "AWS_ENDPOINT_URL_STS"), None);
         assert_eq!(test_ca(), None);
         assert_eq!(clock_offset(&env), 0);
+        assert_eq!(spread_seed(&env), None);
         assert_eq!((RUN_WARNING, VERSION_WARNING, CHECK_FIX), (None, None, None));
     }
 
@@ -145,6 +160,8 @@ mod tests {
         assert!(rustls::pki_types::CertificateDer::from_pem_slice(ca).is_ok());
         assert_eq!(clock_offset(&env), 3600);
         assert_eq!(clock_offset(&MapEnv::from_pairs(&[("MPGATE_TEST_CLOCK_OFFSET", "soon")])), 0);
+        assert_eq!(spread_seed(&env), Some(42));
+        assert_eq!(spread_seed(&MapEnv::default()), None);
         assert!(RUN_WARNING.is_some() && VERSION_WARNING.is_some() && CHECK_FIX.is_some());
     }
 

@@ -32,8 +32,8 @@ impl Mode {
     }
 }
 
-/// `mpgate supervise`'s own options: flag, then `MPGATE_FLUSH_DEADLINE` / `MPGATE_SPOOL_DIR` /
-/// `MPGATE_ON_NOT_ENTITLED` / `MPGATE_LICENSE_RECHECK` / `MPGATE_ON_LICENSE_LOST` / `MPGATE_STOP_GRACE`,
+/// `mpgate supervise`'s own options: flag, then `MPGATE_FLUSH_DEADLINE` / `MPGATE_METER_SPREAD` /
+/// `MPGATE_SPOOL_DIR` / `MPGATE_ON_NOT_ENTITLED` / `MPGATE_LICENSE_RECHECK` / `MPGATE_ON_LICENSE_LOST` / `MPGATE_STOP_GRACE`,
 /// then the defaults.
 pub(crate) fn supervise_mode(args: &cli::SuperviseArgs, env: &dyn Env) -> Result<Mode, Error> {
     let duration = |flag: Option<Duration>, value: Option<String>, var: &str| -> Result<Option<Duration>, Error> {
@@ -45,9 +45,17 @@ pub(crate) fn supervise_mode(args: &cli::SuperviseArgs, env: &dyn Env) -> Result
     };
     let flush_deadline = duration(args.flush_deadline, env.get("MPGATE_FLUSH_DEADLINE"), "MPGATE_FLUSH_DEADLINE")?
         .unwrap_or(metering::DEFAULT_FLUSH_DEADLINE);
+    let meter_spread = match (args.meter_spread, env.get("MPGATE_METER_SPREAD")) {
+        (Some(d), _) => d,
+        (None, Some(v)) => {
+            metering::spread::parse(&v).map_err(|why| Error::Usage(format!("MPGATE_METER_SPREAD: {why}")))?
+        }
+        (None, None) => metering::spread::DEFAULT,
+    };
     let options = supervise::Options {
         group: args.group,
         flush_deadline,
+        meter_spread,
         on_not_entitled: policy(args.on_not_entitled, env, "MPGATE_ON_NOT_ENTITLED")?,
         recheck: duration(args.recheck, env.get("MPGATE_LICENSE_RECHECK"), "MPGATE_LICENSE_RECHECK")?,
         on_license_lost: policy(args.on_license_lost, env, "MPGATE_ON_LICENSE_LOST")?,
@@ -273,7 +281,9 @@ fn supervise_workload(
     base_env: Vec<(OsString, OsString)>,
 ) -> Result<u8, Error> {
     let meter = match spool {
-        Some(prepared) => Some(metering::send::Meter::open(prepared, &entitled, env, options.on_not_entitled)?),
+        Some(prepared) => {
+            Some(metering::send::Meter::open(prepared, &entitled, env, options.on_not_entitled, options.meter_spread)?)
+        }
         None => None,
     };
     let mut lease = license::Lease::of(&entitled, env);

@@ -61,6 +61,9 @@ pub struct Options {
     pub group: bool,
     /// Custom metering: how long to keep sending after the workload exits.
     pub flush_deadline: Duration,
+    /// Custom metering: the bound of the slot in each hour at which closed hours' records go out
+    /// while the workload runs (`metering::spread`).
+    pub meter_spread: Duration,
     /// Custom metering: what a `CustomerNotEntitledException` to a usage record does.
     pub on_not_entitled: stop::Policy,
     /// Contract pricing: time between license re-checks (`None`: the default for the credential source).

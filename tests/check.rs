@@ -319,8 +319,7 @@ fn node_role_instead_of_the_pods_role_is_named() {
 }
 
 /// Release flavour in the empty root, the Metering hostname pointed at a server whose certificate an
-/// attacker CA signed: the endpoint check fails on TLS, naming the compiled-in roots. The SDKs'
-/// dual-stack switch does not move the call to AWS's `*.api.aws` name (docs/operating.md, IPv6).
+/// attacker CA signed: the endpoint check fails on TLS, naming the compiled-in roots.
 #[test]
 #[ignore = "needs root: unshare and chroot (scripts/test runs it)"]
 fn release_check_reports_tls_failure_with_the_compiled_in_roots() {
@@ -331,8 +330,7 @@ fn release_check_reports_tls_failure_with_the_compiled_in_roots() {
         .expect("hosts");
     let dir = scratch();
     let _fake = crate::tamper::FakeAws::start("127.0.0.79", dir.path());
-    let mut env = emu.workload_env("ecs-task", dir.path()).expect("env");
-    env.push(("AWS_USE_DUALSTACK_ENDPOINT".into(), "true".into()));
+    let env = emu.workload_env("ecs-task", dir.path()).expect("env");
     let out = crate::rootfs::in_chroot(root.path(), env).args(["check", "--json"]).run();
     let report: Value = serde_json::from_str(out.stdout().trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stderr()));
     assert_eq!(out.code(), Some(86), "{report}");

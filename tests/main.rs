@@ -26,3 +26,4 @@ mod supervise;
 mod tamper;
 mod tokens;
 mod variance;
+mod vpce;

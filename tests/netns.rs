@@ -297,3 +297,60 @@ fn ipv6_pod_identity_agent_is_reached_and_marketplace_refusal_names_the_irsa_fix
         assert_eq!(refused[0].workload.as_deref(), Some("eks-pod-identity"), "signed with the agent's credentials");
     });
 }
+
+/// Private DNS for an interface VPC endpoint: the AWS name resolves to the endpoint's private
+/// address, which presents a certificate for that name. Here `metering.marketplace.us-east-1.amazonaws.com`
+/// resolves (the empty root's hosts file) to `ip`, where a TLS front with a certificate for that name
+/// signed by the emulator's test CA forwards to the emulator; the test gate, with no endpoint variable
+/// for Metering, is admitted there: nothing in mpgate changes with private DNS.
+fn private_dns_admits(emu: &Emulator, workload: &str, ip: &str, extra: &[(&str, String)]) {
+    let name = "metering.marketplace.us-east-1.amazonaws.com";
+    let ip_bin = ip_bin().expect("ip");
+    let added = Command::new(ip_bin).args(["addr", "add", ip, "dev", "lo"]).arg("nodad").status();
+    assert!(added.is_ok_and(|s| s.success()), "cannot add {ip} to the namespace's loopback");
+    let dir = scratch();
+    let upstream = emu.url().trim_start_matches("http://").trim_end_matches('/').to_string();
+    let front = crate::vpce::Front::tls_for(name, ip, &upstream, dir.path());
+    let root = crate::vpce::root_resolving("mpgate-test", ip, &[name]);
+    let mut env = emu.workload_env(workload, root.path()).expect("env");
+    env.retain(|(k, _)| !k.starts_with("AWS_ENDPOINT_URL"));
+    for (k, v) in env.iter_mut() {
+        if k == "AWS_WEB_IDENTITY_TOKEN_FILE" {
+            let file = Path::new(v.as_str()).strip_prefix(root.path()).expect("the token is inside the root");
+            *v = format!("/{}", file.display());
+        }
+    }
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_string(), v.clone())));
+    crate::rootfs::in_chroot(root.path(), env)
+        .args(["exec", "--deadline", "30s", "--", "/workload", "report", "/report.json"])
+        .run()
+        .expect_status(0)
+        .check();
+    let events = front.events();
+    assert!(events.lines().any(|l| l == format!("SNI {name}")), "no ClientHello for {name}: {events}");
+    assert!(events.contains("FORWARDED"), "{events}");
+    let register = assert_ok_for(emu, "RegisterUsage", workload);
+    assert_eq!(register.len(), 1, "{register:?}");
+    assert_eq!(Report::read(&root.path().join("report.json")).var("MPGATE_PRODUCT_CODE").as_deref(), Some(PAID));
+}
+
+#[test]
+#[ignore = "needs root and iproute2: network namespaces (scripts/test runs it)"]
+fn ipv4_private_dns_admits_with_no_endpoint_variable() {
+    in_namespace("ipv4_private_dns_admits_with_no_endpoint_variable", || {
+        let emu = Emulator::start(World::demo()).expect("emulator");
+        private_dns_admits(&emu, "ecs-task", "10.0.0.5", &[]);
+    });
+}
+
+#[test]
+#[ignore = "needs root and iproute2: network namespaces (scripts/test runs it)"]
+fn ipv6_private_dns_admits_with_no_endpoint_variable() {
+    in_ipv6_namespace("ipv6_private_dns_admits_with_no_endpoint_variable", || {
+        // An IRSA pod on an IPv6-only cluster: STS at the emulator (the test flavour's variable),
+        // Metering through the endpoint's private DNS.
+        let emu = Emulator::start_with(World::demo(), Listen { main: ipv6_main(), ..Listen::default() })
+            .expect("emulator on [fd00::1]");
+        private_dns_admits(&emu, "eks-irsa", "fd00::5", &[("AWS_ENDPOINT_URL_STS", emu.url())]);
+    });
+}

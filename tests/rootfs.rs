@@ -84,7 +84,8 @@ fn release_flavour_ignores_every_endpoint_override() {
     .expect("profile");
     let env_dir = scratch();
     let mut env = emu.workload_env("ecs-task", env_dir.path()).expect("env");
-    env.push(("AWS_ENDPOINT_URL_MARKETPLACE_METERING".into(), emu.url()));
+    // The generic AWS_ENDPOINT_URL (from `workload_env`) and the profile are ignored; the service's
+    // own variable naming no VPC endpoint is refused at start instead (tests/tamper.rs row 2).
     env.push(("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS".into(), "false".into()));
     env.push(("AWS_CONFIG_FILE".into(), "/config".into()));
     env.push(("SSL_CERT_FILE".into(), "/config".into()));

@@ -94,6 +94,7 @@ fn metered_supervise_sends_a_closed_hour_exactly_once_under_every_seed() {
             .env("MPGATE_SPOOL_DIR", dir.path().join("spool"))
             .env("MPGATE_ALLOW_NOT_PID1", "1")
             .env("MPGATE_DEADLINE", "20s")
+            .env("MPGATE_METER_SPREAD", "0")
             .args(["supervise", "-q", "--", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

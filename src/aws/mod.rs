@@ -2,26 +2,31 @@
 //! provider configuration for credential sources, the IMDS client, and the Metering and License Manager
 //! clients with their endpoints locked.
 //!
-//! Release flavour: the Metering client is built by hand (never `From<&SdkConfig>`), so no environment
-//! variable or profile can change its endpoint; the SDK resolves the regional AWS endpoint. The STS
+//! Release flavour: the Metering client is built by hand (never `From<&SdkConfig>`), so no profile and
+//! no variable but the service's own `AWS_ENDPOINT_URL_*` can change its endpoint, and that one only to
+//! the name of an interface VPC endpoint of the run's region (`endpoints`, `vpce`); otherwise the SDK resolves the
+//! regional AWS endpoint, or its dual-stack one under `AWS_USE_DUALSTACK_ENDPOINT=true`. The STS
 //! client aws-config builds inside the IRSA and profile providers does read them, so those providers
 //! get an HTTP client that reaches only the STS endpoint mpgate chose (`sts_lock`). TLS trusts
 //! only the compiled-in webpki roots, so `SSL_CERT_FILE`/`SSL_CERT_DIR` have no effect. Test flavour
-//! (`flavour::endpoint_override`): additionally honours `AWS_ENDPOINT_URL_MARKETPLACE_METERING` /
+//! (`flavour::endpoint_override`): honours any URL in `AWS_ENDPOINT_URL_MARKETPLACE_METERING` /
 //! `AWS_ENDPOINT_URL_LICENSE_MANAGER` / `AWS_ENDPOINT_URL_STS`, then `AWS_ENDPOINT_URL`.
 //! Egress proxy (`proxy`, `tunnel`): the Metering, License Manager and STS clients, and the STS
 //! client inside the IRSA and profile providers, share an HTTP client that goes through the proxy
 //! the environment names (`HTTPS_PROXY`, `ALL_PROXY`, minus `NO_PROXY`); the metadata clients (IMDS,
 //! the ECS and Pod Identity credential endpoints) get one built without a proxy, so they cannot be
 //! proxied whatever the environment says.
-//! Must not: retry (the entitlement code owns the retry policy and its deadline) or decide anything.
+//! Must not: retry (the entitlement code owns the retry policy and its deadline) or decide an
+//! endpoint itself (`endpoints` does).
 #![forbid(unsafe_code)]
 
+pub mod endpoints;
 pub mod proxy;
 pub mod sts_lock;
 pub mod tls;
 pub mod tunnel;
 pub mod user_agent;
+pub mod vpce;
 
 use crate::platform::Env;
 use aws_config::provider_config::ProviderConfig;
@@ -32,6 +37,11 @@ use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::region::Region;
+use endpoints::endpoint_settings;
+pub use endpoints::{
+    check_endpoints, dual_stack, endpoint_host_port, endpoint_url, endpoint_via, license_manager_endpoint,
+    metering_endpoint, Service, DUAL_STACK_VARIABLE,
+};
 use std::time::Duration;
 
 /// Read by every generated SDK client (`endpoint_lib.rs` of aws-sdk-marketplacemetering,
@@ -53,17 +63,27 @@ const IMDS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The settings every hand-built client shares: region, the one HTTP client, SDK retries off (the
 /// entitlement code owns retries and their deadline), a per-attempt timeout, the endpoint locked
-/// in the release flavour, and a User-Agent the SDK can send (`user_agent`). A macro because each SDK crate generates its own `Config::Builder` type.
+/// in the release flavour (`endpoint_settings`), and a User-Agent the SDK can send (`user_agent`).
+/// Endpoint settings the environment gets wrong leave a client whose every request fails with the
+/// reason before connecting (`check_endpoints` refuses them at start, before any AWS call). A macro
+/// because each SDK crate generates its own `Config::Builder` type.
 macro_rules! locked_config {
     ($sdk:ident, $clients:expr, $env:expr, $region:expr, $service:expr) => {{
+        let settings = endpoint_settings($env, $service, $region);
+        let http = match &settings {
+            Ok(_) => $clients.aws.clone(),
+            Err(why) => refusing(why.clone()),
+        };
+        let (url, dual_stack) = settings.unwrap_or((None, false));
         let mut builder = $sdk::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new($region.to_string()))
-            .http_client($clients.aws.clone())
+            .http_client(http)
             .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
             .retry_config(RetryConfig::disabled())
             .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(ATTEMPT_TIMEOUT).build());
-        builder.set_endpoint_url(endpoint_override($env, $service));
+        builder.set_endpoint_url(url);
+        builder.set_use_dual_stack(Some(dual_stack));
         if let Some(plain) = &$clients.user_agent {
             builder.push_interceptor(plain.clone());
         }
@@ -131,9 +151,11 @@ impl Clients {
         env: &dyn Env,
         region: &str,
     ) -> Result<ProviderConfig, crate::error::Error> {
-        let allowed = sts_lock::endpoint(env, region).await.map_err(crate::error::Error::Internal)?;
+        let allowed = sts_lock::endpoint(env, region).await.map_err(crate::error::Error::UnsafeEnvironment)?;
+        let dual_stack = dual_stack(env).map_err(crate::error::Error::UnsafeEnvironment)?;
         Ok(ProviderConfig::without_region()
             .with_http_client(sts_lock::only_to(self.aws.clone(), allowed))
+            .with_use_dual_stack(Some(dual_stack))
             .with_region(Some(Region::new(region.to_string())))
             .with_behavior_version(Some(BehaviorVersion::latest())))
     }
@@ -199,57 +221,36 @@ impl Clients {
     }
 }
 
-/// The services mpgate builds clients for by hand, each with its service-specific endpoint variable
-/// (honoured by the test flavour only).
-#[derive(Clone, Copy)]
-enum Service {
-    Metering,
-    LicenseManager,
-    Sts,
+/// An HTTP client that fails every request before connecting, with `why`: the client of a service
+/// whose endpoint settings were refused.
+fn refusing(why: String) -> SharedHttpClient {
+    SharedHttpClient::new(Refusing(why))
 }
 
-impl Service {
-    fn endpoint_variable(self) -> &'static str {
-        match self {
-            Service::Metering => "AWS_ENDPOINT_URL_MARKETPLACE_METERING",
-            Service::LicenseManager => "AWS_ENDPOINT_URL_LICENSE_MANAGER",
-            Service::Sts => "AWS_ENDPOINT_URL_STS",
-        }
+#[derive(Debug)]
+struct Refusing(String);
+
+impl aws_smithy_runtime_api::client::http::HttpClient for Refusing {
+    fn http_connector(
+        &self,
+        _: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(RefusingConnector(self.0.clone()))
     }
 }
 
-/// The endpoint set in the environment for `service`: never in the release flavour, the standard SDK
-/// variables in the test flavour (`flavour::endpoint_override`), so it can be pointed at the emulator.
-fn endpoint_override(env: &dyn Env, service: Service) -> Option<String> {
-    crate::flavour::endpoint_override(env, service.endpoint_variable())
-}
+#[derive(Debug)]
+struct RefusingConnector(String);
 
-/// The URL the Metering client sends to: the override (test flavour only) or the SDK's resolver.
-pub async fn metering_endpoint(env: &dyn Env, region: &str) -> Result<String, String> {
-    use aws_sdk_marketplacemetering::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
-    if let Some(url) = endpoint_override(env, Service::Metering) {
-        return Ok(url);
+impl aws_smithy_runtime_api::client::http::HttpConnector for RefusingConnector {
+    fn call(
+        &self,
+        _: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
+    ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+        let e = aws_smithy_runtime_api::client::result::ConnectorError::user(self.0.clone().into());
+        aws_smithy_runtime_api::client::http::HttpConnectorFuture::ready(Err(e))
     }
-    let params = Params::builder().region(region).build().map_err(|e| format!("endpoint parameters: {e}"))?;
-    let endpoint = DefaultResolver::new()
-        .resolve_endpoint(&params)
-        .await
-        .map_err(|e| format!("no Metering endpoint for {region}: {e}"))?;
-    Ok(endpoint.url().to_string())
-}
-
-/// The URL the License Manager client sends to: the override (test flavour only) or the SDK's resolver.
-pub async fn license_manager_endpoint(env: &dyn Env, region: &str) -> Result<String, String> {
-    use aws_sdk_licensemanager::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
-    if let Some(url) = endpoint_override(env, Service::LicenseManager) {
-        return Ok(url);
-    }
-    let params = Params::builder().region(region).build().map_err(|e| format!("endpoint parameters: {e}"))?;
-    let endpoint = DefaultResolver::new()
-        .resolve_endpoint(&params)
-        .await
-        .map_err(|e| format!("no License Manager endpoint for {region}: {e}"))?;
-    Ok(endpoint.url().to_string())
 }
 
 #[cfg(test)]
@@ -276,57 +277,5 @@ mod tests {
             }
         }
         assert!(Clients::new(&MapEnv::from_pairs(&[("AWS_REGION", "us-east-1")])).is_ok());
-    }
-
-    /// The hosts the SDK resolves, as mpgate builds its clients, in each partition where AWS
-    /// Marketplace runs; `mpgate check` shows the Metering (or, for contract builds, License
-    /// Manager) one. With no endpoint variable set both flavours resolve them.
-    #[test]
-    fn every_partition_resolves_its_own_hosts() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        let env = MapEnv::default();
-        for (region, metering, license_manager, sts) in [
-            (
-                "us-east-1",
-                "https://metering.marketplace.us-east-1.amazonaws.com",
-                "https://license-manager.us-east-1.amazonaws.com",
-                "https://sts.us-east-1.amazonaws.com",
-            ),
-            (
-                "cn-northwest-1",
-                "https://metering.marketplace.cn-northwest-1.amazonaws.com.cn",
-                "https://license-manager.cn-northwest-1.amazonaws.com.cn",
-                "https://sts.cn-northwest-1.amazonaws.com.cn",
-            ),
-            (
-                "cn-north-1",
-                "https://metering.marketplace.cn-north-1.amazonaws.com.cn",
-                "https://license-manager.cn-north-1.amazonaws.com.cn",
-                "https://sts.cn-north-1.amazonaws.com.cn",
-            ),
-            (
-                "us-gov-west-1",
-                "https://metering.marketplace.us-gov-west-1.amazonaws.com",
-                "https://license-manager.us-gov-west-1.amazonaws.com",
-                "https://sts.us-gov-west-1.amazonaws.com",
-            ),
-            (
-                "us-gov-east-1",
-                "https://metering.marketplace.us-gov-east-1.amazonaws.com",
-                "https://license-manager.us-gov-east-1.amazonaws.com",
-                "https://sts.us-gov-east-1.amazonaws.com",
-            ),
-            (
-                "eusc-de-east-1",
-                // The rule set spells the eusc host with a hyphen (its `aws-eusc` branch).
-                "https://metering-marketplace.eusc-de-east-1.amazonaws.eu",
-                "https://license-manager.eusc-de-east-1.amazonaws.eu",
-                "https://sts.eusc-de-east-1.amazonaws.eu",
-            ),
-        ] {
-            assert_eq!(rt.block_on(metering_endpoint(&env, region)).as_deref(), Ok(metering), "{region}");
-            assert_eq!(rt.block_on(license_manager_endpoint(&env, region)).as_deref(), Ok(license_manager), "{region}");
-            assert_eq!(rt.block_on(sts_lock::endpoint(&env, region)).as_deref(), Ok(sts), "{region}");
-        }
     }
 }

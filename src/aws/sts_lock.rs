@@ -6,9 +6,9 @@
 //! `client_config`): `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL`, a profile's `endpoint_url` and its
 //! `services` section would choose where the web identity token goes, in plain HTTP if they say so,
 //! and no public API stops that client from reading them. So those providers get an HTTP client that
-//! lets a request through only to the STS endpoint mpgate chose (`endpoint`: the SDK's regional
-//! endpoint; in the test flavour the override `flavour::endpoint_override` allows, as for every
-//! client mpgate builds), and fails any other before connecting with a `Redirected` error naming
+//! lets a request through only to the STS endpoint mpgate chose (`endpoint`: the SDK's regional or
+//! dual-stack endpoint, or the endpoint `super::endpoint_url` accepts, as for every client mpgate
+//! builds), and fails any other before connecting with a `Redirected` error naming
 //! both, which `credentials::classify` makes a final refusal (82).
 //! Must not: read the environment itself (the caller's `Env` decides the test flavour's override).
 #![forbid(unsafe_code)]
@@ -22,18 +22,23 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use std::fmt;
 
-/// The STS endpoint for `region`: the test flavour's override, else the SDK's own resolver (the
-/// regional endpoint, in the region's partition).
+/// The STS endpoint for `region`: the environment's (`super::endpoint_url`: the test flavour's
+/// override, or in the release flavour a VPC endpoint of the region), else the SDK's own resolver
+/// (the regional endpoint in the region's partition, dual-stack when switched on).
 pub async fn endpoint(env: &dyn Env, region: &str) -> Result<String, String> {
     use aws_sdk_sts::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
-    if let Some(url) = crate::flavour::endpoint_override(env, "AWS_ENDPOINT_URL_STS") {
+    let (url, dual) = super::endpoints::endpoint_settings(env, super::Service::Sts, region)?;
+    if let Some(url) = url {
         return Ok(url);
     }
-    let params = Params::builder().region(region).build().map_err(|e| format!("endpoint parameters: {e}"))?;
-    let endpoint = DefaultResolver::new()
-        .resolve_endpoint(&params)
-        .await
-        .map_err(|e| format!("no STS endpoint for {region}: {e}"))?;
+    let params = Params::builder()
+        .region(region)
+        .use_dual_stack(dual)
+        .build()
+        .map_err(|e| format!("endpoint parameters: {e}"))?;
+    let endpoint = DefaultResolver::new().resolve_endpoint(&params).await.map_err(|e| {
+        format!("the AWS SDK has no STS endpoint for {region}{}: {e}", super::endpoints::dual_words(dual))
+    })?;
     Ok(endpoint.url().to_string())
 }
 

@@ -42,6 +42,7 @@ async fn probe(env: &dyn Env, deadline: &Deadline) -> Check {
         let product = baked.select(env.get("MPGATE_PRODUCT_CODE").as_deref())?;
         let clients = Clients::new(env)?;
         let region = platform::region::find(env, Some(&clients)).await?;
+        crate::aws::check_endpoints(env, &region.name).await?;
         let creds = platform::credentials::load(env, &clients, &region.name).await?;
         let client = clients.metering(env, &region.name, creds.credentials.clone());
         Ok::<_, Error>((baked.dimensions, product, region, creds.source, client))

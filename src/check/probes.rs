@@ -115,7 +115,11 @@ pub fn overrides(env: &dyn Env) -> Check {
             "; an IRSA or profile credential request that the SDK would send there is refused (exit 82; docs/security.md)"
         });
     }
-    Check::new("overrides", Status::Warn, summary).fix("unset them; they cannot help the gate")
+    Check::new("overrides", Status::Warn, summary).fix(if crate::flavour::NAME == "test" {
+        "unset them; they cannot help a shipped gate"
+    } else {
+        "unset every one of them except a service's AWS_ENDPOINT_URL_* naming an interface VPC endpoint (docs/operating.md, Private subnets)"
+    })
 }
 
 /// Platform, region, credentials, IRSA token, IMDS, endpoint, entitlement.
@@ -169,12 +173,13 @@ pub async fn environment(env: &dyn Env, live: bool) -> Vec<Check> {
     };
     let sts = crate::aws::sts_lock::endpoint(env, &region.name).await;
     checks.push(proxy(clients.proxy(), [&url, &sts].into_iter().filter_map(|u| u.as_deref().ok())));
+    let service = if contract { crate::aws::Service::LicenseManager } else { crate::aws::Service::Metering };
     if contract {
         checks.push(super::contract::credentials(env, &clients, &region).await);
     } else {
         checks.push(credentials(env, &clients, &region).await);
     }
-    checks.push(probe_endpoint(url, clients.proxy()).await);
+    checks.push(named_by_the_environment(probe_endpoint(url, clients.proxy()).await, env, service));
     checks.push(entitlement(env, live).await);
     checks
 }
@@ -314,6 +319,17 @@ fn proxy<'a>(settings: &crate::aws::proxy::Settings, urls: impl Iterator<Item = 
     let credentials =
         if proxy.has_credentials() { "; the proxy gets a user name and password (not shown)" } else { "" };
     Check::new("proxy", Status::Pass, format!("{}{credentials}; {METADATA}", routes.join("; ")))
+}
+
+/// The endpoint row, saying in its method where the URL came from when the environment named it.
+fn named_by_the_environment(check: Check, env: &dyn Env, service: crate::aws::Service) -> Check {
+    match crate::aws::endpoint_via(env, service) {
+        Some(via) => {
+            let method = format!("{}; {via}", check.method);
+            check.via(method)
+        }
+        None => check,
+    }
 }
 
 /// DNS, TLS and the clock of the endpoint at `url` (Metering, or License Manager for contract

@@ -276,6 +276,8 @@ async fn prove_steps(
         None => platform::region::find(env, Some(&clients)).await?,
     };
     crate::log::verbose(&format!("region {} (from {})", region.name, region.source));
+    // Endpoint variables that cannot be used are refused before any AWS call, credentials included.
+    crate::aws::check_endpoints(env, &region.name).await?;
     progress.set("loading credentials".into());
     // Contract pricing may use a License Manager license token (Containers Anywhere).
     let token = contract

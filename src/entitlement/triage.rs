@@ -1,7 +1,8 @@
 //! The SdkError triage both error tables in `classify` open with: what is worth another attempt (no
 //! answer, a retryable code, any 5xx), what is final before AWS answered (the request could not be
 //! built, or an interceptor refused it; the endpoint's TLS certificate did not verify; the egress
-//! proxy refused the tunnel by policy), and the AWS error answer that the table then
+//! proxy refused the tunnel by policy; an HTTP redirect that is no AWS error answer), and the AWS
+//! error answer that the table then
 //! classifies by its code.
 //! Must not: classify an AWS error code or give advice about one (that is `classify`, per service).
 #![forbid(unsafe_code)]
@@ -47,6 +48,9 @@ pub(crate) fn triage<E>(e: SdkError<E, HttpResponse>, call: &'static str, retrya
 where
     E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
 {
+    if let Some(refusal) = redirect(&e, call) {
+        return Triage::Fail(refusal);
+    }
     let service = match &e {
         SdkError::ServiceError(s) => s,
         SdkError::ConstructionFailure(_) => {
@@ -86,6 +90,17 @@ pub(crate) fn refused_before_sending(e: &(dyn std::error::Error + 'static)) -> b
     std::iter::successors(Some(e), |&e| e.source())
         .take(32)
         .any(|e| e.is::<aws_smithy_runtime_api::client::interceptors::error::InterceptorError>())
+}
+
+/// The final refusal for an HTTP redirect (3xx) that is not License Manager's modelled
+/// `RedirectException` (docs/aws-behaviour.md §4.8): the SDK follows no redirect, and an AWS API
+/// answers a call rather than redirecting it, so a redirect means something else answered for the
+/// endpoint, and it answers every retry the same way.
+fn redirect<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>, call: &'static str) -> Option<Error> {
+    let raw = e.raw_response()?;
+    let status = raw.status().as_u16();
+    let modelled = matches!(e, SdkError::ServiceError(s) if s.err().code() == Some("RedirectException"));
+    ((300..400).contains(&status) && !modelled).then(|| Error::Redirected { call, status, location: location(raw) })
 }
 
 /// A redirect's target: the JSON body's `Location` member, else the `Location` header; one line,
@@ -185,6 +200,37 @@ mod tests {
         };
         let line = err.to_string();
         assert!(line.contains("presented for h.example is for another name (other.example, 127.0.0.1);"), "{line}");
+    }
+
+    /// A redirect that is no AWS error answer is final (82) and names its target; License
+    /// Manager's modelled `RedirectException` still goes to the service's table.
+    #[test]
+    fn a_redirect_is_final_unless_it_is_the_modelled_redirect_exception() {
+        use aws_smithy_runtime_api::http::StatusCode;
+        use aws_smithy_types::body::SdkBody;
+        let answer = |status: u16| {
+            let mut raw = Response::new(StatusCode::try_from(status).expect("status"), SdkBody::from(""));
+            raw.headers_mut().insert("location", "http://127.0.0.1:9/");
+            raw
+        };
+        for status in [301, 302, 307, 308] {
+            let e = Sdk::response_error("unhandled", answer(status));
+            let Triage::Fail(err) = triage(e, "RegisterUsage", &[]) else { panic!("{status} retried") };
+            assert_eq!(err.class(), Class::Misconfigured);
+            let line = err.to_string();
+            assert!(
+                line.contains(&format!(
+                    "RegisterUsage was answered with an HTTP {status} redirect to \"http://127.0.0.1:9/\""
+                )),
+                "{line}"
+            );
+            let unmodelled = ErrorMetadata::builder().message("moved").build();
+            let e = Sdk::service_error(unmodelled, answer(status));
+            assert!(matches!(triage(e, "RegisterUsage", &[]), Triage::Fail(_)), "{status}: an unknown code redirect");
+        }
+        let modelled = ErrorMetadata::builder().code("RedirectException").message("wrong region").build();
+        let e = Sdk::service_error(modelled, answer(308));
+        assert!(matches!(triage(e, "CheckoutLicense", &[]), Triage::Answer(_)), "RedirectException is classified");
     }
 
     #[test]

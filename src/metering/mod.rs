@@ -20,6 +20,7 @@ pub mod lines;
 pub mod record;
 pub mod seal;
 pub mod send;
+pub mod spread;
 pub mod state;
 pub mod usage_file;
 
@@ -68,6 +69,10 @@ impl Spool {
 pub trait Clock: Send + Sync {
     /// Unix seconds now.
     fn now(&self) -> u64;
+    /// Unix milliseconds now (for the slots of `spread`).
+    fn now_ms(&self) -> u64 {
+        self.now() * 1000
+    }
 }
 
 /// The system clock.
@@ -78,6 +83,9 @@ impl Clock for SystemClock {
     fn now(&self) -> u64 {
         SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
     }
+    fn now_ms(&self) -> u64 {
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    }
 }
 
 /// The system clock plus a fixed number of seconds (test flavour: `MPGATE_TEST_CLOCK_OFFSET`).
@@ -87,6 +95,9 @@ pub struct OffsetClock(pub u64);
 impl Clock for OffsetClock {
     fn now(&self) -> u64 {
         SystemClock.now() + self.0
+    }
+    fn now_ms(&self) -> u64 {
+        SystemClock.now_ms() + self.0 * 1000
     }
 }
 

@@ -1,7 +1,8 @@
 //! The hourly sender `supervise` runs beside the workload: tail `usage.log` into the state, send
 //! each closed hour once per dimension (Timestamp = the first usage of the hour, UsageAllocations
-//! from the tag sets), retry transient errors with backoff, roll refused hours forward; at exit, send
-//! the rest and name, per {dimension, hour}, what could not be sent (`report.rs`).
+//! from the tag sets) at its slot in the hour (`metering::spread`), retry transient errors with
+//! backoff, roll refused hours forward; at exit, send the rest at once and name, per {dimension,
+//! hour}, what could not be sent (`report.rs`).
 //!
 //! What each answer means is `answer.rs`. One record never stops the others: a record AWS refuses
 //! for a reason no retry can fix is quarantined; one refused for a reason that may pass (IAM, an
@@ -19,8 +20,9 @@ mod report;
 pub use open::Prepared;
 
 use super::compact::Compactor;
+use super::spread::Spread;
 use super::state::{Bucket, State};
-use super::{record, Clock, Spool, SystemClock};
+use super::{hour_of, record, Clock, Spool, SystemClock};
 use crate::aws::Clients;
 use crate::entitlement::pacing::full_jitter;
 use crate::error::Error;
@@ -34,6 +36,20 @@ use aws_smithy_types::DateTime;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::time::{Duration, Instant, SystemTime};
+
+/// The records `run` leaves for later in one round: those of the dimensions `waiting` for their slot
+/// in the hour starting `hour`, and those of `hour` itself or later, which were not closed when the
+/// slots were looked at (an hour that closes during the round waits for its own slots).
+struct Slots {
+    hour: u64,
+    waiting: Vec<String>,
+}
+
+impl Slots {
+    fn holds(&self, dimension: &str, hour: u64) -> bool {
+        hour >= self.hour || self.waiting.iter().any(|w| w == dimension)
+    }
+}
 
 /// How often the usage file is read and closed hours are sent.
 const POLL: Duration = Duration::from_secs(5);
@@ -62,6 +78,8 @@ pub struct Meter<'a> {
     client: Option<(aws_sdk_marketplacemetering::Client, Option<SystemTime>)>,
     state: State,
     compactor: Compactor,
+    /// The slots of the current hour at which closed hours' records go out while the workload runs.
+    spread: Spread,
     on_not_entitled: Policy,
     /// Records refused for a reason that may pass: {dimension, hour} → (tried again from, why).
     held: HashMap<(String, u64), (Instant, String)>,
@@ -81,17 +99,48 @@ impl<'a> Meter<'a> {
         ]
     }
 
-    /// Run until dropped: read new usage, send closed hours, sleep. Returns only under
-    /// `--on-not-entitled stop`, with the refusal the workload is to be stopped for.
+    /// Run until dropped: read new usage, send closed hours whose slot has come, sleep until the next
+    /// poll or slot. Returns only under `--on-not-entitled stop`, with the refusal the workload is to
+    /// be stopped for.
     pub async fn run(&mut self) -> Error {
         loop {
             self.ingest(false);
-            if let Err(Halt::NotEntitled(refusal)) = self.send_ready(false, None).await {
+            let (slots, next) = self.slots();
+            if let Err(Halt::NotEntitled(refusal)) = self.send_ready(false, None, Some(&slots)).await {
                 return refusal;
             }
             self.state.prune(self.clock.now());
-            tokio::time::sleep(POLL).await;
+            tokio::time::sleep(next.map_or(POLL, |n| n.min(POLL))).await;
         }
+    }
+
+    /// Which records wait for their slot in the current hour, and the time until the first of those
+    /// slots. A slot drawn now is told on the verbose log.
+    fn slots(&mut self) -> (Slots, Option<Duration>) {
+        let now_ms = self.clock.now_ms();
+        let current = hour_of(now_ms / 1000);
+        let mut dimensions: Vec<&str> = self
+            .state
+            .pending
+            .iter()
+            .filter(|b| b.hour < current && b.total() > 0)
+            .map(|b| b.dimension.as_str())
+            .collect();
+        dimensions.sort_unstable();
+        dimensions.dedup();
+        let (mut waiting, mut next) = (Vec::new(), None::<u64>);
+        for dimension in dimensions {
+            let (after, drawn) = self.spread.slot(current, dimension);
+            let at = current * 1000 + after;
+            if drawn {
+                slot_line(dimension, current, after, self.spread.bound());
+            }
+            if at > now_ms {
+                waiting.push(dimension.to_string());
+                next = Some(next.map_or(at - now_ms, |n| n.min(at - now_ms)));
+            }
+        }
+        (Slots { hour: current, waiting }, next.map(Duration::from_millis))
     }
 
     /// After the workload exited: read the rest of the usage file, send every hour including the
@@ -106,7 +155,7 @@ impl<'a> Meter<'a> {
         let mut refusal = None;
         let mut late = None;
         if self.not_entitled.is_none() {
-            let outcome = tokio::time::timeout_at(until.into(), self.send_ready(true, Some(until))).await;
+            let outcome = tokio::time::timeout_at(until.into(), self.send_ready(true, Some(until), None)).await;
             match outcome {
                 Ok(Ok(())) => {}
                 Ok(Err(Halt::NotEntitled(e))) => refusal = Some(e),
@@ -132,14 +181,18 @@ impl<'a> Meter<'a> {
         }
     }
 
-    /// Send every ready record that is not held (the in-flight one first).
-    async fn send_ready(&mut self, closing: bool, until: Option<Instant>) -> Result<(), Halt> {
+    /// Send every ready record that is not held and, with `slots`, whose slot has come (the in-flight
+    /// one first, whatever its slot: it may already be recorded).
+    async fn send_ready(&mut self, closing: bool, until: Option<Instant>, slots: Option<&Slots>) -> Result<(), Halt> {
         loop {
             let bucket = match self.state.in_flight.clone() {
                 Some(b) => b,
                 None => {
                     let (held, now) = (&self.held, Instant::now());
-                    let waits = |d: &str, h: u64| held.get(&(d.to_string(), h)).is_some_and(|(t, _)| *t > now);
+                    let waits = |d: &str, h: u64| {
+                        slots.is_some_and(|s| s.holds(d, h))
+                            || held.get(&(d.to_string(), h)).is_some_and(|(t, _)| *t > now)
+                    };
                     match self.state.next_record(self.clock.now(), closing, &waits) {
                         Some(b) => {
                             // Intent first: after a crash the same request is sent again.
@@ -245,6 +298,40 @@ async fn send(
     Ok(out.metering_record_id().map(str::to_string))
 }
 
+/// The `-v` line for a slot drawn: when a dimension's closed hours go out in the hour starting `hour`.
+fn slot_line(dimension: &str, hour: u64, after_ms: u64, bound: Duration) {
+    let at = answer::hour_text(hour + after_ms / 1000);
+    crate::log::emit(
+        crate::log::Level::Verbose,
+        &format!(
+            "MeterUsage slot: dimension {dimension}, records of closed hours go out at {at}, {}.{:03} s into the hour (spread {} s)",
+            after_ms / 1000,
+            after_ms % 1000,
+            bound.as_secs()
+        ),
+        &[
+            ("event", "meter_usage_slot".into()),
+            ("dimension", dimension.into()),
+            ("hour", answer::hour_text(hour).into()),
+            ("after_ms", after_ms.into()),
+            ("spread_ms", u64::try_from(bound.as_millis()).unwrap_or(u64::MAX).into()),
+        ],
+    );
+}
+
 fn warn(m: &str) {
     crate::log::warn(m);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Slots;
+
+    #[test]
+    fn a_round_holds_waiting_dimensions_and_hours_that_closed_during_it() {
+        let slots = Slots { hour: 7200, waiting: vec!["requests".into()] };
+        assert!(slots.holds("requests", 3600), "its slot has not come");
+        assert!(!slots.holds("gb_processed", 3600), "its slot has come");
+        assert!(slots.holds("gb_processed", 7200), "closed after the slots were looked at: waits for its own");
+    }
 }

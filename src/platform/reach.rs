@@ -1,7 +1,8 @@
 //! Where a credential source goes on the network, for the step a start-up deadline names while that
 //! source is still loading ("loading credentials from the ECS task role at 169.254.170.2:80 did not
 //! finish"). Read from the variables the providers themselves read: the container endpoint's URI, the
-//! IMDS endpoint and mode, an STS endpoint URL; otherwise the AWS default for the region.
+//! IMDS endpoint and mode; for STS and License Manager, the endpoint mpgate's clients call
+//! (`aws::endpoint_host_port`: a VPC endpoint, the dual-stack or the regional AWS name).
 //! Must not: be used to connect (each provider resolves its own endpoint).
 #![forbid(unsafe_code)]
 
@@ -32,16 +33,10 @@ pub fn endpoint(source: CredentialSource, env: &dyn Env, region: &str) -> Option
         CredentialSource::WebIdentity => {
             env.get("AWS_WEB_IDENTITY_TOKEN_FILE")?;
             // The endpoint `aws::sts_lock` lets the provider reach: any other is refused at once.
-            match crate::flavour::endpoint_override(env, "AWS_ENDPOINT_URL_STS") {
-                Some(url) => host_port(&url),
-                None => Some(format!("sts.{region}.amazonaws.com:443")),
-            }
+            crate::aws::endpoint_host_port(env, crate::aws::Service::Sts, region)
         }
         CredentialSource::LicenseToken => {
-            match crate::flavour::endpoint_override(env, "AWS_ENDPOINT_URL_LICENSE_MANAGER") {
-                Some(url) => host_port(&url),
-                None => Some(format!("license-manager.{region}.amazonaws.com:443")),
-            }
+            crate::aws::endpoint_host_port(env, crate::aws::Service::LicenseManager, region)
         }
     }
 }
@@ -55,7 +50,7 @@ pub fn host(url: &str) -> Option<String> {
 
 /// `host:port` of an `http://` or `https://` URL (the scheme's port when none is given); `None` for
 /// anything else.
-fn host_port(url: &str) -> Option<String> {
+pub fn host_port(url: &str) -> Option<String> {
     let (scheme, rest) = url.trim().split_once("://")?;
     let default = match scheme.to_ascii_lowercase().as_str() {
         "http" => 80,
@@ -112,9 +107,17 @@ mod tests {
         let irsa = env(&[("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/secrets/eks.amazonaws.com/serviceaccount/token")]);
         assert_eq!(at(CredentialSource::WebIdentity, &irsa).as_deref(), Some("sts.eu-west-1.amazonaws.com:443"));
         let sts = env(&[("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"), ("AWS_ENDPOINT_URL_STS", "https://sts.internal:8443")]);
-        let overridden =
-            if crate::flavour::NAME == "test" { "sts.internal:8443" } else { "sts.eu-west-1.amazonaws.com:443" };
-        assert_eq!(at(CredentialSource::WebIdentity, &sts).as_deref(), Some(overridden));
+        // The release flavour refuses a variable that names no VPC endpoint at start (82).
+        let overridden = if crate::flavour::NAME == "test" { Some("sts.internal:8443") } else { None };
+        assert_eq!(at(CredentialSource::WebIdentity, &sts).as_deref(), overridden);
+        let vpce = "vpce-0123456789abcdef0-abcd.sts.eu-west-1.vpce.amazonaws.com";
+        let private =
+            env(&[("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"), ("AWS_ENDPOINT_URL_STS", &format!("https://{vpce}"))]);
+        assert_eq!(at(CredentialSource::WebIdentity, &private), Some(format!("{vpce}:443")));
+        let dual = env(&[("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"), ("AWS_USE_DUALSTACK_ENDPOINT", "true")]);
+        assert_eq!(at(CredentialSource::WebIdentity, &dual).as_deref(), Some("sts.eu-west-1.api.aws:443"));
+        let china = endpoint(CredentialSource::LicenseToken, &env(&[]), "cn-northwest-1");
+        assert_eq!(china.as_deref(), Some("license-manager.cn-northwest-1.amazonaws.com.cn:443"));
         assert_eq!(at(CredentialSource::EnvStaticKeys, &env(&[])), None);
     }
 }

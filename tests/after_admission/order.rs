@@ -355,8 +355,10 @@ fn profile_web_identity_reaches_the_sts_endpoint_the_flavour_allows() {
     assert!(ledger(&emu).iter().any(|o| o == "AssumeRoleWithWebIdentity"), "{:?}\n{}", ledger(&emu), out.stderr());
 }
 
-/// The release flavour: a profile's web identity with `AWS_ENDPOINT_URL_STS` set never sends the
-/// token there (here the emulator, inside an empty root where nothing else resolves).
+/// The release flavour: a profile's web identity never sends the token to an endpoint the environment
+/// names (here the emulator, inside an empty root where nothing else resolves): `AWS_ENDPOINT_URL`,
+/// which aws-config's STS client reads, is refused by the STS lock; `AWS_ENDPOINT_URL_STS` naming no
+/// VPC endpoint is refused at start, before any call.
 #[test]
 #[ignore = "needs root: unshare and chroot (scripts/test runs it)"]
 fn release_profile_web_identity_with_aws_endpoint_url_sts_is_82_and_sends_no_token() {
@@ -371,13 +373,21 @@ fn release_profile_web_identity_with_aws_endpoint_url_sts_is_82_and_sends_no_tok
             *v = "/config".into();
         }
     }
+    assert!(env.iter().any(|(k, v)| k == "AWS_ENDPOINT_URL" && *v == emu.url()), "the generic variable is set");
+    crate::rootfs::in_chroot(root.path(), env.clone())
+        .args(["exec", "--deadline", "30s", "--", "/workload", "report", "/report.json"])
+        .run()
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains(&format!("the STS request would have gone to {}", emu.url()))
+        .check();
     env.push(("AWS_ENDPOINT_URL_STS".into(), emu.url()));
     crate::rootfs::in_chroot(root.path(), env)
         .args(["exec", "--deadline", "30s", "--", "/workload", "report", "/report.json"])
         .run()
         .expect_status(82)
         .expect_one_refusal_line()
-        .expect_stderr_contains(&format!("the STS request would have gone to {}", emu.url()))
+        .expect_stderr_contains(&format!("misconfigured: AWS_ENDPOINT_URL_STS={:?} is not used: ", emu.url()))
         .check();
     assert!(!ledger(&emu).iter().any(|o| o == "AssumeRoleWithWebIdentity"), "{:?}", ledger(&emu));
     assert!(!root.path().join("report.json").exists());

@@ -11,6 +11,7 @@ mod idempotency;
 mod record;
 mod refusals;
 mod send;
+mod spread;
 mod start;
 
 use crate::support::{dist_dir, Run, Spawned};
@@ -36,7 +37,8 @@ pub(super) fn hour_of(t: u64) -> u64 {
     t - t % HOUR
 }
 
-/// The metered gate as `workload` of `emu`, with its spool in `dir/spool`.
+/// The metered gate as `workload` of `emu`, with its spool in `dir/spool`, sending closed hours at
+/// once (`MPGATE_METER_SPREAD=0`).
 pub(super) fn gate(emu: &Emulator, workload: &str, dir: &Path) -> Run {
     Run::bin(metered_bin())
         .envs(emu.workload_env(workload, dir).expect("env"))
@@ -45,6 +47,7 @@ pub(super) fn gate(emu: &Emulator, workload: &str, dir: &Path) -> Run {
         .env("MPGATE_ALLOW_NOT_PID1", "1")
         .env("MPGATE_TERMINATION_LOG", dir.join("termination-log"))
         .env("MPGATE_DEADLINE", "20s")
+        .env("MPGATE_METER_SPREAD", "0")
 }
 
 /// `mpgate supervise -q -- sh -c script` in the background, stderr to `dir/stderr`.
@@ -69,6 +72,8 @@ pub(super) fn spawn_as(emu: &Emulator, workload: &str, dir: &Path, script: &str,
         .env("MPGATE_DEADLINE", "20s")
         .env("MPGATE_TERMINATION_LOG", dir.join("termination-log"))
         .env("GATE", metered_bin())
+        // Closed hours go out at once unless a test sets a spread (tests/metering/spread.rs).
+        .env("MPGATE_METER_SPREAD", "0")
         .envs(extra.iter().map(|(k, v)| (k, v)))
         .args(["supervise", "-q", "--", "sh", "-c", script])
         .stdin(Stdio::null())

@@ -9,6 +9,7 @@ use crate::entitlement::Entitled;
 use crate::error::Error;
 use crate::identity;
 use crate::metering::compact::Compactor;
+use crate::metering::spread::Spread;
 use crate::metering::state::{Bucket, State};
 use crate::metering::usage_file::{self, Access};
 use crate::metering::Spool;
@@ -62,6 +63,7 @@ impl<'a> Meter<'a> {
         entitled: &Entitled,
         env: &'a dyn Env,
         on_not_entitled: Policy,
+        spread: std::time::Duration,
     ) -> Result<Meter<'a>, Error> {
         let baked = identity::baked()?;
         let product = baked.select(Some(entitled.product_code()))?;
@@ -78,6 +80,7 @@ impl<'a> Meter<'a> {
             client: None,
             state: prepared.state,
             compactor: Compactor::default(),
+            spread: Spread::new(spread, crate::flavour::spread_seed(env)),
             on_not_entitled,
             held: HashMap::new(),
             not_entitled: None,
