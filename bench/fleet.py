@@ -2,6 +2,7 @@
 """Fleet start: N gates started at once against the emulator enforcing RegisterUsage 5 requests/s.
 
 Usage: bench/fleet.py GATE EMULATOR N [--out DIR] [--label NAME] [--rate R] [--neighbour GATE_B:M@S]
+                      [--proxy tinyproxy]
 Every gate is the `ecs-task` workload of the demo world (one AWS account, so one quota bucket) and runs
 `exec -q -- /bin/true`. Reports: admitted count, total time against the ideal N/R s, the spread of
 admission times, RegisterUsage requests sent (throttled and not) and their rate per second (from each
@@ -17,9 +18,13 @@ bench/fleet-compare.py overlays the JSON of several runs.
   account (scripts/build-gates --fleet builds mpgate-test-neighbour), start S seconds after the first
   N; the JSON and the plot then give both products' admissions and request rates. The exit status
   is 0 only if every gate of both is admitted.
+--proxy tinyproxy: starts Debian's tinyproxy on a free loopback port and runs every gate with
+  HTTPS_PROXY pointing at it (the result gains "proxy": the server's version and the CONNECT requests
+  its log shows).
 """
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +34,32 @@ import urllib.request
 
 def option(name, default=None):
     return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
+def start_proxy(kind, tmp, n):
+    """tinyproxy on 127.0.0.1 with room for all N gates at once: (process, URL, log path, version)."""
+    if kind != "tinyproxy":
+        sys.exit(f"fleet.py: --proxy {kind}: only tinyproxy is supported")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log, conf = os.path.join(tmp, "tinyproxy.log"), os.path.join(tmp, "tinyproxy.conf")
+    with open(conf, "w") as f:
+        f.write(f"Port {port}\nListen 127.0.0.1\nTimeout 600\nMaxClients {n + 50}\n"
+                f"LogFile \"{log}\"\nLogLevel Connect\nAllow 127.0.0.1\n")
+    proc = subprocess.Popen(["tinyproxy", "-d", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(500):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                sys.exit(f"fleet.py: tinyproxy exited with {proc.returncode} (config {conf})")
+            time.sleep(0.01)
+    else:
+        sys.exit("fleet.py: tinyproxy did not listen within 5 s")
+    version = subprocess.run(["tinyproxy", "-v"], capture_output=True, text=True).stdout.strip()
+    return proc, f"http://127.0.0.1:{port}", log, version
 
 
 def main():
@@ -41,6 +72,7 @@ def main():
         count, _, at = spec.partition("@")
         neighbour = (path, int(count), float(at.rstrip("s")))
     groups = [("A", gate, n, 0.0)] + ([("B", *neighbour)] if neighbour else [])
+    proxy_kind, proxy, proxy_proc = option("--proxy"), None, None
     with tempfile.TemporaryDirectory() as tmp:
         emu = subprocess.Popen([emulator, "--env-dir", tmp], stdout=subprocess.PIPE, text=True)
         try:
@@ -48,8 +80,18 @@ def main():
             post(url + "/_emulator/quotas", {"enabled": True, "rates": {"RegisterUsage": rate}})
             env = dict(line.rstrip("\n").split("=", 1) for line in open(os.path.join(tmp, "ecs-task.env")))
             env["PATH"] = "/usr/bin:/bin"
+            if proxy_kind:
+                gates = sum(count for _, _, count, _ in groups)
+                proxy_proc, proxy_url, proxy_log, proxy_version = start_proxy(proxy_kind, tmp, gates)
+                env["HTTPS_PROXY"] = proxy_url
             ledger, runs, wall_start, total = run(groups, env, url)
+            if proxy_proc:
+                connects = sum(1 for line in open(proxy_log) if "): CONNECT " in line)
+                proxy = {"server": proxy_version, "connects": connects}
         finally:
+            if proxy_proc:
+                proxy_proc.terminate()
+                proxy_proc.wait(timeout=10)
             emu.terminate()
             emu.wait(timeout=10)
     reg = [r for r in ledger if r["op"] == "RegisterUsage"]
@@ -78,6 +120,8 @@ def main():
         data["neighbour_admission_times_s"] = b["times"]
         data["neighbour_requests_per_second_bin"] = sorted(bins(b_reg).items())
         data["products"] = codes_seen
+    if proxy:
+        result["proxy"] = proxy
     print(json.dumps(result))
     name = f"fleet-{n}" + (f"-{label}" if label else "")
     os.makedirs(out_dir, exist_ok=True)

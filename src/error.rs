@@ -118,7 +118,11 @@ pub enum Error {
     UnsafeEnvironment(String),
     /// The TLS certificate presented for an AWS endpoint did not verify against the compiled-in roots
     /// (TLS interception, or the name resolving to another server): no retry can fix it.
-    UntrustedCertificate { call: &'static str, host: String, problem: String },
+    /// `via` names the proxy whose `CONNECT` tunnel the TLS ran in, when there was one.
+    UntrustedCertificate { call: &'static str, host: String, problem: String, via: Option<String> },
+    /// The egress proxy settings cannot be used, or the proxy refused a `CONNECT` for a reason no
+    /// retry changes (407, 403): the message names the proxy (never its credentials) and what to do.
+    Proxy(String),
     /// The endpoint answered with an HTTP redirect that is not an AWS error answer: AWS's APIs do not
     /// redirect, and neither the SDK nor mpgate follows one, so no retry can fix it.
     Redirected { call: &'static str, status: u16, location: Option<String> },
@@ -144,6 +148,7 @@ impl Error {
             | Error::BadSignature(_)
             | Error::Spool(_)
             | Error::UnsafeEnvironment(_)
+            | Error::Proxy(_)
             | Error::UntrustedCertificate { .. }
             | Error::Redirected { .. }
             | Error::Unsendable { .. } => Class::Misconfigured,
@@ -248,8 +253,12 @@ impl fmt::Display for Body<'_> {
                 f,
                 "no valid gate pass: {why}; start this container through its ENTRYPOINT (mpgate exec) and check the pass right away"
             ),
-            Error::Spool(m) | Error::UnsafeEnvironment(m) | Error::UnknownRegion(m) => f.write_str(m),
-            Error::UntrustedCertificate { call, host, problem } => write!(
+            Error::Spool(m) | Error::UnsafeEnvironment(m) | Error::UnknownRegion(m) | Error::Proxy(m) => f.write_str(m),
+            Error::UntrustedCertificate { call, host, problem, via: Some(proxy) } => write!(
+                f,
+                "{call} did not reach AWS: the TLS certificate presented for {host} through the proxy {proxy} {problem}; mpgate verifies TLS with AWS end to end inside the proxy's CONNECT tunnel, so a proxy that intercepts TLS is refused: exempt {host} from TLS interception on the proxy (docs/operating.md, Behind an HTTP proxy; mpgate trusts only the Mozilla root certificates compiled into it and never reads SSL_CERT_FILE or AWS_CA_BUNDLE)"
+            ),
+            Error::UntrustedCertificate { call, host, problem, via: None } => write!(
                 f,
                 "{call} did not reach AWS: the TLS certificate presented for {host} {problem}; something between this container and AWS intercepts TLS (a proxy or firewall), or {host} resolves to a server that is not AWS; let {host} through without TLS interception (mpgate trusts only the Mozilla root certificates compiled into it and never reads SSL_CERT_FILE or AWS_CA_BUNDLE)"
             ),
@@ -321,7 +330,19 @@ mod tests {
             Error::NoPass("expired".into()),
             Error::Spool("/var/lib/mpgate is read-only; mount a volume".into()),
             Error::UnsafeEnvironment("SMITHY_CLIENT_SDK_CUSTOM_PARTITION is set; unset it".into()),
-            Error::UntrustedCertificate { call: "RegisterUsage", host: "h".into(), problem: "has expired".into() },
+            Error::UntrustedCertificate {
+                call: "RegisterUsage",
+                host: "h".into(),
+                problem: "has expired".into(),
+                via: None,
+            },
+            Error::UntrustedCertificate {
+                call: "RegisterUsage",
+                host: "h".into(),
+                problem: "is not issued by a public certificate authority".into(),
+                via: Some("http://proxy.corp:3128 (HTTPS_PROXY)".into()),
+            },
+            Error::Proxy("the proxy http://proxy.corp:3128 (HTTPS_PROXY) answered 407".into()),
             Error::Redirected { call: "RegisterUsage", status: 307, location: Some("http://elsewhere/".into()) },
             Error::Unsendable { call: "RegisterUsage", detail: "bad header".into() },
             Error::Internal("out of memory".into()),

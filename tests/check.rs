@@ -272,6 +272,7 @@ fn json_schema_is_stable() {
             "imds",
             "region",
             "irsa-token",
+            "proxy",
             "credentials",
             "endpoint",
             "entitlement"

@@ -19,6 +19,7 @@ mod logging;
 mod metering;
 mod netns;
 mod packaging;
+mod proxy;
 mod release;
 mod rootfs;
 mod supervise;

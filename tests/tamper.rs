@@ -46,7 +46,7 @@ fn release_row_refuses_the_variable(emu: &Emulator, root: &Path, var: &str, mode
     assert!(!root.join("report.json").exists(), "the workload must not run");
 }
 
-/// Rows 7 and 8: the release gate in an empty root whose hosts file sends the Metering name to the
+/// Row 7: the release gate in an empty root whose hosts file sends the Metering name to the
 /// attacker's server. Its certificate does not verify, which no retry can fix: the gate refuses at
 /// once with 82 naming the host, well before its 30 s deadline (which would end in 81).
 fn release_row_meets_the_attacker_certificate(emu: &Emulator, root: &Path, extra: &[(&str, String)]) {
@@ -214,29 +214,38 @@ fn row07_attacker_ca_in_ssl_cert_file_and_dir_is_not_trusted() {
     assert_not_redirected(&emu, root.path());
 }
 
+/// Row 8: the release gate behind a TLS-intercepting proxy. It goes through the proxy (never
+/// straight to the AWS name, which the hosts file points at another fake), asks for the Metering
+/// host by name, and refuses the proxy's certificate at once with 82, naming the proxy.
 #[test]
 #[ignore = "needs root: unshare and chroot (scripts/test runs it)"]
-fn row08_https_proxy_is_ignored() {
+fn row08_an_intercepting_https_proxy_is_refused_at_once() {
     let emu = Emulator::start(World::demo()).expect("emulator");
     let root = rootfs("mpgate");
     hosts_to(root.path(), "127.0.0.78");
     let dir = scratch();
     let fake = FakeAws::start("127.0.0.78", dir.path());
-    let proxy = "http://127.0.0.78:3128".to_string();
-    release_row_meets_the_attacker_certificate(
-        &emu,
-        root.path(),
-        &[
-            ("HTTPS_PROXY", proxy.clone()),
-            ("https_proxy", proxy.clone()),
-            ("HTTP_PROXY", proxy.clone()),
-            ("ALL_PROXY", proxy.clone()),
-            ("SSL_CERT_FILE", "/nonexistent".into()),
-        ],
-    );
-    // The gate went straight to the endpoint (and refused its certificate), not through the proxy.
-    let events = fake.events_once("TLS-HANDSHAKE-FAILED");
-    assert!(!events.contains("PROXY-CONNECTION"), "the gate used the proxy: {events}");
+    let proxy = crate::proxy::Intercepting::start(dir.path());
+    let env_dir = scratch();
+    let mut env = emu.workload_env("ecs-task", env_dir.path()).expect("env");
+    env.extend([("HTTPS_PROXY".to_string(), proxy.url()), ("SSL_CERT_FILE".to_string(), "/nonexistent".to_string())]);
+    let out = in_chroot(root.path(), env)
+        .args(["exec", "--deadline", "30s", "--", "/workload", "report", "/report.json"])
+        .run()
+        .expect_status(82)
+        .expect_one_refusal_line()
+        .expect_stderr_contains(&format!(
+            "the TLS certificate presented for metering.marketplace.us-east-1.amazonaws.com through the proxy {} (HTTPS_PROXY) is not issued by a public certificate authority",
+            proxy.url()
+        ))
+        .expect_stderr_contains("exempt metering.marketplace.us-east-1.amazonaws.com from TLS interception on the proxy")
+        .check();
+    assert!(out.elapsed < std::time::Duration::from_secs(10), "took {:?}: retried toward the deadline", out.elapsed);
+    let events = proxy.events_once("TLS-HANDSHAKE-FAILED");
+    assert!(events.contains("CONNECT metering.marketplace.us-east-1.amazonaws.com:443"), "{events}");
+    assert!(!events.contains("HTTP-REQUEST"), "the gate trusted the proxy's certificate: {events}");
+    // Nothing went straight to the AWS name.
+    assert_eq!(fake.events(), "", "the gate bypassed the proxy");
     assert_not_redirected(&emu, root.path());
 }
 

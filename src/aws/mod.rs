@@ -11,13 +11,20 @@
 //! only the compiled-in webpki roots, so `SSL_CERT_FILE`/`SSL_CERT_DIR` have no effect. Test flavour
 //! (`flavour::endpoint_override`): honours any URL in `AWS_ENDPOINT_URL_MARKETPLACE_METERING` /
 //! `AWS_ENDPOINT_URL_LICENSE_MANAGER` / `AWS_ENDPOINT_URL_STS`, then `AWS_ENDPOINT_URL`.
+//! Egress proxy (`proxy`, `tunnel`): the Metering, License Manager and STS clients, and the STS
+//! client inside the IRSA and profile providers, share an HTTP client that goes through the proxy
+//! the environment names (`HTTPS_PROXY`, `ALL_PROXY`, minus `NO_PROXY`); the metadata clients (IMDS,
+//! the ECS and Pod Identity credential endpoints) get one built without a proxy, so they cannot be
+//! proxied whatever the environment says.
 //! Must not: retry (the entitlement code owns the retry policy and its deadline) or decide an
 //! endpoint itself (`endpoints` does).
 #![forbid(unsafe_code)]
 
 pub mod endpoints;
+pub mod proxy;
 pub mod sts_lock;
 pub mod tls;
+pub mod tunnel;
 pub mod user_agent;
 pub mod vpce;
 
@@ -64,7 +71,7 @@ macro_rules! locked_config {
     ($sdk:ident, $clients:expr, $env:expr, $region:expr, $service:expr) => {{
         let settings = endpoint_settings($env, $service, $region);
         let http = match &settings {
-            Ok(_) => $clients.http.clone(),
+            Ok(_) => $clients.aws.clone(),
             Err(why) => refusing(why.clone()),
         };
         let (url, dual_stack) = settings.unwrap_or((None, false));
@@ -86,7 +93,11 @@ macro_rules! locked_config {
 
 /// Shared pieces every AWS client is built from.
 pub struct Clients {
+    /// Direct, never through a proxy: the metadata endpoints' (IMDS, ECS, Pod Identity).
     http: SharedHttpClient,
+    /// The AWS APIs' (Metering, License Manager, STS): through the proxy when one is configured.
+    aws: SharedHttpClient,
+    proxy: proxy::Settings,
     /// Built on first use: on ECS and EKS neither the region nor the credentials come from IMDS.
     imds: std::sync::OnceLock<aws_config::imds::Client>,
     /// Set when `AWS_EXECUTION_ENV` cannot go into a header (`user_agent`).
@@ -94,22 +105,37 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Build the HTTP client once per process. Refuses when `SMITHY_CLIENT_SDK_CUSTOM_PARTITION` is
-    /// set (see `SDK_PARTITION_VARIABLE`): every AWS client mpgate builds is built from these.
+    /// Build the HTTP clients once per process. Refuses when `SMITHY_CLIENT_SDK_CUSTOM_PARTITION` is
+    /// set (see `SDK_PARTITION_VARIABLE`): every AWS client mpgate builds is built from these; and
+    /// when the proxy variables cannot be used (`proxy::Settings::from_env`).
     pub fn new(env: &dyn Env) -> Result<Self, crate::error::Error> {
         if env.is_set(SDK_PARTITION_VARIABLE) {
             return Err(crate::error::Error::UnsafeEnvironment(format!(
                 "the environment sets {SDK_PARTITION_VARIABLE}, from which the AWS SDK would take the domain of every AWS endpoint (even in the release flavour), so mpgate cannot know where its entitlement check goes; unset it for this container (docs/security.md)"
             )));
         }
+        let proxy = proxy::Settings::from_env(env)?;
+        let http = tls::http_client(proxy::Settings::direct())?;
+        let aws = match proxy.proxy() {
+            Some(_) => tls::http_client(proxy.clone())?,
+            None => http.clone(),
+        };
         Ok(Clients {
-            http: tls::http_client()?,
+            http,
+            aws,
+            proxy,
             imds: std::sync::OnceLock::new(),
             user_agent: user_agent::without_bad_execution_env(env),
         })
     }
 
-    /// Configuration for aws-config's credential providers (STS for IRSA, ECS, IMDS).
+    /// The proxy settings the AWS API clients use (`mpgate check` shows them).
+    pub fn proxy(&self) -> &proxy::Settings {
+        &self.proxy
+    }
+
+    /// Configuration for aws-config's metadata credential providers (ECS, Pod Identity, IMDS): its
+    /// HTTP client never goes through a proxy.
     pub fn provider_config(&self, region: &str) -> ProviderConfig {
         ProviderConfig::without_region()
             .with_http_client(self.http.clone())
@@ -119,7 +145,7 @@ impl Clients {
 
     /// `provider_config` for the providers that build their own STS client (IRSA, profiles): its
     /// HTTP client reaches STS only at the endpoint mpgate chose (`sts_lock`), whatever the
-    /// environment or a profile names.
+    /// environment or a profile names, through the proxy like every AWS API call.
     pub async fn sts_locked_provider_config(
         &self,
         env: &dyn Env,
@@ -128,7 +154,7 @@ impl Clients {
         let allowed = sts_lock::endpoint(env, region).await.map_err(crate::error::Error::UnsafeEnvironment)?;
         let dual_stack = dual_stack(env).map_err(crate::error::Error::UnsafeEnvironment)?;
         Ok(ProviderConfig::without_region()
-            .with_http_client(sts_lock::only_to(self.http.clone(), allowed))
+            .with_http_client(sts_lock::only_to(self.aws.clone(), allowed))
             .with_use_dual_stack(Some(dual_stack))
             .with_region(Some(Region::new(region.to_string())))
             .with_behavior_version(Some(BehaviorVersion::latest())))

@@ -4,7 +4,9 @@
 //! Why compiled-in roots: a FROM-scratch image has no /etc/ssl, and a buyer must not be able to add
 //! a trust anchor (`SSL_CERT_FILE`, `SSL_CERT_DIR`) that would let a fake endpoint answer for AWS.
 //! Why ring: aws-lc costs far more CPU at the first handshake and needs a C toolchain for musl
-//! (docs/building.md §2, §6). No proxy is configured: `HTTPS_PROXY` is ignored.
+//! (docs/building.md §2, §6). Each client is built with its proxy settings (`proxy`): the AWS
+//! clients' from the environment, the metadata clients' always direct; `tunnel` opens the TCP
+//! stream either way, and TLS to the AWS host runs on top of it here, with the same roots.
 //!
 //! Why not aws-smithy-http-client's connector: its `TrustStore` only takes PEM, so every start would
 //! base64-encode the ~150 webpki roots and parse them back, a large share of a start's work
@@ -14,9 +16,12 @@
 //! HTTP/1.1, TCP_NODELAY, connect and read timeouts, hyper errors mapped to the SDK's connector error
 //! kinds (so aws-config's credential providers classify them as they would smithy's). Signing,
 //! credentials and retries stay the SDK's (retries are off; the entitlement code owns them).
-//! Must not: read the environment or the filesystem (no native roots, no proxy variables).
+//! Must not: read the environment or the filesystem (no native roots; the caller hands in the
+//! proxy settings).
 #![forbid(unsafe_code)]
 
+use super::proxy::Settings;
+use super::tunnel::{self, Tunnel};
 use crate::error::Error;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
@@ -38,7 +43,7 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest wait from sending a request to the answer's headers (what smithy calls the read timeout).
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Https = hyper_rustls::HttpsConnector<TcpConnector>;
+type Https = hyper_rustls::HttpsConnector<Tunnel>;
 
 /// rustls with the ring provider, TLS 1.2/1.3, and only the compiled-in Mozilla roots.
 pub fn client_config() -> Result<Arc<rustls::ClientConfig>, Error> {
@@ -63,12 +68,12 @@ fn add_test_ca(roots: &mut rustls::RootCertStore, pem: &[u8]) -> Result<(), Erro
     roots.add(cert).map_err(|e| Error::Internal(format!("emulator test CA: {e}")))
 }
 
-/// Build the one HTTP client used for every AWS call, credential fetch and IMDS request. The hyper
-/// client itself is built on first use, inside the tokio runtime.
-pub fn http_client() -> Result<SharedHttpClient, Error> {
+/// Build an HTTP client whose connections go as `settings` route them (`Settings::direct()` for the
+/// metadata endpoints). The hyper client itself is built on first use, inside the tokio runtime.
+pub fn http_client(settings: Settings) -> Result<SharedHttpClient, Error> {
     let mut tls = Arc::unwrap_or_clone(client_config()?);
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(SharedHttpClient::new(OneConnector { tls, connector: OnceLock::new() }))
+    Ok(SharedHttpClient::new(OneConnector { tls, settings: Arc::new(settings), connector: OnceLock::new() }))
 }
 
 /// An `HttpClient` that hands every operation the same connector, whatever its settings: the timeouts
@@ -76,6 +81,7 @@ pub fn http_client() -> Result<SharedHttpClient, Error> {
 #[derive(Debug)]
 struct OneConnector {
     tls: rustls::ClientConfig,
+    settings: Arc<Settings>,
     connector: OnceLock<SharedHttpConnector>,
 }
 
@@ -85,26 +91,35 @@ impl HttpClient for OneConnector {
         _settings: &HttpConnectorSettings,
         _components: &RuntimeComponents,
     ) -> SharedHttpConnector {
-        self.connector.get_or_init(|| SharedHttpConnector::new(Hyper::new(self.tls.clone()))).clone()
+        self.connector
+            .get_or_init(|| SharedHttpConnector::new(Hyper::new(self.tls.clone(), Arc::clone(&self.settings))))
+            .clone()
     }
 }
 
-/// hyper's pooled client over TCP or rustls.
-#[derive(Debug, Clone)]
+/// hyper's pooled client over TCP or rustls, either straight or through the proxy's tunnel.
+#[derive(Clone)]
 struct Hyper {
     client: Client<Https, SdkBody>,
+    settings: Arc<Settings>,
+}
+
+impl std::fmt::Debug for Hyper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hyper").field("settings", &self.settings).finish_non_exhaustive()
+    }
 }
 
 impl Hyper {
-    fn new(tls: rustls::ClientConfig) -> Self {
+    fn new(tls: rustls::ClientConfig, settings: Arc<Settings>) -> Self {
         let mut tcp = TcpConnector::new();
         tcp.enforce_http(false);
         // As smithy: a small request written in pieces must not wait for a delayed ACK.
         tcp.set_nodelay(true);
         tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let https = Https::from((tcp, tls));
+        let https = Https::from((Tunnel::new(tcp, Arc::clone(&settings)), tls));
         let client = Client::builder(TokioExecutor::new()).pool_timer(TokioTimer::new()).build(https);
-        Hyper { client }
+        Hyper { client, settings }
     }
 }
 
@@ -116,13 +131,14 @@ impl HttpConnector for Hyper {
         };
         // Failures name where mpgate was connecting to: the host and port the URI gives.
         let endpoint = Endpoint::of(request.uri());
+        let via = tunnel::via(&self.settings, &endpoint);
         let answer = self.client.request(request);
         HttpConnectorFuture::new(async move {
             match tokio::time::timeout(READ_TIMEOUT, answer).await {
                 Err(elapsed) => Err(ConnectorError::timeout(
                     format!("no answer from {endpoint} within {} s: {elapsed}", READ_TIMEOUT.as_secs()).into(),
                 )),
-                Ok(Err(e)) => Err(connector_error(e, &endpoint)),
+                Ok(Err(e)) => Err(connector_error(e, &endpoint, via)),
                 Ok(Ok(response)) => HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
                     .map_err(|e| ConnectorError::other(e.into(), None)),
             }
@@ -140,7 +156,7 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    fn of(uri: &hyper::Uri) -> Endpoint {
+    pub(crate) fn of(uri: &hyper::Uri) -> Endpoint {
         let host = uri.host().unwrap_or_default().trim_matches(|c| c == '[' || c == ']').to_string();
         let default = if uri.scheme_str() == Some("https") { 443 } else { 80 };
         Endpoint { host, port: uri.port_u16().unwrap_or(default) }
@@ -182,11 +198,14 @@ impl std::error::Error for ConnectFailed {
 /// timeouts, a message cut short is transient; anything else is unclassified. A failure to connect
 /// is wrapped in [`ConnectFailed`] naming `endpoint`; a server certificate that did not verify is
 /// still an I/O error to the SDK, but wrapped in [`CertificateRejected`] with the host it was
-/// presented for, which the entitlement triage turns into a final refusal.
-fn connector_error(e: hyper_util::client::legacy::Error, endpoint: &Endpoint) -> ConnectorError {
+/// presented for (and the proxy it came through, `via`), which the entitlement triage turns into a
+/// final refusal. A proxy's own failure travels inside [`ConnectFailed`] (`tunnel::refusal` finds
+/// the final ones).
+fn connector_error(e: hyper_util::client::legacy::Error, endpoint: &Endpoint, via: Option<String>) -> ConnectorError {
     if e.is_connect() {
         if certificate_error(&e).is_some() {
-            return ConnectorError::io(Box::new(CertificateRejected { host: endpoint.host.clone(), source: e.into() }));
+            let host = endpoint.host.clone();
+            return ConnectorError::io(Box::new(CertificateRejected { host, via, source: e.into() }));
         }
         return ConnectorError::io(Box::new(ConnectFailed { endpoint: endpoint.clone(), source: e.into() }));
     }
@@ -209,6 +228,8 @@ fn connector_error(e: hyper_util::client::legacy::Error, endpoint: &Endpoint) ->
 pub(crate) struct CertificateRejected {
     /// The host name (or IP address) mpgate asked for.
     pub(crate) host: String,
+    /// The proxy whose tunnel the TLS ran in (`http://host:port (VARIABLE)`), if any.
+    pub(crate) via: Option<String>,
     source: Box<dyn std::error::Error + Send + Sync>,
 }
 
@@ -222,7 +243,7 @@ impl CertificateRejected {
 #[cfg(test)]
 impl CertificateRejected {
     pub(crate) fn for_test(host: &str, source: Box<dyn std::error::Error + Send + Sync>) -> Self {
-        CertificateRejected { host: host.to_string(), source }
+        CertificateRejected { host: host.to_string(), via: None, source }
     }
 }
 

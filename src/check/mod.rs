@@ -97,6 +97,7 @@ fn default_method(id: &str) -> &'static str {
         "imds" => "IMDSv2 token and placement/region (link-local HTTP, no AWS API call)",
         "region" => "the gate's region chain (environment, ECS task metadata, IMDS)",
         "irsa-token" => "reads the token file (no call)",
+        "proxy" => "HTTPS_PROXY, ALL_PROXY, NO_PROXY (no call)",
         "credentials" => "the gate's credential chain (ECS or Pod Identity endpoint, STS AssumeRoleWithWebIdentity; none of them bills)",
         "endpoint" => "HTTPS GET of the endpoint's root (DNS, TLS, Date header; no AWS API call)",
         "entitlement" => "not called",

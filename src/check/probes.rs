@@ -21,10 +21,9 @@ const OVERRIDE_VARS: &[&str] = &[
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
     "AWS_CA_BUNDLE",
-    "HTTPS_PROXY",
-    "https_proxy",
+    // Every AWS call is HTTPS, so only HTTPS_PROXY and ALL_PROXY count (the `proxy` row).
     "HTTP_PROXY",
-    "ALL_PROXY",
+    "http_proxy",
 ];
 
 /// The baked identity, checked without any network (also `--offline`).
@@ -91,7 +90,7 @@ pub fn flavour(shipping: bool) -> Check {
     }
 }
 
-/// Endpoint, CA and proxy variables present.
+/// Endpoint and CA variables present, and the proxy variables no AWS call uses.
 pub fn overrides(env: &dyn Env) -> Check {
     if env.is_set(crate::aws::SDK_PARTITION_VARIABLE) {
         let var = crate::aws::SDK_PARTITION_VARIABLE;
@@ -104,7 +103,7 @@ pub fn overrides(env: &dyn Env) -> Check {
     }
     let set: Vec<&str> = OVERRIDE_VARS.iter().copied().filter(|v| env.get(v).is_some()).collect();
     if set.is_empty() {
-        return Check::new("overrides", Status::Pass, "no endpoint, CA or proxy overrides set");
+        return Check::new("overrides", Status::Pass, "no endpoint or CA overrides set");
     }
     let sts = set.iter().any(|v| matches!(*v, "AWS_ENDPOINT_URL" | "AWS_ENDPOINT_URL_STS"));
     let effect = crate::flavour::OVERRIDE_EFFECT;
@@ -135,6 +134,7 @@ pub async fn environment(env: &dyn Env, live: bool) -> Vec<Check> {
                 "not probed: the gate would refuse first (see overrides)",
             )]
         }
+        Err(e @ Error::Proxy(_)) => return vec![Check::new("proxy", Status::Fail, e.to_string())],
         Err(e) => return vec![Check::new("http-client", Status::Fail, e.to_string())],
     };
     let imds = imds(env, &clients.imds()).await;
@@ -161,19 +161,25 @@ pub async fn environment(env: &dyn Env, live: bool) -> Vec<Check> {
     };
     checks.push(irsa_token(env));
     let Some(region) = region else {
-        for id in ["credentials", "endpoint", "entitlement"] {
+        for id in ["proxy", "credentials", "endpoint", "entitlement"] {
             checks.push(Check::new(id, Status::Skip, "needs a region"));
         }
         return checks;
     };
+    let url = if contract {
+        super::contract::endpoint_url(env, &region).await
+    } else {
+        crate::aws::metering_endpoint(env, &region.name).await
+    };
+    let sts = crate::aws::sts_lock::endpoint(env, &region.name).await;
+    checks.push(proxy(clients.proxy(), [&url, &sts].into_iter().filter_map(|u| u.as_deref().ok())));
+    let service = if contract { crate::aws::Service::LicenseManager } else { crate::aws::Service::Metering };
     if contract {
         checks.push(super::contract::credentials(env, &clients, &region).await);
-        let check = probe_endpoint(super::contract::endpoint_url(env, &region).await).await;
-        checks.push(named_by_the_environment(check, env, crate::aws::Service::LicenseManager));
     } else {
         checks.push(credentials(env, &clients, &region).await);
-        checks.push(endpoint(env, &region).await);
     }
+    checks.push(named_by_the_environment(probe_endpoint(url, clients.proxy()).await, env, service));
     checks.push(entitlement(env, live).await);
     checks
 }
@@ -287,9 +293,32 @@ async fn credentials(env: &dyn Env, clients: &Clients, region: &FoundRegion) -> 
     }
 }
 
-async fn endpoint(env: &dyn Env, region: &FoundRegion) -> Check {
-    let check = probe_endpoint(crate::aws::metering_endpoint(env, &region.name).await).await;
-    named_by_the_environment(check, env, crate::aws::Service::Metering)
+/// How each AWS host the gate calls (`urls`: the entitlement endpoint and STS) is reached: through
+/// the proxy, named without its credentials, or directly and why.
+fn proxy<'a>(settings: &crate::aws::proxy::Settings, urls: impl Iterator<Item = &'a str>) -> Check {
+    use crate::aws::proxy::Route;
+    const METADATA: &str = "the metadata endpoints (IMDS, ECS, Pod Identity) are always reached directly";
+    let Some(proxy) = settings.proxy() else {
+        return Check::new(
+            "proxy",
+            Status::Pass,
+            format!("none configured (HTTPS_PROXY, ALL_PROXY unset): AWS hosts are reached directly; {METADATA}"),
+        );
+    };
+    let mut routes = Vec::new();
+    for url in urls {
+        let Ok(uri) = url.parse::<hyper::Uri>() else { continue };
+        let at = crate::aws::tls::Endpoint::of(&uri);
+        let way = match settings.route(&at.host, at.port) {
+            Route::Via(_) => format!("through {proxy}"),
+            Route::Exempted(entry) => format!("directly (NO_PROXY entry {entry})"),
+            Route::Direct => "directly".to_string(),
+        };
+        routes.push(format!("{at} {way}"));
+    }
+    let credentials =
+        if proxy.has_credentials() { "; the proxy gets a user name and password (not shown)" } else { "" };
+    Check::new("proxy", Status::Pass, format!("{}{credentials}; {METADATA}", routes.join("; ")))
 }
 
 /// The endpoint row, saying in its method where the URL came from when the environment named it.
@@ -303,13 +332,14 @@ fn named_by_the_environment(check: Check, env: &dyn Env, service: crate::aws::Se
     }
 }
 
-/// DNS, TLS and the clock of the endpoint at `url` (Metering, or License Manager for contract builds).
-async fn probe_endpoint(url: Result<String, String>) -> Check {
+/// DNS, TLS and the clock of the endpoint at `url` (Metering, or License Manager for contract
+/// builds), reached through the proxy as the gate's calls are (`route`).
+async fn probe_endpoint(url: Result<String, String>, route: &crate::aws::proxy::Settings) -> Check {
     let url = match url {
         Ok(u) => u,
         Err(e) => return Check::new("endpoint", Status::Fail, e),
     };
-    match metadata::fetch(&url, Duration::from_secs(5)).await {
+    match metadata::fetch(&url, Duration::from_secs(5), route).await {
         Err(e) if e.contains("no answer") => Check::new("endpoint", Status::Unknown, e),
         // rustls's wording for a certificate verdict: worded as the refusal `mpgate exec` gives at once.
         Err(e) if e.contains("invalid peer certificate") => {
@@ -329,6 +359,13 @@ async fn probe_endpoint(url: Result<String, String>) -> Check {
                 }
             });
             let layers = if url.starts_with("https://") { "DNS, TLS with the compiled-in roots" } else { "plain HTTP" };
+            let via = url
+                .parse::<hyper::Uri>()
+                .ok()
+                .and_then(|u| crate::aws::tunnel::via(route, &crate::aws::tls::Endpoint::of(&u)))
+                .map(|p| format!(" through the proxy {p}"))
+                .unwrap_or_default();
+            let layers = format!("{layers}{via}");
             let base = format!("{url} reachable ({layers}; HTTP {})", answer.status);
             let drift = |s: i64| {
                 if s > 0 {

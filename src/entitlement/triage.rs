@@ -1,7 +1,8 @@
 //! The SdkError triage both error tables in `classify` open with: what is worth another attempt (no
 //! answer, a retryable code, any 5xx), what is final before AWS answered (the request could not be
-//! built, or an interceptor refused it; the endpoint's TLS certificate did not verify; an HTTP redirect
-//! that is no AWS error answer), and the AWS error answer that the table then
+//! built, or an interceptor refused it; the endpoint's TLS certificate did not verify; the egress
+//! proxy refused the tunnel by policy; an HTTP redirect that is no AWS error answer), and the AWS
+//! error answer that the table then
 //! classifies by its code.
 //! Must not: classify an AWS error code or give advice about one (that is `classify`, per service).
 #![forbid(unsafe_code)]
@@ -37,8 +38,8 @@ pub(crate) enum Triage {
     /// Worth another attempt (timeout, connection or response error, a retryable code, any 5xx); the
     /// reason is the last error the deadline refusal quotes.
     Retry(String),
-    /// Final before any answer: the SDK could not build the request or an interceptor refused it, or
-    /// the endpoint's TLS certificate did not verify.
+    /// Final before any answer: the SDK could not build the request or an interceptor refused it,
+    /// the endpoint's TLS certificate did not verify, or the proxy answered 407 or 403.
     Fail(Error),
 }
 
@@ -59,7 +60,7 @@ where
             return Triage::Fail(Error::Unsendable { call, detail: crate::error::causes(&e) })
         }
         SdkError::DispatchFailure(_) => {
-            return match untrusted_certificate(&e, call) {
+            return match untrusted_certificate(&e, call).or_else(|| crate::aws::tunnel::refusal(&e, call)) {
                 Some(refusal) => Triage::Fail(refusal),
                 None => Triage::Retry(crate::error::causes(&e)),
             }
@@ -122,7 +123,7 @@ fn location(raw: &HttpResponse) -> Option<String> {
 pub(crate) fn untrusted_certificate(e: &(dyn std::error::Error + 'static), call: &'static str) -> Option<Error> {
     let rejected = crate::aws::tls::rejection(e)?;
     let problem = plain_words(rejected.problem()?);
-    Some(Error::UntrustedCertificate { call, host: rejected.host.clone(), problem })
+    Some(Error::UntrustedCertificate { call, host: rejected.host.clone(), problem, via: rejected.via.clone() })
 }
 
 /// rustls's certificate verdict as an operator reads it, after "the TLS certificate presented for HOST".

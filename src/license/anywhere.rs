@@ -142,8 +142,9 @@ impl LicenseTokenProvider {
                 }
                 Err(e) => e,
             };
-            if crate::aws::tls::rejection(&e).is_some() {
-                // Final: the SDK error keeps the host and verdict for the refusal line.
+            if crate::aws::tls::rejection(&e).is_some() || crate::aws::tunnel::refusal(&e, "").is_some() {
+                // Final: the SDK error keeps the host and verdict (or the proxy's answer) for the
+                // refusal line.
                 return Err(CredentialsError::provider_error(e));
             }
             let (transient, text) = judge(&e, &["RateLimitExceededException", "ServerInternalException"]);
@@ -175,7 +176,7 @@ impl LicenseTokenProvider {
                 Ok(out) => return convert(out),
                 Err(e) => e,
             };
-            if crate::aws::tls::rejection(&e).is_some() {
+            if crate::aws::tls::rejection(&e).is_some() || crate::aws::tunnel::refusal(&e, "").is_some() {
                 return Err(CredentialsError::provider_error(e));
             }
             let (transient, text) = judge(&e, &["IDPCommunicationError", "Throttling"]);

@@ -305,6 +305,10 @@ fn classify(source: CredentialSource, e: &CredentialsError) -> Error {
     if let Some(refusal) = crate::entitlement::triage::untrusted_certificate(e, credential_call(source)) {
         return refusal;
     }
+    // So does a proxy that refuses the STS tunnel by policy (407, 403).
+    if let Some(refusal) = crate::aws::tunnel::refusal(e, credential_call(source)) {
+        return refusal;
+    }
     // An STS endpoint chosen by the environment or a profile answers every retry the same way.
     if let Some(r) = crate::aws::sts_lock::redirected(e) {
         return Error::UnsafeEnvironment(format!(

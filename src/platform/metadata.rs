@@ -1,6 +1,7 @@
 //! Minimal HTTP GETs, bounded by a timeout: the ECS task metadata endpoint (plain http on a
-//! link-local or loopback address), and `mpgate check`'s unsigned probe of an AWS endpoint (https with
-//! the compiled-in roots only). Uses hyper and rustls, already in the tree through the AWS SDK.
+//! link-local or loopback address, never through a proxy), and `mpgate check`'s unsigned probe of an
+//! AWS endpoint (https with the compiled-in roots only, through the egress proxy as the AWS calls
+//! go). Uses hyper and rustls, already in the tree through the AWS SDK.
 #![forbid(unsafe_code)]
 
 use http_body_util::{BodyExt, Empty, Limited};
@@ -24,21 +25,22 @@ pub struct Answer {
 
 /// GET `url` (http only) and return the body of a 200 answer.
 pub async fn get(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
-    let answer = fetch(url, timeout).await?;
+    let answer = fetch(url, timeout, &crate::aws::proxy::Settings::direct()).await?;
     if !(200..300).contains(&answer.status) {
         return Err(format!("{url} answered HTTP {}", answer.status));
     }
     Ok(answer.body)
 }
 
-/// GET `url` (http or https; https trusts only the compiled-in roots) and return any answer.
-pub async fn fetch(url: &str, timeout: Duration) -> Result<Answer, String> {
-    tokio::time::timeout(timeout, fetch_inner(url))
+/// GET `url` (http or https; https trusts only the compiled-in roots) and return any answer; the
+/// connection goes as `route` says (`tunnel::open`).
+pub async fn fetch(url: &str, timeout: Duration, route: &crate::aws::proxy::Settings) -> Result<Answer, String> {
+    tokio::time::timeout(timeout, fetch_inner(url, route))
         .await
         .map_err(|_| format!("no answer from {url} within {}ms", timeout.as_millis()))?
 }
 
-async fn fetch_inner(url: &str) -> Result<Answer, String> {
+async fn fetch_inner(url: &str, route: &crate::aws::proxy::Settings) -> Result<Answer, String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("{url:?} is not a URL: {e}"))?;
     let tls = match uri.scheme_str() {
         Some("http") => false,
@@ -48,9 +50,7 @@ async fn fetch_inner(url: &str) -> Result<Answer, String> {
     let host =
         uri.host().ok_or_else(|| format!("{url:?} has no host"))?.trim_matches(|c| c == '[' || c == ']').to_string();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let stream = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+    let stream = crate::aws::tunnel::open(route, &host, port).await?;
     let authority = uri.authority().map_or_else(|| host.clone(), |a| a.to_string());
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     if tls {

@@ -4,7 +4,7 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let Ok(http) = mpgate::aws::tls::http_client() else {
+    let Ok(http) = mpgate::aws::tls::http_client(mpgate::aws::proxy::Settings::direct()) else {
         std::process::exit(82);
     };
     // aws-config's defaults: environment region and credentials (ECS here), AWS_ENDPOINT_URL, and
