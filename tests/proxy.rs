@@ -445,3 +445,36 @@ fn check_fails_its_proxy_row_for_settings_the_gate_would_refuse() {
     assert!(!out.stdout().contains("s3cret") && !out.stderr().contains("s3cret"));
     assert_eq!(emu.requests().iter().filter(|r| r.op != "EcsTaskMetadata").count(), 0, "{:?}", emu.requests());
 }
+
+/// The metadata sources besides ECS's (IMDS for an instance role, the EKS Pod Identity agent) are
+/// never tunnelled either, with no NO_PROXY set: the emulator serves them on its plain port, and the
+/// proxy sees only the Metering CONNECT to the HTTPS port. AWS Marketplace then refuses both kinds of
+/// credentials (82), which is what the gate ends with.
+#[test]
+fn imds_and_the_pod_identity_agent_never_go_through_the_proxy() {
+    for (workload, metadata, refusal) in [
+        ("ec2-instance", "ImdsCredentials", "PlatformNotSupportedException"),
+        ("eks-pod-identity", "PodIdentityCredentials", "IRSA"),
+    ] {
+        let (emu, https) = emulator();
+        let proxy = Tinyproxy::start("");
+        let dir = scratch();
+        let out = gate(&emu, &https, workload, dir.path(), &proxy.url())
+            .run()
+            .expect_status(82)
+            .expect_stderr_contains(refusal)
+            .check();
+        assert!(!dir.path().join("report.json").exists(), "{workload}: the workload ran: {}", out.stderr());
+        let ops: Vec<String> = emu.requests().iter().map(|r| r.op.clone()).collect();
+        assert!(ops.iter().any(|op| op == metadata), "{workload}: no {metadata} at the emulator: {ops:?}");
+        let plain = authority(&emu.url());
+        let requests = proxy.requests();
+        assert!(
+            requests.iter().all(|r| !r.contains(&plain)),
+            "{workload}: metadata went through the proxy: {requests:?}"
+        );
+        // The refusal is AWS Marketplace's answer to RegisterUsage, which did go through the proxy.
+        assert_eq!(proxy.connects(), [authority(&https)], "{workload}: only Metering is tunnelled: {requests:?}");
+        assert_eq!(register_calls(&emu), 1, "{workload}: {ops:?}");
+    }
+}
