@@ -25,5 +25,6 @@ mod rootfs;
 mod supervise;
 mod tamper;
 mod tokens;
+mod unreached;
 mod variance;
 mod vpce;

@@ -132,7 +132,7 @@ impl Drop for Intercepting {
 }
 
 /// The emulator with its HTTPS listener too (credentials stay on the plain port, as ECS's are).
-fn emulator() -> (Emulator, String) {
+pub fn emulator() -> (Emulator, String) {
     let listen = Listen { tls_main: Some(SocketAddr::from(([127, 0, 0, 1], 0))), ..Listen::default() };
     let emu = Emulator::start_with(World::demo(), listen).expect("emulator");
     let https = emu.tls_url().expect("the HTTPS listener's URL");

@@ -94,8 +94,10 @@ static ENTITLEMENTS: [BakedEntitlement; 2] = [
 fn judged(verdict: Verdict<()>) -> bool {
     match verdict {
         Verdict::Admit(()) => true,
-        Verdict::Retry(why) => {
+        Verdict::Retry { why, reached } => {
             assert!(!why.contains('\n'), "retry reason is not one line: {why:?}");
+            // Every input is an HTTP answer: it reached the service, and is paced as a throttle.
+            assert!(reached, "an answer counted as never sent: {why:?}");
             false
         }
         Verdict::Refuse(e) => {

@@ -181,6 +181,13 @@ pub(crate) struct ConnectFailed {
     source: Box<dyn std::error::Error + Send + Sync>,
 }
 
+#[cfg(test)]
+impl ConnectFailed {
+    pub(crate) fn for_test(host: &str, port: u16, source: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        ConnectFailed { endpoint: Endpoint { host: host.to_string(), port }, source }
+    }
+}
+
 impl std::fmt::Display for ConnectFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "cannot connect to {}", self.endpoint)

@@ -287,6 +287,15 @@ mod tests {
     }
 
     #[test]
+    fn a_tunnel_that_did_not_open_sent_nothing_to_aws() {
+        use crate::entitlement::triage::never_sent;
+        let closed = ProxyFailed { what: Failure::Closed, ..answer(502, false) };
+        for failed in [answer(502, false), answer(503, false), closed] {
+            assert!(never_sent(&failed), "{failed}");
+        }
+    }
+
+    #[test]
     fn a_final_answer_is_found_inside_the_connectors_wrappers() {
         use aws_smithy_runtime_api::client::result::ConnectorError;
         let wrapped = ConnectorError::io(Box::new(answer(403, false)));

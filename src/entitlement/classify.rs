@@ -40,7 +40,7 @@ where
     // as retryable.
     let refusal = match triage(e, call, &["ThrottlingException", "InternalServiceErrorException"]) {
         Triage::Answer(refusal) => refusal,
-        Triage::Retry(reason) => return Verdict::Retry(reason),
+        Triage::Retry { why, reached } => return Verdict::Retry { why, reached },
         Triage::Fail(error) => return Verdict::Refuse(error),
     };
     let policy = if call == "RegisterUsage" {
@@ -98,7 +98,7 @@ where
     let retryable = ["RateLimitExceededException", "ServerInternalException", "ConflictException"];
     let refusal = match triage(e, call, &retryable) {
         Triage::Answer(refusal) => refusal,
-        Triage::Retry(reason) => return Verdict::Retry(reason),
+        Triage::Retry { why, reached } => return Verdict::Retry { why, reached },
         Triage::Fail(error) => return Verdict::Refuse(error),
     };
     let sku = product.code;

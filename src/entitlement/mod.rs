@@ -104,6 +104,8 @@ pub struct Deadline {
     total: Duration,
     /// Whether a pause has already been cut short for a last attempt.
     cut: Cell<bool>,
+    /// Failed attempts in a row that did not reach the service (`pacing::unreached_pause`).
+    unreached: Cell<u32>,
     /// The stop signal that arrived (`signals::prove_or_stop`): no further attempt starts.
     stopped: Cell<Option<nix::sys::signal::Signal>>,
 }
@@ -111,7 +113,13 @@ pub struct Deadline {
 impl Deadline {
     /// Starts now.
     pub fn new(total: Duration) -> Self {
-        Deadline { start: Instant::now(), total, cut: Cell::new(false), stopped: Cell::new(None) }
+        Deadline {
+            start: Instant::now(),
+            total,
+            cut: Cell::new(false),
+            unreached: Cell::new(0),
+            stopped: Cell::new(None),
+        }
     }
     /// Start no further attempt: `signal` is stopping the start (the attempt in flight may finish).
     pub fn stop(&self, signal: nix::sys::signal::Signal) {
@@ -127,8 +135,10 @@ impl Deadline {
     }
 
     /// After a transient failure of `call`'s attempt `attempt`: record it, then sleep the pause
-    /// `pacing` chooses for the time since the start (so a second dimension or key version late in
-    /// a wait goes on with the windows the start has reached). The one retry policy of the start-up calls
+    /// `pacing` chooses: if the attempt `reached` the service, for the time since the start (so a
+    /// second dimension or key version late in a wait goes on with the windows the start has
+    /// reached); if not, for the failures in a row that did not reach it. Each pause is a `-v` line
+    /// with its length and the time into the start it ends at. The one retry policy of the start-up calls
     /// to AWS Marketplace and License Manager (RegisterUsage, MeterUsage dry run, CheckoutLicense,
     /// GetLicense; the Containers Anywhere token exchange retries on its own, see
     /// `license::anywhere`). A pause that would cross the deadline is cut short, once per start, to
@@ -142,10 +152,18 @@ impl Deadline {
         call: &str,
         attempt: u32,
         transient: &str,
+        reached: bool,
     ) -> Result<(), Error> {
         let last = format!("{call} attempt {attempt}: {transient}");
         progress.failed(last.clone());
-        let wait = pacing::pause(self.start.elapsed());
+        let waited = self.start.elapsed();
+        let wait = if reached {
+            self.unreached.set(0);
+            pacing::pause(waited)
+        } else {
+            self.unreached.set(self.unreached.get().saturating_add(1));
+            pacing::unreached_pause(self.unreached.get())
+        };
         let left = self.remaining();
         let wait = if wait < left {
             wait
@@ -154,6 +172,12 @@ impl Deadline {
         } else {
             return Err(Error::Deadline { secs: self.total.as_secs(), last });
         };
+        crate::log::verbose(&format!(
+            "{call} attempt {attempt} {}; next attempt in {:.3} s, at {:.3} s into the start",
+            if reached { "reached the service" } else { "did not reach the service" },
+            wait.as_secs_f64(),
+            (waited + wait).as_secs_f64()
+        ));
         tokio::time::sleep(wait).await;
         Ok(())
     }
@@ -173,7 +197,7 @@ impl Deadline {
             match attempt(n).await {
                 Verdict::Admit(value) => return Ok(value),
                 Verdict::Refuse(error) => return Err(error),
-                Verdict::Retry(why) => self.pause_or_give_up(progress, call, n, &why).await?,
+                Verdict::Retry { why, reached } => self.pause_or_give_up(progress, call, n, &why, reached).await?,
             }
         }
         Err(Error::Internal("retry loop ended".into()))
@@ -354,7 +378,7 @@ mod tests {
     /// How long one `pause_or_give_up` slept on the paused clock, or the refusal's text.
     async fn pause(deadline: &Deadline, call: &str, attempt: u32) -> Result<Duration, String> {
         let t = Instant::now();
-        match deadline.pause_or_give_up(&Progress::default(), call, attempt, THROTTLED).await {
+        match deadline.pause_or_give_up(&Progress::default(), call, attempt, THROTTLED, true).await {
             Ok(()) => Ok(t.elapsed()),
             Err(Error::Deadline { last, .. }) if t.elapsed().is_zero() => Err(last),
             Err(other) => panic!("unexpected {other:?} after {:?}", t.elapsed()),
@@ -366,6 +390,41 @@ mod tests {
         let slept = pause(&Deadline::new(S(300)), "RegisterUsage", 1).await.expect("fits");
         let (first, floor) = (super::pacing::FIRST_RETRY, super::pacing::FLOOR);
         assert!(slept >= first && slept <= first + floor, "slept {slept:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_that_did_not_reach_the_service_is_retried_soon_and_the_throttle_pacing_goes_on() {
+        let deadline = Deadline::new(S(300));
+        let refused = |attempt| {
+            let deadline = &deadline;
+            async move {
+                let t = Instant::now();
+                let why = "cannot connect to 127.0.0.1:9: Connection refused";
+                deadline
+                    .pause_or_give_up(&Progress::default(), "RegisterUsage", attempt, why, false)
+                    .await
+                    .expect("fits");
+                t.elapsed()
+            }
+        };
+        let ms = Duration::from_millis;
+        let first = refused(1).await;
+        assert!(first >= ms(250) && first <= ms(500) + ms(1), "slept {first:?}");
+        let second = refused(2).await;
+        assert!(second >= ms(500) && second <= S(1) + ms(1), "slept {second:?}");
+        // Then a throttle, still in the first second or just after: the first retry's pacing, from
+        // the start, whatever the failures before it.
+        let at = deadline.start.elapsed();
+        let slept = pause(&deadline, "RegisterUsage", 3).await.expect("fits");
+        let (first_retry, floor) = (super::pacing::FIRST_RETRY, super::pacing::FLOOR);
+        if at < first_retry {
+            assert!(at + slept >= first_retry && at + slept <= first_retry + floor, "{at:?} + {slept:?}");
+        } else {
+            assert!(slept >= floor / 2 && slept <= floor + ms(1), "{at:?} + {slept:?}");
+        }
+        // A throttle ends the run of failures that did not reach the service: the next one starts over.
+        let again = refused(4).await;
+        assert!(again >= ms(250) && again <= ms(500) + ms(1), "slept {again:?}");
     }
 
     #[tokio::test(start_paused = true)]

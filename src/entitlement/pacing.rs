@@ -1,5 +1,6 @@
 //! How long a start-up call waits before its next attempt after a throttle, a 5xx or a network
-//! error. Owns the numbers and the randomness; `Deadline::pause_or_give_up` owns the sleeping.
+//! error, and after a failure that never reached the service. Owns the numbers and the randomness;
+//! `Deadline::pause_or_give_up` owns the sleeping.
 //!
 //! The case that shapes it is a fleet start: N gates of one AWS account start together against
 //! RegisterUsage's 5 requests/s quota (docs/aws-behaviour.md §2.7), which other products of the
@@ -24,6 +25,21 @@
 //! docs/performance.md ("Fleet start against the 5 requests/s quota") gives the model and the
 //! measured figures, and why a gate that sees only its own throttles cannot do with a constant
 //! number of requests per admission.
+//!
+//! All of this is for attempts that reached the service: an HTTP answer came back (a throttle, a
+//! 5xx), or the request was sent and may have been served (no answer in time, a connection closed
+//! before the answer). An attempt that failed before its request could be sent (the name did not
+//! resolve, the connection was refused, reset or timed out, the TLS handshake or the proxy's tunnel
+//! failed: a mesh sidecar, egress proxy or DNS not ready yet at pod start) costs the account's quota
+//! nothing, so it is paced apart: equal jitter on a window of [`UNREACHED_FIRST`] doubling with each
+//! such failure in a row up to [`UNREACHED_CAP`], so pauses of 0.25-0.5 s, 0.5-1 s, then 1-2 s.
+//! Never shorter than 0.25 s: a refused connection fails at once, so the pause is the whole period
+//! of the loop, and that keeps a gate to at most 4 connection attempts (and DNS lookups, which the
+//! fleet's gates share a resolver for) a second while its network is not up. The cap keeps the fleet's load on a local resolver or proxy
+//! bounded however long the outage. These pauses are not counted from the start: the windows a
+//! throttle then gets are those of the time since the start, as if the attempts that did not reach
+//! the service had not been made, and a gate still makes at most one request that reaches AWS in its
+//! first second (every pause after one ends at least [`FIRST_RETRY`] into the start).
 //!
 //! The tail bound holds while the fleet fits in the start-up deadline: with the default 5 minutes,
 //! about 1,300 gates of one account and region can start at once (300 s / 1.15 x 5/s); beyond that
@@ -61,6 +77,33 @@ pub fn pause_for(waited: Duration, draw: f64) -> Duration {
 /// The pause after a failed attempt `waited` into the start, drawn from the OS.
 pub fn pause(waited: Duration) -> Duration {
     pause_for(waited, unit_random())
+}
+
+/// After an attempt that did not reach the service, the first window a pause is drawn from (its
+/// upper half); each further such failure in a row doubles it, up to [`UNREACHED_CAP`].
+pub const UNREACHED_FIRST: Duration = Duration::from_millis(500);
+/// The longest window after an attempt that did not reach the service.
+pub const UNREACHED_CAP: Duration = Duration::from_secs(2);
+
+/// The window after the `in_a_row`-th failed attempt in a row (1 for the first) that did not reach
+/// the service: [`UNREACHED_FIRST`] doubled for each one before it, at most [`UNREACHED_CAP`].
+pub fn unreached_window(in_a_row: u32) -> Duration {
+    doubling(UNREACHED_FIRST, in_a_row).min(UNREACHED_CAP)
+}
+
+/// The pause after the `in_a_row`-th failed attempt in a row that did not reach the service, for
+/// `draw` uniform in [0, 1): equal jitter, uniform in [w/2, w] of [`unreached_window`]. It does not
+/// depend on the time since the start, so the throttle pacing that follows goes on with the windows
+/// that time has reached.
+pub fn unreached_pause_for(in_a_row: u32, draw: f64) -> Duration {
+    let half = unreached_window(in_a_row) / 2;
+    half + half.mul_f64(draw.clamp(0.0, 1.0))
+}
+
+/// The pause after the `in_a_row`-th failed attempt in a row that did not reach the service, drawn
+/// from the OS.
+pub fn unreached_pause(in_a_row: u32) -> Duration {
+    unreached_pause_for(in_a_row, unit_random())
 }
 
 /// `base` doubled for every attempt after the first (`base * 2^(attempt-1)`), the doubling stopping
@@ -179,6 +222,81 @@ mod tests {
         assert!(counts[0] <= 2 + 19 / 2, "{counts:?}");
         assert!(counts[3] <= counts[0] + 29, "past 20 s at most ln(300/20)/ln(1.1) = 28.4 attempts: {counts:?}");
         assert!(counts.windows(2).all(|c| c[0] <= c[1]), "{counts:?}");
+    }
+
+    #[test]
+    fn a_failure_that_did_not_reach_the_service_pauses_a_quarter_second_or_more_doubling_to_the_cap() {
+        let mut draws = Draws::seeded();
+        let ms = Duration::from_millis;
+        for (in_a_row, low, high) in [(1, ms(250), ms(500)), (2, ms(500), S(1)), (3, S(1), S(2)), (40, S(1), S(2))] {
+            let pauses: Vec<Duration> = (0..500).map(|_| unreached_pause_for(in_a_row, draws.next())).collect();
+            assert!(pauses.iter().all(|p| *p >= low && *p <= high), "failure {in_a_row}: {pauses:?}");
+            let middle = (low + high) / 2;
+            assert!(pauses.iter().filter(|p| **p < middle).count() > 150, "failure {in_a_row}: bunched high");
+            assert!(pauses.iter().filter(|p| **p >= middle).count() > 150, "failure {in_a_row}: bunched low");
+        }
+        for in_a_row in [0, 1, 5, u32::MAX] {
+            let (low, high) = (unreached_pause_for(in_a_row, -1.0), unreached_pause_for(in_a_row, 2.0));
+            assert!(low >= UNREACHED_FIRST / 2 && high <= UNREACHED_CAP, "{in_a_row}: [{low:?}, {high:?}]");
+        }
+        // Well under the first retry after a throttle, so a gate whose sidecar or DNS was not ready
+        // is not made to wait the fleet's pacing.
+        assert!(unreached_pause_for(1, 1.0) <= FIRST_RETRY / 2);
+    }
+
+    /// One gate's attempts until `until`: the first `unreached` fail before their request is sent,
+    /// every later one is throttled; paced as `Deadline::pause_or_give_up` paces them. Each entry is
+    /// the attempt's time and whether it reached the service.
+    fn mixed_schedule(draws: &mut Draws, unreached: usize, until: Duration) -> Vec<(Duration, bool)> {
+        let mut attempts = vec![(Duration::ZERO, unreached == 0)];
+        let mut in_a_row = 0;
+        loop {
+            let (at, reached) = *attempts.last().expect("never empty");
+            let pause = if reached {
+                in_a_row = 0;
+                pause_for(at, draws.next())
+            } else {
+                in_a_row += 1;
+                unreached_pause_for(in_a_row, draws.next())
+            };
+            if at + pause > until {
+                return attempts;
+            }
+            attempts.push((at + pause, attempts.len() >= unreached));
+        }
+    }
+
+    #[test]
+    fn a_throttle_after_failures_that_did_not_reach_the_service_follows_the_fleet_pacing() {
+        let mut draws = Draws::seeded();
+        for unreached in [1, 2, 3, 5, 20] {
+            for _ in 0..200 {
+                let attempts = mixed_schedule(&mut draws, unreached, S(300));
+                // At most one request that reached AWS in the gate's first second.
+                let early = attempts.iter().filter(|(at, reached)| *reached && *at < FIRST_RETRY).count();
+                assert!(early <= 1, "{unreached} not reached, then {attempts:?}");
+                for pair in attempts.windows(2) {
+                    let ((at, reached), (next, _)) = (pair[0], pair[1]);
+                    let gap = next - at;
+                    if !reached {
+                        assert!(gap <= UNREACHED_CAP, "at {at:?}: {gap:?} after a failure that was not sent");
+                    } else if at < FIRST_RETRY {
+                        assert!(next >= FIRST_RETRY && next < FIRST_RETRY + FLOOR, "at {at:?}: next at {next:?}");
+                    } else {
+                        // The window of the time since the start, as if the attempts that did not
+                        // reach the service had not been made.
+                        let w = window(at);
+                        assert!(gap >= w / 2 && gap <= w, "at {at:?}: gap {gap:?} outside [{:?}, {w:?}]", w / 2);
+                    }
+                }
+            }
+        }
+        // A gate whose network comes up late (40 failures, at least 0.25 + 0.5 + 38 x 1 s): its first
+        // throttle gets the window of the time since the start (a fifth of it), not the first retry's.
+        let late = mixed_schedule(&mut draws, 40, S(300));
+        let ((at, reached), (next, _)) = (late[40], late[41]);
+        assert!(reached && at >= Duration::from_millis(38_750), "{late:?}");
+        assert!(window(at) > FLOOR && next - at >= window(at) / 2 && next - at <= window(at), "{late:?}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The SdkError triage both error tables in `classify` open with: what is worth another attempt (no
-//! answer, a retryable code, any 5xx), what is final before AWS answered (the request could not be
+//! answer, a retryable code, any 5xx, and whether that attempt reached the service), what is final before AWS answered (the request could not be
 //! built, or an interceptor refused it; the endpoint's TLS certificate did not verify; the egress
 //! proxy refused the tunnel by policy; an HTTP redirect that is no AWS error answer), and the AWS
 //! error answer that the table then
@@ -35,9 +35,10 @@ impl Refusal {
 pub(crate) enum Triage {
     /// An error answer from AWS for `classify` to classify by its code.
     Answer(Refusal),
-    /// Worth another attempt (timeout, connection or response error, a retryable code, any 5xx); the
-    /// reason is the last error the deadline refusal quotes.
-    Retry(String),
+    /// Worth another attempt (timeout, connection or response error, a retryable code, any 5xx);
+    /// `why` is the last error the deadline refusal quotes, `reached` whether the attempt reached
+    /// the service (see [`never_sent`]).
+    Retry { why: String, reached: bool },
     /// Final before any answer: the SDK could not build the request or an interceptor refused it,
     /// the endpoint's TLS certificate did not verify, or the proxy answered 407 or 403.
     Fail(Error),
@@ -62,16 +63,17 @@ where
         SdkError::DispatchFailure(_) => {
             return match untrusted_certificate(&e, call).or_else(|| crate::aws::tunnel::refusal(&e, call)) {
                 Some(refusal) => Triage::Fail(refusal),
-                None => Triage::Retry(crate::error::causes(&e)),
+                None => Triage::Retry { why: crate::error::causes(&e), reached: !never_sent(&e) },
             }
         }
-        _ => return Triage::Retry(crate::error::causes(&e)),
+        // No answer in time, or an answer that could not be read: the request was sent.
+        _ => return Triage::Retry { why: crate::error::causes(&e), reached: true },
     };
     let status = service.raw().status().as_u16();
     let err = service.err();
     let code = err.code().unwrap_or("UnknownError").to_string();
     if retryable.contains(&code.as_str()) || status >= 500 {
-        return Triage::Retry(format!("{code} (HTTP {status})"));
+        return Triage::Retry { why: format!("{code} (HTTP {status})"), reached: true };
     }
     Triage::Answer(Refusal {
         code,
@@ -90,6 +92,22 @@ pub(crate) fn refused_before_sending(e: &(dyn std::error::Error + 'static)) -> b
     std::iter::successors(Some(e), |&e| e.source())
         .take(32)
         .any(|e| e.is::<aws_smithy_runtime_api::client::interceptors::error::InterceptorError>())
+}
+
+/// Whether a failed attempt never sent its request: the connector could not make the connection
+/// (the name did not resolve; TCP refused, reset or timed out; the TLS handshake failed; the proxy
+/// could not be reached or did not open its tunnel), which it reports as a [`ConnectFailed`]
+/// around the proxy's [`ProxyFailed`] if any. Such an attempt costs the service's request quotas
+/// nothing. Anything after the connection was made (a reset or close before the answer, no answer
+/// within the read timeout) may have been served, and counts as reached. Bounded like the other
+/// chain walks.
+///
+/// [`ConnectFailed`]: crate::aws::tls::ConnectFailed
+/// [`ProxyFailed`]: crate::aws::tunnel::ProxyFailed
+pub(crate) fn never_sent(e: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(e), |&e| e.source())
+        .take(32)
+        .any(|e| e.is::<crate::aws::tls::ConnectFailed>() || e.is::<crate::aws::tunnel::ProxyFailed>())
 }
 
 /// The final refusal for an HTTP redirect (3xx) that is not License Manager's modelled
@@ -271,11 +289,50 @@ mod tests {
         for source in [eof, reset, alert, bare] {
             let what = source.to_string();
             assert!(
-                matches!(triage(dispatch(Box::new(source)), "MeterUsage", &[]), Triage::Retry(_)),
+                matches!(triage(dispatch(Box::new(source)), "MeterUsage", &[]), Triage::Retry { .. }),
                 "{what} was final"
             );
         }
         let timeout = SdkError::<ErrorMetadata, Response>::dispatch_failure(ConnectorError::timeout("slow".into()));
-        assert!(matches!(triage(timeout, "MeterUsage", &[]), Triage::Retry(_)));
+        assert!(matches!(triage(timeout, "MeterUsage", &[]), Triage::Retry { .. }));
+    }
+
+    /// What the connector reports as a failed connection (DNS, refused, reset or timed out before
+    /// the request, a TLS handshake cut short) never reached the service; any failure once the
+    /// request could be sent (a reset or close before the answer, no answer in time) and any HTTP
+    /// answer did, since the request may have been served.
+    #[test]
+    fn only_a_failed_connection_is_a_retry_that_did_not_reach_the_service() {
+        use crate::aws::tls::ConnectFailed;
+        use aws_smithy_runtime_api::http::StatusCode;
+        use aws_smithy_types::body::SdkBody;
+        let reached = |e: Sdk| match triage(e, "RegisterUsage", &["ThrottlingException"]) {
+            Triage::Retry { reached, .. } => reached,
+            Triage::Fail(e) => panic!("final: {e}"),
+            Triage::Answer(r) => panic!("classified: {}", r.code),
+        };
+        let connecting = [
+            io::Error::from(io::ErrorKind::ConnectionRefused),
+            io::Error::from(io::ErrorKind::ConnectionReset),
+            io::Error::from(io::ErrorKind::TimedOut),
+            io::Error::other("dns error: failed to lookup address information"),
+            io::Error::new(io::ErrorKind::UnexpectedEof, "tls handshake eof"),
+        ];
+        for source in connecting {
+            let what = source.to_string();
+            let failed = ConnectFailed::for_test("metering.marketplace.us-east-1.amazonaws.com", 443, Box::new(source));
+            assert!(!reached(dispatch(Box::new(failed))), "{what}: counted as reached");
+        }
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert!(reached(dispatch(Box::new(reset))), "a reset once connected may follow a served request");
+        let slow = Sdk::dispatch_failure(ConnectorError::timeout("no answer within 10 s".into()));
+        assert!(reached(slow), "a read timeout may follow a served request");
+        let attempt_timeout = Sdk::timeout_error("operation attempt timeout");
+        assert!(reached(attempt_timeout));
+        let answer = |status: u16| Response::new(StatusCode::try_from(status).expect("status"), SdkBody::from("{}"));
+        let throttled = ErrorMetadata::builder().code("ThrottlingException").build();
+        assert!(reached(Sdk::service_error(throttled, answer(400))));
+        let unavailable = ErrorMetadata::builder().code("ServiceUnavailable").build();
+        assert!(reached(Sdk::service_error(unavailable, answer(503))));
     }
 }

@@ -10,9 +10,17 @@ use crate::error::Error;
 pub enum Verdict<T> {
     /// The answer gives what the call asked for: the proof of entitlement for a start-up call.
     Admit(T),
-    /// A transient failure worth another attempt inside the deadline; the text says why (a deadline
-    /// refusal quotes the last one).
-    Retry(String),
+    /// A transient failure worth another attempt inside the deadline. `why` says why (a deadline
+    /// refusal quotes the last one); `reached` says whether the attempt reached the service (an HTTP
+    /// answer came back, or the request was sent and may have been served) or failed before its
+    /// request could be sent (DNS, TCP connect, TLS handshake, the proxy's tunnel), which costs the
+    /// account's request quotas nothing and is paced apart (`pacing::unreached_pause`).
+    Retry {
+        /// The failure, as the deadline refusal quotes it.
+        why: String,
+        /// Whether the failed attempt reached the service.
+        reached: bool,
+    },
     /// A final refusal: the `Error` becomes the exit status and the one stderr line.
     Refuse(Error),
 }
@@ -22,7 +30,7 @@ impl<T> Verdict<T> {
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Verdict<U> {
         match self {
             Verdict::Admit(t) => Verdict::Admit(f(t)),
-            Verdict::Retry(why) => Verdict::Retry(why),
+            Verdict::Retry { why, reached } => Verdict::Retry { why, reached },
             Verdict::Refuse(e) => Verdict::Refuse(e),
         }
     }

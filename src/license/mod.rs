@@ -166,7 +166,7 @@ impl<'a> Lease<'a> {
                     return Ok(());
                 }
                 Verdict::Refuse(final_error) => return Err(final_error.to_string()),
-                Verdict::Retry(transient) => transient,
+                Verdict::Retry { why: transient, .. } => transient,
             };
             let wait = full_jitter(attempt, Duration::from_millis(250), Duration::from_secs(2));
             if Instant::now() + wait >= until {
@@ -250,7 +250,7 @@ impl<'a> Lease<'a> {
         };
         match verdict {
             Verdict::Admit(()) => Ok(()),
-            Verdict::Retry(transient) => Err(transient),
+            Verdict::Retry { why: transient, .. } => Err(transient),
             Verdict::Refuse(final_error) => Err(final_error.to_string()),
         }
     }

@@ -133,7 +133,7 @@ impl super::Lease<'_> {
             Err(e) => {
                 let ctx = Context { region: &self.region, source: self.source, hostname: "" };
                 match classify::license_manager::<(), _>(e, "GetLicense", self.product, &ctx) {
-                    Verdict::Retry(why) => crate::log::verbose(&format!(
+                    Verdict::Retry { why, .. } => crate::log::verbose(&format!(
                         "license re-check failed ({why}); the workload keeps running and mpgate tries again at the next re-check"
                     )),
                     Verdict::Refuse(error) => crate::log::warn(&format!(

@@ -71,7 +71,7 @@ impl Meter<'_> {
                 let ctx = Context { region: &self.region, source: self.source, hostname: &self.hostname };
                 match classify::metering::<Infallible, _>(e, "MeterUsage", self.product, &ctx) {
                     Verdict::Admit(never) => match never {},
-                    Verdict::Retry(transient) => return Step::Retry(transient),
+                    Verdict::Retry { why: transient, .. } => return Step::Retry(transient),
                     Verdict::Refuse(refusal) => self.refused(bucket, refusal),
                 }
             }
