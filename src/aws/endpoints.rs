@@ -115,43 +115,44 @@ pub fn endpoint_via(env: &dyn Env, service: Service) -> Option<String> {
     }
 }
 
+/// The URL `$service`'s client sends to: the environment's (`endpoint_settings`) or the resolver of
+/// SDK crate `$sdk`, dual-stack when switched on. A macro because each SDK crate generates its own
+/// endpoint `Params` and `DefaultResolver` types.
+macro_rules! resolved_endpoint {
+    ($sdk:ident, $env:expr, $service:expr, $region:expr, $name:literal) => {{
+        use $sdk::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+        let region: &str = $region;
+        match endpoint_settings($env, $service, region)? {
+            (Some(url), _) => Ok(url),
+            (None, dual) => {
+                let params = Params::builder()
+                    .region(region)
+                    .use_dual_stack(dual)
+                    .build()
+                    .map_err(|e| format!("endpoint parameters: {e}"))?;
+                let endpoint = DefaultResolver::new().resolve_endpoint(&params).await.map_err(|e| {
+                    format!("the AWS SDK has no {} endpoint for {region}{}: {e}", $name, dual_words(dual))
+                })?;
+                Ok(endpoint.url().to_string())
+            }
+        }
+    }};
+}
+
 /// The URL the Metering client sends to: the environment's (`endpoint_url`) or the SDK's resolver,
 /// dual-stack when switched on.
 pub async fn metering_endpoint(env: &dyn Env, region: &str) -> Result<String, String> {
-    use aws_sdk_marketplacemetering::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
-    let (url, dual) = endpoint_settings(env, Service::Metering, region)?;
-    if let Some(url) = url {
-        return Ok(url);
-    }
-    let params = Params::builder()
-        .region(region)
-        .use_dual_stack(dual)
-        .build()
-        .map_err(|e| format!("endpoint parameters: {e}"))?;
-    let endpoint = DefaultResolver::new()
-        .resolve_endpoint(&params)
-        .await
-        .map_err(|e| format!("the AWS SDK has no Metering endpoint for {region}{}: {e}", dual_words(dual)))?;
-    Ok(endpoint.url().to_string())
+    resolved_endpoint!(aws_sdk_marketplacemetering, env, Service::Metering, region, "Metering")
 }
 
 /// The URL the License Manager client sends to, chosen as `metering_endpoint` chooses.
 pub async fn license_manager_endpoint(env: &dyn Env, region: &str) -> Result<String, String> {
-    use aws_sdk_licensemanager::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
-    let (url, dual) = endpoint_settings(env, Service::LicenseManager, region)?;
-    if let Some(url) = url {
-        return Ok(url);
-    }
-    let params = Params::builder()
-        .region(region)
-        .use_dual_stack(dual)
-        .build()
-        .map_err(|e| format!("endpoint parameters: {e}"))?;
-    let endpoint = DefaultResolver::new()
-        .resolve_endpoint(&params)
-        .await
-        .map_err(|e| format!("the AWS SDK has no License Manager endpoint for {region}{}: {e}", dual_words(dual)))?;
-    Ok(endpoint.url().to_string())
+    resolved_endpoint!(aws_sdk_licensemanager, env, Service::LicenseManager, region, "License Manager")
+}
+
+/// The URL the STS clients send to, chosen as `metering_endpoint` chooses (`sts_lock::endpoint`).
+pub(super) async fn sts_endpoint(env: &dyn Env, region: &str) -> Result<String, String> {
+    resolved_endpoint!(aws_sdk_sts, env, Service::Sts, region, "STS")
 }
 
 /// " (dual-stack)" when it is, for the resolver's refusals.

@@ -26,20 +26,7 @@ use std::fmt;
 /// override, or in the release flavour a VPC endpoint of the region), else the SDK's own resolver
 /// (the regional endpoint in the region's partition, dual-stack when switched on).
 pub async fn endpoint(env: &dyn Env, region: &str) -> Result<String, String> {
-    use aws_sdk_sts::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
-    let (url, dual) = super::endpoints::endpoint_settings(env, super::Service::Sts, region)?;
-    if let Some(url) = url {
-        return Ok(url);
-    }
-    let params = Params::builder()
-        .region(region)
-        .use_dual_stack(dual)
-        .build()
-        .map_err(|e| format!("endpoint parameters: {e}"))?;
-    let endpoint = DefaultResolver::new().resolve_endpoint(&params).await.map_err(|e| {
-        format!("the AWS SDK has no STS endpoint for {region}{}: {e}", super::endpoints::dual_words(dual))
-    })?;
-    Ok(endpoint.url().to_string())
+    super::endpoints::sts_endpoint(env, region).await
 }
 
 /// `inner`, letting requests through only to `allowed`'s scheme, host and port.
