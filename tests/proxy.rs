@@ -478,3 +478,43 @@ fn imds_and_the_pod_identity_agent_never_go_through_the_proxy() {
         assert_eq!(register_calls(&emu), 1, "{workload}: {ops:?}");
     }
 }
+
+/// A proxy that accepts the connection and never answers `CONNECT`: each attempt ends when the
+/// tunnel's own wait for the answer does, naming the proxy's silence (not the AWS host's), and the
+/// deadline line quotes it.
+#[test]
+fn a_proxy_that_accepts_and_never_answers_is_named_as_silent() {
+    let (emu, https) = emulator();
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", silent.local_addr().expect("addr"));
+    silent.set_nonblocking(true).expect("nonblocking");
+    // Hold every accepted connection open, unanswered, for as long as the gate may run.
+    let holder = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < until {
+            match silent.accept() {
+                Ok((stream, _)) => held.push(stream),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => panic!("accept: {e}"),
+            }
+            if held.len() >= 64 {
+                break;
+            }
+        }
+        held.len()
+    });
+    let dir = scratch();
+    gate(&emu, &https, "ecs-task", dir.path(), &url)
+        .env("MPGATE_DEADLINE", "8s")
+        .run()
+        .expect_status(81)
+        .expect_one_refusal_line()
+        .expect_stderr_contains(&format!(
+            "the proxy {url} (HTTPS_PROXY) did not answer CONNECT {} within 5 s",
+            authority(&https)
+        ))
+        .check();
+    assert_eq!(register_calls(&emu), 0);
+    drop(holder);
+}
