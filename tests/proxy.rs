@@ -518,3 +518,30 @@ fn a_proxy_that_accepts_and_never_answers_is_named_as_silent() {
     assert_eq!(register_calls(&emu), 0);
     drop(holder);
 }
+
+/// `check` with a proxy that is down: the endpoint row fails with advice about the proxy (not about
+/// the pod's egress), and a route shared by Metering and STS (one emulator) is listed once.
+#[test]
+fn check_with_a_proxy_that_is_down_says_to_fix_the_proxy() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let out = crate::support::Run::gate()
+        .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
+        .env("HTTPS_PROXY", &down)
+        .args(["check", "--json"])
+        .run();
+    let report: serde_json::Value =
+        serde_json::from_str(out.stdout().trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout()));
+    let row =
+        |id: &str| report["checks"].as_array().expect("checks").iter().find(|c| c["id"] == id).cloned().expect(id);
+    let proxied = row("proxy");
+    let summary = proxied["summary"].as_str().expect("summary");
+    let route = format!("{} through {down} (HTTPS_PROXY)", authority(&emu.url()));
+    assert_eq!(summary.matches(&route).count(), 1, "{summary}");
+    let endpoint = row("endpoint");
+    assert_eq!(endpoint["status"], "fail", "{endpoint}");
+    let fix = endpoint["fix"].as_str().expect("fix");
+    assert!(fix.starts_with(&format!("the endpoint is reached through the proxy {down} (HTTPS_PROXY)")), "{fix}");
+    assert_eq!(register_calls(&emu), 0);
+}

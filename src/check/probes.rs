@@ -314,7 +314,11 @@ fn proxy<'a>(settings: &crate::aws::proxy::Settings, urls: impl Iterator<Item = 
             Route::Exempted(entry) => format!("directly (NO_PROXY entry {entry})"),
             Route::Direct => "directly".to_string(),
         };
-        routes.push(format!("{at} {way}"));
+        // In the test flavour one emulator may serve both hosts: one line for one route.
+        let line = format!("{at} {way}");
+        if !routes.contains(&line) {
+            routes.push(line);
+        }
     }
     let credentials =
         if proxy.has_credentials() { "; the proxy gets a user name and password (not shown)" } else { "" };
@@ -348,9 +352,16 @@ async fn probe_endpoint(url: Result<String, String>, route: &crate::aws::proxy::
                 "the TLS certificate presented for {host} did not verify: something between this container and AWS intercepts TLS (a proxy or firewall), or {host} resolves to a server that is not AWS; let {host} through without TLS interception (TLS trusts only the Mozilla roots compiled into mpgate, never SSL_CERT_FILE or AWS_CA_BUNDLE)"
             ))
         }
-        Err(e) => Check::new("endpoint", Status::Fail, format!("{url}: {e}")).fix(
-            "allow DNS and HTTPS (443) egress to the endpoint; TLS trusts only the public roots compiled into mpgate",
-        ),
+        Err(e) => {
+            let target = url.parse::<hyper::Uri>().ok().map(|u| crate::aws::tls::Endpoint::of(&u));
+            let fix = match target.as_ref().and_then(|t| Some((t, crate::aws::tunnel::via(route, t)?))) {
+                Some((target, proxy)) => format!(
+                    "the endpoint is reached through the proxy {proxy}: make sure it runs at that address and allows CONNECT to {target}, or exempt the host with NO_PROXY (docs/operating.md, \"Behind an HTTP proxy\")"
+                ),
+                None => "allow DNS and HTTPS (443) egress to the endpoint; TLS trusts only the public roots compiled into mpgate".to_string(),
+            };
+            Check::new("endpoint", Status::Fail, format!("{url}: {e}")).fix(fix)
+        }
         Ok(answer) => {
             let skew = answer.date.as_deref().and_then(|d| httpdate::parse_http_date(d).ok()).map(|t| {
                 match t.duration_since(SystemTime::now()) {
