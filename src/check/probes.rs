@@ -11,7 +11,11 @@ use crate::platform::{self, metadata, Env, FoundRegion};
 use base64::Engine as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Endpoint overrides a buyer may set; the release flavour ignores them for Metering.
+/// The service endpoint variables the release flavour reads, for an interface VPC endpoint's name only.
+const VPC_ENDPOINT_VARS: &[&str] =
+    &["AWS_ENDPOINT_URL_MARKETPLACE_METERING", "AWS_ENDPOINT_URL_LICENSE_MANAGER", "AWS_ENDPOINT_URL_STS"];
+/// Endpoint overrides a buyer may set; the release flavour ignores them for Metering, but for a VPC
+/// endpoint's name in `VPC_ENDPOINT_VARS`.
 const OVERRIDE_VARS: &[&str] = &[
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_MARKETPLACE_METERING",
@@ -104,6 +108,19 @@ pub fn overrides(env: &dyn Env) -> Check {
     let set: Vec<&str> = OVERRIDE_VARS.iter().copied().filter(|v| env.get(v).is_some()).collect();
     if set.is_empty() {
         return Check::new("overrides", Status::Pass, "no endpoint or CA overrides set");
+    }
+    // The release flavour's one use of an endpoint variable: a service's, naming an interface VPC
+    // endpoint. Set alone, they are a configuration, not a stray override; the endpoint row checks
+    // the name against the run's region (any other value refuses the start with 82).
+    if crate::flavour::NAME == "release" && set.iter().all(|v| VPC_ENDPOINT_VARS.contains(v)) {
+        return Check::new(
+            "overrides",
+            Status::Pass,
+            format!(
+                "{} set: used only if it names an interface VPC endpoint of this service in the run's region (the endpoint row checks it; any other value refuses the start, exit 82)",
+                set.join(", ")
+            ),
+        );
     }
     let sts = set.iter().any(|v| matches!(*v, "AWS_ENDPOINT_URL" | "AWS_ENDPOINT_URL_STS"));
     let effect = crate::flavour::OVERRIDE_EFFECT;
