@@ -478,3 +478,70 @@ fn imds_and_the_pod_identity_agent_never_go_through_the_proxy() {
         assert_eq!(register_calls(&emu), 1, "{workload}: {ops:?}");
     }
 }
+
+/// A proxy that accepts the connection and never answers `CONNECT`: each attempt ends when the
+/// tunnel's own wait for the answer does, naming the proxy's silence (not the AWS host's), and the
+/// deadline line quotes it.
+#[test]
+fn a_proxy_that_accepts_and_never_answers_is_named_as_silent() {
+    let (emu, https) = emulator();
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", silent.local_addr().expect("addr"));
+    silent.set_nonblocking(true).expect("nonblocking");
+    // Hold every accepted connection open, unanswered, for as long as the gate may run.
+    let holder = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < until {
+            match silent.accept() {
+                Ok((stream, _)) => held.push(stream),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => panic!("accept: {e}"),
+            }
+            if held.len() >= 64 {
+                break;
+            }
+        }
+        held.len()
+    });
+    let dir = scratch();
+    gate(&emu, &https, "ecs-task", dir.path(), &url)
+        .env("MPGATE_DEADLINE", "8s")
+        .run()
+        .expect_status(81)
+        .expect_one_refusal_line()
+        .expect_stderr_contains(&format!(
+            "the proxy {url} (HTTPS_PROXY) did not answer CONNECT {} within 5 s",
+            authority(&https)
+        ))
+        .check();
+    assert_eq!(register_calls(&emu), 0);
+    drop(holder);
+}
+
+/// `check` with a proxy that is down: the endpoint row fails with advice about the proxy (not about
+/// the pod's egress), and a route shared by Metering and STS (one emulator) is listed once.
+#[test]
+fn check_with_a_proxy_that_is_down_says_to_fix_the_proxy() {
+    let emu = Emulator::start(World::demo()).expect("emulator");
+    let dir = scratch();
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let out = crate::support::Run::gate()
+        .envs(emu.workload_env("ecs-task", dir.path()).expect("env"))
+        .env("HTTPS_PROXY", &down)
+        .args(["check", "--json"])
+        .run();
+    let report: serde_json::Value =
+        serde_json::from_str(out.stdout().trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout()));
+    let row =
+        |id: &str| report["checks"].as_array().expect("checks").iter().find(|c| c["id"] == id).cloned().expect(id);
+    let proxied = row("proxy");
+    let summary = proxied["summary"].as_str().expect("summary");
+    let route = format!("{} through {down} (HTTPS_PROXY)", authority(&emu.url()));
+    assert_eq!(summary.matches(&route).count(), 1, "{summary}");
+    let endpoint = row("endpoint");
+    assert_eq!(endpoint["status"], "fail", "{endpoint}");
+    let fix = endpoint["fix"].as_str().expect("fix");
+    assert!(fix.starts_with(&format!("the endpoint is reached through the proxy {down} (HTTPS_PROXY)")), "{fix}");
+    assert_eq!(register_calls(&emu), 0);
+}

@@ -41,7 +41,7 @@ use std::time::Duration;
 /// TCP connect timeout for every connection mpgate makes.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest wait from sending a request to the answer's headers (what smithy calls the read timeout).
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Https = hyper_rustls::HttpsConnector<Tunnel>;
 

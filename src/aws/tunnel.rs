@@ -26,8 +26,15 @@ use tokio::net::TcpStream;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The longest a proxy may take to answer `CONNECT` (it connects to the AWS host meanwhile).
-const CONNECT_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a proxy may take to answer `CONNECT` (it connects to the AWS host meanwhile). With
+/// the TCP connect to the proxy it stays under the connector's read timeout, which bounds the whole
+/// attempt: a proxy that accepts the connection and then says nothing is named as such, and counts
+/// as an attempt that never reached AWS, rather than ending in the connector's "no answer from
+/// <AWS host>".
+const CONNECT_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+const _: () = assert!(
+    CONNECT_ANSWER_TIMEOUT.as_secs() + super::tls::CONNECT_TIMEOUT.as_secs() < super::tls::READ_TIMEOUT.as_secs()
+);
 /// The largest `CONNECT` answer head read; proxies send a few hundred bytes.
 const MAX_ANSWER_HEAD: usize = 16 * 1024;
 

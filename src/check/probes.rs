@@ -11,7 +11,11 @@ use crate::platform::{self, metadata, Env, FoundRegion};
 use base64::Engine as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Endpoint overrides a buyer may set; the release flavour ignores them for Metering.
+/// The service endpoint variables the release flavour reads, for an interface VPC endpoint's name only.
+const VPC_ENDPOINT_VARS: &[&str] =
+    &["AWS_ENDPOINT_URL_MARKETPLACE_METERING", "AWS_ENDPOINT_URL_LICENSE_MANAGER", "AWS_ENDPOINT_URL_STS"];
+/// Endpoint overrides a buyer may set; the release flavour ignores them for Metering, but for a VPC
+/// endpoint's name in `VPC_ENDPOINT_VARS`.
 const OVERRIDE_VARS: &[&str] = &[
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_MARKETPLACE_METERING",
@@ -104,6 +108,19 @@ pub fn overrides(env: &dyn Env) -> Check {
     let set: Vec<&str> = OVERRIDE_VARS.iter().copied().filter(|v| env.get(v).is_some()).collect();
     if set.is_empty() {
         return Check::new("overrides", Status::Pass, "no endpoint or CA overrides set");
+    }
+    // The release flavour's one use of an endpoint variable: a service's, naming an interface VPC
+    // endpoint. Set alone, they are a configuration, not a stray override; the endpoint row checks
+    // the name against the run's region (any other value refuses the start with 82).
+    if crate::flavour::NAME == "release" && set.iter().all(|v| VPC_ENDPOINT_VARS.contains(v)) {
+        return Check::new(
+            "overrides",
+            Status::Pass,
+            format!(
+                "{} set: used only if it names an interface VPC endpoint of this service in the run's region (the endpoint row checks it; any other value refuses the start, exit 82)",
+                set.join(", ")
+            ),
+        );
     }
     let sts = set.iter().any(|v| matches!(*v, "AWS_ENDPOINT_URL" | "AWS_ENDPOINT_URL_STS"));
     let effect = crate::flavour::OVERRIDE_EFFECT;
@@ -314,7 +331,11 @@ fn proxy<'a>(settings: &crate::aws::proxy::Settings, urls: impl Iterator<Item = 
             Route::Exempted(entry) => format!("directly (NO_PROXY entry {entry})"),
             Route::Direct => "directly".to_string(),
         };
-        routes.push(format!("{at} {way}"));
+        // In the test flavour one emulator may serve both hosts: one line for one route.
+        let line = format!("{at} {way}");
+        if !routes.contains(&line) {
+            routes.push(line);
+        }
     }
     let credentials =
         if proxy.has_credentials() { "; the proxy gets a user name and password (not shown)" } else { "" };
@@ -348,9 +369,16 @@ async fn probe_endpoint(url: Result<String, String>, route: &crate::aws::proxy::
                 "the TLS certificate presented for {host} did not verify: something between this container and AWS intercepts TLS (a proxy or firewall), or {host} resolves to a server that is not AWS; let {host} through without TLS interception (TLS trusts only the Mozilla roots compiled into mpgate, never SSL_CERT_FILE or AWS_CA_BUNDLE)"
             ))
         }
-        Err(e) => Check::new("endpoint", Status::Fail, format!("{url}: {e}")).fix(
-            "allow DNS and HTTPS (443) egress to the endpoint; TLS trusts only the public roots compiled into mpgate",
-        ),
+        Err(e) => {
+            let target = url.parse::<hyper::Uri>().ok().map(|u| crate::aws::tls::Endpoint::of(&u));
+            let fix = match target.as_ref().and_then(|t| Some((t, crate::aws::tunnel::via(route, t)?))) {
+                Some((target, proxy)) => format!(
+                    "the endpoint is reached through the proxy {proxy}: make sure it runs at that address and allows CONNECT to {target}, or exempt the host with NO_PROXY (docs/operating.md, \"Behind an HTTP proxy\")"
+                ),
+                None => "allow DNS and HTTPS (443) egress to the endpoint; TLS trusts only the public roots compiled into mpgate".to_string(),
+            };
+            Check::new("endpoint", Status::Fail, format!("{url}: {e}")).fix(fix)
+        }
         Ok(answer) => {
             let skew = answer.date.as_deref().and_then(|d| httpdate::parse_http_date(d).ok()).map(|t| {
                 match t.duration_since(SystemTime::now()) {
