@@ -156,6 +156,17 @@ fn gate(emu: &Emulator, https: &str, workload: &str, dir: &Path, proxy: &str) ->
     )
 }
 
+/// The test gate as `ecs-task` with Metering at `metering`, through `proxy` and with start-up
+/// deadline `deadline`, ended with exit `status` and one refusal line (checked by the caller's `check`).
+fn refused_through(emu: &Emulator, metering: &str, proxy: &str, deadline: &str, status: i32) -> Outcome {
+    let dir = scratch();
+    gate(emu, metering, "ecs-task", dir.path(), proxy)
+        .env("MPGATE_DEADLINE", deadline)
+        .run()
+        .expect_status(status)
+        .expect_one_refusal_line()
+}
+
 fn assert_admitted(emu: &Emulator, out: &Outcome, dir: &Path) {
     assert_eq!(out.code(), Some(0), "not admitted:\n{}", out.stderr());
     assert_eq!(Report::read(&dir.join("report.json")).var("MPGATE_PRODUCT_CODE").as_deref(), Some(PAID));
@@ -225,12 +236,7 @@ fn missing_or_wrong_proxy_credentials_end_at_once_with_82_naming_the_proxy_and_i
             "did not accept the user name and password",
         ),
     ] {
-        let dir = scratch();
-        let out = gate(&emu, &https, "ecs-task", dir.path(), &url)
-            .env("MPGATE_DEADLINE", "60s")
-            .run()
-            .expect_status(82)
-            .expect_one_refusal_line()
+        let out = refused_through(&emu, &https, &url, "60s", 82)
             .expect_stderr_contains(&format!(
                 "mpgate: misconfigured: RegisterUsage did not reach AWS: the proxy {} (HTTPS_PROXY) answered {answer} to CONNECT {}",
                 proxy.url(),
@@ -250,12 +256,7 @@ fn a_proxy_that_forbids_the_tunnel_ends_at_once_with_82_naming_403() {
     let (emu, https) = emulator();
     // Only CONNECT to port 1 is allowed.
     let proxy = Tinyproxy::start("ConnectPort 1");
-    let dir = scratch();
-    let out = gate(&emu, &https, "ecs-task", dir.path(), &proxy.url())
-        .env("MPGATE_DEADLINE", "60s")
-        .run()
-        .expect_status(82)
-        .expect_one_refusal_line()
+    let out = refused_through(&emu, &https, &proxy.url(), "60s", 82)
         .expect_stderr_contains(&format!(
             "answered 403 Access violation to CONNECT {}; the proxy's policy forbids this tunnel: allow CONNECT to {} on the proxy",
             authority(&https),
@@ -270,13 +271,8 @@ fn a_proxy_that_forbids_the_tunnel_ends_at_once_with_82_naming_403() {
 #[test]
 fn a_proxy_that_is_not_listening_ends_in_81_naming_it() {
     let (emu, https) = emulator();
-    let dir = scratch();
     let down = format!("http://127.0.0.1:{}", free_port());
-    gate(&emu, &https, "ecs-task", dir.path(), &down)
-        .env("MPGATE_DEADLINE", "3s")
-        .run()
-        .expect_status(81)
-        .expect_one_refusal_line()
+    refused_through(&emu, &https, &down, "3s", 81)
         .expect_stderr_contains("mpgate: cannot-verify: could not verify entitlement within the 3s start-up deadline")
         .expect_stderr_contains(&format!(
             "cannot connect to the proxy {down} (HTTPS_PROXY) to reach {}",
@@ -290,13 +286,8 @@ fn a_proxy_that_is_not_listening_ends_in_81_naming_it() {
 fn a_proxy_that_cannot_reach_the_host_is_retried_and_81_names_its_answer() {
     let (emu, _) = emulator();
     let proxy = Tinyproxy::start("");
-    let dir = scratch();
     let nowhere = format!("https://127.0.0.1:{}", free_port());
-    gate(&emu, &nowhere, "ecs-task", dir.path(), &proxy.url())
-        .env("MPGATE_DEADLINE", "3s")
-        .run()
-        .expect_status(81)
-        .expect_one_refusal_line()
+    refused_through(&emu, &nowhere, &proxy.url(), "3s", 81)
         .expect_stderr_contains(&format!("the proxy {} (HTTPS_PROXY) answered 5", proxy.url()))
         .expect_stderr_contains(&format!("to CONNECT {}", authority(&nowhere)))
         .check();
@@ -347,11 +338,7 @@ fn an_intercepting_proxy_is_refused_at_once_with_82_by_the_test_flavour() {
     let (emu, https) = emulator();
     let dir = scratch();
     let proxy = Intercepting::start(dir.path());
-    let out = gate(&emu, &https, "ecs-task", dir.path(), &proxy.url())
-        .env("MPGATE_DEADLINE", "60s")
-        .run()
-        .expect_status(82)
-        .expect_one_refusal_line()
+    let out = refused_through(&emu, &https, &proxy.url(), "60s", 82)
         .expect_stderr_contains(&format!(
             "the TLS certificate presented for 127.0.0.1 through the proxy {} (HTTPS_PROXY) is not issued by a public certificate authority",
             proxy.url()
@@ -504,12 +491,7 @@ fn a_proxy_that_accepts_and_never_answers_is_named_as_silent() {
         }
         held.len()
     });
-    let dir = scratch();
-    gate(&emu, &https, "ecs-task", dir.path(), &url)
-        .env("MPGATE_DEADLINE", "8s")
-        .run()
-        .expect_status(81)
-        .expect_one_refusal_line()
+    refused_through(&emu, &https, &url, "8s", 81)
         .expect_stderr_contains(&format!(
             "the proxy {url} (HTTPS_PROXY) did not answer CONNECT {} within 5 s",
             authority(&https)
